@@ -1,0 +1,199 @@
+"""Interceptors: one server interceptor for request ids, error translation, access log
+and metrics; client interceptors for deadlines and request-id propagation."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from contextvars import ContextVar
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from ringrift_runtime import errors
+from ringrift_runtime.grpc.status import rich_status, status_code_for, trailing_metadata_for
+from ringrift_runtime.logs import (
+    REQUEST_ID_METADATA_KEY,
+    current_request_id,
+    new_request_id,
+    reset_request_id,
+    set_request_id,
+)
+from ringrift_runtime.metrics import RpcMetrics
+
+access_log = logging.getLogger("ringrift.access")
+log = logging.getLogger("ringrift.grpc")
+
+# Absolute monotonic deadline of the call being served, for propagation to outbound calls.
+_INBOUND_DEADLINE: ContextVar[float | None] = ContextVar("ringrift_inbound_deadline", default=None)
+
+QUIET_SERVICE_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+
+def inbound_deadline() -> float | None:
+    """Monotonic time by which the call being served must be answered, if it has a deadline."""
+    return _INBOUND_DEADLINE.get()
+
+
+def _request_id_from(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_METADATA_KEY and isinstance(value, str) and 0 < len(value) <= 64:
+            return value
+    return new_request_id()
+
+
+class _CallScope:
+    """Everything that happens around one served call."""
+
+    def __init__(self, interceptor: "ServerInterceptor", method: str, context: grpc.aio.ServicerContext) -> None:
+        self.interceptor = interceptor
+        self.method = method
+        self.context = context
+        self.code = grpc.StatusCode.OK
+        self.started = time.perf_counter()
+        self._tokens: list[tuple[ContextVar, Any]] = []
+
+    def __enter__(self) -> "_CallScope":
+        remaining = self.context.time_remaining()
+        deadline = time.monotonic() + remaining if remaining is not None else None
+        self._tokens.append((_INBOUND_DEADLINE, _INBOUND_DEADLINE.set(deadline)))
+        self._request_token = set_request_id(_request_id_from(self.context))
+        return self
+
+    async def fail(self, exc: BaseException) -> None:
+        """Translate ``exc`` into a status and abort the call (raises AbortError)."""
+        if isinstance(exc, errors.RingriftError):
+            self.code = status_code_for(exc)
+            message, domain_error = exc.message, exc
+        elif isinstance(exc, NotImplementedError):
+            self.code = grpc.StatusCode.UNIMPLEMENTED
+            message, domain_error = f"{self.method} is not implemented by this server yet", errors.NotImplementedYet("")
+        else:
+            self.code = grpc.StatusCode.INTERNAL
+            log.error("unhandled error in %s", self.method, exc_info=exc)
+            message, domain_error = f"internal error (request id {current_request_id()})", None
+        status = rich_status(self.code, message, domain_error)
+        await self.context.abort(self.code, message, trailing_metadata_for(status))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and issubclass(exc_type, (asyncio.CancelledError, GeneratorExit)):
+            self.code = grpc.StatusCode.CANCELLED
+        elif exc_type is not None and self.code == grpc.StatusCode.OK:
+            # An abort from the servicer itself (context.abort) or a failure we translated.
+            self.code = self.context.code() or grpc.StatusCode.UNKNOWN
+        elif self.context.code() not in (None, grpc.StatusCode.OK) and self.code == grpc.StatusCode.OK:
+            self.code = self.context.code()
+        elapsed = time.perf_counter() - self.started
+        code_name = self.code.name
+        self.interceptor.metrics.observe(self.method, code_name, elapsed)
+        quiet = self.method.startswith(QUIET_SERVICE_PREFIXES) and not self.interceptor.log_health_checks
+        access_log.log(
+            logging.DEBUG if quiet else logging.INFO,
+            "rpc %s %s %.1fms peer=%s",
+            self.method,
+            code_name,
+            elapsed * 1000,
+            self.context.peer(),
+        )
+        reset_request_id(self._request_token)
+        for var, token in reversed(self._tokens):
+            var.reset(token)
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Request id, error translation, access log and metrics for every served method."""
+
+    def __init__(self, metrics: RpcMetrics, log_health_checks: bool = False) -> None:
+        self.metrics = metrics
+        self.log_health_checks = log_health_checks
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client-streaming methods (reflection) pass through unchanged
+
+    def _wrap_unary(self, method: str, behavior: Callable[..., Any]):
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            with _CallScope(self, method, context) as scope:
+                try:
+                    result = behavior(request, context)
+                    return await result if inspect.isawaitable(result) else result
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - translated, never leaked
+                    await scope.fail(exc)
+
+        return unary
+
+    def _wrap_stream(self, method: str, behavior: Callable[..., Any]):
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            with _CallScope(self, method, context) as scope:
+                try:
+                    responses = behavior(request, context)
+                    if inspect.isawaitable(responses):
+                        responses = await responses
+                    if hasattr(responses, "__aiter__"):
+                        async for response in responses:
+                            yield response
+                    else:
+                        for response in responses or ():
+                            yield response
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    await scope.fail(exc)
+
+        return stream
+
+
+def _with_defaults(details: grpc.aio.ClientCallDetails, default_timeout: float) -> grpc.aio.ClientCallDetails:
+    timeout = details.timeout if details.timeout is not None else default_timeout
+    inbound = inbound_deadline()
+    if inbound is not None:
+        timeout = min(timeout, max(0.0, inbound - time.monotonic()))
+    metadata = grpc.aio.Metadata(*(details.metadata or ()))
+    if REQUEST_ID_METADATA_KEY not in metadata:
+        request_id = current_request_id()
+        metadata.add(REQUEST_ID_METADATA_KEY, request_id if request_id != "-" else new_request_id())
+    return details._replace(timeout=timeout, metadata=metadata)
+
+
+class DeadlineInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Every outbound call gets a deadline (the caller's, else the method's configured
+    one, never beyond the deadline of the call being served) and the request id."""
+
+    def __init__(self, deadline_for: Callable[[str, bool], float]) -> None:
+        self._deadline_for = deadline_for
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
+        method = _method_name(client_call_details.method)
+        return await continuation(_with_defaults(client_call_details, self._deadline_for(method, False)), request)
+
+    async def intercept_unary_stream(self, continuation, client_call_details, request):
+        method = _method_name(client_call_details.method)
+        return await continuation(_with_defaults(client_call_details, self._deadline_for(method, True)), request)
+
+
+def _method_name(method: str | bytes) -> str:
+    text = method.decode() if isinstance(method, bytes) else method
+    return text.lstrip("/")

@@ -1,0 +1,210 @@
+"""Server bootstrap: a grpc.aio server with health (per service), reflection, the
+server interceptor, the metrics side port, and graceful shutdown on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from ringrift_runtime import __version__
+from ringrift_runtime.grpc.interceptors import ServerInterceptor
+from ringrift_runtime.metrics import RpcMetrics, SidePort
+from ringrift_runtime.settings import RingriftSettings
+
+log = logging.getLogger("ringrift.server")
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class ServiceRegistration:
+    """A servicer and the generated function that adds it to a server."""
+
+    full_name: str  # e.g. "ringrift.state.v1.StateService"
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+
+
+class ServiceApp(Protocol):
+    """What a service's composition root (main.build) returns."""
+
+    name: str
+    registrations: Sequence[ServiceRegistration]
+
+    async def start(self) -> None:
+        """Connect dependencies; the host reports SERVING once this returns."""
+
+    async def stop(self) -> None:
+        """Release resources after the server has drained."""
+
+
+@dataclass
+class StaticApp:
+    """An app with servicers and no dependencies to start or stop."""
+
+    name: str
+    registrations: Sequence[ServiceRegistration] = field(default_factory=list)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def instance_name(settings: RingriftSettings, service: str) -> str:
+    return settings.instance_id or f"{service}-{socket.gethostname()}-{os.getpid()}"
+
+
+class GrpcHost:
+    """One gRPC server with health, reflection, interceptors and metrics."""
+
+    def __init__(
+        self,
+        service: str,
+        registrations: Sequence[ServiceRegistration],
+        settings: RingriftSettings,
+        port: int | None = None,
+    ) -> None:
+        self.service = service
+        self.registrations = list(registrations)
+        self.settings = settings
+        self.instance = instance_name(settings, service)
+        self.registry = CollectorRegistry()
+        self.metrics = RpcMetrics(self.registry, service, self.instance, __version__)
+        self._requested_port = settings.grpc_port(service) if port is None else port
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        self.metrics_port = 0
+        self._side_port: SidePort | None = None
+        self._serving = False
+        self._server = grpc.aio.server(
+            interceptors=[ServerInterceptor(self.metrics, settings.logging.log_health_checks)],
+            options=[
+                ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
+                ("grpc.so_reuseport", 0),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                ("grpc.http2.max_ping_strikes", 0),
+            ],
+            maximum_concurrent_rpcs=settings.server.max_concurrent_rpcs,
+        )
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.server.host}:{self.port}"
+
+    @property
+    def serving(self) -> bool:
+        return self._serving
+
+    async def start(self) -> int:
+        """Bind and start; health is NOT_SERVING until set_serving(True)."""
+        for registration in self.registrations:
+            registration.add_to_server(registration.servicer, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        names = [r.full_name for r in self.registrations]
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server)
+        await self._set_all(NOT_SERVING)
+        self.port = self._server.add_insecure_port(f"{self.settings.server.host}:{self._requested_port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC port {self.settings.server.host}:{self._requested_port}")
+        await self._server.start()
+        if self.settings.metrics.enabled:
+            side = SidePort(
+                self.settings.metrics.host, self.settings.metrics_port(self.port), self.registry, lambda: self._serving
+            )
+            side.start()
+            self._side_port, self.metrics_port = side, side.port
+        log.info("%s listening on %s (metrics port %s)", self.service, self.address, self.metrics_port or "off")
+        return self.port
+
+    async def _set_all(self, status: int) -> None:
+        await self.health.set(health.OVERALL_HEALTH, status)
+        for registration in self.registrations:
+            await self.health.set(registration.full_name, status)
+
+    async def set_serving(self, serving: bool) -> None:
+        self._serving = serving
+        await self._set_all(SERVING if serving else NOT_SERVING)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, drain in-flight calls for ``grace`` seconds, stop."""
+        self._serving = False
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(self.settings.server.grace_seconds if grace is None else grace)
+        if self._side_port is not None:
+            self._side_port.stop()
+            self._side_port = None
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+
+def _write_ready_file(path: Path, host: GrpcHost) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"grpc_port": host.port, "metrics_port": host.metrics_port, "pid": os.getpid()}))
+    tmp.replace(path)
+
+
+async def serve(app: ServiceApp, settings: RingriftSettings) -> None:
+    """Run ``app`` until SIGTERM/SIGINT, then drain within the grace period."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    host = GrpcHost(app.name, app.registrations, settings)
+    await host.start()
+    try:
+        await app.start()
+        await host.set_serving(True)
+        if settings.server.ready_file:
+            _write_ready_file(settings.server.ready_file, host)
+        log.info("%s serving as %s", app.name, host.instance)
+        await stop.wait()
+        log.info("%s shutting down (grace %.1fs)", app.name, settings.server.grace_seconds)
+    finally:
+        await host.stop()
+        await app.stop()
+        if settings.server.ready_file:
+            settings.server.ready_file.unlink(missing_ok=True)
+        log.info("%s stopped", app.name)
+
+
+def registration(full_name: str, servicer: Any) -> ServiceRegistration:
+    """Register ``servicer`` as the service ``full_name`` using its generated add function."""
+    from ringrift_runtime.grpc.contracts import generated_grpc_module
+
+    short = full_name.rpartition(".")[2]
+    add = getattr(generated_grpc_module(full_name), f"add_{short}Servicer_to_server")
+    return ServiceRegistration(full_name, servicer, add)
+
+
+def unimplemented_servicer(full_name: str) -> Any:
+    """The generated base servicer: every method answers UNIMPLEMENTED."""
+    from ringrift_runtime.grpc.contracts import generated_grpc_module
+
+    short = full_name.rpartition(".")[2]
+    return getattr(generated_grpc_module(full_name), f"{short}Servicer")()
+
+
+def placeholder_app(name: str) -> StaticApp:
+    """An app serving the process's service with every RPC answering UNIMPLEMENTED."""
+    from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
+
+    full_name = SERVICE_BY_PROCESS[name]
+    return StaticApp(name, [registration(full_name, unimplemented_servicer(full_name))])

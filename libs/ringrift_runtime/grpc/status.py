@@ -1,0 +1,93 @@
+"""The single mapping from the error taxonomy to gRPC status codes, and its inverse
+for clients (reason and field violations out of a failed call)."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from ringrift_runtime import errors
+
+ERROR_DOMAIN = "ringrift.io"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+# First match wins (subclasses before their bases).
+STATUS_BY_ERROR: tuple[tuple[type[errors.RingriftError], grpc.StatusCode], ...] = (
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.StaleEpoch, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.WrongState, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Conflict, grpc.StatusCode.ABORTED),
+    (errors.DependencyUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.NotLeader, grpc.StatusCode.UNAVAILABLE),
+    (errors.NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),
+)
+
+
+def status_code_for(error: errors.RingriftError) -> grpc.StatusCode:
+    for error_type, code in STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def rich_status(code: grpc.StatusCode, message: str, error: errors.RingriftError | None) -> status_pb2.Status:
+    """google.rpc.Status with ErrorInfo (and BadRequest for invalid arguments)."""
+    status = status_pb2.Status(code=code.value[0], message=message)
+    if error is not None:
+        info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+        packed = any_pb2.Any()
+        packed.Pack(info)
+        status.details.append(packed)
+        if isinstance(error, errors.InvalidArgument):
+            bad = error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in error.violations
+                ]
+            )
+            packed = any_pb2.Any()
+            packed.Pack(bad)
+            status.details.append(packed)
+    return status
+
+
+def trailing_metadata_for(status: status_pb2.Status) -> tuple[tuple[str, bytes], ...]:
+    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
+
+
+def status_of(error: grpc.RpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status details of a failed call, if the server sent them."""
+    metadata = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for key, value in metadata or ():
+        if key == STATUS_DETAILS_KEY:
+            return status_pb2.Status.FromString(value)
+    return None
+
+
+def error_reason(error: grpc.RpcError) -> str | None:
+    """ErrorInfo.reason of a failed call (e.g. "STALE_EPOCH")."""
+    status = status_of(error)
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return None
+
+
+def field_violations(error: grpc.RpcError) -> dict[str, str]:
+    """Field -> description of an INVALID_ARGUMENT call's BadRequest details."""
+    status = status_of(error)
+    found: dict[str, str] = {}
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.update({v.field: v.description for v in bad.field_violations})
+    return found
+
+
+assert code_pb2.INVALID_ARGUMENT == grpc.StatusCode.INVALID_ARGUMENT.value[0]

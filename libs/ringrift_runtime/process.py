@@ -1,0 +1,42 @@
+"""The entry point shared by every service's console script."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Callable
+
+from ringrift_runtime.grpc.server import ServiceApp, serve
+from ringrift_runtime.logs import configure_logging
+from ringrift_runtime.settings import RingriftSettings, SettingsError, load_settings
+
+EXIT_BAD_SETTINGS = 2
+
+
+def run_service(service: str, build: Callable[[RingriftSettings], ServiceApp], argv: list[str] | None = None) -> int:
+    """Parse arguments, load settings (exit 2 with a clear message when invalid), build
+    the app and serve it until SIGTERM/SIGINT. Returns the process exit code."""
+    parser = argparse.ArgumentParser(
+        prog=f"ringrift-{service}",
+        description=f"RingRift {service} service. Settings come from --config and RINGRIFT_* variables.",
+    )
+    parser.add_argument("--config", help="TOML settings file (also RINGRIFT_CONFIG)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"ringrift-{service}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    configure_logging(settings.logging, service)
+    try:
+        app = build(settings)
+        asyncio.run(serve(app, settings))
+    except SettingsError as exc:
+        print(f"ringrift-{service}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    except OSError as exc:
+        logging.getLogger("ringrift").error("%s failed to start: %s", service, exc)
+        return 1
+    return 0

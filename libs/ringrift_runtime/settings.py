@@ -1,0 +1,247 @@
+"""Typed settings: the one place for every default.
+
+Each process builds its settings once at start from, in rising precedence, the defaults
+below, an optional TOML file (``--config PATH`` or ``RINGRIFT_CONFIG``), ``RINGRIFT_*``
+environment variables (nested with ``__``, e.g. ``RINGRIFT_SERVER__PORT=6000``) and
+explicit overrides. Unknown keys, unknown ``RINGRIFT_*`` variables, malformed values and
+unreadable files are errors with a message naming the setting; there is no silent
+fallback to defaults. This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "RINGRIFT_"
+ENV_NESTED_DELIMITER = "__"
+CONFIG_FILE_ENV = "RINGRIFT_CONFIG"
+
+# The control-plane services and their default gRPC ports.
+SERVICE_NAMES = ("state", "nodes", "sync", "jobs", "selfplay", "training", "gateway", "agent")
+DEFAULT_PORTS = {
+    "gateway": 50050,
+    "state": 50051,
+    "nodes": 50052,
+    "sync": 50053,
+    "jobs": 50054,
+    "selfplay": 50055,
+    "training": 50056,
+    "agent": 50060,
+}
+METRICS_PORT_OFFSET = 1000
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; the message says which setting and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    """The process's own gRPC server."""
+
+    host: str = "127.0.0.1"
+    # None: the service's default port (DEFAULT_PORTS); 0: any free port.
+    port: int | None = Field(default=None, ge=0, le=65535)
+    # Seconds to drain in-flight calls after SIGTERM/SIGINT before cancelling them.
+    grace_seconds: float = Field(default=5.0, gt=0, le=300)
+    # When set, a JSON file {"grpc_port", "metrics_port", "pid"} is written once serving.
+    ready_file: Path | None = None
+    max_receive_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_concurrent_rpcs: int | None = Field(default=None, ge=1)
+
+
+class MetricsSettings(_Section):
+    """The HTTP side port with /metrics and /healthz."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    # None: the gRPC port + 1000 (any free port when the gRPC port is chosen freely).
+    port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    # Log one access line per health/reflection call too (noisy; off by default).
+    log_health_checks: bool = False
+
+
+class EndpointSettings(_Section):
+    """Where clients find each control-plane service (host:port)."""
+
+    gateway: str = f"127.0.0.1:{DEFAULT_PORTS['gateway']}"
+    state: str = f"127.0.0.1:{DEFAULT_PORTS['state']}"
+    nodes: str = f"127.0.0.1:{DEFAULT_PORTS['nodes']}"
+    sync: str = f"127.0.0.1:{DEFAULT_PORTS['sync']}"
+    jobs: str = f"127.0.0.1:{DEFAULT_PORTS['jobs']}"
+    selfplay: str = f"127.0.0.1:{DEFAULT_PORTS['selfplay']}"
+    training: str = f"127.0.0.1:{DEFAULT_PORTS['training']}"
+
+    @field_validator("*")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+
+class ClientSettings(_Section):
+    """Outbound gRPC calls: deadlines, retries, keepalive."""
+
+    # Deadline of every unary call that does not set one.
+    deadline_seconds: float = Field(default=10.0, gt=0)
+    # Deadline of server-streaming calls (watches reconnect after it).
+    stream_deadline_seconds: float = Field(default=3600.0, gt=0)
+    # Per-method deadlines, keyed "package.Service/Method".
+    method_deadlines: dict[str, float] = Field(default_factory=dict)
+    # Retries of UNAVAILABLE on idempotent methods (attempts include the first).
+    retry_max_attempts: int = Field(default=4, ge=1, le=5)
+    retry_initial_backoff_seconds: float = Field(default=0.2, gt=0)
+    retry_max_backoff_seconds: float = Field(default=2.0, gt=0)
+    retry_backoff_multiplier: float = Field(default=2.0, ge=1)
+    keepalive_time_ms: int = Field(default=20_000, ge=1000)
+    keepalive_timeout_ms: int = Field(default=10_000, ge=1000)
+
+
+class EtcdSettings(_Section):
+    """Membership, service registry and leader election."""
+
+    endpoints: list[str] = Field(default_factory=lambda: ["127.0.0.1:2379"], min_length=1)
+    cluster_name: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    # Lease TTL of agents and services (kept alive every TTL/3).
+    lease_ttl_seconds: int = Field(default=5, ge=2, le=600)
+    # Lease TTL of leader candidates: failover takes at most this plus one second.
+    election_ttl_seconds: int = Field(default=2, ge=2, le=60)
+    # A leader stops acting this long before its lease could have expired.
+    election_safety_margin_seconds: float = Field(default=0.5, ge=0)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class StateSettings(_Section):
+    """StateService's database."""
+
+    database_url: str = "sqlite+aiosqlite:///./ringrift-state.db"
+    # Watchers are woken at least this often to poll for events written by other replicas.
+    event_poll_seconds: float = Field(default=1.0, gt=0)
+    # Maximum events per ListEvents page / WatchEvents catch-up batch.
+    event_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+
+class RingriftSettings(BaseSettings):
+    """All settings of a RingRift process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    # Unique name of this process in logs and registries; empty derives host-pid.
+    instance_id: str = ""
+    server: ServerSettings = ServerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    endpoints: EndpointSettings = EndpointSettings()
+    client: ClientSettings = ClientSettings()
+    etcd: EtcdSettings = EtcdSettings()
+    state: StateSettings = StateSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_source = InitSettingsSource(settings_cls, init_kwargs=_TOML_DATA.get())
+        return (init_settings, env_settings, toml_source)
+
+    def grpc_port(self, service: str) -> int:
+        """The port this process's gRPC server binds for ``service``."""
+        if self.server.port is not None:
+            return self.server.port
+        return DEFAULT_PORTS[service]
+
+    def metrics_port(self, grpc_port: int) -> int:
+        """The side port for /metrics, derived from the bound gRPC port when unset."""
+        if self.metrics.port is not None:
+            return self.metrics.port
+        return 0 if self.server.port == 0 else grpc_port + METRICS_PORT_OFFSET
+
+
+_TOML_DATA: ContextVar[dict[str, Any]] = ContextVar("ringrift_toml_data", default={})
+
+
+def _known_env_names() -> set[str]:
+    names = {CONFIG_FILE_ENV}
+    for field_name, field in RingriftSettings.model_fields.items():
+        names.add(f"{ENV_PREFIX}{field_name}".upper())
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub in annotation.model_fields:
+                names.add(f"{ENV_PREFIX}{field_name}{ENV_NESTED_DELIMITER}{sub}".upper())
+    return names
+
+
+def _check_env_names(environ: Mapping[str, str]) -> None:
+    known = _known_env_names()
+    for name in environ:
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known:
+            close = difflib.get_close_matches(upper, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SettingsError(f"unknown setting {name}{hint}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    env_name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in error["loc"]).upper()
+    return f"{location} (env {env_name}): {error['msg']}"
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> RingriftSettings:
+    """Build and validate the settings of this process; raise SettingsError on any problem."""
+    _check_env_names(os.environ)
+    path = config_file or os.environ.get(CONFIG_FILE_ENV)
+    toml_data = _read_toml(Path(path)) if path else {}
+    token = _TOML_DATA.set(toml_data)
+    try:
+        return RingriftSettings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        source = f" (config file {path})" if path else ""
+        raise SettingsError(f"invalid settings{source}: {problems}") from None
+    finally:
+        _TOML_DATA.reset(token)

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Generate the Python contracts from protos/ into libs/ (or another directory).
+
+One script produces everything under libs/ringrift/: messages (*_pb2.py), gRPC stubs
+(*_pb2_grpc.py), and mypy-protobuf stubs (*.pyi) for both. The output is committed;
+tests/unit/test_protos.py regenerates into a temporary directory and fails on any
+difference, so edit the .proto files and run this script, never the output.
+
+    python scripts/gen_protos.py            # regenerate libs/ringrift
+    python scripts/gen_protos.py --out DIR  # generate elsewhere (the drift test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_ROOT = ROOT / "protos"
+PACKAGE = "ringrift"
+
+
+MYPY_PLUGINS = ("protoc-gen-mypy", "protoc-gen-mypy_grpc")
+
+
+def plugin_path(name: str) -> str:
+    """mypy-protobuf's plugins live beside this interpreter (venv not activated) or on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} not found: install the dev extras (pip install -e '.[dev]')")
+    return found
+
+
+def proto_files() -> list[Path]:
+    return sorted(PROTO_ROOT.joinpath(PACKAGE).rglob("*.proto"))
+
+
+def generate(out: Path) -> list[Path]:
+    """Generate into ``out`` (replacing ``out/ringrift``); return the files written."""
+    from grpc_tools import protoc  # imported here: only the generator needs grpcio-tools
+    import grpc_tools
+
+    target = out / PACKAGE
+    if target.exists():
+        shutil.rmtree(target)
+    out.mkdir(parents=True, exist_ok=True)
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
+    args = [
+        "grpc_tools.protoc",
+        *(f"--plugin={name}={plugin_path(name)}" for name in MYPY_PLUGINS),
+        f"-I{PROTO_ROOT}",
+        f"-I{well_known}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_out={out}",
+        f"--mypy_grpc_out={out}",
+        *files,
+    ]
+    code = protoc.main(args)
+    if code != 0:
+        raise SystemExit(f"protoc failed with exit code {code}")
+    # Regular packages (not namespace packages) so installs and type checkers agree.
+    for directory in [target, *(p for p in target.rglob("*") if p.is_dir())]:
+        (directory / "__init__.py").touch()
+    (target / "py.typed").touch()
+    return sorted(p for p in target.rglob("*") if p.is_file())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "libs", help="output root")
+    args = parser.parse_args(argv)
+    written = generate(args.out)
+    print(f"generated {len(written)} files under {args.out / PACKAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

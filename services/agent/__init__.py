@@ -1,0 +1,1 @@
+"""RingRift agent service (process `ringrift-agent`)."""

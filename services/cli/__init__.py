@@ -1,0 +1,1 @@
+"""The `ringrift` command line."""

@@ -1,0 +1,1 @@
+"""RingRift gateway service (process `ringrift-gateway`)."""

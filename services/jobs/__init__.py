@@ -1,0 +1,1 @@
+"""RingRift jobs service (process `ringrift-jobs`)."""

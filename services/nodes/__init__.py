@@ -1,0 +1,1 @@
+"""RingRift nodes service (process `ringrift-nodes`)."""

@@ -1,0 +1,1 @@
+"""RingRift selfplay service (process `ringrift-selfplay`)."""

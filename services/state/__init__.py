@@ -1,0 +1,1 @@
+"""RingRift state service (process `ringrift-state`): the only owner of the database."""

@@ -1,0 +1,1 @@
+"""RingRift sync service (process `ringrift-sync`)."""

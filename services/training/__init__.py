@@ -1,0 +1,1 @@
+"""RingRift training service (process `ringrift-training`)."""

@@ -1,0 +1,68 @@
+"""Shared fixtures: a real etcd per test, settings for in-process servers, and asyncio
+debug mode that fails a test whose event loop ran a callback slower than 100 ms."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from ringrift_runtime.settings import RingriftSettings
+from ringrift_runtime.testing.etcd import EtcdServer
+
+SLOW_CALLBACK_SECONDS = 0.1
+
+
+def _debug_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
+    return loop
+
+
+def pytest_asyncio_loop_factories(config, item):
+    return {"debug": _debug_loop}
+
+
+class _SlowCallbacks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing") and " took " in message:
+            self.messages.append(message)
+
+
+@pytest.fixture(autouse=True)
+def no_slow_callbacks(request):
+    """Fail async tests whose loop blocked for more than 100 ms in one callback."""
+    handler = _SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages and request.node.get_closest_marker("allow_slow_callbacks") is None:
+        pytest.fail("event loop blocked: " + "; ".join(handler.messages[:3]))
+
+
+@pytest.fixture
+def etcd(tmp_path: Path):
+    """A real etcd server on free ports with a temporary data dir, stopped by PID."""
+    server = EtcdServer(tmp_path / "etcd")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def test_settings() -> RingriftSettings:
+    """Settings for in-process servers: any free port, no metrics side port."""
+    return RingriftSettings(server={"port": 0, "grace_seconds": 1.0}, metrics={"enabled": False})
