@@ -27,4 +27,9 @@ def discover() -> tuple[list[str], dict[str, str]]:
 
 
 PACKAGES, PACKAGE_DIR = discover()
-setup(packages=PACKAGES, package_dir=PACKAGE_DIR)
+setup(
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    # Alembic scripts are data to setuptools (script.py.mako is not Python).
+    package_data={"ringrift_state": ["adapters/migrations/script.py.mako"]},
+)

@@ -6,7 +6,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-APT_PACKAGES=(etcd-server etcd-client)
+# etcd for membership and election tests; PostgreSQL so the state suite runs against both databases.
+APT_PACKAGES=(etcd-server etcd-client postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -66,3 +66,24 @@ def etcd(tmp_path: Path):
 def test_settings() -> RingriftSettings:
     """Settings for in-process servers: any free port, no metrics side port."""
     return RingriftSettings(server={"port": 0, "grace_seconds": 1.0}, metrics={"enabled": False})
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (Debian's postgresql package)."""
+    from ringrift_runtime.testing.postgres import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path: Path) -> str:
+    """A fresh database of each supported kind: the state suite runs against both."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("postgres_server").create_database()

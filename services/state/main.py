@@ -1,16 +1,44 @@
-"""Composition root of the state service: build(settings) -> app; nothing built at import.
-Its RPCs answer UNIMPLEMENTED until their behaviour lands (see the issue tracker)."""
+"""Composition root of the state service: build(settings) -> app; nothing built at import."""
+
+from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from ringrift_runtime.grpc.server import StaticApp, placeholder_app
+from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
+from ringrift_runtime.grpc.server import registration
 from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
+from ringrift_state.adapters.sql import SqlStateRepository
+from ringrift_state.api.servicer import StateServicer
+from ringrift_state.domain.usecases import StateUseCases
+
+NAME = "state"
+MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
 
 
-def build(settings: RingriftSettings) -> StaticApp:
-    return placeholder_app("state")
+class StateApp:
+    name = NAME
+
+    def __init__(self, settings: RingriftSettings) -> None:
+        self._engine = create_engine(settings.state.database_url)
+        self.repository = SqlStateRepository(self._engine)
+        self.use_cases = StateUseCases(
+            self.repository, settings.state.event_poll_seconds, settings.state.event_batch_size
+        )
+        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], StateServicer(self.use_cases))]
+
+    async def start(self) -> None:
+        await migrate(self._engine, MIGRATIONS)
+
+    async def stop(self) -> None:
+        await self.repository.close()
+
+
+def build(settings: RingriftSettings) -> StateApp:
+    return StateApp(settings)
 
 
 def main() -> None:
-    sys.exit(run_service("state", build))
+    sys.exit(run_service(NAME, build))

@@ -1,0 +1,56 @@
+"""StateService servicer: decode -> one use case -> encode. RPCs not listed here answer
+UNIMPLEMENTED until their tables land."""
+
+from __future__ import annotations
+
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_state.api import mapping
+from ringrift_state.domain.usecases import StateUseCases
+
+
+class StateServicer(state_pb2_grpc.StateServiceServicer):
+    def __init__(self, use_cases: StateUseCases) -> None:
+        self._use_cases = use_cases
+
+    async def GetClusterEpoch(self, request, context):
+        record = await self._use_cases.get_epoch()
+        return state_pb2.GetClusterEpochResponse(
+            epoch=record.epoch, leader_id=record.leader_id, advanced_at=mapping.timestamp(record.advanced_at)
+        )
+
+    async def AdvanceEpoch(self, request, context):
+        epoch, leader_id = mapping.advance_epoch(request)
+        previous, current = await self._use_cases.advance_epoch(epoch, leader_id)
+        return state_pb2.AdvanceEpochResponse(epoch=current.epoch, previous_epoch=previous.epoch)
+
+    async def GetClusterStats(self, request, context):
+        record = await self._use_cases.get_epoch()
+        return state_pb2.GetClusterStatsResponse(
+            epoch=record.epoch,
+            leader_id=record.leader_id,
+            last_event_sequence=await self._use_cases.last_sequence(),
+        )
+
+    async def PublishEvent(self, request, context):
+        stored = await self._use_cases.publish(mapping.new_event(request))
+        return state_pb2.PublishEventResponse(event=mapping.event_message(stored))
+
+    async def ListEvents(self, request, context):
+        after, event_filter, limit = mapping.list_events(request)
+        stored = await self._use_cases.list_events(after, event_filter, limit)
+        return state_pb2.ListEventsResponse(events=[mapping.event_message(s) for s in stored])
+
+    async def WatchEvents(self, request, context):
+        after, event_filter = mapping.watch_events(request)
+        async for stored in self._use_cases.watch(after, event_filter):
+            yield state_pb2.WatchEventsResponse(event=mapping.event_message(stored))
+
+    async def PersistState(self, request, context):
+        version = await self._use_cases.persist_state(*mapping.persist_state(request))
+        return state_pb2.PersistStateResponse(version=version)
+
+    async def LoadState(self, request, context):
+        found = await self._use_cases.load_state(*mapping.load_state(request))
+        if found is None:
+            return state_pb2.LoadStateResponse(found=False)
+        return state_pb2.LoadStateResponse(found=True, value=found.value, version=found.version)

@@ -1,0 +1,157 @@
+"""The SQL state repository against SQLite and PostgreSQL: fencing, a gap-free event
+log in commit order, idempotent publishing and optimistic state versions."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.errors import Conflict, StaleEpoch, WrongState
+from ringrift_state.adapters.sql import SqlStateRepository
+from ringrift_state.adapters.tables import metadata
+from ringrift_state.domain.model import EventFilter, NewEvent
+from ringrift_state.main import MIGRATIONS
+
+JOB_SUBMITTED, NODE_JOINED = 1, 9
+
+
+@pytest.fixture
+async def repository(database_url: str):
+    engine = create_engine(database_url)
+    await migrate(engine, MIGRATIONS)
+    repo = SqlStateRepository(engine)
+    try:
+        yield repo
+    finally:
+        await repo.close()
+
+
+async def test_migrations_create_the_tables_the_queries_use(repository, database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            columns = await connection.run_sync(
+                lambda sync: {t: {c["name"] for c in inspect(sync).get_columns(t)} for t in metadata.tables}
+            )
+    finally:
+        await engine.dispose()
+    assert columns == {name: {c.name for c in table.columns} for name, table in metadata.tables.items()}
+
+
+async def test_migrate_twice_is_harmless(repository, database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine, MIGRATIONS)
+    finally:
+        await engine.dispose()
+    assert (await repository.get_epoch()).epoch == 0
+
+
+async def test_epoch_only_moves_forward(repository) -> None:
+    assert (await repository.get_epoch()).epoch == 0
+    assert (await repository.advance_epoch(5, "leader-a")).epoch == 0
+    assert (await repository.advance_epoch(5, "leader-a")).epoch == 5  # repeated: idempotent
+    with pytest.raises(WrongState):
+        await repository.advance_epoch(5, "leader-b")
+    with pytest.raises(StaleEpoch) as caught:
+        await repository.advance_epoch(3, "leader-c")
+    assert (caught.value.received, caught.value.highest) == (3, 5)
+    await repository.advance_epoch(9, "leader-b")
+    record = await repository.get_epoch()
+    assert (record.epoch, record.leader_id) == (9, "leader-b") and record.advanced_at is not None
+
+
+async def test_stale_writes_change_nothing(repository) -> None:
+    await repository.advance_epoch(9, "leader")
+    with pytest.raises(StaleEpoch):
+        await repository.append_event(NewEvent(type=NODE_JOINED, source="gateway", epoch=7))
+    with pytest.raises(StaleEpoch):
+        await repository.persist_state("loops", "queue", b"x", 0, epoch=8)
+    assert await repository.last_sequence() == 0
+    assert await repository.load_state("loops", "queue") is None
+    stored = await repository.append_event(NewEvent(type=NODE_JOINED, source="gateway", epoch=9))
+    assert stored.sequence == 1
+    await repository.append_event(NewEvent(type=NODE_JOINED, source="agent"))  # epoch 0: not a leader write
+    assert await repository.last_sequence() == 2
+
+
+async def test_concurrent_appends_get_contiguous_sequences(repository) -> None:
+    results = await asyncio.gather(
+        *(repository.append_event(NewEvent(type=JOB_SUBMITTED, source=f"s{i}", subject=f"job-{i}")) for i in range(40))
+    )
+    assert sorted(r.sequence for r in results) == list(range(1, 41))
+    listed = await repository.list_events(0, EventFilter(), 100)
+    assert [e.sequence for e in listed] == list(range(1, 41))
+    assert {e.event.subject for e in listed} == {f"job-{i}" for i in range(40)}
+
+
+async def test_readers_never_see_a_gap_while_writers_commit(repository) -> None:
+    """Sequences commit in order: a reader never sees N+1 before N."""
+    stop = asyncio.Event()
+    gaps: list[tuple[int, int]] = []
+
+    async def reader() -> int:
+        last = 0
+        while not stop.is_set() or last < 60:
+            for stored in await repository.list_events(last, EventFilter(), 1000):
+                if stored.sequence != last + 1:
+                    gaps.append((last, stored.sequence))
+                last = stored.sequence
+            await asyncio.sleep(0)
+        return last
+
+    async def writer(index: int) -> None:
+        for step in range(10):
+            await repository.append_event(NewEvent(type=JOB_SUBMITTED, source=f"w{index}", subject=str(step)))
+
+    reading = asyncio.ensure_future(reader())
+    await asyncio.gather(*(writer(i) for i in range(6)))
+    stop.set()
+    assert await reading == 60
+    assert gaps == []
+
+
+async def test_idempotency_key_returns_the_first_event(repository) -> None:
+    first = await repository.append_event(NewEvent(type=NODE_JOINED, source="a", idempotency_key="k1"))
+    again = await repository.append_event(NewEvent(type=NODE_JOINED, source="b", idempotency_key="k1"))
+    assert again.sequence == first.sequence and again.event.source == "a"
+    nxt = await repository.append_event(NewEvent(type=NODE_JOINED, source="c"))
+    assert nxt.sequence == first.sequence + 1  # the duplicate consumed no sequence
+
+
+async def test_event_filters(repository) -> None:
+    await repository.append_event(NewEvent(type=JOB_SUBMITTED, source="s", config_key="square8_2p", subject="j1"))
+    await repository.append_event(NewEvent(type=NODE_JOINED, source="s", subject="n1", attributes={"k": "v"}))
+    await repository.append_event(NewEvent(type=JOB_SUBMITTED, source="s", config_key="hex8_3p", subject="j2"))
+    by_type = await repository.list_events(0, EventFilter(types=frozenset({JOB_SUBMITTED})), 10)
+    assert [e.event.subject for e in by_type] == ["j1", "j2"]
+    by_config = await repository.list_events(0, EventFilter(config_key="hex8_3p"), 10)
+    assert [e.event.subject for e in by_config] == ["j2"]
+    by_subject = await repository.list_events(0, EventFilter(subject="n1"), 10)
+    assert by_subject[0].event.attributes == {"k": "v"}
+    assert [e.sequence for e in await repository.list_events(1, EventFilter(), 1)] == [2]
+
+
+async def test_state_values_are_versioned(repository) -> None:
+    assert await repository.persist_state("scheduler", "boosts", b"v1", 0, 0) == 1
+    with pytest.raises(Conflict):
+        await repository.persist_state("scheduler", "boosts", b"again", 0, 0)
+    assert await repository.persist_state("scheduler", "boosts", b"v2", 1, 0) == 2
+    with pytest.raises(Conflict):
+        await repository.persist_state("scheduler", "boosts", b"late", 1, 0)
+    loaded = await repository.load_state("scheduler", "boosts")
+    assert loaded is not None and (loaded.value, loaded.version) == (b"v2", 2)
+    assert await repository.load_state("scheduler", "other") is None
+
+
+def test_database_url_errors_are_clear(tmp_path: Path) -> None:
+    from ringrift_runtime.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="use the async driver"):
+        create_engine(f"sqlite:///{tmp_path}/x.db")
+    with pytest.raises(SettingsError, match="unsupported database"):
+        create_engine("mysql+aiomysql://u@h/db")

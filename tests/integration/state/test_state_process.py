@@ -1,0 +1,181 @@
+"""StateService as its own process over real gRPC: bad input is refused naming the
+field and changes nothing, fencing, watch resume without gaps or duplicates, and no
+acknowledged write lost to a SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ringrift.common.v1 import common_pb2
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_runtime.grpc.status import error_reason, field_violations
+from ringrift_runtime.testing.processes import ServiceProcess
+
+JOB_SUBMITTED = common_pb2.EVENT_TYPE_JOB_SUBMITTED
+
+
+@pytest.fixture
+def state_process(tmp_path: Path):
+    process = ServiceProcess(
+        "state",
+        tmp_path,
+        env={
+            "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'state.db'}",
+            "RINGRIFT_STATE__EVENT_POLL_SECONDS": "0.2",
+            "RINGRIFT_METRICS__ENABLED": "false",
+        },
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def stub(state_process: ServiceProcess):
+    async with grpc.aio.insecure_channel(state_process.address) as channel:
+        yield state_pb2_grpc.StateServiceStub(channel)
+
+
+def _event(**fields) -> common_pb2.Event:
+    return common_pb2.Event(type=JOB_SUBMITTED, source="test", **fields)
+
+
+BAD_REQUESTS = [
+    ("AdvanceEpoch", state_pb2.AdvanceEpochRequest(leader_id="a"), "epoch"),
+    ("AdvanceEpoch", state_pb2.AdvanceEpochRequest(epoch=4), "leader_id"),
+    ("PublishEvent", state_pb2.PublishEventRequest(), "event"),
+    ("PublishEvent", state_pb2.PublishEventRequest(event=common_pb2.Event(source="x")), "event.type"),
+    ("PublishEvent", state_pb2.PublishEventRequest(event=_event(config_key="square8")), "event.config_key"),
+    ("PublishEvent", state_pb2.PublishEventRequest(event=_event(sequence=3)), "event.sequence"),
+    ("PersistState", state_pb2.PersistStateRequest(namespace="../x", key="k"), "namespace"),
+    ("PersistState", state_pb2.PersistStateRequest(namespace="ns", key="k", value=b"x" * (1024 * 1024 + 1)), "value"),
+    ("LoadState", state_pb2.LoadStateRequest(namespace="ns"), "key"),
+    ("ListEvents", state_pb2.ListEventsRequest(limit=1_000_000), "limit"),
+]
+
+
+@pytest.mark.parametrize(("method", "request_message", "field"), BAD_REQUESTS, ids=lambda v: str(v)[:30])
+async def test_bad_requests_name_the_field_and_change_nothing(stub, method, request_message, field) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(stub, method)(request_message, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in field_violations(caught.value), caught.value.details()
+    assert field in caught.value.details()
+    stats = await stub.GetClusterStats(state_pb2.GetClusterStatsRequest(), timeout=5)
+    assert stats.epoch == 0 and stats.last_event_sequence == 0
+
+
+async def test_oversized_request_is_refused(stub) -> None:
+    huge = state_pb2.PersistStateRequest(namespace="ns", key="k", value=b"x" * (17 * 1024 * 1024))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.PersistState(huge, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_fencing_rejects_stale_leaders(stub) -> None:
+    reply = await stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=10, leader_id="gw-1"), timeout=5)
+    assert (reply.epoch, reply.previous_epoch) == (10, 0)
+    for call in (
+        stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=7, leader_id="gw-0"), timeout=5),
+        stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(epoch=7)), timeout=5),
+        stub.PersistState(state_pb2.PersistStateRequest(namespace="loops", key="k", epoch=7), timeout=5),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_reason(caught.value) == "STALE_EPOCH"
+    epoch = await stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest(), timeout=5)
+    assert (epoch.epoch, epoch.leader_id) == (10, "gw-1")
+    stored = await stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(epoch=10)), timeout=5)
+    assert stored.event.sequence == 1
+
+
+async def test_state_values_round_trip(stub) -> None:
+    persisted = await stub.PersistState(
+        state_pb2.PersistStateRequest(namespace="scheduler", key="boosts", value=b'{"a":1}'), timeout=5
+    )
+    assert persisted.version == 1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.PersistState(state_pb2.PersistStateRequest(namespace="scheduler", key="boosts"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    loaded = await stub.LoadState(state_pb2.LoadStateRequest(namespace="scheduler", key="boosts"), timeout=5)
+    assert (loaded.found, loaded.value, loaded.version) == (True, b'{"a":1}', 1)
+
+
+async def test_watch_resumes_without_gaps_or_duplicates(stub) -> None:
+    async def publish(count: int, start: int) -> None:
+        for index in range(start, start + count):
+            await stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(subject=f"job-{index}")), timeout=5)
+
+    await publish(5, 0)
+    call = stub.WatchEvents(state_pb2.WatchEventsRequest(from_sequence=0), timeout=30)
+    first = [(await call.read()).event.sequence for _ in range(3)]
+    call.cancel()
+    assert first == [1, 2, 3]
+
+    await publish(5, 5)  # published while the watcher is away
+    resumed = stub.WatchEvents(state_pb2.WatchEventsRequest(from_sequence=first[-1]), timeout=30)
+    caught_up = [(await resumed.read()).event for _ in range(7)]
+    assert [e.sequence for e in caught_up] == list(range(4, 11))
+    assert [e.subject for e in caught_up] == [f"job-{i}" for i in range(3, 10)]
+
+    await publish(1, 10)  # live
+    live = await asyncio.wait_for(resumed.read(), 5)
+    assert (live.event.sequence, live.event.subject) == (11, "job-10")
+    resumed.cancel()
+
+
+async def test_watch_filters_by_type(stub) -> None:
+    await stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(subject="j")), timeout=5)
+    node = common_pb2.Event(type=common_pb2.EVENT_TYPE_NODE_JOINED, source="agent", subject="n1")
+    await stub.PublishEvent(state_pb2.PublishEventRequest(event=node), timeout=5)
+    call = stub.WatchEvents(
+        state_pb2.WatchEventsRequest(filter=common_pb2.EventFilter(types=[common_pb2.EVENT_TYPE_NODE_JOINED])),
+        timeout=30,
+    )
+    assert (await call.read()).event.subject == "n1"
+    call.cancel()
+
+
+async def test_acknowledged_writes_survive_sigkill(state_process: ServiceProcess) -> None:
+    acknowledged: list[int] = []
+    async with grpc.aio.insecure_channel(state_process.address) as channel:
+        stub = state_pb2_grpc.StateServiceStub(channel)
+        await stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=42, leader_id="gw"), timeout=5)
+
+        async def writer(index: int) -> None:
+            for step in range(1000):
+                try:
+                    reply = await stub.PublishEvent(
+                        state_pb2.PublishEventRequest(event=_event(subject=f"{index}-{step}")), timeout=5
+                    )
+                except grpc.aio.AioRpcError:
+                    return
+                acknowledged.append(reply.event.sequence)
+
+        writers = [asyncio.ensure_future(writer(i)) for i in range(4)]
+        while len(acknowledged) < 50:
+            await asyncio.sleep(0.01)
+        state_process.signal(signal.SIGKILL)
+        await asyncio.gather(*writers)
+    assert state_process.wait(10) == -signal.SIGKILL
+
+    state_process.start()
+    async with grpc.aio.insecure_channel(state_process.address) as channel:
+        stub = state_pb2_grpc.StateServiceStub(channel)
+        stored = await stub.ListEvents(state_pb2.ListEventsRequest(limit=10_000), timeout=10)
+        sequences = {e.sequence for e in stored.events}
+        assert set(acknowledged) <= sequences
+        assert sorted(sequences) == list(range(1, len(sequences) + 1))
+        epoch = await stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest(), timeout=5)
+        assert epoch.epoch == 42  # the fencing maximum survives the restart
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=41, leader_id="old"), timeout=5)
+        assert error_reason(caught.value) == "STALE_EPOCH"
