@@ -132,6 +132,22 @@ class EtcdSettings(_Section):
     # A leader stops acting this long before its lease could have expired.
     election_safety_margin_seconds: float = Field(default=0.5, ge=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Deadline of one etcd request (a keep-alive must answer well within TTL/3).
+    request_timeout_seconds: float = Field(default=1.5, gt=0)
+    # Register this process's endpoint under /ringrift/<cluster>/services/.
+    register_service: bool = True
+    # Delay before re-listing after a watch error (doubles up to the maximum).
+    watch_retry_seconds: float = Field(default=0.2, gt=0)
+    watch_retry_max_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        for endpoint in value:
+            host, sep, port = endpoint.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port, got {endpoint!r}")
+        return value
 
 
 class StateSettings(_Section):
@@ -142,6 +158,52 @@ class StateSettings(_Section):
     event_poll_seconds: float = Field(default=1.0, gt=0)
     # Maximum events per ListEvents page / WatchEvents catch-up batch.
     event_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+
+class GpuDeclaration(_Section):
+    model: str = ""
+    count: int = Field(default=0, ge=0, le=64)
+    memory_mb: int = Field(default=0, ge=0)
+
+
+class AgentSettings(_Section):
+    """The node agent: identity, data directory and declared capabilities."""
+
+    # Stable node identity (letters, digits, '-', '_'); never an address.
+    node_id: str = ""
+    data_dir: Path = Path("./ringrift-data")
+    # Address other components use to reach this agent; empty uses server.host.
+    advertise_host: str = ""
+    roles: list[Literal["selfplay", "training", "gauntlet", "export"]] = Field(
+        default_factory=lambda: ["selfplay", "training", "gauntlet", "export"]
+    )
+    labels: dict[str, str] = Field(default_factory=dict)
+    # Declared GPUs; nvidia-smi's answer wins when it finds GPUs.
+    gpu: GpuDeclaration = GpuDeclaration()
+    # Declared overrides of detected resources (0 = detect).
+    cpu_cores: int = Field(default=0, ge=0)
+    ram_mb: int = Field(default=0, ge=0)
+    # Seconds between refreshes of the live metrics in etcd.
+    metrics_interval_seconds: float = Field(default=3.0, gt=0)
+    detect_gpus: bool = True
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str) -> str:
+        from ringrift_runtime.validation import node_id_problem
+
+        problem = node_id_problem(value) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class GatewaySettings(_Section):
+    """The gateway: leader election and leader-only work."""
+
+    leader_eligible: bool = True
+    # Seconds between the leader's fenced heartbeat writes.
+    leader_heartbeat_seconds: float = Field(default=1.0, gt=0)
 
 
 class RingriftSettings(BaseSettings):
@@ -163,6 +225,8 @@ class RingriftSettings(BaseSettings):
     client: ClientSettings = ClientSettings()
     etcd: EtcdSettings = EtcdSettings()
     state: StateSettings = StateSettings()
+    agent: AgentSettings = AgentSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -194,12 +258,16 @@ _TOML_DATA: ContextVar[dict[str, Any]] = ContextVar("ringrift_toml_data", defaul
 
 def _known_env_names() -> set[str]:
     names = {CONFIG_FILE_ENV}
-    for field_name, field in RingriftSettings.model_fields.items():
-        names.add(f"{ENV_PREFIX}{field_name}".upper())
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            for sub in annotation.model_fields:
-                names.add(f"{ENV_PREFIX}{field_name}{ENV_NESTED_DELIMITER}{sub}".upper())
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for field_name, field in model.model_fields.items():
+            name = f"{prefix}{field_name}".upper()
+            names.add(name)
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, name + ENV_NESTED_DELIMITER)
+
+    walk(RingriftSettings, ENV_PREFIX)
     return names
 
 

@@ -1,0 +1,195 @@
+"""Leader election among leader-eligible replicas (the standard etcd recipe).
+
+Grant a lease; in one transaction create /ringrift/<cluster>/leader/<lease_id> if absent;
+list the prefix by create revision: the lowest leads, with epoch = its create revision;
+otherwise watch only the key just before ours for deletion, then list again. The leader
+stops acting the moment its lease cannot be confirmed within TTL minus a safety margin,
+and resigns (deletes its key, revokes its lease) on graceful shutdown. A process that
+restarts gets a new lease and key: it never assumes it was leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+import aetcd
+
+from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, Keyspace, make_client
+from ringrift_runtime.cluster.lease import LeaseKeeper, LeaseLost
+from ringrift_runtime.errors import NotLeader
+from ringrift_runtime.settings import EtcdSettings
+
+log = logging.getLogger("ringrift.cluster.election")
+
+
+@dataclass
+class Leadership:
+    """One term of leadership. ``acting()`` turns false as soon as the lease is not
+    confirmed; every decision checks it and every mutation carries ``epoch``."""
+
+    epoch: int
+    candidate_id: str
+    keeper: LeaseKeeper = field(repr=False)
+    deposed: bool = False
+
+    def acting(self) -> bool:
+        return not self.deposed and self.keeper.valid()
+
+    def require(self) -> None:
+        if not self.acting():
+            raise NotLeader(f"{self.candidate_id} is no longer leader (epoch {self.epoch})")
+
+
+Lead = Callable[[Leadership], Awaitable[None]]
+
+
+class LeaderElection:
+    def __init__(self, settings: EtcdSettings, keyspace: Keyspace, candidate_id: str, value: bytes) -> None:
+        self._settings = settings
+        self._keyspace = keyspace
+        self.candidate_id = candidate_id
+        self._value = value
+        self.leadership: Leadership | None = None
+        self.terms = 0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._key: bytes | None = None
+        self._keeper: LeaseKeeper | None = None
+        self._on_lost: list[Callable[[Leadership, str], Awaitable[None]]] = []
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership is not None and self.leadership.acting()
+
+    def on_lost(self, callback: Callable[[Leadership, str], Awaitable[None]]) -> None:
+        """Awaited after a term ends (lead task already cancelled)."""
+        self._on_lost.append(callback)
+
+    async def start(self, lead: Lead) -> None:
+        self._task = asyncio.create_task(self._campaign_forever(lead), name="election")
+
+    async def resign(self) -> None:
+        """Stop leading and campaigning; delete our key and revoke our lease."""
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _campaign_forever(self, lead: Lead) -> None:
+        attempt = 0
+        delay = self._settings.watch_retry_seconds
+        while not self._stopping.is_set():
+            keeper = LeaseKeeper(
+                self._settings,
+                self._settings.election_ttl_seconds,
+                f"election-{self.candidate_id}",
+                safety_margin=self._settings.election_safety_margin_seconds,
+                endpoint_attempt=attempt,
+            )
+            client = make_client(self._settings, attempt)
+            resigned = False
+            try:
+                lease_id = await keeper.start()
+                self._keeper = keeper
+                self._key = self._keyspace.candidate(lease_id)
+                await client.transaction(
+                    compare=[client.transactions.create(self._key) == 0],
+                    success=[client.transactions.put(self._key, self._value, lease_id)],
+                    failure=[],
+                )
+                epoch = await self._wait_until_first(client, keeper)
+                delay = self._settings.watch_retry_seconds
+                await self._lead_term(Leadership(epoch, self.candidate_id, keeper), lead)
+            except asyncio.CancelledError:
+                resigned = True
+                await self._resign_now(client, keeper)
+                raise
+            except (LeaseLost, *TRANSIENT_ERRORS, ConnectionError) as exc:
+                log.warning("election for %s interrupted: %s", self.candidate_id, exc or type(exc).__name__)
+            finally:
+                await _quietly(client.close())
+                if not resigned:
+                    await keeper.stop(revoke=True)
+            attempt += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._settings.watch_retry_max_seconds)
+
+    async def _wait_until_first(self, client: aetcd.Client, keeper: LeaseKeeper) -> int:
+        while True:
+            listing = await client.get_prefix(self._keyspace.leader, sort_order="ascend", sort_target="create")
+            keys = [kv.key for kv in listing]
+            if self._key not in keys:
+                raise LeaseLost("our candidate key vanished (lease expired)")
+            index = keys.index(self._key)
+            if index == 0:
+                return listing[0].create_revision
+            predecessor = keys[index - 1]
+            log.info("%s waits behind %s", self.candidate_id, predecessor.decode())
+            await self._wait_deleted(client, predecessor, listing.header.revision + 1, keeper)
+
+    async def _wait_deleted(self, client: aetcd.Client, key: bytes, revision: int, keeper: LeaseKeeper) -> None:
+        watch = await client.watch(key, start_revision=revision)
+
+        async def deleted() -> None:
+            async for event in watch:
+                if event.kind == aetcd.EventKind.DELETE:
+                    return
+            raise ConnectionError("watch on predecessor ended")
+
+        waiters = {asyncio.ensure_future(deleted()), asyncio.ensure_future(keeper.wait_lost())}
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()
+            if keeper.lost_reason:
+                raise LeaseLost(keeper.lost_reason)
+        finally:
+            for task in waiters:
+                task.cancel()
+            await _quietly(watch.cancel())
+
+    async def _lead_term(self, leadership: Leadership, lead: Lead) -> None:
+        self.leadership = leadership
+        self.terms += 1
+        log.info("%s is leader with epoch %d", self.candidate_id, leadership.epoch)
+        leading = asyncio.ensure_future(lead(leadership))
+        lost = asyncio.ensure_future(leadership.keeper.wait_lost())
+        reason = "leader work ended"
+        try:
+            done, _ = await asyncio.wait({leading, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if lost in done:
+                reason = f"lease lost: {lost.result()}"
+            elif leading.exception() is not None:
+                reason = f"leader work failed: {leading.exception()!r}"
+        except asyncio.CancelledError:
+            reason = "resigned"
+            raise
+        finally:
+            leadership.deposed = True  # stop acting first
+            leading.cancel()
+            lost.cancel()
+            await asyncio.gather(leading, return_exceptions=True)
+            self.leadership = None
+            log.warning("%s stopped leading epoch %d: %s", self.candidate_id, leadership.epoch, reason)
+            for callback in self._on_lost:
+                await _quietly(callback(leadership, reason))
+        raise LeaseLost(reason)
+
+    async def _resign_now(self, client: aetcd.Client, keeper: LeaseKeeper) -> None:
+        if self._key is not None:
+            await _quietly(asyncio.wait_for(client.delete(self._key), self._settings.request_timeout_seconds))
+        await keeper.stop(revoke=True)
+
+
+async def _quietly(awaitable) -> None:
+    try:
+        await awaitable
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass

@@ -1,0 +1,176 @@
+"""Lease keeper: grant a lease, keep it alive every TTL/3, detect and report its loss,
+revoke it on graceful shutdown.
+
+The keep-alives run on a dedicated thread with a blocking gRPC channel to etcd's Lease
+API, never on the event loop: a long scan or an RPC burst that blocks the owner's loop
+cannot cost the lease. Loss is reported to the owner's loop thread-safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Callable
+
+import grpc
+from aetcd import rpc
+
+from ringrift_runtime.cluster.etcd import CHANNEL_OPTIONS
+from ringrift_runtime.settings import EtcdSettings
+
+log = logging.getLogger("ringrift.cluster.lease")
+
+
+class LeaseLost(Exception):
+    """The lease expired or could not be confirmed within its TTL."""
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        settings: EtcdSettings,
+        ttl: int,
+        name: str,
+        safety_margin: float = 0.0,
+        endpoint_attempt: int = 0,
+    ) -> None:
+        self.ttl = ttl
+        self.name = name
+        self._settings = settings
+        self._margin = safety_margin
+        self._endpoint = settings.endpoints[endpoint_attempt % len(settings.endpoints)]
+        self.lease_id = 0
+        self.granted_ttl = 0
+        self._valid_until = 0.0  # monotonic time until which the lease is surely alive
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lost: asyncio.Event | None = None
+        self.lost_reason = ""
+        self.keepalives = 0
+        self._on_lost: list[Callable[[str], None]] = []
+        self._channel: grpc.Channel | None = None
+
+    # -- owner side (event loop) -------------------------------------------------
+    async def start(self) -> int:
+        """Grant the lease (raises on etcd errors) and start the keep-alive thread."""
+        self._loop = asyncio.get_running_loop()
+        self._lost = asyncio.Event()
+        granted: asyncio.Future[int] = self._loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(granted,), name=f"lease-{self.name}", daemon=True
+        )
+        self._thread.start()
+        return await granted
+
+    def valid(self) -> bool:
+        """True while a keep-alive confirmed the lease recently enough (TTL minus margin)."""
+        return not self.lost_reason and time.monotonic() < self._valid_until
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self._valid_until - time.monotonic())
+
+    def on_lost(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` on the owner's loop when the lease is lost."""
+        self._on_lost.append(callback)
+
+    async def wait_lost(self) -> str:
+        assert self._lost is not None, "start() first"
+        await self._lost.wait()
+        return self.lost_reason
+
+    async def stop(self, revoke: bool = True) -> None:
+        """Stop keeping the lease alive; revoke it so its keys vanish at once."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+        if revoke and self.lease_id and not self.lost_reason:
+            await asyncio.to_thread(self._revoke)
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    # -- keeper thread ------------------------------------------------------------
+    def _stub(self) -> rpc.LeaseStub:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self._endpoint, options=list(CHANNEL_OPTIONS.items()))
+        return rpc.LeaseStub(self._channel)
+
+    def _resolve(self, future: asyncio.Future, value=None, error: BaseException | None = None) -> None:
+        def apply() -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+
+        self._call_owner(apply)
+
+    def _run(self, granted: asyncio.Future) -> None:
+        timeout = self._settings.request_timeout_seconds
+        try:
+            sent = time.monotonic()
+            reply = self._stub().LeaseGrant(rpc.LeaseGrantRequest(TTL=self.ttl), timeout=timeout)
+            self.lease_id, self.granted_ttl = reply.ID, reply.TTL
+            self._valid_until = sent + reply.TTL - self._margin
+        except grpc.RpcError as exc:
+            self._resolve(granted, error=ConnectionError(f"etcd at {self._endpoint} refused a lease: {exc.code().name}"))
+            return
+        self._resolve(granted, self.lease_id)
+        interval = self.granted_ttl / 3
+        next_at = time.monotonic() + interval
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            sent = time.monotonic()
+            next_at = sent + interval
+            try:
+                ttl = self._keepalive(timeout=min(timeout, interval))
+            except grpc.RpcError as exc:
+                if time.monotonic() >= self._valid_until + self._margin:
+                    self._report_lost(f"keep-alive failing past the TTL ({exc.code().name})")
+                    return
+                log.warning("lease %s keep-alive failed (%s); retrying", self.name, exc.code().name)
+                next_at = time.monotonic() + min(interval, 0.25)
+                continue
+            if ttl <= 0:
+                self._report_lost("lease expired (TTL <= 0)")
+                return
+            self.keepalives += 1
+            self._valid_until = sent + ttl - self._margin
+
+    def _keepalive(self, timeout: float) -> int:
+        replies = self._stub().LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=self.lease_id)]), timeout=timeout)
+        for reply in replies:
+            return reply.TTL
+        return 0
+
+    def _revoke(self) -> None:
+        try:
+            self._stub().LeaseRevoke(
+                rpc.LeaseRevokeRequest(ID=self.lease_id), timeout=self._settings.request_timeout_seconds
+            )
+        except grpc.RpcError as exc:
+            log.warning("lease %s could not be revoked (%s); it expires by itself", self.name, exc.code().name)
+
+    def _report_lost(self, reason: str) -> None:
+        self.lost_reason = reason
+        self._valid_until = 0.0
+        log.warning("lease %s lost: %s", self.name, reason)
+
+        def notify() -> None:
+            assert self._lost is not None
+            self._lost.set()
+            for callback in self._on_lost:
+                callback(reason)
+
+        self._call_owner(notify)
+
+    def _call_owner(self, callback: Callable[[], None]) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the owner's loop is closed: nobody to tell
+            pass
