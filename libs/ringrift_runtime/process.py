@@ -30,9 +30,12 @@ def run_service(service: str, build: Callable[[RingriftSettings], ServiceApp], a
         print(f"ringrift-{service}: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     configure_logging(settings.logging, service)
+    async def build_and_serve() -> None:
+        # Built inside the running loop: channels and engines bind to it.
+        await serve(build(settings), settings)
+
     try:
-        app = build(settings)
-        asyncio.run(serve(app, settings))
+        asyncio.run(build_and_serve())
     except SettingsError as exc:
         print(f"ringrift-{service}: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS

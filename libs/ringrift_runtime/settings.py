@@ -56,6 +56,9 @@ class ServerSettings(_Section):
     """The process's own gRPC server."""
 
     host: str = "127.0.0.1"
+    # Host others use to reach this process (registries); empty: server.host, or the
+    # machine's host name when server.host is a wildcard (0.0.0.0, ::).
+    advertise_host: str = ""
     # None: the service's default port (DEFAULT_PORTS); 0: any free port.
     port: int | None = Field(default=None, ge=0, le=65535)
     # Seconds to drain in-flight calls after SIGTERM/SIGINT before cancelling them.
@@ -172,8 +175,6 @@ class AgentSettings(_Section):
     # Stable node identity (letters, digits, '-', '_'); never an address.
     node_id: str = ""
     data_dir: Path = Path("./ringrift-data")
-    # Address other components use to reach this agent; empty uses server.host.
-    advertise_host: str = ""
     roles: list[Literal["selfplay", "training", "gauntlet", "export"]] = Field(
         default_factory=lambda: ["selfplay", "training", "gauntlet", "export"]
     )

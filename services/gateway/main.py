@@ -1,16 +1,112 @@
-"""Composition root of the gateway service: build(settings) -> app; nothing built at import.
-Its RPCs answer UNIMPLEMENTED until their behaviour lands (see the issue tracker)."""
+"""Composition root of the gateway: build(settings) -> app; nothing built at import.
+
+Every replica serves the facade from watched views of etcd and StateService; replicas
+that are leader-eligible campaign, and the leader runs the leader-only work."""
+
+from __future__ import annotations
 
 import sys
 
-from ringrift_runtime.grpc.server import StaticApp, placeholder_app
+from prometheus_client import Counter
+
+from ringrift.common.v1 import common_pb2
+from ringrift_gateway.adapters.state_client import StateClient
+from ringrift_gateway.api.servicer import OrchestratorServicer
+from ringrift_gateway.domain.leader import LeaderDuties
+from ringrift_runtime.cluster.election import LeaderElection, Leadership
+from ringrift_runtime.cluster.etcd import Keyspace
+from ringrift_runtime.cluster.membership import membership_cache
+from ringrift_runtime.cluster.registry import control_plane_cache
+from ringrift_runtime.errors import RingriftError
+from ringrift_runtime.grpc.client import ChannelFactory
+from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
+from ringrift_runtime.grpc.server import Bound, instance_name, registration
 from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
 
+NAME = "gateway"
 
-def build(settings: RingriftSettings) -> StaticApp:
-    return placeholder_app("gateway")
+
+class ClusterView:
+    """What any replica can answer from its watched caches and StateService."""
+
+    def __init__(self, replica_id: str, state: StateClient, members, services) -> None:
+        self.replica_id = replica_id
+        self._state = state
+        self._members = members
+        self._services = services
+
+    async def epoch(self):
+        return await self._state.get_epoch()
+
+    def nodes(self, include_unschedulable: bool) -> list[common_pb2.NodeInfo]:
+        nodes = sorted(self._members.values().values(), key=lambda n: n.node_id)
+        if include_unschedulable:
+            return nodes
+        return [n for n in nodes if not (n.draining or n.quarantined)]
+
+    def services(self) -> list[common_pb2.ServiceEndpoint]:
+        return [self._services.values()[name] for name in sorted(self._services.values())]
+
+
+class GatewayApp:
+    name = NAME
+
+    def __init__(self, settings: RingriftSettings) -> None:
+        self._settings = settings
+        self.replica_id = instance_name(settings, NAME)
+        self._channel = ChannelFactory(settings.client).channel(settings.endpoints.state)
+        self.state = StateClient(self._channel, source=f"gateway/{self.replica_id}")
+        self.members = membership_cache(settings.etcd)
+        self.services = control_plane_cache(settings.etcd)
+        self.view = ClusterView(self.replica_id, self.state, self.members, self.services)
+        self.election: LeaderElection | None = None
+        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], OrchestratorServicer(self.view))]
+
+    async def start(self, bound: Bound) -> None:
+        await self.members.start(wait=False)
+        await self.services.start(wait=False)
+        if not self._settings.gateway.leader_eligible:
+            return
+        acts = Counter(
+            "ringrift_leader_acts_total", "Fenced acts attempted as leader, by outcome.", ["outcome"],
+            registry=bound.registry,
+        )
+        duties = LeaderDuties(
+            self.state, self.members, self.replica_id, self._settings.gateway.leader_heartbeat_seconds, acts
+        )
+        self.election = LeaderElection(
+            self._settings.etcd, Keyspace(self._settings.etcd.cluster_name), self.replica_id, bound.address.encode()
+        )
+        self.election.on_lost(self._announce_lost)
+        await self.election.start(duties.lead)
+
+    async def _announce_lost(self, leadership: Leadership, reason: str) -> None:
+        """Best effort and unfenced (epoch 0): a deposed leader's fenced write would be refused."""
+        try:
+            await self.state.publish(
+                common_pb2.EVENT_TYPE_LEADER_LOST,
+                self.replica_id,
+                0,
+                f"leader-lost/{leadership.epoch}",
+                {"epoch": str(leadership.epoch), "reason": reason[:500]},
+            )
+        except RingriftError:
+            pass
+
+    async def before_drain(self) -> None:
+        if self.election is not None:
+            await self.election.resign()  # hand over at once
+
+    async def stop(self) -> None:
+        await self.members.stop()
+        await self.services.stop()
+        await self._channel.close()
+
+
+def build(settings: RingriftSettings) -> GatewayApp:
+    return GatewayApp(settings)
 
 
 def main() -> None:
-    sys.exit(run_service("gateway", build))
+    sys.exit(run_service(NAME, build))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ringrift_runtime.db import create_engine, migrate
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
-from ringrift_runtime.grpc.server import registration
+from ringrift_runtime.grpc.server import Bound, registration
 from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
 from ringrift_state.adapters.sql import SqlStateRepository
@@ -29,7 +29,7 @@ class StateApp:
         )
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], StateServicer(self.use_cases))]
 
-    async def start(self) -> None:
+    async def start(self, bound: Bound) -> None:
         await migrate(self._engine, MIGRATIONS)
 
     async def stop(self) -> None:

@@ -69,6 +69,10 @@ class PrefixCache(Generic[T]):
         self._subscribers.append(queue)
         return queue
 
+    def unsubscribe(self, queue: asyncio.Queue[Change[T]]) -> None:
+        if queue in self._subscribers:
+            self._subscribers.remove(queue)
+
     def values(self) -> dict[str, T]:
         return {name: entry.value for name, entry in self.entries.items()}
 

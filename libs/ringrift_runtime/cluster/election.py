@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -23,6 +24,9 @@ from ringrift_runtime.errors import NotLeader
 from ringrift_runtime.settings import EtcdSettings
 
 log = logging.getLogger("ringrift.cluster.election")
+
+# A term shorter than this counts as a failure for the re-campaign backoff (no flapping).
+STABLE_TERM_SECONDS = 10.0
 
 
 @dataclass
@@ -44,6 +48,10 @@ class Leadership:
 
 
 Lead = Callable[[Leadership], Awaitable[None]]
+
+
+class LeaderWorkFailed(Exception):
+    """The leader's work ended or failed while the lease was still held."""
 
 
 class LeaderElection:
@@ -104,13 +112,26 @@ class LeaderElection:
                     failure=[],
                 )
                 epoch = await self._wait_until_first(client, keeper)
+                started = time.monotonic()
+                try:
+                    await self._lead_term(Leadership(epoch, self.candidate_id, keeper), lead)
+                except LeaderWorkFailed:
+                    if time.monotonic() - started > STABLE_TERM_SECONDS:
+                        delay = self._settings.watch_retry_seconds
+                    raise
                 delay = self._settings.watch_retry_seconds
-                await self._lead_term(Leadership(epoch, self.candidate_id, keeper), lead)
             except asyncio.CancelledError:
                 resigned = True
                 await self._resign_now(client, keeper)
                 raise
-            except (LeaseLost, *TRANSIENT_ERRORS, ConnectionError) as exc:
+            except LeaseLost as exc:
+                # Deposed by the lease (pause, partition, etcd outage): campaign again at
+                # once so that a candidate is always waiting.
+                log.warning("election for %s interrupted: %s", self.candidate_id, exc)
+                delay = self._settings.watch_retry_seconds
+            except (LeaderWorkFailed, *TRANSIENT_ERRORS, ConnectionError) as exc:
+                # A failing term backs off (a term shorter than STABLE_TERM_SECONDS does
+                # not reset it): no flapping.
                 log.warning("election for %s interrupted: %s", self.candidate_id, exc or type(exc).__name__)
             finally:
                 await _quietly(client.close())
@@ -118,7 +139,7 @@ class LeaderElection:
                     await keeper.stop(revoke=True)
             attempt += 1
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self._settings.watch_retry_max_seconds)
+            delay = min(delay * 2, self._settings.watch_retry_max_seconds * 5)
 
     async def _wait_until_first(self, client: aetcd.Client, keeper: LeaseKeeper) -> int:
         while True:
@@ -162,10 +183,12 @@ class LeaderElection:
         leading = asyncio.ensure_future(lead(leadership))
         lost = asyncio.ensure_future(leadership.keeper.wait_lost())
         reason = "leader work ended"
+        ended: type[Exception] = LeaderWorkFailed
         try:
             done, _ = await asyncio.wait({leading, lost}, return_when=asyncio.FIRST_COMPLETED)
-            if lost in done:
-                reason = f"lease lost: {lost.result()}"
+            if lost in done or not leadership.keeper.valid() or isinstance(leading.exception(), NotLeader):
+                reason = f"lease lost: {leadership.keeper.lost_reason or 'not confirmed within the TTL'}"
+                ended = LeaseLost
             elif leading.exception() is not None:
                 reason = f"leader work failed: {leading.exception()!r}"
         except asyncio.CancelledError:
@@ -180,7 +203,7 @@ class LeaderElection:
             log.warning("%s stopped leading epoch %d: %s", self.candidate_id, leadership.epoch, reason)
             for callback in self._on_lost:
                 await _quietly(callback(leadership, reason))
-        raise LeaseLost(reason)
+        raise ended(reason)
 
     async def _resign_now(self, client: aetcd.Client, keeper: LeaseKeeper) -> None:
         if self._key is not None:

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from ringrift_runtime import __version__
+from ringrift_runtime.cluster.registry import ServiceEndpointRegistration
 from ringrift_runtime.grpc.interceptors import ServerInterceptor
 from ringrift_runtime.metrics import RpcMetrics, SidePort
 from ringrift_runtime.settings import RingriftSettings
@@ -38,17 +39,35 @@ class ServiceRegistration:
     add_to_server: Callable[[Any, grpc.aio.Server], None]
 
 
+@dataclass(frozen=True)
+class Bound:
+    """Where a started host listens, handed to the app's start()."""
+
+    host: str
+    grpc_port: int
+    metrics_port: int
+    instance: str
+    registry: CollectorRegistry
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+
 class ServiceApp(Protocol):
     """What a service's composition root (main.build) returns."""
 
     name: str
     registrations: Sequence[ServiceRegistration]
 
-    async def start(self) -> None:
+    async def start(self, bound: Bound) -> None:
         """Connect dependencies; the host reports SERVING once this returns."""
 
     async def stop(self) -> None:
-        """Release resources after the server has drained."""
+        """Release resources after the server has drained.
+
+        An app may also define ``async def before_drain()``, awaited as soon as the
+        shutdown signal arrives."""
 
 
 @dataclass
@@ -58,7 +77,7 @@ class StaticApp:
     name: str
     registrations: Sequence[ServiceRegistration] = field(default_factory=list)
 
-    async def start(self) -> None:
+    async def start(self, bound: Bound) -> None:
         return None
 
     async def stop(self) -> None:
@@ -147,11 +166,18 @@ class GrpcHost:
         await self.health.enter_graceful_shutdown()
         await self._server.stop(self.settings.server.grace_seconds if grace is None else grace)
         if self._side_port is not None:
-            self._side_port.stop()
+            await asyncio.to_thread(self._side_port.stop)  # shutdown() waits for the serve loop
             self._side_port = None
 
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()
+
+    def bound(self) -> Bound:
+        server = self.settings.server
+        host = server.advertise_host or server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        return Bound(host, self.port, self.metrics_port, self.instance, self.registry)
 
 
 def _write_ready_file(path: Path, host: GrpcHost) -> None:
@@ -169,15 +195,25 @@ async def serve(app: ServiceApp, settings: RingriftSettings) -> None:
         loop.add_signal_handler(signum, stop.set)
     host = GrpcHost(app.name, app.registrations, settings)
     await host.start()
+    endpoint: ServiceEndpointRegistration | None = None
     try:
-        await app.start()
+        bound = host.bound()
+        await app.start(bound)
         await host.set_serving(True)
+        if settings.etcd.register_service and getattr(app, "registers_endpoint", True):
+            endpoint = ServiceEndpointRegistration(settings.etcd, app.name, bound)
+            await endpoint.start()
         if settings.server.ready_file:
             _write_ready_file(settings.server.ready_file, host)
         log.info("%s serving as %s", app.name, host.instance)
         await stop.wait()
         log.info("%s shutting down (grace %.1fs)", app.name, settings.server.grace_seconds)
     finally:
+        before_drain = getattr(app, "before_drain", None)
+        if before_drain is not None:
+            await before_drain()  # e.g. resign leadership at once, not after the grace period
+        if endpoint is not None:
+            await endpoint.stop()  # clients stop finding us before we drain
         await host.stop()
         await app.stop()
         if settings.server.ready_file:

@@ -67,6 +67,35 @@ def status_of(error: grpc.RpcError) -> status_pb2.Status | None:
     return None
 
 
+def domain_error(error: grpc.RpcError) -> errors.RingriftError:
+    """The taxonomy error a failed outbound call stands for (inverse of STATUS_BY_ERROR)."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = (error.details() if hasattr(error, "details") else "") or code.name
+    reason = error_reason(error)
+    if reason == errors.StaleEpoch.reason:
+        info = _error_info(error)
+        return errors.StaleEpoch(int(info.get("received_epoch", 0)), int(info.get("highest_epoch", 0)))
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        violations = field_violations(error) or {"request": details}
+        return errors.InvalidArgument(errors.FieldViolation(f, d) for f, d in violations.items())
+    for error_type, mapped in STATUS_BY_ERROR:
+        if mapped == code and error_type not in (errors.InvalidArgument, errors.StaleEpoch):
+            return error_type(details)
+    if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
+        return errors.DependencyUnavailable(details)
+    return errors.RingriftError(details)
+
+
+def _error_info(error: grpc.RpcError) -> dict[str, str]:
+    status = status_of(error)
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return dict(info.metadata)
+    return {}
+
+
 def error_reason(error: grpc.RpcError) -> str | None:
     """ErrorInfo.reason of a failed call (e.g. "STALE_EPOCH")."""
     status = status_of(error)

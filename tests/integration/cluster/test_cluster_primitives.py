@@ -76,7 +76,7 @@ async def test_lease_loss_is_detected_when_etcd_is_gone(etcd: EtcdServer) -> Non
     await keeper.start()
     lost: list[str] = []
     keeper.on_lost(lost.append)
-    etcd.stop(kill=True)
+    await asyncio.to_thread(etcd.stop, True)
     reason = await asyncio.wait_for(keeper.wait_lost(), 5)
     assert "TTL" in reason and lost == [reason]
     assert not keeper.valid()
@@ -99,9 +99,9 @@ async def test_cache_follows_changes_and_converges_after_etcd_restart(etcd: Etcd
         kinds = [(c.kind, c.name) for c in [await _next(changes) for _ in range(3)]]
         assert kinds == [(ChangeKind.JOINED, "b"), (ChangeKind.UPDATED, "a"), (ChangeKind.LEFT, "b")]
 
-        etcd.stop()
+        await asyncio.to_thread(etcd.stop)
         await client.close()
-        etcd.start()
+        await asyncio.to_thread(etcd.start)
         client = make_client(settings)
         await client.put(b"/p/c", b"4")
         await client.delete(b"/p/a")
@@ -126,9 +126,9 @@ async def test_leased_key_registers_again_after_etcd_restart(etcd: EtcdServer) -
     try:
         await leased.start()
         await asyncio.wait_for(leased.registered.wait(), 5)
-        etcd.stop(kill=True)
+        await asyncio.to_thread(etcd.stop, True)
         await asyncio.sleep(3)  # past the TTL while etcd is down
-        etcd.start()
+        await asyncio.to_thread(etcd.start)
         deadline = time.monotonic() + 10
         while leased.registrations < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

@@ -28,6 +28,7 @@ def state_process(tmp_path: Path):
             "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'state.db'}",
             "RINGRIFT_STATE__EVENT_POLL_SECONDS": "0.2",
             "RINGRIFT_METRICS__ENABLED": "false",
+            "RINGRIFT_ETCD__REGISTER_SERVICE": "false",
         },
     )
     process.start()
@@ -165,9 +166,9 @@ async def test_acknowledged_writes_survive_sigkill(state_process: ServiceProcess
             await asyncio.sleep(0.01)
         state_process.signal(signal.SIGKILL)
         await asyncio.gather(*writers)
-    assert state_process.wait(10) == -signal.SIGKILL
+    assert await asyncio.to_thread(state_process.wait, 10) == -signal.SIGKILL
 
-    state_process.start()
+    await asyncio.to_thread(state_process.start)
     async with grpc.aio.insecure_channel(state_process.address) as channel:
         stub = state_pb2_grpc.StateServiceStub(channel)
         stored = await stub.ListEvents(state_pb2.ListEventsRequest(limit=10_000), timeout=10)

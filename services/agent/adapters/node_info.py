@@ -1,0 +1,80 @@
+"""This node's NodeInfo: identity and declared capabilities from settings, detected
+capabilities from the machine, live metrics refreshed on every call."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ringrift.common.v1 import common_pb2
+from ringrift_agent.adapters.system import SystemProbe
+from ringrift_runtime import __version__
+from ringrift_runtime.settings import AgentSettings
+
+ROLE_BY_NAME = {
+    "selfplay": common_pb2.NODE_ROLE_SELFPLAY,
+    "training": common_pb2.NODE_ROLE_TRAINING,
+    "gauntlet": common_pb2.NODE_ROLE_GAUNTLET,
+    "export": common_pb2.NODE_ROLE_EXPORT,
+}
+
+
+def _now() -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.now(timezone.utc))
+    return stamp
+
+
+class NodeInfoSource:
+    def __init__(self, settings: AgentSettings, probe: SystemProbe, address: str) -> None:
+        self._settings = settings
+        self._probe = probe
+        self._address = address
+        self._started_at = _now()
+        self.running_jobs_by_kind: dict[str, int] = {}
+
+    def declared(self) -> common_pb2.NodeCapabilities:
+        settings = self._settings
+        gpu = None
+        if settings.gpu.count:
+            gpu = common_pb2.GpuInfo(model=settings.gpu.model, count=settings.gpu.count, memory_mb=settings.gpu.memory_mb)
+        return common_pb2.NodeCapabilities(
+            gpu=gpu,
+            cpu_cores=settings.cpu_cores,
+            ram_mb=settings.ram_mb,
+            roles=[ROLE_BY_NAME[r] for r in settings.roles],
+            labels=settings.labels,
+        )
+
+    def detected(self, gpus) -> common_pb2.NodeCapabilities:
+        gpu = None
+        if gpus:
+            gpu = common_pb2.GpuInfo(model=gpus[0].model, count=len(gpus), memory_mb=gpus[0].memory_mb)
+        return common_pb2.NodeCapabilities(
+            gpu=gpu, cpu_cores=self._probe.cpu_cores(), ram_mb=self._probe.ram_mb(), disk_mb=self._probe.disk_mb()
+        )
+
+    async def __call__(self) -> common_pb2.NodeInfo:
+        gpus = await self._probe.gpus()
+        usage = await self._probe.usage(gpus)
+        return common_pb2.NodeInfo(
+            node_id=self._settings.node_id,
+            address=self._address,
+            hostname=socket.gethostname(),
+            declared=self.declared(),
+            detected=self.detected(gpus),
+            metrics=common_pb2.NodeMetrics(
+                cpu_percent=usage.cpu_percent,
+                memory_percent=usage.memory_percent,
+                disk_percent=usage.disk_percent,
+                gpu_utilization_percent=usage.gpu_utilization_percent,
+                gpu_memory_percent=usage.gpu_memory_percent,
+                running_jobs_by_kind=self.running_jobs_by_kind,
+                free_ram_mb=usage.free_ram_mb,
+                measured_at=_now(),
+            ),
+            agent_version=__version__,
+            started_at=self._started_at,
+        )

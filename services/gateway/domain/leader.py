@@ -1,0 +1,159 @@
+"""What the gateway does while it leads: register its epoch with StateService before
+anything else, announce itself, turn membership changes into NODE_JOINED/NODE_LEFT
+events (once each, fenced), and write a fenced heartbeat. Every act first checks that
+the lease is still confirmed and carries the epoch; a STALE_EPOCH answer ends the term."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Awaitable, Callable, Protocol, TypeVar
+
+from ringrift.common.v1 import common_pb2
+from ringrift_runtime.cluster.cache import Change, ChangeKind, PrefixCache
+from ringrift_runtime.cluster.election import Leadership
+from ringrift_runtime.errors import Conflict, DependencyUnavailable, StaleEpoch
+
+log = logging.getLogger("ringrift.gateway.leader")
+
+T = TypeVar("T")
+HEARTBEAT = ("cluster", "leader")
+MEMBER_EVENTS = [common_pb2.EVENT_TYPE_NODE_JOINED, common_pb2.EVENT_TYPE_NODE_LEFT]
+
+
+class ActCounter(Protocol):
+    def labels(self, outcome: str): ...
+
+
+def joined_key(node_id: str, create_revision: int) -> str:
+    return f"node-joined/{node_id}/{create_revision}"
+
+
+def left_key(node_id: str, create_revision: int) -> str:
+    return f"node-left/{node_id}/{create_revision}"
+
+
+class LeaderDuties:
+    def __init__(self, state, members: PrefixCache, replica_id: str, heartbeat_seconds: float, acts: ActCounter) -> None:
+        self._state = state
+        self._members = members
+        self._replica_id = replica_id
+        self._heartbeat_seconds = heartbeat_seconds
+        self._acts = acts
+
+    async def act(self, leadership: Leadership, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one fenced mutation, only while the lease is confirmed."""
+        leadership.require()
+        try:
+            result = await operation()
+        except StaleEpoch:
+            self._acts.labels("stale").inc()
+            leadership.deposed = True
+            log.warning("%s refused as stale: epoch %d was superseded", what, leadership.epoch)
+            raise
+        self._acts.labels("accepted").inc()
+        return result
+
+    async def act_until_done(self, leadership: Leadership, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """``act`` retried while StateService is unreachable: a dependency outage must
+        not end the term (that would make leadership flap)."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.act(leadership, what, operation)
+            except DependencyUnavailable as exc:
+                log.warning("%s postponed: %s", what, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def lead(self, leadership: Leadership) -> None:
+        await self._register_epoch(leadership)
+        epoch = leadership.epoch
+        await self.act_until_done(
+            leadership,
+            "announce",
+            lambda: self._state.publish(
+                common_pb2.EVENT_TYPE_LEADER_ELECTED, self._replica_id, epoch, f"leader-elected/{epoch}"
+            ),
+        )
+        changes = self._members.subscribe()
+        try:
+            await self._reconcile_members(leadership)
+            await asyncio.gather(self._heartbeat(leadership), self._follow_members(leadership, changes))
+        finally:
+            self._members.unsubscribe(changes)
+
+    async def _register_epoch(self, leadership: Leadership) -> None:
+        """AdvanceEpoch before acting; retry while StateService is unreachable."""
+        delay = 0.1
+        while True:
+            leadership.require()
+            try:
+                previous = await self._state.advance_epoch(leadership.epoch, self._replica_id)
+                log.info("epoch %d registered (previous %d)", leadership.epoch, previous)
+                return
+            except DependencyUnavailable as exc:
+                log.warning("cannot register epoch %d yet: %s", leadership.epoch, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _publish_member(self, leadership: Leadership, kind: ChangeKind, node_id: str, revision: int) -> None:
+        if kind == ChangeKind.JOINED:
+            event_type, key = common_pb2.EVENT_TYPE_NODE_JOINED, joined_key(node_id, revision)
+        else:
+            event_type, key = common_pb2.EVENT_TYPE_NODE_LEFT, left_key(node_id, revision)
+        await self.act_until_done(
+            leadership,
+            f"{kind.value} {node_id}",
+            lambda: self._state.publish(
+                event_type, node_id, leadership.epoch, key, {"create_revision": str(revision)}
+            ),
+        )
+
+    async def _reconcile_members(self, leadership: Leadership) -> None:
+        """Events for what changed while nobody led: members not announced yet joined,
+        announced members no longer present left."""
+        announced: dict[str, tuple[int, int]] = {}  # node -> (event type, create revision)
+        after = 0
+        while True:
+            batch = await self.act_until_done(
+                leadership, "read membership events", lambda: self._state.list_events(after, MEMBER_EVENTS)
+            )
+            for event in batch:
+                announced[event.subject] = (event.type, int(event.attributes.get("create_revision", "0")))
+                after = event.sequence
+            if len(batch) < 1000:
+                break
+        current = {name: entry.create_revision for name, entry in self._members.entries.items()}
+        for node_id, (event_type, revision) in announced.items():
+            if event_type == common_pb2.EVENT_TYPE_NODE_JOINED and current.get(node_id) != revision:
+                await self._publish_member(leadership, ChangeKind.LEFT, node_id, revision)
+        for node_id, revision in current.items():
+            await self._publish_member(leadership, ChangeKind.JOINED, node_id, revision)
+
+    async def _follow_members(self, leadership: Leadership, changes: asyncio.Queue[Change]) -> None:
+        while True:
+            change = await changes.get()
+            if change.kind in (ChangeKind.JOINED, ChangeKind.LEFT):
+                await self._publish_member(leadership, change.kind, change.name, change.create_revision)
+
+    async def _heartbeat(self, leadership: Leadership) -> None:
+        version = (await self.act_until_done(leadership, "read heartbeat", lambda: self._state.load_state(*HEARTBEAT))).version
+        while True:
+            value = json.dumps(
+                {"leader_id": self._replica_id, "epoch": leadership.epoch, "at": time.time()}
+            ).encode()
+            try:
+                version = await self.act(
+                    leadership,
+                    "heartbeat",
+                    lambda: self._state.persist_state(*HEARTBEAT, value, version, leadership.epoch),
+                )
+            except Conflict:
+                version = (await self.act_until_done(leadership, "read heartbeat", lambda: self._state.load_state(*HEARTBEAT))).version
+                continue
+            except DependencyUnavailable as exc:
+                log.warning("heartbeat not written: %s", exc)
+            await asyncio.sleep(self._heartbeat_seconds)

@@ -1,0 +1,111 @@
+"""A local cluster of real processes for failure tests: one etcd, a StateService on
+SQLite, gateway replicas and agents, each started from its console script."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_runtime.testing.etcd import EtcdServer
+from ringrift_runtime.testing.processes import ServiceProcess
+
+ELECTION_TTL = 2
+LEASE_TTL = 2
+
+
+class LocalCluster:
+    def __init__(self, etcd: EtcdServer, root: Path) -> None:
+        self.etcd = etcd
+        self.root = root
+        self.processes: dict[str, ServiceProcess] = {}
+        self.state: ServiceProcess | None = None
+
+    def base_env(self) -> dict[str, str]:
+        env = {
+            "RINGRIFT_ETCD__ENDPOINTS": f'["{self.etcd.endpoint}"]',
+            "RINGRIFT_ETCD__CLUSTER_NAME": "test",
+            "RINGRIFT_ETCD__ELECTION_TTL_SECONDS": str(ELECTION_TTL),
+            "RINGRIFT_ETCD__LEASE_TTL_SECONDS": str(LEASE_TTL),
+            "RINGRIFT_METRICS__PORT": "0",
+            "RINGRIFT_SERVER__GRACE_SECONDS": "2",
+        }
+        if self.state is not None:
+            env["RINGRIFT_ENDPOINTS__STATE"] = self.state.address
+        return env
+
+    async def start(self, service: str, name: str, **env: str) -> ServiceProcess:
+        """Start a process off the event loop (the test's loop also hosts watchers)."""
+        process = ServiceProcess(
+            service, self.root / name, env={**self.base_env(), "RINGRIFT_INSTANCE_ID": name, **env}
+        )
+        await asyncio.to_thread(process.start)
+        self.processes[name] = process
+        return process
+
+    async def start_state(self) -> ServiceProcess:
+        self.state = await self.start(
+            "state", "state", RINGRIFT_STATE__DATABASE_URL=f"sqlite+aiosqlite:///{self.root / 'state.db'}"
+        )
+        return self.state
+
+    async def start_gateway(self, name: str) -> ServiceProcess:
+        return await self.start("gateway", name)
+
+    async def start_agent(self, node_id: str, **env: str) -> ServiceProcess:
+        return await self.start(
+            "agent",
+            node_id,
+            RINGRIFT_AGENT__NODE_ID=node_id,
+            RINGRIFT_AGENT__DATA_DIR=str(self.root / node_id / "data"),
+            RINGRIFT_AGENT__METRICS_INTERVAL_SECONDS="1",
+            **env,
+        )
+
+    @staticmethod
+    async def restart(process: ServiceProcess) -> None:
+        await asyncio.to_thread(process.stop)
+        await asyncio.to_thread(process.start)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            process.stop()
+
+    async def epoch(self) -> state_pb2.GetClusterEpochResponse:
+        assert self.state is not None
+        async with grpc.aio.insecure_channel(self.state.address) as channel:
+            stub = state_pb2_grpc.StateServiceStub(channel)
+            return await stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest(), timeout=5)
+
+    async def wait_for_leader(self, timeout: float = 10, above: int = 0, not_leader: str = "") -> state_pb2.GetClusterEpochResponse:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = await self.epoch()
+            if reply.epoch > above and reply.leader_id and reply.leader_id != not_leader:
+                return reply
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"no leader with epoch above {above} within {timeout}s")
+
+    async def events(self, types: list[int] | None = None):
+        assert self.state is not None
+        from ringrift.common.v1 import common_pb2
+
+        async with grpc.aio.insecure_channel(self.state.address) as channel:
+            stub = state_pb2_grpc.StateServiceStub(channel)
+            reply = await stub.ListEvents(
+                state_pb2.ListEventsRequest(filter=common_pb2.EventFilter(types=types or []), limit=10_000), timeout=10
+            )
+            return list(reply.events)
+
+
+@pytest.fixture
+def cluster(etcd: EtcdServer, tmp_path: Path):
+    local = LocalCluster(etcd, tmp_path)
+    try:
+        yield local
+    finally:
+        local.stop_all()
