@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ringrift_runtime.settings import RingriftSettings
-from ringrift_runtime.testing.etcd import EtcdServer
+from ringrift_runtime.local.etcd import EtcdServer
 
 # pyproject.toml sets asyncio_debug = true: every test loop runs in debug mode, which
 # warns about any callback slower than 100 ms (asyncio's slow_callback_duration); the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from ringrift_runtime.testing.etcd import EtcdServer, find_etcd
+from ringrift_runtime.local.etcd import EtcdServer, find_etcd
 
 
 def _etcdctl(server: EtcdServer, *args: str) -> str:

@@ -16,8 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
-from ringrift_runtime.testing.etcd import EtcdServer
-from ringrift_runtime.testing.processes import ServiceProcess
+from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.processes import ServiceProcess
 
 GRACE_SECONDS = 3.0
 

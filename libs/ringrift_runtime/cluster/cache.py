@@ -12,6 +12,7 @@ from typing import Callable, Generic, TypeVar
 
 import aetcd
 
+from ringrift_runtime.aio import cancel_and_wait, quietly
 from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, make_client
 from ringrift_runtime.settings import EtcdSettings
 
@@ -82,20 +83,12 @@ class PrefixCache(Generic[T]):
             await asyncio.wait_for(self.ready.wait(), timeout)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         await self._close_client()
 
     async def _close_client(self) -> None:
         if self._client is not None:
-            try:
-                await self._client.close()
-            except Exception:  # noqa: BLE001 - closing a broken client
-                pass
+            await quietly(self._client.close())
             self._client = None
 
     def _emit(self, change: Change[T]) -> None:
@@ -159,10 +152,7 @@ class PrefixCache(Generic[T]):
             async for event in watch:
                 self._apply(event)
         finally:
-            try:
-                await watch.cancel()
-            except Exception:  # noqa: BLE001
-                pass
+            await quietly(watch.cancel())
 
     def _apply(self, event) -> None:
         name = self._name(event.kv.key)

@@ -18,6 +18,7 @@ from typing import Awaitable, Callable
 
 import aetcd
 
+from ringrift_runtime.aio import cancel_and_wait, quietly
 from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper, LeaseLost
 from ringrift_runtime.errors import NotLeader
@@ -82,12 +83,7 @@ class LeaderElection:
     async def resign(self) -> None:
         """Stop leading and campaigning; delete our key and revoke our lease."""
         self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _campaign_forever(self, lead: Lead) -> None:
         attempt = 0
@@ -134,7 +130,7 @@ class LeaderElection:
                 # not reset it): no flapping.
                 log.warning("election for %s interrupted: %s", self.candidate_id, exc or type(exc).__name__)
             finally:
-                await _quietly(client.close())
+                await quietly(client.close())
                 if not resigned:
                     await keeper.stop(revoke=True)
             attempt += 1
@@ -174,7 +170,7 @@ class LeaderElection:
         finally:
             for task in waiters:
                 task.cancel()
-            await _quietly(watch.cancel())
+            await quietly(watch.cancel())
 
     async def _lead_term(self, leadership: Leadership, lead: Lead) -> None:
         self.leadership = leadership
@@ -202,17 +198,11 @@ class LeaderElection:
             self.leadership = None
             log.warning("%s stopped leading epoch %d: %s", self.candidate_id, leadership.epoch, reason)
             for callback in self._on_lost:
-                await _quietly(callback(leadership, reason))
+                await quietly(callback(leadership, reason))
         raise ended(reason)
 
     async def _resign_now(self, client: aetcd.Client, keeper: LeaseKeeper) -> None:
         if self._key is not None:
-            await _quietly(asyncio.wait_for(client.delete(self._key), self._settings.request_timeout_seconds))
+            await quietly(asyncio.wait_for(client.delete(self._key), self._settings.request_timeout_seconds))
         await keeper.stop(revoke=True)
 
-
-async def _quietly(awaitable) -> None:
-    try:
-        await awaitable
-    except Exception:  # noqa: BLE001 - best effort on the way out
-        pass

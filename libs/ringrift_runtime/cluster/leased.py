@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
+from ringrift_runtime.aio import cancel_and_wait, quietly
 from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper
 from ringrift_runtime.settings import EtcdSettings
@@ -42,12 +43,7 @@ class LeasedKey:
 
     async def stop(self) -> None:
         """Stop refreshing and revoke the lease: the key disappears at once."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self._keeper is not None:
             await self._keeper.stop(revoke=True)
             self._keeper = None
@@ -74,7 +70,7 @@ class LeasedKey:
             except TRANSIENT_ERRORS + (ConnectionError,) as exc:
                 log.warning("%s cannot register in etcd (%s); retrying in %.1fs", self.name, exc, delay)
             finally:
-                await _quietly(client.close())
+                await quietly(client.close())
             self.registered.clear()
             if self._keeper is keeper:
                 await keeper.stop(revoke=False)
@@ -94,9 +90,3 @@ class LeasedKey:
         finally:
             lost.cancel()
 
-
-async def _quietly(awaitable) -> None:
-    try:
-        await awaitable
-    except Exception:  # noqa: BLE001 - closing a broken client
-        pass

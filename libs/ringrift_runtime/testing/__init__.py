@@ -1,2 +1,2 @@
-"""Test support shipped with the runtime: a real etcd on free ports, servicers on port 0
-in-process, and service processes started from their console scripts."""
+"""Test support shipped with the runtime: servicers on port 0 in-process and a
+temporary PostgreSQL server. Process launchers live in ringrift_runtime.local."""

@@ -11,7 +11,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from ringrift_runtime.testing.ports import free_port
+from ringrift_runtime.local.ports import free_port
 
 SERVER_USER = "postgres"
 

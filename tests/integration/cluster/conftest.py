@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
-from ringrift_runtime.testing.etcd import EtcdServer
-from ringrift_runtime.testing.processes import ServiceProcess
+from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.processes import ServiceProcess
 
 ELECTION_TTL = 2
 LEASE_TTL = 2

@@ -14,7 +14,7 @@ from ringrift_runtime.cluster.etcd import Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper
 from ringrift_runtime.cluster.leased import LeasedKey
 from ringrift_runtime.settings import EtcdSettings
-from ringrift_runtime.testing.etcd import EtcdServer
+from ringrift_runtime.local.etcd import EtcdServer
 
 
 def etcd_settings(etcd: EtcdServer, **overrides) -> EtcdSettings:

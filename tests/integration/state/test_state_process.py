@@ -14,7 +14,7 @@ import pytest
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.grpc.status import error_reason, field_violations
-from ringrift_runtime.testing.processes import ServiceProcess
+from ringrift_runtime.local.processes import ServiceProcess
 
 JOB_SUBMITTED = common_pb2.EVENT_TYPE_JOB_SUBMITTED
 

@@ -42,7 +42,9 @@ class ServiceProcess:
             raise FileNotFoundError(f"ringrift-{self.service} is not installed: pip install -e '.[dev]'")
         return [script]
 
-    def start(self, timeout: float = 20.0) -> "ServiceProcess":
+    def start(self, timeout: float = 20.0, own_session: bool = False) -> "ServiceProcess":
+        """Start and wait for the ready file. ``own_session`` keeps terminal signals
+        (Ctrl-C) away from the child so its launcher can stop everything in order."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
         env = {
@@ -53,7 +55,12 @@ class ServiceProcess:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+                start_new_session=own_session,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ringrift_runtime.testing.ports import free_port
+from ringrift_runtime.local.ports import free_port
 
 ETCD_CANDIDATES = ("etcd", "/usr/bin/etcd", "/usr/local/bin/etcd")
 

@@ -1,0 +1,130 @@
+"""How long does the cluster go without a leader when the leader dies?
+
+Kills the leading gateway with SIGKILL N times (two replicas, real etcd, real
+StateService) and measures the time from the kill until the other replica has
+registered a higher epoch with StateService. Beside it, the raw limit measured in the
+same run: how long etcd itself takes to expire a lease of the same TTL and tell a
+watcher. Also the graceful handover (SIGTERM) time.
+
+    .venv/bin/python bench/failover.py [--kills 50] [--handovers 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from bench._common import machine, summary, table
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_runtime.cluster.etcd import make_client
+from ringrift_runtime.settings import EtcdSettings
+from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.processes import ServiceProcess
+
+TTL = 2
+
+
+async def leader(state: ServiceProcess) -> state_pb2.GetClusterEpochResponse:
+    async with grpc.aio.insecure_channel(state.address) as channel:
+        return await state_pb2_grpc.StateServiceStub(channel).GetClusterEpoch(
+            state_pb2.GetClusterEpochRequest(), timeout=5
+        )
+
+
+async def wait_above(state: ServiceProcess, epoch: int, timeout: float = 30) -> state_pb2.GetClusterEpochResponse:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = await leader(state)
+        if reply.epoch > epoch and reply.leader_id:
+            return reply
+        await asyncio.sleep(0.01)
+    raise TimeoutError("no new leader")
+
+
+async def raw_lease_expiry(etcd: EtcdServer, runs: int) -> list[float]:
+    """etcd alone: grant a lease, keep it once, stop; time until a watcher sees the key go."""
+    client = make_client(EtcdSettings(endpoints=[etcd.endpoint]))
+    results = []
+    try:
+        for index in range(runs):
+            key = f"/bench/raw/{index}".encode()
+            lease = await client.lease(TTL)
+            await client.put(key, b"x", lease=lease.id)
+            await asyncio.sleep(TTL / 3)
+            await lease.refresh()
+            stopped = time.monotonic()  # the owner dies right after a keep-alive (the worst case)
+            watch = await client.watch(key)
+            async for event in watch:
+                if event.kind == "DELETE":
+                    break
+            results.append(time.monotonic() - stopped)
+            await watch.cancel()
+    finally:
+        await client.close()
+    return results
+
+
+async def main(kills: int, handovers: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="ringrift-bench-failover-"))
+    etcd = EtcdServer(root / "etcd")
+    await asyncio.to_thread(etcd.start)
+    env = {
+        "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
+        "RINGRIFT_ETCD__ELECTION_TTL_SECONDS": str(TTL),
+        "RINGRIFT_METRICS__ENABLED": "false",
+    }
+    state = ServiceProcess("state", root / "state", env={**env, "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{root}/s.db"})
+    await asyncio.to_thread(state.start)
+    env["RINGRIFT_ENDPOINTS__STATE"] = state.address
+    gateways = {
+        name: ServiceProcess("gateway", root / name, env={**env, "RINGRIFT_INSTANCE_ID": name}) for name in ("gw-a", "gw-b")
+    }
+    for process in gateways.values():
+        await asyncio.to_thread(process.start)
+    failovers, graceful = [], []
+    try:
+        current = await wait_above(state, 0)
+        for _ in range(kills):
+            victim = gateways[current.leader_id]
+            killed = time.monotonic()
+            victim.signal(signal.SIGKILL)
+            current = await wait_above(state, current.epoch)
+            failovers.append(time.monotonic() - killed)
+            await asyncio.to_thread(victim.wait, 10)
+            await asyncio.to_thread(victim.start)  # back as a follower
+        for _ in range(handovers):
+            victim = gateways[current.leader_id]
+            stopped = time.monotonic()
+            victim.signal(signal.SIGTERM)
+            current = await wait_above(state, current.epoch)
+            graceful.append(time.monotonic() - stopped)
+            await asyncio.to_thread(victim.wait, 10)
+            await asyncio.to_thread(victim.start)
+        raw = await raw_lease_expiry(etcd, max(5, kills // 5))
+    finally:
+        for process in [*gateways.values(), state]:
+            await asyncio.to_thread(process.stop)
+        await asyncio.to_thread(etcd.stop)
+    print(
+        table(
+            f"Leader failover (election TTL {TTL} s) — {machine()}",
+            [
+                ("SIGKILL → new epoch registered (s)", summary(failovers), f"raw etcd lease expiry seen by a watcher: {summary(raw)}"),
+                ("SIGTERM → new epoch registered (s)", summary(graceful), "—"),
+            ],
+        )
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=50)
+    parser.add_argument("--handovers", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(main(args.kills, args.handovers))

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Run every benchmark and print their tables (see BENCHMARKS.md for the latest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh >/dev/null
+for bench in failover membership_scale; do
+  .venv/bin/python -m "bench.$bench"
+  echo
+done

@@ -1,0 +1,140 @@
+"""A local cluster on this machine: etcd, the six managers, two gateway replicas and
+N agents as separate processes on free loopback ports, all state and logs under one
+folder. Used by `ringrift up` / `ringrift down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.processes import ServiceProcess
+
+MANAGERS = ("nodes", "sync", "jobs", "selfplay", "training")
+CLUSTER_FILE = "cluster.json"
+
+# Three demo agents with different declared capabilities (no GPU is needed to run them).
+DEMO_AGENTS = (
+    {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA A100-SXM4-80GB", "RINGRIFT_AGENT__GPU__COUNT": "1",
+     "RINGRIFT_AGENT__GPU__MEMORY_MB": "81920"},
+    {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA GeForce RTX 4090", "RINGRIFT_AGENT__GPU__COUNT": "1",
+     "RINGRIFT_AGENT__GPU__MEMORY_MB": "24564", "RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'},
+    {"RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'},
+)
+
+
+@dataclass
+class LocalCluster:
+    root: Path
+    agents: int = 3
+    gateways: int = 2
+    cluster_name: str = "local"
+    etcd: EtcdServer | None = None
+    processes: list[tuple[str, ServiceProcess]] = field(default_factory=list)
+
+    def _env(self) -> dict[str, str]:
+        assert self.etcd is not None
+        env = {
+            "RINGRIFT_ETCD__ENDPOINTS": json.dumps([self.etcd.endpoint]),
+            "RINGRIFT_ETCD__CLUSTER_NAME": self.cluster_name,
+            "RINGRIFT_METRICS__PORT": "0",
+        }
+        for name, process in self.processes:
+            if process.service in ("state", *MANAGERS) and name == process.service:
+                env[f"RINGRIFT_ENDPOINTS__{process.service.upper()}"] = process.address
+        return env
+
+    def _start(self, service: str, name: str, extra: dict[str, str] | None = None) -> ServiceProcess:
+        env = {**self._env(), "RINGRIFT_INSTANCE_ID": name, **(extra or {})}
+        process = ServiceProcess(service, self.root / "logs" / name, env=env)
+        process.start(own_session=True)
+        self.processes.append((name, process))
+        self._write_cluster_file()
+        return process
+
+    def up(self, progress: Callable[[str], None]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        progress("etcd")
+        self.etcd = EtcdServer(self.root / "etcd")
+        self.etcd.start()
+        progress("state")
+        self._start("state", "state", {"RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{self.root / 'state' / 'state.db'}"})
+        for manager in MANAGERS:
+            progress(manager)
+            self._start(manager, manager)
+        for index in range(self.gateways):
+            progress(f"gateway-{index + 1}")
+            self._start("gateway", f"gateway-{index + 1}")
+        for index in range(self.agents):
+            node_id = f"node-{index + 1}"
+            progress(node_id)
+            self._start(
+                "agent",
+                node_id,
+                {
+                    "RINGRIFT_AGENT__NODE_ID": node_id,
+                    "RINGRIFT_AGENT__DATA_DIR": str(self.root / "data" / node_id),
+                    **DEMO_AGENTS[index % len(DEMO_AGENTS)],
+                },
+            )
+
+    @property
+    def gateway_address(self) -> str:
+        return next(p.address for name, p in self.processes if p.service == "gateway")
+
+    def _write_cluster_file(self) -> None:
+        assert self.etcd is not None
+        description = {
+            "launcher_pid": os.getpid(),
+            "etcd": {"endpoint": self.etcd.endpoint, "pid": self.etcd.pid},
+            "processes": [
+                {"name": name, "service": p.service, "address": p.address, "pid": p.process.pid if p.process else None,
+                 "log": str(p.log_path)}
+                for name, p in self.processes
+            ],
+        }
+        tmp = self.root / (CLUSTER_FILE + ".tmp")
+        tmp.write_text(json.dumps(description, indent=2))
+        tmp.replace(self.root / CLUSTER_FILE)
+
+    def down(self) -> None:
+        """Stop agents and gateways first, then the managers, state, and etcd."""
+        for _, process in reversed(self.processes):
+            process.stop()
+        if self.etcd is not None:
+            self.etcd.stop()
+        (self.root / CLUSTER_FILE).unlink(missing_ok=True)
+
+
+def read_cluster_file(root: Path) -> dict:
+    path = root / CLUSTER_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no local cluster in {root} (start one with `ringrift up --dir {root}`)")
+    return json.loads(path.read_text())
+
+
+def stop_from_file(root: Path, timeout: float = 20.0) -> int:
+    """Stop a cluster started by another `ringrift up` (SIGTERM to its launcher)."""
+    description = read_cluster_file(root)
+    launcher = description["launcher_pid"]
+    try:
+        os.kill(launcher, signal.SIGTERM)
+    except ProcessLookupError:
+        # The launcher is gone: stop what it left behind directly.
+        pids = [p["pid"] for p in reversed(description["processes"]) if p["pid"]] + [description["etcd"]["pid"]]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        (root / CLUSTER_FILE).unlink(missing_ok=True)
+        return len(pids)
+    deadline = time.monotonic() + timeout
+    while (root / CLUSTER_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return len(description["processes"]) + 1

@@ -1,0 +1,73 @@
+"""`ringrift up`, `status` and `down` as a user runs them: a whole local cluster of
+real processes comes up, reports a leader, its control plane and its nodes, and goes
+away completely."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _ringrift(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "ringrift"), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_up_status_down(tmp_path: Path) -> None:
+    directory = tmp_path / "cluster"
+    up = subprocess.Popen(
+        [str(BIN / "ringrift"), "up", "--dir", str(directory), "--agents", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        output = ""
+        while "press Ctrl-C to stop" not in output and time.monotonic() < deadline:
+            line = up.stdout.readline()
+            assert line or up.poll() is None, output
+            output += line
+        assert "press Ctrl-C to stop" in output, output
+
+        status = _ringrift("status", "--dir", str(directory), "--json")
+        assert status.returncode == 0, status.stderr
+        reply = json.loads(status.stdout)
+        assert reply["leaderId"] in ("gateway-1", "gateway-2") and int(reply["epoch"]) > 0
+        assert sorted(n["nodeId"] for n in reply["nodes"]) == ["node-1", "node-2"]
+        assert sorted({s["service"] for s in reply["services"]}) == [
+            "gateway", "jobs", "nodes", "selfplay", "state", "sync", "training"
+        ]
+        pids = [p["pid"] for p in json.loads((directory / "cluster.json").read_text())["processes"]]
+
+        again = _ringrift("up", "--dir", str(directory))
+        assert again.returncode == 1 and "already runs" in again.stderr
+
+        down = _ringrift("down", "--dir", str(directory))
+        assert down.returncode == 0, down.stderr
+        assert up.wait(30) == 0
+        assert not any(_alive(pid) for pid in pids)
+        assert not (directory / "cluster.json").exists()
+    finally:
+        if up.poll() is None:
+            up.terminate()
+            up.wait(30)
+
+
+def test_status_without_a_gateway_says_what_to_do() -> None:
+    result = _ringrift("status", "--gateway", "127.0.0.1:1", "--timeout", "1")
+    assert result.returncode == 1
+    assert "cannot reach the gateway at 127.0.0.1:1" in result.stderr and "ringrift up" in result.stderr
