@@ -1,16 +1,61 @@
-"""Composition root of the nodes service: build(settings) -> app; nothing built at import.
-Its RPCs answer UNIMPLEMENTED until their behaviour lands (see the issue tracker)."""
+"""Composition root of the node selector: build(settings) -> app; nothing built at import."""
 
+from __future__ import annotations
+
+import asyncio
+import logging
 import sys
 
-from ringrift_runtime.grpc.server import StaticApp, placeholder_app
+from ringrift_nodes.adapters.views import node_view
+from ringrift_nodes.api.servicer import NodeSelectorServicer
+from ringrift_nodes.domain.view import PlacementView
+from ringrift_runtime.aio import cancel_and_wait
+from ringrift_runtime.cluster.cache import ChangeKind
+from ringrift_runtime.cluster.membership import membership_cache
+from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
+from ringrift_runtime.grpc.server import Bound, registration
 from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
 
+NAME = "nodes"
+log = logging.getLogger("ringrift.nodes")
 
-def build(settings: RingriftSettings) -> StaticApp:
-    return placeholder_app("nodes")
+
+class NodesApp:
+    name = NAME
+
+    def __init__(self, settings: RingriftSettings) -> None:
+        self.members = membership_cache(settings.etcd)
+        self.view = PlacementView(settings.nodes)
+        self._changes = self.members.subscribe()
+        self._follower: asyncio.Task | None = None
+        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], NodeSelectorServicer(self.view, self.members))]
+
+    async def _follow(self) -> None:
+        while True:
+            change = await self._changes.get()
+            if change.kind == ChangeKind.LEFT:
+                self.view.remove(change.name)
+            else:
+                self.view.upsert(node_view(change.value))
+
+    async def start(self, bound: Bound) -> None:
+        self._follower = asyncio.create_task(self._follow(), name="membership-follower")
+        await self.members.start(wait=False)
+        while not self.members.ready.is_set():  # NOT_SERVING until the first listing
+            try:
+                await asyncio.wait_for(self.members.ready.wait(), 5)
+            except TimeoutError:
+                log.warning("waiting for etcd to list the membership")
+
+    async def stop(self) -> None:
+        await self.members.stop()
+        await cancel_and_wait(self._follower)
+
+
+def build(settings: RingriftSettings) -> NodesApp:
+    return NodesApp(settings)
 
 
 def main() -> None:
-    sys.exit(run_service("nodes", build))
+    sys.exit(run_service(NAME, build))

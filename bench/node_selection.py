@@ -1,0 +1,102 @@
+"""How long does SelectBestNodeForJob take over 10,000 nodes?
+
+Builds the selector's index from 10,000 varied nodes and times the placement decision
+itself (the domain call the servicer makes), and the same call through gRPC on a real
+socket. Reference in the same run: a plain Python loop that only reads one attribute of
+each node (the floor for any per-node Python code).
+
+    .venv/bin/python -m bench.node_selection [--nodes 10000] [--calls 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+
+from bench._common import machine, summary, table
+from ringrift.common.v1 import common_pb2
+from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift_nodes.api.servicer import NodeSelectorServicer
+from ringrift_nodes.domain.model import JobNeeds, NodeView
+from ringrift_nodes.domain.view import PlacementView
+from ringrift_runtime.grpc.server import registration
+from ringrift_runtime.settings import NodeSelectorSettings, RingriftSettings
+from ringrift_runtime.testing.inprocess import serve_in_process
+
+MODELS = ["NVIDIA A100", "NVIDIA H100", "RTX 4090", "RTX 3060", ""]
+
+
+class _Members:
+    def __init__(self) -> None:
+        self.revision = 1
+
+    def values(self) -> dict:
+        return {}
+
+
+def build(nodes: int) -> PlacementView:
+    rng = random.Random(1)
+    view = PlacementView(NodeSelectorSettings())
+    for i in range(nodes):
+        model = rng.choice(MODELS)
+        view.upsert(NodeView(
+            f"n{i}", gpu_model=model, gpu_count=rng.randint(1, 8) if model else 0, cpu_cores=rng.choice([16, 32, 64]),
+            free_ram_mb=rng.choice([16, 64, 256]) * 1024, cpu_percent=rng.random() * 100,
+            memory_percent=rng.random() * 90, disk_percent=rng.random() * 90, selfplay_jobs=rng.randint(0, 8),
+        ))
+    return view
+
+
+def timed(call, count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+async def over_grpc(view: PlacementView, calls: int) -> list[float]:
+    settings = RingriftSettings(server={"port": 0}, metrics={"enabled": False})
+    servicer = NodeSelectorServicer(view, _Members())
+    async with serve_in_process([registration("ringrift.nodes.v1.NodeSelectorService", servicer)], settings) as host:
+        import grpc
+
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
+            request = nodes_pb2.SelectBestNodeForJobRequest(
+                spec=common_pb2.JobSpec(kind="selfplay", requirements=common_pb2.ResourceRequirements(needs_gpu=True))
+            )
+            for _ in range(50):
+                await stub.SelectBestNodeForJob(request)
+            samples = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                await stub.SelectBestNodeForJob(request)
+                samples.append((time.perf_counter() - started) * 1000)
+            return samples
+
+
+def main(nodes: int, calls: int) -> None:
+    view = build(nodes)
+    gpu, cpu = JobNeeds("selfplay", needs_gpu=True), JobNeeds("selfplay")
+    timed(lambda: view.best(gpu, frozenset()), 50)  # warm-up
+    ids = view.index.ids
+    rows = [
+        ("select best, GPU job (ms)", summary(timed(lambda: view.best(gpu, frozenset()), calls)),
+         f"Python loop reading one field of {nodes} nodes: {summary(timed(lambda: sum(len(i) for i in ids), 200))}"),
+        ("select best, CPU job (ms)", summary(timed(lambda: view.best(cpu, frozenset()), calls)), "—"),
+        ("rank top 10 (ms)", summary(timed(lambda: view.rank(gpu, 10, frozenset()), calls)), "—"),
+        ("SelectBestNodeForJob over gRPC (ms)", summary(asyncio.run(over_grpc(view, calls))), "—"),
+    ]
+    print(table(f"Node selection over {nodes} nodes — {machine()}", rows))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    main(args.nodes, args.calls)

@@ -1,0 +1,105 @@
+"""NodeSelectorService as a process, placing work on real agents from the watched
+membership: the right node wins, every rejection is explained, bad input names the
+field, and a departed node is no longer chosen."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import grpc
+import pytest
+
+from ringrift.common.v1 import common_pb2
+from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift_runtime.grpc.status import field_violations
+from tests.integration.cluster.conftest import LEASE_TTL, LocalCluster
+
+A100 = {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA A100-SXM4-80GB", "RINGRIFT_AGENT__GPU__COUNT": "1",
+        "RINGRIFT_AGENT__GPU__MEMORY_MB": "81920"}
+RTX4090 = {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA GeForce RTX 4090", "RINGRIFT_AGENT__GPU__COUNT": "1",
+           "RINGRIFT_AGENT__GPU__MEMORY_MB": "24564", "RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet"]'}
+SMALL = {"min_free_ram_mb": 256}
+
+
+def spec(kind: str, **requirements) -> common_pb2.JobSpec:
+    return common_pb2.JobSpec(kind=kind, requirements=common_pb2.ResourceRequirements(**{**SMALL, **requirements}))
+
+
+@pytest.fixture
+async def selector(cluster: LocalCluster):
+    await cluster.start_agent("gpu-a100", **A100)
+    await cluster.start_agent("gpu-4090", **RTX4090)
+    cpu = await cluster.start_agent("cpu-only", RINGRIFT_AGENT__CPU_CORES="64")
+    nodes = await cluster.start("nodes", "nodes")
+    async with grpc.aio.insecure_channel(nodes.address) as channel:
+        stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
+        deadline = time.monotonic() + 10
+        while len((await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).nodes) < 3:
+            assert time.monotonic() < deadline, "agents never appeared"
+            await asyncio.sleep(0.1)
+        yield stub, cpu
+
+
+async def test_best_node_and_explanation(selector) -> None:
+    stub, _ = selector
+    best = await stub.SelectBestNodeForJob(nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay", needs_gpu=True)), timeout=5)
+    assert best.found and best.best.node_id == "gpu-a100" and best.node.node_id == "gpu-a100"
+    assert best.best.gpu_power == 624 and best.best.rank == 1
+
+    cpu_job = await stub.RankNodes(nodes_pb2.RankNodesRequest(spec=spec("selfplay"), top_k=3), timeout=5)
+    assert [s.node_id for s in cpu_job.ranked][0] == "cpu-only"  # 64 declared cores
+
+    explained = await stub.ExplainPlacement(nodes_pb2.ExplainPlacementRequest(spec=spec("train", needs_gpu=True)), timeout=5)
+    by_node = {s.node_id: s for s in explained.scores}
+    assert by_node["gpu-a100"].usable and by_node["gpu-a100"].rank == 1
+    assert by_node["gpu-4090"].rejection_reason == nodes_pb2.REJECTION_REASON_MISSING_ROLE
+    assert by_node["cpu-only"].rejection_reason == nodes_pb2.REJECTION_REASON_NO_GPU
+    assert explained.members == 3 and explained.view_revision > 0
+
+    filtered = await stub.FilterByCapability(
+        nodes_pb2.FilterByCapabilityRequest(kind="selfplay", requirements=common_pb2.ResourceRequirements(needs_gpu=True, **SMALL)),
+        timeout=5,
+    )
+    assert sorted(n.node_id for n in filtered.nodes) == ["gpu-4090", "gpu-a100"]
+
+    local = await stub.SelectBestNodeForJob(
+        nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay", needs_gpu=True), exclude_node_ids=["gpu-a100"]), timeout=5
+    )
+    assert local.best.node_id == "gpu-4090"
+
+
+@pytest.mark.parametrize(
+    ("method", "request_message", "field"),
+    [
+        ("SelectBestNodeForJob", nodes_pb2.SelectBestNodeForJobRequest(spec=common_pb2.JobSpec()), "spec.kind"),
+        ("SelectBestNodeForJob", nodes_pb2.SelectBestNodeForJobRequest(spec=common_pb2.JobSpec(kind="x", config_key="square8")), "spec.config_key"),
+        ("RankNodes", nodes_pb2.RankNodesRequest(spec=spec("selfplay"), top_k=0), "top_k"),
+        ("GetNodeScore", nodes_pb2.GetNodeScoreRequest(node_id="10.0.0.1:50060", spec=spec("selfplay")), "node_id"),
+        ("SelectBestNodeForJob", nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay"), exclude_node_ids=[""]), "exclude_node_ids[0]"),
+        ("FilterByCapability", nodes_pb2.FilterByCapabilityRequest(kind="Bad Kind!"), "kind"),
+    ],
+    ids=lambda v: str(v)[:24],
+)
+async def test_bad_requests_name_the_field(selector, method, request_message, field) -> None:
+    stub, _ = selector
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await getattr(stub, method)(request_message, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in field_violations(caught.value)
+
+
+async def test_unknown_and_departed_nodes(selector) -> None:
+    stub, cpu = selector
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetNodeScore(nodes_pb2.GetNodeScoreRequest(node_id="nobody", spec=spec("selfplay")), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    cpu.signal(signal.SIGKILL)
+    deadline = time.monotonic() + LEASE_TTL + 2
+    while True:
+        ranked = await stub.RankNodes(nodes_pb2.RankNodesRequest(spec=spec("selfplay"), top_k=5), timeout=5)
+        if "cpu-only" not in [s.node_id for s in ranked.ranked]:
+            break
+        assert time.monotonic() < deadline, "a dead node is still offered"
+        await asyncio.sleep(0.1)
