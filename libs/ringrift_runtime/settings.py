@@ -187,6 +187,14 @@ class AgentSettings(_Section):
     # Seconds between refreshes of the live metrics in etcd.
     metrics_interval_seconds: float = Field(default=3.0, gt=0)
     detect_gpus: bool = True
+    # Job catalog (TOML); None: the built-in catalog (ringrift_agent/templates/default.toml).
+    templates_file: Path | None = None
+    # Seconds between SIGTERM and SIGKILL when a job's process group is stopped.
+    kill_grace_seconds: float = Field(default=5.0, ge=0)
+    # Variables of the agent's environment passed to jobs; nothing else (no secrets).
+    job_env_passthrough: list[str] = Field(
+        default_factory=lambda: ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH"]
+    )
 
     @field_validator("node_id")
     @classmethod
@@ -239,6 +247,43 @@ class NodeSelectorSettings(_Section):
         return value
 
 
+class JobSettings(_Section):
+    """Job lifecycle (BEHAVIOUR.md, JobManager)."""
+
+    # Timeouts by job kind (s); a job may set its own, "default" covers other kinds.
+    timeout_seconds: dict[str, float] = Field(
+        default_factory=lambda: {
+            "selfplay": 7200, "train": 86400, "gauntlet": 7200, "validate": 7200, "export": 1800,
+            "sync": 1800, "default": 3600,
+        }
+    )
+    # A dispatched job not confirmed running within this is retried on another node.
+    spawn_verification_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_base_seconds: float = Field(default=30.0, ge=0)
+    retry_backoff_max_seconds: float = Field(default=300.0, ge=0)
+    # Per-node pause between bulk self-play top-ups.
+    dispatch_cooldown_seconds: float = Field(default=120.0, ge=0)
+    max_reaps_per_node: int = Field(default=10, ge=1)
+    # Terminal jobs stay in the live table this long, then move to history.
+    retention_seconds: float = Field(default=86400.0, ge=0)
+    max_batch: int = Field(default=1000, ge=1)
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _has_default(cls, value: dict[str, float]) -> dict[str, float]:
+        if "default" not in value:
+            raise ValueError("needs a 'default' entry")
+        return value
+
+    def timeout_for(self, kind: str) -> float:
+        return self.timeout_seconds.get(kind, self.timeout_seconds["default"])
+
+    def backoff_seconds(self, failures: int) -> float:
+        """min(base * 2^n, max) before the next attempt, n = failures so far - 1."""
+        return min(self.retry_backoff_base_seconds * 2 ** max(0, failures - 1), self.retry_backoff_max_seconds)
+
+
 class GatewaySettings(_Section):
     """The gateway: leader election and leader-only work."""
 
@@ -269,6 +314,7 @@ class RingriftSettings(BaseSettings):
     agent: AgentSettings = AgentSettings()
     gateway: GatewaySettings = GatewaySettings()
     nodes: NodeSelectorSettings = NodeSelectorSettings()
+    jobs: JobSettings = JobSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -313,11 +359,15 @@ def _known_env_names() -> set[str]:
     return names
 
 
+# Variables the agent sets for job processes; they are not settings.
+JOB_ENV_PREFIX = "RINGRIFT_JOB_"
+
+
 def _check_env_names(environ: Mapping[str, str]) -> None:
     known = _known_env_names()
     for name in environ:
         upper = name.upper()
-        if upper.startswith(ENV_PREFIX) and upper not in known:
+        if upper.startswith(ENV_PREFIX) and upper not in known and not upper.startswith(JOB_ENV_PREFIX):
             close = difflib.get_close_matches(upper, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise SettingsError(f"unknown setting {name}{hint}")
@@ -339,6 +389,11 @@ def _describe(error: Mapping[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     env_name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in error["loc"]).upper()
     return f"{location} (env {env_name}): {error['msg']}"
+
+
+def environment_subset(names: list[str]) -> dict[str, str]:
+    """The named variables of this process's environment (for passing on to jobs)."""
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> RingriftSettings:

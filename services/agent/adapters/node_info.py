@@ -4,6 +4,7 @@ capabilities from the machine, live metrics refreshed on every call."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -28,12 +29,28 @@ def _now() -> Timestamp:
 
 
 class NodeInfoSource:
-    def __init__(self, settings: AgentSettings, probe: SystemProbe, address: str) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        probe: SystemProbe,
+        address: str,
+        job_kinds: list[str],
+        running_jobs_by_kind: Callable[[], dict[str, int]],
+    ) -> None:
         self._settings = settings
         self._probe = probe
         self._address = address
+        self._job_kinds = job_kinds
+        self._running = running_jobs_by_kind
         self._started_at = _now()
-        self.running_jobs_by_kind: dict[str, int] = {}
+        self._detected_gpus: list = []
+
+    async def detect(self) -> None:
+        """Probe GPUs once at start (nvidia-smi); later refreshes update their load."""
+        self._detected_gpus = await self._probe.gpus()
+
+    def gpu_count(self) -> int:
+        return len(self._detected_gpus) or self._settings.gpu.count
 
     def declared(self) -> common_pb2.NodeCapabilities:
         settings = self._settings
@@ -57,7 +74,7 @@ class NodeInfoSource:
         )
 
     async def __call__(self) -> common_pb2.NodeInfo:
-        gpus = await self._probe.gpus()
+        gpus = await self._probe.gpus() if self._detected_gpus else []
         usage = await self._probe.usage(gpus)
         return common_pb2.NodeInfo(
             node_id=self._settings.node_id,
@@ -71,10 +88,11 @@ class NodeInfoSource:
                 disk_percent=usage.disk_percent,
                 gpu_utilization_percent=usage.gpu_utilization_percent,
                 gpu_memory_percent=usage.gpu_memory_percent,
-                running_jobs_by_kind=self.running_jobs_by_kind,
+                running_jobs_by_kind=self._running(),
                 free_ram_mb=usage.free_ram_mb,
                 measured_at=_now(),
             ),
             agent_version=__version__,
             started_at=self._started_at,
+            job_kinds=self._job_kinds,
         )

@@ -1,40 +1,199 @@
-"""NodeAgentService servicer. Mutating calls are fenced: an epoch below the highest seen
-is refused with FAILED_PRECONDITION / STALE_EPOCH before anything else happens. Job
-execution and file transfer answer UNIMPLEMENTED until they land."""
+"""NodeAgentService servicer. Mutating calls are validated, then fenced (an epoch below
+the highest seen is refused with FAILED_PRECONDITION / STALE_EPOCH), then carried out.
+File transfer answers UNIMPLEMENTED until it lands."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from pathlib import Path
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
-from ringrift_runtime.errors import NotImplementedYet
+from ringrift.common.v1 import common_pb2
+from ringrift_agent.adapters.runner import RUNNING, STARTING, Attempt, JobRunner
+from ringrift_agent.domain.templates import JobTemplate, build_argv, resolve_params
+from ringrift_runtime.errors import NotFound, NotImplementedYet
 from ringrift_runtime.fencing import FileEpochFence
+from ringrift_runtime.settings import JobSettings
 from ringrift_runtime.validation import Validator
 
+JOB_ID_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
+MAX_RUN_REQUEST_BYTES = 64 * 1024
+MAX_ATTEMPT = 100
+LOG_CHUNK = 64 * 1024
+PARAM_TYPES = {
+    "string": agent_pb2.PARAM_TYPE_STRING, "int": agent_pb2.PARAM_TYPE_INT, "float": agent_pb2.PARAM_TYPE_FLOAT,
+    "bool": agent_pb2.PARAM_TYPE_BOOL, "config_key": agent_pb2.PARAM_TYPE_CONFIG_KEY,
+    "data_path": agent_pb2.PARAM_TYPE_DATA_PATH,
+}
+ROLES = {"selfplay": common_pb2.NODE_ROLE_SELFPLAY, "training": common_pb2.NODE_ROLE_TRAINING,
+         "gauntlet": common_pb2.NODE_ROLE_GAUNTLET, "export": common_pb2.NODE_ROLE_EXPORT}
 
-def _require_epoch(epoch: int) -> None:
-    check = Validator()
-    check.check("epoch", epoch > 0, "is required: this call is made on behalf of the leader")
-    check.raise_if_invalid()
+
+def _stamp(seconds: float) -> Timestamp | None:
+    if not seconds:
+        return None
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
+
+
+def status_message(attempt: Attempt) -> agent_pb2.AgentJobStatus:
+    return agent_pb2.AgentJobStatus(
+        job_id=attempt.job_id, attempt=attempt.attempt, kind=attempt.kind, state=attempt.state,
+        pid=attempt.pid if attempt.state in (STARTING, RUNNING) else 0, exit_code=attempt.exit_code,
+        error=attempt.error, result_json=attempt.result_json, started_at=_stamp(attempt.started_at),
+        finished_at=_stamp(attempt.finished_at),
+    )
+
+
+def _job_ref(check: Validator, job_id: str, attempt: int, attempt_required: bool) -> None:
+    check.check("job_id", bool(JOB_ID_PATTERN.match(job_id)), "is required: letters, digits, '-', '_' (at most 64)")
+    if attempt_required:
+        check.check("attempt", 1 <= attempt <= MAX_ATTEMPT, f"must be between 1 and {MAX_ATTEMPT}")
+    else:
+        check.check("attempt", attempt <= MAX_ATTEMPT, f"must be at most {MAX_ATTEMPT}")
 
 
 class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
-    def __init__(self, fence: FileEpochFence, node_info) -> None:
+    def __init__(
+        self,
+        fence: FileEpochFence,
+        node_info,
+        runner: JobRunner,
+        catalog: dict[str, JobTemplate],
+        jobs: JobSettings,
+        gpu_count,
+    ) -> None:
         self._fence = fence
         self._node_info = node_info
+        self._runner = runner
+        self._catalog = catalog
+        self._jobs = jobs
+        self._gpu_count = gpu_count  # callable: GPUs this node has
 
     async def GetNodeInfo(self, request, context):
         return agent_pb2.GetNodeInfoResponse(node=await self._node_info(), max_epoch_seen=self._fence.highest)
 
-    async def _fenced(self, epoch: int, what: str):
-        _require_epoch(epoch)
-        await self._fence.admit(epoch)
-        raise NotImplementedYet(f"{what} is not implemented by this agent yet")
+    async def ListJobTemplates(self, request, context):
+        return agent_pb2.ListJobTemplatesResponse(templates=[self._template_message(t) for t in self._catalog.values()])
+
+    @staticmethod
+    def _template_message(template: JobTemplate) -> agent_pb2.JobTemplate:
+        return agent_pb2.JobTemplate(
+            kind=template.kind, description=template.description, timeout_seconds=template.timeout_seconds,
+            role=ROLES.get(template.role, common_pb2.NODE_ROLE_UNSPECIFIED),
+            params=[
+                agent_pb2.ParamSpec(
+                    name=p.name, type=PARAM_TYPES[p.type], required=p.required, default_value=p.default or "",
+                    min=p.min or 0, max=p.max or 0, pattern=p.pattern or "", description=p.description,
+                )
+                for p in template.params.values()
+            ],
+        )
+
+    def _decode_run(self, request) -> tuple[JobTemplate, dict[str, str]]:
+        check = Validator()
+        check.check("request", request.ByteSize() <= MAX_RUN_REQUEST_BYTES, f"must be at most {MAX_RUN_REQUEST_BYTES} bytes")
+        _job_ref(check, request.job_id, request.attempt, attempt_required=True)
+        check.check("epoch", request.epoch > 0, "is required: this call is made on behalf of the leader")
+        template = self._catalog.get(request.spec.kind)
+        values: dict[str, str] = {}
+        if template is None:
+            kinds = ", ".join(sorted(self._catalog))
+            check.fail("spec.kind", f"unknown job kind {request.spec.kind!r}; this agent runs: {kinds}")
+        else:
+            values = resolve_params(template, request.spec.params, check, "spec.params")
+        check.config_key("spec.config_key", request.spec.config_key, required=False)
+        gpus = self._gpu_count()
+        for index, gpu in enumerate(request.gpu_indices):
+            check.check(f"gpu_indices[{index}]", gpu < gpus, f"this node has {gpus} GPUs")
+        check.raise_if_invalid()
+        return template, values
 
     async def RunJob(self, request, context):
-        await self._fenced(request.epoch, "RunJob")
+        template, values = self._decode_run(request)
+        await self._fence.admit(request.epoch)
+        work_dir = self._runner.jobs_dir / request.job_id / str(request.attempt)
+        builtins = {
+            "python": __import__("sys").executable, "job_id": request.job_id, "attempt": str(request.attempt),
+            "work_dir": str(work_dir), "data_dir": str(self._runner.data_dir), "config_key": request.spec.config_key,
+        }
+        timeout = request.spec.timeout_seconds or template.timeout_seconds or self._jobs.timeout_for(template.kind)
+        attempt = Attempt(
+            job_id=request.job_id, attempt=request.attempt, kind=template.kind, config_key=request.spec.config_key,
+            work_dir=str(work_dir), argv=build_argv(template, values, builtins), timeout_seconds=timeout,
+            epoch=request.epoch,
+        )
+        attempt, started = await self._runner.run(attempt, list(request.gpu_indices))
+        return agent_pb2.RunJobResponse(status=status_message(attempt), started=started)
+
+    def _attempt(self, job_id: str, attempt: int) -> Attempt:
+        found = self._runner.get(job_id, attempt)
+        if found is None:
+            raise NotFound(f"job {job_id} attempt {attempt or 'latest'} is unknown to this agent")
+        return found
+
+    async def GetJobStatus(self, request, context):
+        check = Validator()
+        _job_ref(check, request.job_id, request.attempt, attempt_required=False)
+        check.raise_if_invalid()
+        return agent_pb2.GetJobStatusResponse(status=status_message(self._attempt(request.job_id, request.attempt)))
 
     async def CancelJob(self, request, context):
-        await self._fenced(request.epoch, "CancelJob")
+        check = Validator()
+        _job_ref(check, request.job_id, request.attempt, attempt_required=False)
+        check.check("epoch", request.epoch > 0, "is required: this call is made on behalf of the leader")
+        check.raise_if_invalid()
+        await self._fence.admit(request.epoch)
+        self._attempt(request.job_id, request.attempt)
+        attempt = await self._runner.cancel(request.job_id, request.attempt)
+        return agent_pb2.CancelJobResponse(status=status_message(attempt))
+
+    async def ListJobs(self, request, context):
+        attempts = sorted(self._runner.attempts.values(), key=lambda a: a.started_at)
+        if request.running_only:
+            attempts = [a for a in attempts if a.state in (STARTING, RUNNING)]
+        return agent_pb2.ListJobsResponse(jobs=[status_message(a) for a in attempts])
+
+    async def StreamJobLogs(self, request, context):
+        check = Validator()
+        _job_ref(check, request.job_id, request.attempt, attempt_required=False)
+        check.raise_if_invalid()
+        attempt = self._attempt(request.job_id, request.attempt)
+        streams = {
+            agent_pb2.OUTPUT_STREAM_STDOUT: ["stdout.log"],
+            agent_pb2.OUTPUT_STREAM_STDERR: ["stderr.log"],
+        }.get(request.stream, ["stdout.log", "stderr.log"])
+        offsets = {name: 0 for name in streams}
+        while True:
+            for name in streams:
+                chunk = await asyncio.to_thread(_read_chunk, Path(attempt.work_dir) / name, offsets[name])
+                if chunk:
+                    offsets[name] += len(chunk)
+                    kind = agent_pb2.OUTPUT_STREAM_STDOUT if name == "stdout.log" else agent_pb2.OUTPUT_STREAM_STDERR
+                    yield agent_pb2.StreamJobLogsResponse(stream=kind, data=chunk)
+            if not request.follow or attempt.state not in (STARTING, RUNNING):
+                if not any([await asyncio.to_thread(_read_chunk, Path(attempt.work_dir) / n, offsets[n]) for n in streams]):
+                    return
+            else:
+                await asyncio.sleep(0.2)
 
     async def PullFile(self, request, context):
-        await self._fenced(request.epoch, "PullFile")
+        check = Validator()
+        check.check("epoch", request.epoch > 0, "is required: this call is made on behalf of the leader")
+        check.raise_if_invalid()
+        await self._fence.admit(request.epoch)
+        raise NotImplementedYet("PullFile is not implemented by this agent yet")
         yield  # pragma: no cover - makes this a server-streaming handler
+
+
+def _read_chunk(path: Path, offset: int) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read(LOG_CHUNK)
+    except FileNotFoundError:
+        return b""

@@ -35,4 +35,5 @@ def node_view(node: common_pb2.NodeInfo) -> NodeView:
         gpu_percent=node.metrics.gpu_utilization_percent,
         selfplay_jobs=jobs.get("selfplay", 0),
         training_jobs=jobs.get("train", 0) + jobs.get("training", 0),
+        job_kinds=frozenset(node.job_kinds),
     )

@@ -25,6 +25,7 @@ class Rejection(Enum):
     INSUFFICIENT_RAM = "insufficient_ram"
     LABEL_MISMATCH = "label_mismatch"
     WEAK_GPU = "weak_gpu"
+    UNSUPPORTED_KIND = "unsupported_kind"
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class NodeView:
     training_jobs: int = 0
     # Measured jobs per hour by kind; replaces declared power where known.
     throughput: dict[str, float] = field(default_factory=dict)
+    # Kinds the node's agent can run; empty: not advertised (no restriction).
+    job_kinds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,23 @@ class NodeIndex:
         self.rows: dict[str, int] = {}
         self.views: dict[str, NodeView] = {}
         self._columns = {name: np.zeros(capacity, dtype=dtype) for name, dtype in self.COLUMNS.items()}
+        self._kind_columns: dict[str, np.ndarray] = {}
         self.measured_nodes = 0
+
+    def supports(self, kind: str) -> np.ndarray:
+        """Per row: the node's agent runs ``kind`` (or advertises no kinds). The column
+        is built on the first request for a kind and then kept current row by row."""
+        column = self._kind_columns.get(kind)
+        if column is None:
+            column = np.zeros(len(self._columns["load"]), dtype=np.bool_)
+            for row, node_id in enumerate(self.ids):
+                column[row] = self._supports(self.views[node_id], kind)
+            self._kind_columns[kind] = column
+        return column[: len(self.ids)]
+
+    @staticmethod
+    def _supports(view: NodeView, kind: str) -> bool:
+        return not view.job_kinds or kind in view.job_kinds
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,8 +127,9 @@ class NodeIndex:
         if row is None:
             row = len(self.ids)
             if row == len(self._columns["load"]):
-                for name, column in self._columns.items():
-                    self._columns[name] = np.concatenate([column, np.zeros_like(column)])
+                for columns in (self._columns, self._kind_columns):
+                    for name, column in columns.items():
+                        columns[name] = np.concatenate([column, np.zeros_like(column)])
             self.ids.append(view.node_id)
             self.rows[view.node_id] = row
         else:
@@ -136,6 +153,8 @@ class NodeIndex:
         }
         for name, value in values.items():
             self._columns[name][row] = value
+        for kind, column in self._kind_columns.items():
+            column[row] = self._supports(view, kind)
 
     def remove(self, node_id: str) -> None:
         row = self.rows.pop(node_id, None)
@@ -147,7 +166,7 @@ class NodeIndex:
             moved = self.ids[last]
             self.ids[row] = moved
             self.rows[moved] = row
-            for column in self._columns.values():
+            for column in [*self._columns.values(), *self._kind_columns.values()]:
                 column[row] = column[last]
         self.ids.pop()
 
@@ -206,6 +225,7 @@ class Selector:
             reject(mismatched, Rejection.LABEL_MISMATCH)
         if needs.gpu_tree_search:
             reject(index.column("weak"), Rejection.WEAK_GPU)
+        reject(~index.supports(needs.kind), Rejection.UNSUPPORTED_KIND)
 
         base = index.column("gpu_power") if needs.needs_gpu else index.column("cpu_power")
         measured = np.zeros(size)
@@ -253,6 +273,7 @@ class Selector:
             Rejection.LABEL_MISMATCH: "a required label is missing or differs",
             Rejection.WEAK_GPU: f"{view.gpu_model} is too weak for GPU tree search",
             Rejection.NOT_MEMBER: "not a member",
+            Rejection.UNSUPPORTED_KIND: f"the node's agent runs only {sorted(view.job_kinds)}",
         }[rejection]
 
     def explain(self, needs: JobNeeds, reservations: dict[str, Reservation], now: float) -> list[Score]:

@@ -16,6 +16,7 @@ from ringrift_runtime.local.processes import ServiceProcess
 
 ELECTION_TTL = 2
 LEASE_TTL = 2
+PIPELINE_CATALOG = Path(__file__).resolve().parents[1] / "catalogs" / "pipeline.toml"
 
 
 class LocalCluster:
@@ -63,6 +64,8 @@ class LocalCluster:
             RINGRIFT_AGENT__NODE_ID=node_id,
             RINGRIFT_AGENT__DATA_DIR=str(self.root / node_id / "data"),
             RINGRIFT_AGENT__METRICS_INTERVAL_SECONDS="1",
+            RINGRIFT_AGENT__TEMPLATES_FILE=str(PIPELINE_CATALOG),
+            RINGRIFT_AGENT__KILL_GRACE_SECONDS="1",
             **env,
         )
 

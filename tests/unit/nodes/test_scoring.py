@@ -193,3 +193,20 @@ def test_vectorised_ranking_matches_a_brute_force_sort() -> None:
     for k in (1, 5, 50, len(usable)):
         ranked = selector.rank(needs, {}, 0, k, frozenset())
         assert [(s.effective_power, s.load) for s in ranked] == [(s.effective_power, s.load) for s in brute[:k]]
+
+
+def test_nodes_without_the_kind_in_their_catalog_are_rejected() -> None:
+    index = NodeIndex(SETTINGS, capacity=1)
+    selector = Selector(index, SETTINGS)
+    index.upsert(NodeView("runs-sleep", free_ram_mb=FREE, job_kinds=frozenset({"sleep"})))
+    assert _reasons(selector.explain(JobNeeds("selfplay"), {}, 0)) == {"runs-sleep": Rejection.UNSUPPORTED_KIND}
+    index.upsert(NodeView("runs-all", free_ram_mb=FREE))  # grows the index and the kind column
+    index.upsert(NodeView("runs-both", free_ram_mb=FREE, job_kinds=frozenset({"sleep", "selfplay"})))
+    assert _reasons(selector.explain(JobNeeds("selfplay"), {}, 0)) == {
+        "runs-sleep": Rejection.UNSUPPORTED_KIND, "runs-all": Rejection.NONE, "runs-both": Rejection.NONE,
+    }
+    index.remove("runs-sleep")
+    index.upsert(NodeView("runs-all", free_ram_mb=FREE, job_kinds=frozenset({"sleep"})))
+    assert _reasons(selector.explain(JobNeeds("selfplay"), {}, 0)) == {
+        "runs-both": Rejection.NONE, "runs-all": Rejection.UNSUPPORTED_KIND,
+    }

@@ -562,6 +562,7 @@ class NodeInfo(_message.Message):
     QUARANTINED_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    JOB_KINDS_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Stable node identity: lower-case letters, digits, '-' and '_', 1..63 characters,
     starting with a letter or digit; never an address.
@@ -594,6 +595,10 @@ class NodeInfo(_message.Message):
     def started_at(self) -> _timestamp_pb2.Timestamp:
         """When the agent started."""
 
+    @_builtins.property
+    def job_kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Job kinds in the agent's template catalog (the only kinds it will run)."""
+
     def __init__(
         self,
         *,
@@ -607,10 +612,11 @@ class NodeInfo(_message.Message):
         quarantined: _builtins.bool = ...,
         agent_version: _builtins.str = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
+        job_kinds: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["declared", b"declared", "detected", b"detected", "metrics", b"metrics", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_version", b"agent_version", "declared", b"declared", "detected", b"detected", "draining", b"draining", "hostname", b"hostname", "metrics", b"metrics", "node_id", b"node_id", "quarantined", b"quarantined", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_version", b"agent_version", "declared", b"declared", "detected", b"detected", "draining", b"draining", "hostname", b"hostname", "job_kinds", b"job_kinds", "metrics", b"metrics", "node_id", b"node_id", "quarantined", b"quarantined", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

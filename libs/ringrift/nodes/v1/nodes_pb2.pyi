@@ -55,6 +55,8 @@ class _RejectionReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Rejec
     """Weak GPU for GPU tree-search work."""
     REJECTION_REASON_NOT_MEMBER: _RejectionReason.ValueType  # 12
     """The node is not a member."""
+    REJECTION_REASON_UNSUPPORTED_KIND: _RejectionReason.ValueType  # 13
+    """The node's agent has no template for the job's kind."""
 
 class RejectionReason(_RejectionReason, metaclass=_RejectionReasonEnumTypeWrapper):
     """Why a node was rejected for a job."""
@@ -85,6 +87,8 @@ REJECTION_REASON_WEAK_GPU: RejectionReason.ValueType  # 11
 """Weak GPU for GPU tree-search work."""
 REJECTION_REASON_NOT_MEMBER: RejectionReason.ValueType  # 12
 """The node is not a member."""
+REJECTION_REASON_UNSUPPORTED_KIND: RejectionReason.ValueType  # 13
+"""The node's agent has no template for the job's kind."""
 Global___RejectionReason: _TypeAlias = RejectionReason  # noqa: Y015
 
 @_typing.final

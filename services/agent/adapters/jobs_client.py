@@ -1,0 +1,33 @@
+"""Delivers the agent's job events to JobService.ReportJobEvent."""
+
+from __future__ import annotations
+
+import grpc
+
+from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from ringrift_agent.adapters.outbox import Rejected
+
+PERMANENT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+
+
+class JobEventSender:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = jobs_pb2_grpc.JobServiceStub(channel)
+
+    async def __call__(self, event: dict) -> None:
+        request = jobs_pb2.ReportJobEventRequest(
+            job_id=event["job_id"],
+            attempt=event["attempt"],
+            node_id=event["node_id"],
+            state=event["state"],
+            exit_code=event["exit_code"],
+            error=event["error"][:4000],
+            result_json=event["result_json"],
+            agent_sequence=event["agent_sequence"],
+        )
+        try:
+            await self._stub.ReportJobEvent(request)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in PERMANENT:
+                raise Rejected(f"{exc.code().name}: {exc.details()}") from None
+            raise
