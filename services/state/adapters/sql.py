@@ -31,27 +31,61 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+async def lock_and_fence(connection: AsyncConnection, epoch: int) -> EpochRecord:
+    """Take the write lock; raise StaleEpoch when ``epoch`` (if non-zero) is below the maximum.
+    Every write transaction starts with this."""
+    row = (
+        await connection.execute(
+            update(cluster)
+            .where(cluster.c.id == 1)
+            .values(epoch=cluster.c.epoch)
+            .returning(cluster.c.epoch, cluster.c.leader_id, cluster.c.advanced_at)
+        )
+    ).one()
+    if epoch and epoch < row.epoch:
+        raise StaleEpoch(received=epoch, highest=row.epoch)
+    return EpochRecord(row.epoch, row.leader_id, _utc(row.advanced_at))
+
+
+async def append_event_row(connection: AsyncConnection, event: NewEvent) -> StoredEvent:
+    """Append within the caller's write transaction (after lock_and_fence)."""
+    if event.idempotency_key:
+        existing = (
+            await connection.execute(select(events).where(events.c.idempotency_key == event.idempotency_key))
+        ).first()
+        if existing is not None:
+            return _stored(existing)
+    sequence = (
+        await connection.execute(
+            update(counters)
+            .where(counters.c.name == EVENT_SEQUENCE)
+            .values(value=counters.c.value + 1)
+            .returning(counters.c.value)
+        )
+    ).scalar_one()
+    stored = StoredEvent(sequence=sequence, time=_now(), event=event)
+    await connection.execute(
+        events.insert().values(
+            sequence=sequence,
+            type=event.type,
+            time=stored.time,
+            source=event.source,
+            subject=event.subject,
+            config_key=event.config_key,
+            attributes=json.dumps(event.attributes, sort_keys=True),
+            epoch=event.epoch,
+            idempotency_key=event.idempotency_key or None,
+        )
+    )
+    return stored
+
+
 class SqlStateRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def close(self) -> None:
         await self._engine.dispose()
-
-    @staticmethod
-    async def _lock_and_fence(connection: AsyncConnection, epoch: int) -> EpochRecord:
-        """Take the write lock; raise StaleEpoch when ``epoch`` (if non-zero) is below the maximum."""
-        row = (
-            await connection.execute(
-                update(cluster)
-                .where(cluster.c.id == 1)
-                .values(epoch=cluster.c.epoch)
-                .returning(cluster.c.epoch, cluster.c.leader_id, cluster.c.advanced_at)
-            )
-        ).one()
-        if epoch and epoch < row.epoch:
-            raise StaleEpoch(received=epoch, highest=row.epoch)
-        return EpochRecord(row.epoch, row.leader_id, _utc(row.advanced_at))
 
     async def get_epoch(self) -> EpochRecord:
         async with self._engine.connect() as connection:
@@ -60,7 +94,7 @@ class SqlStateRepository:
 
     async def advance_epoch(self, epoch: int, leader_id: str) -> EpochRecord:
         async with self._engine.begin() as connection:
-            previous = await self._lock_and_fence(connection, epoch)
+            previous = await lock_and_fence(connection, epoch)
             if epoch == previous.epoch:
                 if leader_id != previous.leader_id:
                     raise WrongState(f"epoch {epoch} is already registered to leader {previous.leader_id!r}")
@@ -72,36 +106,8 @@ class SqlStateRepository:
 
     async def append_event(self, event: NewEvent) -> StoredEvent:
         async with self._engine.begin() as connection:
-            await self._lock_and_fence(connection, event.epoch)
-            if event.idempotency_key:
-                existing = (
-                    await connection.execute(select(events).where(events.c.idempotency_key == event.idempotency_key))
-                ).first()
-                if existing is not None:
-                    return _stored(existing)
-            sequence = (
-                await connection.execute(
-                    update(counters)
-                    .where(counters.c.name == EVENT_SEQUENCE)
-                    .values(value=counters.c.value + 1)
-                    .returning(counters.c.value)
-                )
-            ).scalar_one()
-            stored = StoredEvent(sequence=sequence, time=_now(), event=event)
-            await connection.execute(
-                events.insert().values(
-                    sequence=sequence,
-                    type=event.type,
-                    time=stored.time,
-                    source=event.source,
-                    subject=event.subject,
-                    config_key=event.config_key,
-                    attributes=json.dumps(event.attributes, sort_keys=True),
-                    epoch=event.epoch,
-                    idempotency_key=event.idempotency_key or None,
-                )
-            )
-            return stored
+            await lock_and_fence(connection, event.epoch)
+            return await append_event_row(connection, event)
 
     async def list_events(self, after: int, event_filter: EventFilter, limit: int) -> list[StoredEvent]:
         query = select(events).where(events.c.sequence > after)
@@ -134,7 +140,7 @@ class SqlStateRepository:
 
     async def persist_state(self, namespace: str, key: str, value: bytes, expected_version: int, epoch: int) -> int:
         async with self._engine.begin() as connection:
-            await self._lock_and_fence(connection, epoch)
+            await lock_and_fence(connection, epoch)
             where = (state_values.c.namespace == namespace, state_values.c.key == key)
             current = (await connection.execute(select(state_values.c.version).where(*where))).scalar_one_or_none()
             if (current or 0) != expected_version:

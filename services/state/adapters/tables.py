@@ -3,7 +3,19 @@ migrations in ./migrations; a test checks that both agree."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -48,4 +60,39 @@ state_values = Table(
     Column("value", LargeBinary, nullable=False),
     Column("version", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("config_key", String(64), nullable=False),
+    Column("spec", LargeBinary, nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("idempotency_key", String(128), nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=True),
+    Column("error", Text, nullable=False),
+    Column("permanent", Boolean, nullable=False),
+    Column("result_json", Text, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+)
+
+job_attempts = Table(
+    "job_attempts",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("node_id", String(64), nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("exit_code", Integer, nullable=False),
+    Column("error", Text, nullable=False),
 )

@@ -4,13 +4,46 @@ UNIMPLEMENTED until their tables land."""
 from __future__ import annotations
 
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
-from ringrift_state.api import mapping
+from ringrift_runtime.errors import NotFound
+from ringrift_state.api import jobs_mapping, mapping
 from ringrift_state.domain.usecases import StateUseCases
 
 
 class StateServicer(state_pb2_grpc.StateServiceServicer):
-    def __init__(self, use_cases: StateUseCases) -> None:
+    def __init__(self, use_cases: StateUseCases, jobs, default_max_attempts: int) -> None:
         self._use_cases = use_cases
+        self._jobs = jobs  # SqlJobRepository
+        self._max_attempts = default_max_attempts
+
+    async def CreateJobs(self, request, context):
+        created = await self._jobs.create(jobs_mapping.new_jobs(request, self._max_attempts), request.epoch)
+        self._use_cases.notify()
+        return state_pb2.CreateJobsResponse(jobs=[jobs_mapping.job_message(j) for j in created])
+
+    async def GetJob(self, request, context):
+        job = await self._jobs.get(jobs_mapping.job_id(request))
+        if job is None:
+            raise NotFound(f"job {request.job_id} does not exist")
+        return state_pb2.GetJobResponse(job=jobs_mapping.job_message(job))
+
+    async def ListJobs(self, request, context):
+        query, size, token = jobs_mapping.list_query(request)
+        found = await self._jobs.query(query, size, token)
+        next_token = found[-1].job_id if len(found) == size else ""
+        return state_pb2.ListJobsResponse(jobs=[jobs_mapping.job_message(j) for j in found], next_page_token=next_token)
+
+    async def TransitionJobs(self, request, context):
+        outcomes = await self._jobs.transition(jobs_mapping.transitions(request), request.epoch)
+        self._use_cases.notify()
+        return state_pb2.TransitionJobsResponse(
+            outcomes=[
+                state_pb2.TransitionOutcome(
+                    job_id=o.job_id, applied=o.applied, reason=o.reason,
+                    job=jobs_mapping.job_message(o.job) if o.job else None,
+                )
+                for o in outcomes
+            ]
+        )
 
     async def GetClusterEpoch(self, request, context):
         record = await self._use_cases.get_epoch()
@@ -25,10 +58,12 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
 
     async def GetClusterStats(self, request, context):
         record = await self._use_cases.get_epoch()
+        counts = await self._jobs.counts()
         return state_pb2.GetClusterStatsResponse(
             epoch=record.epoch,
             leader_id=record.leader_id,
             last_event_sequence=await self._use_cases.last_sequence(),
+            jobs=[state_pb2.JobCount(kind=kind, state=int(state), count=count) for kind, state, count in counts],
         )
 
     async def PublishEvent(self, request, context):

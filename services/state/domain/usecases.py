@@ -51,6 +51,10 @@ class StateUseCases:
         self._notifier.notify()
         return stored
 
+    def notify(self) -> None:
+        """Wake watchers after another write appended events (jobs)."""
+        self._notifier.notify()
+
     async def list_events(self, after: int, event_filter: EventFilter, limit: int) -> list[StoredEvent]:
         return await self._repository.list_events(after, event_filter, min(limit or self._batch_size, self._batch_size))
 

@@ -1,0 +1,227 @@
+"""Jobs and attempts on SQLAlchemy. Every write runs in one transaction that starts with
+the fencing write lock (sql.lock_and_fence) and appends its JOB_* events in the same
+transaction, so the event log and the job table never disagree."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ringrift.common.v1 import common_pb2
+from ringrift_runtime.ids import ulid
+from ringrift_state.adapters.sql import _utc, append_event_row, lock_and_fence
+from ringrift_state.adapters.tables import job_attempts, jobs
+from ringrift_state.domain.jobs import (
+    AttemptRecord,
+    JobQuery,
+    JobRecord,
+    JobState,
+    NewJob,
+    Outcome,
+    Transition,
+    transition_problem,
+)
+from ringrift_state.domain.model import NewEvent
+
+EVENT_FOR_STATE = {
+    JobState.SCHEDULED: common_pb2.EVENT_TYPE_JOB_SCHEDULED,
+    JobState.RUNNING: common_pb2.EVENT_TYPE_JOB_STARTED,
+    JobState.SUCCEEDED: common_pb2.EVENT_TYPE_JOB_SUCCEEDED,
+    JobState.FAILED: common_pb2.EVENT_TYPE_JOB_FAILED,
+    JobState.CANCELLED: common_pb2.EVENT_TYPE_JOB_CANCELLED,
+    JobState.LOST: common_pb2.EVENT_TYPE_JOB_LOST,
+}
+ATTEMPT_STARTED = frozenset({JobState.RUNNING, JobState.STARTING})
+ATTEMPT_FINISHED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
+SOURCE = "state"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _attempt(row) -> AttemptRecord:
+    return AttemptRecord(
+        row.attempt, row.node_id, JobState(row.state), _utc(row.created_at), _utc(row.started_at),
+        _utc(row.finished_at), row.exit_code, row.error,
+    )
+
+
+def _job(row, attempts: tuple[AttemptRecord, ...] = ()) -> JobRecord:
+    return JobRecord(
+        job_id=row.job_id, kind=row.kind, config_key=row.config_key, spec=bytes(row.spec), state=JobState(row.state),
+        attempt=row.attempt, node_id=row.node_id, idempotency_key=row.idempotency_key or "",
+        created_at=_utc(row.created_at), updated_at=_utc(row.updated_at), not_before=_utc(row.not_before),
+        error=row.error, permanent=row.permanent, result_json=row.result_json, priority=row.priority,
+        max_attempts=row.max_attempts, attempts=attempts,
+    )
+
+
+class SqlJobRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _load(self, connection: AsyncConnection, job_ids: list[str]) -> dict[str, JobRecord]:
+        if not job_ids:
+            return {}
+        rows = (await connection.execute(select(jobs).where(jobs.c.job_id.in_(job_ids)))).all()
+        attempt_rows = (
+            await connection.execute(
+                select(job_attempts).where(job_attempts.c.job_id.in_(job_ids)).order_by(job_attempts.c.attempt)
+            )
+        ).all()
+        by_job: dict[str, list[AttemptRecord]] = {}
+        for row in attempt_rows:
+            by_job.setdefault(row.job_id, []).append(_attempt(row))
+        return {row.job_id: _job(row, tuple(by_job.get(row.job_id, ()))) for row in rows}
+
+    async def create(self, new_jobs: list[NewJob], epoch: int) -> list[JobRecord]:
+        """Create PENDING jobs in one transaction; a reused idempotency key returns the
+        job created first (in the same batch or earlier)."""
+        async with self._engine.begin() as connection:
+            await lock_and_fence(connection, epoch)
+            keys = [j.idempotency_key for j in new_jobs if j.idempotency_key]
+            existing: dict[str, str] = {}
+            if keys:
+                rows = await connection.execute(
+                    select(jobs.c.idempotency_key, jobs.c.job_id).where(jobs.c.idempotency_key.in_(keys))
+                )
+                existing = {row.idempotency_key: row.job_id for row in rows}
+            now = _now()
+            ids: list[str] = []
+            job_rows, attempt_rows = [], []
+            for new in new_jobs:
+                if new.idempotency_key and new.idempotency_key in existing:
+                    ids.append(existing[new.idempotency_key])
+                    continue
+                job_id = ulid()
+                if new.idempotency_key:
+                    existing[new.idempotency_key] = job_id
+                ids.append(job_id)
+                job_rows.append(
+                    dict(job_id=job_id, kind=new.kind, config_key=new.config_key, spec=new.spec,
+                         state=int(JobState.PENDING), attempt=1, node_id="", idempotency_key=new.idempotency_key or None,
+                         created_at=now, updated_at=now, not_before=None, error="", permanent=False, result_json="",
+                         priority=new.priority, max_attempts=new.max_attempts)
+                )
+                attempt_rows.append(
+                    dict(job_id=job_id, attempt=1, node_id="", state=int(JobState.PENDING), created_at=now,
+                         started_at=None, finished_at=None, exit_code=0, error="")
+                )
+            if job_rows:
+                await connection.execute(jobs.insert(), job_rows)
+                await connection.execute(job_attempts.insert(), attempt_rows)
+                for row in job_rows:
+                    await append_event_row(connection, NewEvent(
+                        type=common_pb2.EVENT_TYPE_JOB_SUBMITTED, source=SOURCE, subject=row["job_id"],
+                        config_key=row["config_key"], attributes={"kind": row["kind"]}, epoch=epoch,
+                    ))
+            loaded = await self._load(connection, list(dict.fromkeys(ids)))
+            return [loaded[job_id] for job_id in ids]
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        async with self._engine.connect() as connection:
+            return (await self._load(connection, [job_id])).get(job_id)
+
+    async def query(self, query: JobQuery, limit: int, after_job_id: str = "") -> list[JobRecord]:
+        statement = select(jobs.c.job_id)
+        if query.states:
+            statement = statement.where(jobs.c.state.in_(sorted(int(s) for s in query.states)))
+        if query.kind:
+            statement = statement.where(jobs.c.kind == query.kind)
+        if query.config_key:
+            statement = statement.where(jobs.c.config_key == query.config_key)
+        if query.node_id:
+            statement = statement.where(jobs.c.node_id == query.node_id)
+        if query.ready_before is not None:
+            statement = statement.where(or_(jobs.c.not_before.is_(None), jobs.c.not_before <= query.ready_before))
+        if query.oldest_first:
+            if after_job_id:
+                statement = statement.where(jobs.c.job_id > after_job_id)
+            statement = statement.order_by(jobs.c.priority.desc(), jobs.c.job_id)
+        else:
+            if after_job_id:
+                statement = statement.where(jobs.c.job_id < after_job_id)
+            statement = statement.order_by(jobs.c.job_id.desc())
+        async with self._engine.connect() as connection:
+            ids = [row.job_id for row in await connection.execute(statement.limit(limit))]
+            loaded = await self._load(connection, ids)
+        return [loaded[job_id] for job_id in ids]
+
+    async def counts(self) -> list[tuple[str, JobState, int]]:
+        from sqlalchemy import func
+
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(
+                select(jobs.c.kind, jobs.c.state, func.count()).group_by(jobs.c.kind, jobs.c.state)
+            )
+            return [(row[0], JobState(row[1]), row[2]) for row in rows]
+
+    async def transition(self, transitions: list[Transition], epoch: int) -> list[Outcome]:
+        async with self._engine.begin() as connection:
+            await lock_and_fence(connection, epoch)
+            outcomes = []
+            for transition in transitions:
+                outcomes.append(await self._apply(connection, transition, epoch))
+            loaded = await self._load(connection, list({o.job_id for o in outcomes}))
+            return [Outcome(o.job_id, o.applied, o.reason, loaded.get(o.job_id)) for o in outcomes]
+
+    async def _apply(self, connection: AsyncConnection, t: Transition, epoch: int) -> Outcome:
+        row = (await connection.execute(select(jobs).where(jobs.c.job_id == t.job_id))).first()
+        if row is None:
+            return Outcome(t.job_id, False, f"job {t.job_id} does not exist", None)
+        now = _now()
+        attempt_key = and_(job_attempts.c.job_id == t.job_id, job_attempts.c.attempt == t.attempt)
+        if t.attempt != row.attempt:
+            # A late report of a superseded attempt: recorded on that attempt, nothing else.
+            await connection.execute(
+                update(job_attempts).where(attempt_key).values(
+                    state=int(t.to_state), exit_code=t.exit_code, error=t.error[:4000],
+                    finished_at=now if t.to_state in ATTEMPT_FINISHED else None,
+                )
+            )
+            return Outcome(t.job_id, False, f"attempt {t.attempt} was superseded by attempt {row.attempt}", None)
+        current = JobState(row.state)
+        if t.from_state is not None and current != t.from_state:
+            return Outcome(t.job_id, False, f"job is {current.name}, not {t.from_state.name}", None)
+        if current == t.to_state and not t.retry:
+            return Outcome(t.job_id, False, f"job is already {current.name}", None)
+        problem = transition_problem(current, t.to_state, t.retry)
+        if problem:
+            return Outcome(t.job_id, False, problem, None)
+        node_id = t.node_id or row.node_id
+        attempt_values: dict = dict(state=int(t.to_state), node_id=node_id, exit_code=t.exit_code, error=t.error[:4000])
+        if t.to_state in ATTEMPT_STARTED:
+            attempt_values["started_at"] = now
+        if t.to_state in ATTEMPT_FINISHED:
+            attempt_values["finished_at"] = now
+        await connection.execute(update(job_attempts).where(attempt_key).values(**attempt_values))
+        job_values: dict = dict(state=int(t.to_state), node_id=node_id, updated_at=now)
+        if t.to_state == JobState.SUCCEEDED:
+            job_values.update(result_json=t.result_json, error="")
+        if t.to_state in (JobState.FAILED, JobState.LOST, JobState.CANCELLED):
+            job_values.update(error=t.error[:4000], permanent=t.permanent or t.to_state == JobState.CANCELLED)
+        attributes = {"attempt": str(t.attempt), "node_id": node_id, "kind": row.kind}
+        if t.error:
+            attributes["error"] = t.error[:500]
+        event = EVENT_FOR_STATE.get(t.to_state)
+        if event is not None:
+            await append_event_row(connection, NewEvent(
+                type=event, source=SOURCE, subject=t.job_id, config_key=row.config_key, attributes=attributes, epoch=epoch,
+            ))
+        if t.retry:
+            next_attempt = row.attempt + 1
+            job_values.update(state=int(JobState.PENDING), attempt=next_attempt, node_id="", not_before=t.not_before,
+                              permanent=False)
+            await connection.execute(job_attempts.insert().values(
+                job_id=t.job_id, attempt=next_attempt, node_id="", state=int(JobState.PENDING), created_at=now,
+                started_at=None, finished_at=None, exit_code=0, error="",
+            ))
+            await append_event_row(connection, NewEvent(
+                type=common_pb2.EVENT_TYPE_JOB_RETRIED, source=SOURCE, subject=t.job_id, config_key=row.config_key,
+                attributes={**attributes, "next_attempt": str(next_attempt)}, epoch=epoch,
+            ))
+        await connection.execute(update(jobs).where(jobs.c.job_id == t.job_id).values(**job_values))
+        return Outcome(t.job_id, True, "", None)

@@ -1,0 +1,113 @@
+"""Jobs in StateService's store, against SQLite and PostgreSQL: unique ids under
+concurrency, idempotent creation, the state table, retries as new attempts, superseded
+attempts that change nothing, fencing, and JOB_* events written with each change."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ringrift.common.v1 import common_pb2
+from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.errors import StaleEpoch
+from ringrift_state.adapters.sql import SqlStateRepository
+from ringrift_state.adapters.sql_jobs import SqlJobRepository
+from ringrift_state.domain.jobs import JobQuery, JobState, NewJob, Transition
+from ringrift_state.domain.model import EventFilter
+from ringrift_state.main import MIGRATIONS
+
+P, S, R, OK, F, L = JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.LOST
+
+
+@pytest.fixture
+async def stores(database_url: str):
+    engine = create_engine(database_url)
+    await migrate(engine, MIGRATIONS)
+    try:
+        yield SqlJobRepository(engine), SqlStateRepository(engine)
+    finally:
+        await engine.dispose()
+
+
+def job(kind: str = "sleep", key: str = "") -> NewJob:
+    return NewJob(kind=kind, config_key="square8_2p", spec=b"\x0a\x05sleep", idempotency_key=key)
+
+
+async def test_concurrent_submissions_get_unique_ids_and_keys_deduplicate(stores) -> None:
+    jobs, state = stores
+    batches = await asyncio.gather(*(jobs.create([job() for _ in range(20)], 0) for _ in range(10)))
+    ids = [j.job_id for batch in batches for j in batch]
+    assert len(ids) == len(set(ids)) == 200
+    first = await jobs.create([job(key="k1"), job(key="k1"), job(key="k2")], 0)
+    assert first[0].job_id == first[1].job_id != first[2].job_id
+    again = await jobs.create([job(key="k1")], 0)
+    assert again[0].job_id == first[0].job_id
+    submitted = await state.list_events(0, EventFilter(types=frozenset({common_pb2.EVENT_TYPE_JOB_SUBMITTED})), 10_000)
+    assert len(submitted) == 202  # one event per created job, none for duplicates
+
+
+async def test_state_table_and_events(stores) -> None:
+    jobs, state = stores
+    (created,) = await jobs.create([job()], 0)
+    job_id = created.job_id
+    ok = await jobs.transition([Transition(job_id, 1, S, from_state=P, node_id="n1")], 7)
+    assert ok[0].applied and ok[0].job.state == S and ok[0].job.node_id == "n1"
+    illegal = await jobs.transition([Transition(job_id, 1, P)], 7)
+    assert illegal == [] or not illegal[0].applied
+    wrong_from = await jobs.transition([Transition(job_id, 1, R, from_state=P)], 7)
+    assert not wrong_from[0].applied and "SCHEDULED, not PENDING" in wrong_from[0].reason
+    await jobs.transition([Transition(job_id, 1, R)], 7)
+    done = await jobs.transition([Transition(job_id, 1, OK, result_json='{"a": 1}')], 7)
+    assert done[0].job.state == OK and done[0].job.result_json == '{"a": 1}'
+    after = await jobs.transition([Transition(job_id, 1, F)], 7)
+    assert not after[0].applied and "illegal transition SUCCEEDED -> FAILED" in after[0].reason
+    types = [e.event.type for e in await state.list_events(0, EventFilter(subject=job_id), 100)]
+    assert types == [common_pb2.EVENT_TYPE_JOB_SUBMITTED, common_pb2.EVENT_TYPE_JOB_SCHEDULED,
+                     common_pb2.EVENT_TYPE_JOB_STARTED, common_pb2.EVENT_TYPE_JOB_SUCCEEDED]
+
+
+async def test_lost_job_retries_as_a_new_attempt_and_late_results_change_nothing(stores) -> None:
+    jobs, state = stores
+    (created,) = await jobs.create([job()], 0)
+    job_id = created.job_id
+    await jobs.transition([Transition(job_id, 1, S, node_id="n1"), Transition(job_id, 1, R)], 3)
+    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    lost = await jobs.transition([Transition(job_id, 1, L, error="node n1 left", retry=True, not_before=later)], 3)
+    retried = lost[0].job
+    assert retried.state == P and retried.attempt == 2 and retried.node_id == ""
+    assert [(a.attempt, a.state) for a in retried.attempts] == [(1, L), (2, P)]
+    ready_now = await jobs.query(JobQuery(states=frozenset({P}), ready_before=datetime.now(timezone.utc), oldest_first=True), 10)
+    assert job_id not in [j.job_id for j in ready_now]  # backoff respected
+
+    late = await jobs.transition([Transition(job_id, 1, OK, result_json='{"late": true}')], 3)
+    assert not late[0].applied and "superseded" in late[0].reason
+    current = await jobs.get(job_id)
+    assert current.state == P and current.result_json == "" and current.attempts[0].state == OK
+
+
+async def test_stale_epoch_changes_nothing(stores) -> None:
+    jobs, state = stores
+    await state.advance_epoch(10, "leader")
+    (created,) = await jobs.create([job()], 0)
+    with pytest.raises(StaleEpoch):
+        await jobs.transition([Transition(created.job_id, 1, S, node_id="n1")], 9)
+    with pytest.raises(StaleEpoch):
+        await jobs.create([job()], 9)
+    assert (await jobs.get(created.job_id)).state == P
+    assert len(await jobs.query(JobQuery(), 100)) == 1
+
+
+async def test_queries_filter_and_page(stores) -> None:
+    jobs, _ = stores
+    created = await jobs.create([job("sleep") for _ in range(5)] + [job("echo") for _ in range(3)], 0)
+    await jobs.transition([Transition(created[0].job_id, 1, S, node_id="n9")], 0)
+    assert [j.kind for j in await jobs.query(JobQuery(kind="echo"), 10)] == ["echo"] * 3
+    assert [j.job_id for j in await jobs.query(JobQuery(node_id="n9"), 10)] == [created[0].job_id]
+    page1 = await jobs.query(JobQuery(), 3)
+    page2 = await jobs.query(JobQuery(), 3, page1[-1].job_id)
+    page3 = await jobs.query(JobQuery(), 3, page2[-1].job_id)
+    assert [j.job_id for j in page1 + page2 + page3] == sorted((j.job_id for j in created), reverse=True)
+    counts = {(kind, state): n for kind, state, n in await jobs.counts()}
+    assert counts == {("sleep", P): 4, ("sleep", S): 1, ("echo", P): 3}
