@@ -189,6 +189,8 @@ class AgentSettings(_Section):
     detect_gpus: bool = True
     # Job catalog (TOML); None: the built-in catalog (ringrift_agent/templates/default.toml).
     templates_file: Path | None = None
+    # Jobs this agent runs at once (0: its CPU cores); dispatch never schedules more.
+    job_slots: int = Field(default=0, ge=0, le=4096)
     # Seconds between SIGTERM and SIGKILL when a job's process group is stopped.
     kill_grace_seconds: float = Field(default=5.0, ge=0)
     # Variables of the agent's environment passed to jobs; nothing else (no secrets).
@@ -290,6 +292,10 @@ class GatewaySettings(_Section):
     leader_eligible: bool = True
     # Seconds between the leader's fenced heartbeat writes.
     leader_heartbeat_seconds: float = Field(default=1.0, gt=0)
+    # How often the leader asks JobService to dispatch pending jobs.
+    dispatch_interval_seconds: float = Field(default=0.5, gt=0)
+    # How often the leader asks JobService to reap lost, stuck and unverified jobs.
+    reap_interval_seconds: float = Field(default=30.0, gt=0)
 
 
 class RingriftSettings(BaseSettings):

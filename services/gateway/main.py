@@ -10,6 +10,7 @@ import sys
 from prometheus_client import Counter
 
 from ringrift.common.v1 import common_pb2
+from ringrift_gateway.adapters.jobs_client import JobsClient
 from ringrift_gateway.adapters.state_client import StateClient
 from ringrift_gateway.api.servicer import OrchestratorServicer
 from ringrift_gateway.domain.leader import LeaderDuties
@@ -55,8 +56,11 @@ class GatewayApp:
     def __init__(self, settings: RingriftSettings) -> None:
         self._settings = settings
         self.replica_id = instance_name(settings, NAME)
-        self._channel = ChannelFactory(settings.client).channel(settings.endpoints.state)
+        factory = ChannelFactory(settings.client)
+        self._channel = factory.channel(settings.endpoints.state)
+        self._jobs_channel = factory.channel(settings.endpoints.jobs)
         self.state = StateClient(self._channel, source=f"gateway/{self.replica_id}")
+        self.jobs = JobsClient(self._jobs_channel)
         self.members = membership_cache(settings.etcd)
         self.services = control_plane_cache(settings.etcd)
         self.view = ClusterView(self.replica_id, self.state, self.members, self.services)
@@ -72,9 +76,7 @@ class GatewayApp:
             "ringrift_leader_acts_total", "Fenced acts attempted as leader, by outcome.", ["outcome"],
             registry=bound.registry,
         )
-        duties = LeaderDuties(
-            self.state, self.members, self.replica_id, self._settings.gateway.leader_heartbeat_seconds, acts
-        )
+        duties = LeaderDuties(self.state, self.jobs, self.members, self.replica_id, self._settings.gateway, acts)
         self.election = LeaderElection(
             self._settings.etcd, Keyspace(self._settings.etcd.cluster_name), self.replica_id, bound.address.encode()
         )
@@ -102,6 +104,7 @@ class GatewayApp:
         await self.members.stop()
         await self.services.stop()
         await self._channel.close()
+        await self._jobs_channel.close()
 
 
 def build(settings: RingriftSettings) -> GatewayApp:

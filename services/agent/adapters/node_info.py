@@ -95,4 +95,5 @@ class NodeInfoSource:
             agent_version=__version__,
             started_at=self._started_at,
             job_kinds=self._job_kinds,
+            job_slots=self._settings.job_slots or self._probe.cpu_cores(),
         )

@@ -105,7 +105,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
             kinds = ", ".join(sorted(self._catalog))
             check.fail("spec.kind", f"unknown job kind {request.spec.kind!r}; this agent runs: {kinds}")
         else:
-            values = resolve_params(template, request.spec.params, check, "spec.params")
+            values = resolve_params(template.kind, template.params, request.spec.params, check, "spec.params")
         check.config_key("spec.config_key", request.spec.config_key, required=False)
         gpus = self._gpu_count()
         for index, gpu in enumerate(request.gpu_indices):

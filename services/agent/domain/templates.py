@@ -5,37 +5,20 @@ shell."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Mapping
 
-from ringrift_runtime.validation import Validator, parse_config_key
+from ringrift_runtime.jobparams import PARAM_TYPES, ParamSpec, resolve_params
 
-PARAM_TYPES = ("string", "int", "float", "bool", "config_key", "data_path")
-# A safe default for free-form strings: no shell metacharacters, no path separators.
-DEFAULT_STRING_PATTERN = r"^[A-Za-z0-9_.:=+,@-]{1,256}$"
-MAX_VALUE_LENGTH = 1024
+__all__ = ["JobTemplate", "TemplateError", "build_argv", "parse_template", "resolve_params"]
+
 BUILTIN_PLACEHOLDERS = ("python", "job_id", "attempt", "work_dir", "data_dir", "config_key")
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-PATH_PATTERN = re.compile(r"^[A-Za-z0-9_.=+,@/-]{1,512}$")
 
 
 class TemplateError(ValueError):
     """The catalog itself is malformed (reported at agent start)."""
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    type: str = "string"
-    required: bool = False
-    default: str | None = None
-    min: float | None = None
-    max: float | None = None
-    pattern: str | None = None
-    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,59 +74,6 @@ def parse_template(kind: str, raw: Mapping) -> JobTemplate:
     if unknown:
         raise TemplateError(f"template {kind}: argv uses undefined placeholders {sorted(unknown)}")
     return template
-
-
-def _check_value(check: Validator, field: str, spec: ParamSpec, value: str) -> None:
-    if len(value) > MAX_VALUE_LENGTH or "\x00" in value or "\n" in value:
-        check.fail(field, f"must be a single line of at most {MAX_VALUE_LENGTH} characters")
-        return
-    if spec.type in ("int", "float"):
-        try:
-            number = int(value) if spec.type == "int" else float(value)
-        except ValueError:
-            check.fail(field, f"must be {'an integer' if spec.type == 'int' else 'a number'}, got {value[:40]!r}")
-            return
-        if isinstance(number, float) and not math.isfinite(number):
-            check.fail(field, "must be a finite number")
-        elif (spec.min is not None and number < spec.min) or (spec.max is not None and number > spec.max):
-            check.fail(field, f"must be between {spec.min} and {spec.max}, got {value}")
-    elif spec.type == "bool":
-        check.check(field, value in ("true", "false"), "must be 'true' or 'false'")
-    elif spec.type == "config_key":
-        try:
-            parse_config_key(value)
-        except ValueError as exc:
-            check.fail(field, str(exc))
-    elif spec.type == "data_path":
-        path = PurePosixPath(value)
-        check.check(
-            field,
-            bool(PATH_PATTERN.match(value)) and not path.is_absolute() and ".." not in path.parts,
-            "must be a relative path inside the data directory (no '..', no leading '/')",
-        )
-    else:
-        pattern = spec.pattern or DEFAULT_STRING_PATTERN
-        check.check(field, re.fullmatch(pattern, value) is not None, f"must match {pattern}")
-
-
-def resolve_params(template: JobTemplate, params: Mapping[str, str], check: Validator, field: str) -> dict[str, str]:
-    """Validated parameter values with defaults filled in; violations go to ``check``."""
-    values: dict[str, str] = {}
-    for name in params:
-        if name not in template.params:
-            known = ", ".join(sorted(template.params)) or "none"
-            check.fail(f"{field}[{name}]", f"unknown parameter for kind {template.kind} (known: {known})")
-    for name, spec in template.params.items():
-        if name in params:
-            _check_value(check, f"{field}[{name}]", spec, params[name])
-            values[name] = params[name]
-        elif spec.required:
-            check.fail(f"{field}[{name}]", "is required")
-        elif spec.default is not None:
-            values[name] = spec.default
-        else:
-            values[name] = ""
-    return values
 
 
 def build_argv(template: JobTemplate, values: Mapping[str, str], builtins: Mapping[str, str]) -> list[str]:

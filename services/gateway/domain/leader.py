@@ -15,6 +15,7 @@ from ringrift.common.v1 import common_pb2
 from ringrift_runtime.cluster.cache import Change, ChangeKind, PrefixCache
 from ringrift_runtime.cluster.election import Leadership
 from ringrift_runtime.errors import Conflict, DependencyUnavailable, StaleEpoch
+from ringrift_runtime.settings import GatewaySettings
 
 log = logging.getLogger("ringrift.gateway.leader")
 
@@ -36,11 +37,21 @@ def left_key(node_id: str, create_revision: int) -> str:
 
 
 class LeaderDuties:
-    def __init__(self, state, members: PrefixCache, replica_id: str, heartbeat_seconds: float, acts: ActCounter) -> None:
+    def __init__(
+        self,
+        state,
+        jobs,
+        members: PrefixCache,
+        replica_id: str,
+        settings: GatewaySettings,
+        acts: ActCounter,
+    ) -> None:
         self._state = state
+        self._jobs = jobs
         self._members = members
         self._replica_id = replica_id
-        self._heartbeat_seconds = heartbeat_seconds
+        self._settings = settings
+        self._heartbeat_seconds = settings.leader_heartbeat_seconds
         self._acts = acts
 
     async def act(self, leadership: Leadership, what: str, operation: Callable[[], Awaitable[T]]) -> T:
@@ -81,7 +92,12 @@ class LeaderDuties:
         changes = self._members.subscribe()
         try:
             await self._reconcile_members(leadership)
-            await asyncio.gather(self._heartbeat(leadership), self._follow_members(leadership, changes))
+            await asyncio.gather(
+                self._heartbeat(leadership),
+                self._follow_members(leadership, changes),
+                self._every(leadership, "dispatch", self._settings.dispatch_interval_seconds, self._jobs.dispatch),
+                self._every(leadership, "reap", self._settings.reap_interval_seconds, self._jobs.reap),
+            )
         finally:
             self._members.unsubscribe(changes)
 
@@ -138,6 +154,16 @@ class LeaderDuties:
             change = await changes.get()
             if change.kind in (ChangeKind.JOINED, ChangeKind.LEFT):
                 await self._publish_member(leadership, change.kind, change.name, change.create_revision)
+
+    async def _every(self, leadership: Leadership, what: str, interval: float, operation) -> None:
+        """Run a fenced JobService operation every ``interval`` seconds while leading; an
+        unreachable service is retried next round (StaleEpoch ends the term)."""
+        while True:
+            try:
+                await self.act(leadership, what, lambda: operation(leadership.epoch))
+            except DependencyUnavailable as exc:
+                log.warning("%s skipped: %s", what, exc)
+            await asyncio.sleep(interval)
 
     async def _heartbeat(self, leadership: Leadership) -> None:
         version = (await self.act_until_done(leadership, "read heartbeat", lambda: self._state.load_state(*HEARTBEAT))).version

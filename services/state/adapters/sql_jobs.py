@@ -77,7 +77,7 @@ class SqlJobRepository:
             by_job.setdefault(row.job_id, []).append(_attempt(row))
         return {row.job_id: _job(row, tuple(by_job.get(row.job_id, ()))) for row in rows}
 
-    async def create(self, new_jobs: list[NewJob], epoch: int) -> list[JobRecord]:
+    async def create(self, new_jobs: list[NewJob], epoch: int) -> list[tuple[JobRecord, bool]]:
         """Create PENDING jobs in one transaction; a reused idempotency key returns the
         job created first (in the same batch or earlier)."""
         async with self._engine.begin() as connection:
@@ -91,11 +91,14 @@ class SqlJobRepository:
                 existing = {row.idempotency_key: row.job_id for row in rows}
             now = _now()
             ids: list[str] = []
+            fresh: list[bool] = []
             job_rows, attempt_rows = [], []
             for new in new_jobs:
                 if new.idempotency_key and new.idempotency_key in existing:
                     ids.append(existing[new.idempotency_key])
+                    fresh.append(False)
                     continue
+                fresh.append(True)
                 job_id = ulid()
                 if new.idempotency_key:
                     existing[new.idempotency_key] = job_id
@@ -119,7 +122,7 @@ class SqlJobRepository:
                         config_key=row["config_key"], attributes={"kind": row["kind"]}, epoch=epoch,
                     ))
             loaded = await self._load(connection, list(dict.fromkeys(ids)))
-            return [loaded[job_id] for job_id in ids]
+            return [(loaded[job_id], created) for job_id, created in zip(ids, fresh)]
 
     async def get(self, job_id: str) -> JobRecord | None:
         async with self._engine.connect() as connection:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timezone
+from datetime import datetime, timezone
 
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2
@@ -53,9 +53,11 @@ def list_query(request: state_pb2.ListJobsRequest) -> tuple[JobQuery, int, str]:
     token = request.page.page_token
     check.check("page.page_token", not token or bool(JOB_ID_PATTERN.match(token)), "is not a token from a previous page")
     check.raise_if_invalid()
+    dispatchable = request.filter.dispatchable
+    states = frozenset({JobState.PENDING}) if dispatchable else frozenset(JobState(s) for s in request.filter.states)
     query = JobQuery(
-        states=frozenset(JobState(s) for s in request.filter.states), kind=request.filter.kind,
-        config_key=request.filter.config_key, node_id=request.filter.node_id,
+        states=states, kind=request.filter.kind, config_key=request.filter.config_key, node_id=request.filter.node_id,
+        ready_before=datetime.now(timezone.utc) if dispatchable else None, oldest_first=dispatchable,
     )
     return query, size, token
 

@@ -18,7 +18,9 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
     async def CreateJobs(self, request, context):
         created = await self._jobs.create(jobs_mapping.new_jobs(request, self._max_attempts), request.epoch)
         self._use_cases.notify()
-        return state_pb2.CreateJobsResponse(jobs=[jobs_mapping.job_message(j) for j in created])
+        return state_pb2.CreateJobsResponse(
+            jobs=[jobs_mapping.job_message(j) for j, _ in created], created=[fresh for _, fresh in created]
+        )
 
     async def GetJob(self, request, context):
         job = await self._jobs.get(jobs_mapping.job_id(request))

@@ -35,8 +35,9 @@ class LocalCluster:
             "RINGRIFT_METRICS__PORT": "0",
             "RINGRIFT_SERVER__GRACE_SECONDS": "2",
         }
-        if self.state is not None:
-            env["RINGRIFT_ENDPOINTS__STATE"] = self.state.address
+        for name, process in self.processes.items():
+            if name == process.service and name in ("state", "nodes", "jobs"):
+                env[f"RINGRIFT_ENDPOINTS__{name.upper()}"] = process.address
         return env
 
     async def start(self, service: str, name: str, **env: str) -> ServiceProcess:

@@ -38,19 +38,20 @@ def job(kind: str = "sleep", key: str = "") -> NewJob:
 async def test_concurrent_submissions_get_unique_ids_and_keys_deduplicate(stores) -> None:
     jobs, state = stores
     batches = await asyncio.gather(*(jobs.create([job() for _ in range(20)], 0) for _ in range(10)))
-    ids = [j.job_id for batch in batches for j in batch]
+    ids = [j.job_id for batch in batches for j, _ in batch]
     assert len(ids) == len(set(ids)) == 200
     first = await jobs.create([job(key="k1"), job(key="k1"), job(key="k2")], 0)
-    assert first[0].job_id == first[1].job_id != first[2].job_id
+    assert first[0][0].job_id == first[1][0].job_id != first[2][0].job_id
+    assert [created for _, created in first] == [True, False, True]
     again = await jobs.create([job(key="k1")], 0)
-    assert again[0].job_id == first[0].job_id
+    assert again[0][0].job_id == first[0][0].job_id and again[0][1] is False
     submitted = await state.list_events(0, EventFilter(types=frozenset({common_pb2.EVENT_TYPE_JOB_SUBMITTED})), 10_000)
     assert len(submitted) == 202  # one event per created job, none for duplicates
 
 
 async def test_state_table_and_events(stores) -> None:
     jobs, state = stores
-    (created,) = await jobs.create([job()], 0)
+    ((created, _),) = await jobs.create([job()], 0)
     job_id = created.job_id
     ok = await jobs.transition([Transition(job_id, 1, S, from_state=P, node_id="n1")], 7)
     assert ok[0].applied and ok[0].job.state == S and ok[0].job.node_id == "n1"
@@ -70,7 +71,7 @@ async def test_state_table_and_events(stores) -> None:
 
 async def test_lost_job_retries_as_a_new_attempt_and_late_results_change_nothing(stores) -> None:
     jobs, state = stores
-    (created,) = await jobs.create([job()], 0)
+    ((created, _),) = await jobs.create([job()], 0)
     job_id = created.job_id
     await jobs.transition([Transition(job_id, 1, S, node_id="n1"), Transition(job_id, 1, R)], 3)
     later = datetime.now(timezone.utc) + timedelta(seconds=30)
@@ -90,7 +91,7 @@ async def test_lost_job_retries_as_a_new_attempt_and_late_results_change_nothing
 async def test_stale_epoch_changes_nothing(stores) -> None:
     jobs, state = stores
     await state.advance_epoch(10, "leader")
-    (created,) = await jobs.create([job()], 0)
+    ((created, _),) = await jobs.create([job()], 0)
     with pytest.raises(StaleEpoch):
         await jobs.transition([Transition(created.job_id, 1, S, node_id="n1")], 9)
     with pytest.raises(StaleEpoch):
@@ -101,7 +102,7 @@ async def test_stale_epoch_changes_nothing(stores) -> None:
 
 async def test_queries_filter_and_page(stores) -> None:
     jobs, _ = stores
-    created = await jobs.create([job("sleep") for _ in range(5)] + [job("echo") for _ in range(3)], 0)
+    created = [j for j, _ in await jobs.create([job("sleep") for _ in range(5)] + [job("echo") for _ in range(3)], 0)]
     await jobs.transition([Transition(created[0].job_id, 1, S, node_id="n9")], 0)
     assert [j.kind for j in await jobs.query(JobQuery(kind="echo"), 10)] == ["echo"] * 3
     assert [j.job_id for j in await jobs.query(JobQuery(node_id="n9"), 10)] == [created[0].job_id]

@@ -461,18 +461,26 @@ class CreateJobsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOBS_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Job]:
         """Created (or previously created, for reused idempotency keys) jobs, in request order."""
+
+    @_builtins.property
+    def created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+        """Per job: true when this call created it, false when an idempotency key returned an
+        existing job.
+        """
 
     def __init__(
         self,
         *,
         jobs: _abc.Iterable[_common_pb2.Job] | None = ...,
+        created: _abc.Iterable[_builtins.bool] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "jobs", b"jobs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -534,12 +542,17 @@ class JobFilter(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     CONFIG_KEY_FIELD_NUMBER: _builtins.int
     NODE_ID_FIELD_NUMBER: _builtins.int
+    DISPATCHABLE_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Only this kind."""
     config_key: _builtins.str
     """Only this config key."""
     node_id: _builtins.str
     """Only jobs whose current attempt runs on this node."""
+    dispatchable: _builtins.bool
+    """Only PENDING jobs whose retry backoff has passed, highest priority then oldest
+    first (the order dispatch takes them in). Other filters still apply.
+    """
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_common_pb2.JobState.ValueType]:
         """Only these states."""
@@ -551,10 +564,11 @@ class JobFilter(_message.Message):
         kind: _builtins.str = ...,
         config_key: _builtins.str = ...,
         node_id: _builtins.str = ...,
+        dispatchable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "kind", b"kind", "node_id", b"node_id", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "dispatchable", b"dispatchable", "kind", b"kind", "node_id", b"node_id", "states", b"states"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

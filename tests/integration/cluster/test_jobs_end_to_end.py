@@ -1,0 +1,161 @@
+"""Jobs end to end with real processes: StateService, NodeSelector, JobService, a
+leading gateway that dispatches and reaps, and three agents with different declared
+capabilities running real subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import grpc
+import pytest
+
+from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
+from ringrift.common.v1 import common_pb2 as C
+from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift_runtime.grpc.status import field_violations
+from tests.integration.cluster.conftest import LocalCluster
+
+A100 = {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA A100-SXM4-80GB", "RINGRIFT_AGENT__GPU__COUNT": "2",
+        "RINGRIFT_AGENT__GPU__MEMORY_MB": "81920"}
+RTX4090 = {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA GeForce RTX 4090", "RINGRIFT_AGENT__GPU__COUNT": "1",
+           "RINGRIFT_AGENT__GPU__MEMORY_MB": "24564", "RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'}
+CPU = {"RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'}
+FAST = {"RINGRIFT_JOBS__RETRY_BACKOFF_BASE_SECONDS": "0.2", "RINGRIFT_JOBS__SPAWN_VERIFICATION_SECONDS": "10"}
+
+
+async def start_cluster(cluster: LocalCluster) -> dict:
+    await cluster.start_state()
+    await cluster.start("nodes", "nodes")
+    await cluster.start("jobs", "jobs", **FAST)
+    await cluster.start("gateway", "gw-a", RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS="1",
+                        RINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS="0.2")
+    agents = {
+        "gpu-a100": await cluster.start_agent("gpu-a100", RINGRIFT_AGENT__JOB_SLOTS="6", **A100),
+        "gpu-4090": await cluster.start_agent("gpu-4090", RINGRIFT_AGENT__JOB_SLOTS="6", **RTX4090),
+        "cpu-only": await cluster.start_agent("cpu-only", RINGRIFT_AGENT__JOB_SLOTS="6", **CPU),
+    }
+    await cluster.wait_for_leader()
+    return agents
+
+
+def spec(kind: str, **requirements) -> C.JobSpec:
+    params = {"seconds": "0.05"} if kind in ("selfplay", "train", "sleep") else {}
+    return C.JobSpec(kind=kind, config_key="square8_2p", params=params,
+                     requirements=C.ResourceRequirements(min_free_ram_mb=128, **requirements))
+
+
+MIX = [
+    lambda: spec("selfplay", needs_gpu=True),
+    lambda: spec("selfplay"),
+    lambda: spec("train", needs_gpu=True, min_gpu_memory_mb=40000),
+    lambda: spec("export"),
+    lambda: spec("gauntlet", needs_gpu=True),
+    lambda: spec("sleep", labels={}),
+]
+
+
+async def wait_all(stub, job_ids: list[str], timeout: float) -> list[C.Job]:
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = [(await stub.GetJob(jobs_pb2.GetJobRequest(job_id=j), timeout=5)).job for j in job_ids]
+        if all(j.state in (C.JOB_STATE_SUCCEEDED, C.JOB_STATE_FAILED, C.JOB_STATE_CANCELLED) for j in jobs):
+            return jobs
+        if time.monotonic() > deadline:
+            states = {C.JobState.Name(j.state) for j in jobs}
+            pytest.fail(f"jobs did not finish in {timeout}s: states {states}")
+        await asyncio.sleep(0.25)
+
+
+async def test_two_hundred_mixed_jobs_succeed_where_they_may_run(cluster: LocalCluster) -> None:
+    await start_cluster(cluster)
+    async with grpc.aio.insecure_channel(cluster.processes["jobs"].address) as channel, \
+            grpc.aio.insecure_channel(cluster.processes["nodes"].address) as nodes_channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        nodes = nodes_pb2_grpc.NodeSelectorServiceStub(nodes_channel)
+        requests = [jobs_pb2.SubmitJobRequest(spec=MIX[i % len(MIX)]()) for i in range(200)]
+        submitted = (await stub.SubmitJobs(jobs_pb2.SubmitJobsRequest(jobs=requests), timeout=30)).jobs
+        assert len({j.job_id for j in submitted}) == 200
+        finished = await wait_all(stub, [j.job_id for j in submitted], timeout=240)
+        assert {C.JobState.Name(j.state) for j in finished} == {"JOB_STATE_SUCCEEDED"}, [j.error for j in finished if j.error][:3]
+        for job in finished:
+            explained = await nodes.ExplainPlacement(nodes_pb2.ExplainPlacementRequest(spec=job.spec), timeout=5)
+            usable = {s.node_id for s in explained.scores if s.usable}
+            assert job.node_id in usable, (job.spec, job.node_id, usable)
+            if job.spec.kind == "train":
+                assert job.node_id == "gpu-a100"  # the only training-role GPU with 40 GB
+            if job.spec.requirements.needs_gpu:
+                assert job.node_id != "cpu-only"
+
+
+async def test_bad_submissions_name_the_field_and_queue_nothing(cluster: LocalCluster) -> None:
+    await start_cluster(cluster)
+    async with grpc.aio.insecure_channel(cluster.processes["jobs"].address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        cases = [
+            (C.JobSpec(kind="rm-rf"), "spec.kind"),
+            (C.JobSpec(kind="sleep", params={"seconds": "-5"}), "spec.params[seconds]"),
+            (C.JobSpec(kind="sleep", params={"seconds": "1 && reboot"}), "spec.params[seconds]"),
+            (C.JobSpec(kind="sleep", params={"shell": "x"}), "spec.params[shell]"),
+            (C.JobSpec(kind="sleep", config_key="hexagonal"), "spec.config_key"),
+            (C.JobSpec(), "spec.kind"),
+        ]
+        for bad, field in cases:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=bad), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert field in field_violations(caught.value), caught.value.details()
+        assert not (await stub.ListJobs(jobs_pb2.ListJobsRequest(), timeout=5)).jobs
+        first = await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec("sleep"), idempotency_key="once"), timeout=10)
+        again = await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec("sleep"), idempotency_key="once"), timeout=10)
+        assert first.created and not again.created and first.job.job_id == again.job.job_id
+
+
+async def test_jobs_of_a_dead_node_are_retried_elsewhere_and_late_results_change_nothing(cluster: LocalCluster) -> None:
+    agents = await start_cluster(cluster)
+    victim = agents["cpu-only"]
+    async with grpc.aio.insecure_channel(cluster.processes["jobs"].address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        long = C.JobSpec(kind="sleep", params={"seconds": "4"}, requirements=C.ResourceRequirements(
+            min_free_ram_mb=128, preferred_node_ids=["cpu-only"]))
+        job_ids = [(await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=long), timeout=10)).job.job_id for _ in range(12)]
+        deadline = time.monotonic() + 30
+        while True:
+            jobs = [(await stub.GetJob(jobs_pb2.GetJobRequest(job_id=j), timeout=5)).job for j in job_ids]
+            on_victim = [j for j in jobs if j.node_id == "cpu-only" and j.state == C.JOB_STATE_RUNNING]
+            if on_victim:
+                break
+            assert time.monotonic() < deadline, "no job ran on the victim"
+            await asyncio.sleep(0.1)
+        # The node dies: its agent and every job process on it.
+        async with grpc.aio.insecure_channel(victim.address) as agent_channel:
+            running = await agent_pb2_grpc.NodeAgentServiceStub(agent_channel).ListJobs(
+                agent_pb2.ListJobsRequest(running_only=True), timeout=5)
+        victim.signal(signal.SIGKILL)
+        for status in running.jobs:
+            try:
+                os.killpg(status.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        lost_ids = {j.job_id for j in on_victim}
+        finished = await wait_all(stub, job_ids, timeout=90)
+        for job in finished:
+            assert job.state == C.JOB_STATE_SUCCEEDED, job.error
+            if job.job_id in lost_ids:
+                assert job.attempt >= 2 and job.node_id != "cpu-only"
+                assert job.attempts[0].state == C.JOB_STATE_LOST
+            # No job ran twice at once: each attempt ended before the next started.
+            for earlier, later in zip(job.attempts, job.attempts[1:]):
+                assert earlier.finished_at.ToNanoseconds() <= later.started_at.ToNanoseconds()
+
+        # A late completion of the superseded attempt is recorded and changes nothing.
+        some = next(j for j in finished if j.job_id in lost_ids)
+        late = await stub.ReportJobEvent(jobs_pb2.ReportJobEventRequest(
+            job_id=some.job_id, attempt=1, node_id="cpu-only", state=C.JOB_STATE_SUCCEEDED, result_json='{"late": 1}'),
+            timeout=5)
+        assert not late.applied
+        after = (await stub.GetJob(jobs_pb2.GetJobRequest(job_id=some.job_id), timeout=5)).job
+        assert (after.state, after.result_json, after.attempt) == (some.state, some.result_json, some.attempt)
