@@ -42,6 +42,10 @@ class JobStore:
         reply = await call(self._stub.TransitionJobs(state_pb2.TransitionJobsRequest(transitions=transitions, epoch=epoch)))
         return list(reply.outcomes)
 
+    async def archive(self, older_than_seconds: int, epoch: int) -> int:
+        request = state_pb2.ArchiveJobsRequest(older_than_seconds=older_than_seconds, epoch=epoch)
+        return (await call(self._stub.ArchiveJobs(request))).moved
+
     async def epoch(self) -> int:
         return (await call(self._stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest()))).epoch
 

@@ -256,6 +256,10 @@ class JobLifecycle:
                     log.warning("cancel of %s on %s failed: %s", job_id, job.node_id, exc.code().name)
         return outcome.job if outcome.job.job_id else await self.store.get(job_id)
 
+    @property
+    def retention_seconds(self) -> float:
+        return self._settings.retention_seconds
+
     def members(self) -> dict[str, common_pb2.NodeInfo]:
         return self._members.values()
 

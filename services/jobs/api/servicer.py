@@ -8,7 +8,7 @@ from ringrift.common.v1 import common_pb2
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from ringrift.state.v1 import state_pb2
 from ringrift_jobs.api.lifecycle import JobLifecycle
-from ringrift_runtime.errors import NotFound, NotImplementedYet
+from ringrift_runtime.errors import NotFound
 from ringrift_runtime.validation import Validator
 
 JOB_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
@@ -140,4 +140,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         return jobs_pb2.ExportTrainingDataResponse(job=await self._single("export", common_pb2.NODE_ROLE_EXPORT, request))
 
     async def CleanupOldCompletedJobs(self, request, context):
-        raise NotImplementedYet("moving terminal jobs to history is not implemented yet")
+        _epoch(request.epoch)
+        older_than = request.older_than_seconds or int(self._jobs.retention_seconds)
+        moved = await self._jobs.store.archive(older_than, request.epoch)
+        return jobs_pb2.CleanupOldCompletedJobsResponse(moved=moved)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ringrift.common.v1 import common_pb2
 from ringrift_runtime.ids import ulid
 from ringrift_state.adapters.sql import _utc, append_event_row, lock_and_fence
-from ringrift_state.adapters.tables import job_attempts, jobs
+from ringrift_state.adapters.tables import job_attempts, jobs, jobs_history
 from ringrift_state.domain.jobs import (
     AttemptRecord,
     JobQuery,
@@ -127,6 +127,36 @@ class SqlJobRepository:
     async def get(self, job_id: str) -> JobRecord | None:
         async with self._engine.connect() as connection:
             return (await self._load(connection, [job_id])).get(job_id)
+
+    async def archived(self, job_id: str) -> bytes | None:
+        """The serialized Job of an archived job (see archive)."""
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(select(jobs_history.c.job).where(jobs_history.c.job_id == job_id))).first()
+        return bytes(row.job) if row else None
+
+    async def archive(self, older_than: datetime, epoch: int, encode, batch: int = 1000) -> int:
+        """Move terminal jobs last changed before ``older_than`` to history, one batch per
+        transaction; ``encode(JobRecord) -> bytes`` serializes each with its attempts."""
+        terminal = [int(s) for s in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)]
+        moved = 0
+        while True:
+            async with self._engine.begin() as connection:
+                await lock_and_fence(connection, epoch)
+                ids = [row.job_id for row in await connection.execute(
+                    select(jobs.c.job_id).where(jobs.c.state.in_(terminal), jobs.c.updated_at < older_than).limit(batch)
+                )]
+                if not ids:
+                    return moved
+                loaded = await self._load(connection, ids)
+                now = _now()
+                await connection.execute(jobs_history.insert(), [
+                    dict(job_id=j.job_id, kind=j.kind, config_key=j.config_key, state=int(j.state),
+                         updated_at=j.updated_at, archived_at=now, job=encode(j))
+                    for j in loaded.values()
+                ])
+                await connection.execute(job_attempts.delete().where(job_attempts.c.job_id.in_(ids)))
+                await connection.execute(jobs.delete().where(jobs.c.job_id.in_(ids)))
+                moved += len(ids)
 
     async def query(self, query: JobQuery, limit: int, after_job_id: str = "") -> list[JobRecord]:
         statement = select(jobs.c.job_id)

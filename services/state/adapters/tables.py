@@ -96,3 +96,15 @@ job_attempts = Table(
     Column("exit_code", Integer, nullable=False),
     Column("error", Text, nullable=False),
 )
+
+jobs_history = Table(
+    "jobs_history",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("config_key", String(64), nullable=False),
+    Column("state", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("archived_at", DateTime(timezone=True), nullable=False),
+    Column("job", LargeBinary, nullable=False),
+)

@@ -3,6 +3,9 @@ UNIMPLEMENTED until their tables land."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
+from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.errors import NotFound
 from ringrift_state.api import jobs_mapping, mapping
@@ -24,9 +27,17 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
 
     async def GetJob(self, request, context):
         job = await self._jobs.get(jobs_mapping.job_id(request))
-        if job is None:
+        if job is not None:
+            return state_pb2.GetJobResponse(job=jobs_mapping.job_message(job))
+        archived = await self._jobs.archived(request.job_id)
+        if archived is None:
             raise NotFound(f"job {request.job_id} does not exist")
-        return state_pb2.GetJobResponse(job=jobs_mapping.job_message(job))
+        return state_pb2.GetJobResponse(job=common_pb2.Job.FromString(archived))
+
+    async def ArchiveJobs(self, request, context):
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=request.older_than_seconds)
+        moved = await self._jobs.archive(cutoff, request.epoch, lambda j: jobs_mapping.job_message(j).SerializeToString())
+        return state_pb2.ArchiveJobsResponse(moved=moved)
 
     async def ListJobs(self, request, context):
         query, size, token = jobs_mapping.list_query(request)

@@ -90,6 +90,16 @@ async def test_two_hundred_mixed_jobs_succeed_where_they_may_run(cluster: LocalC
             if job.spec.requirements.needs_gpu:
                 assert job.node_id != "cpu-only"
 
+        # Finished jobs move to history and stay readable.
+        await asyncio.sleep(1.1)
+        epoch = (await cluster.epoch()).epoch
+        cleaned = await stub.CleanupOldCompletedJobs(
+            jobs_pb2.CleanupOldCompletedJobsRequest(older_than_seconds=1, epoch=epoch), timeout=30)
+        assert cleaned.moved == 200
+        assert not (await stub.ListJobs(jobs_pb2.ListJobsRequest(), timeout=5)).jobs
+        archived = (await stub.GetJob(jobs_pb2.GetJobRequest(job_id=finished[0].job_id), timeout=5)).job
+        assert archived.state == C.JOB_STATE_SUCCEEDED and archived.attempts
+
 
 async def test_bad_submissions_name_the_field_and_queue_nothing(cluster: LocalCluster) -> None:
     await start_cluster(cluster)

@@ -112,3 +112,16 @@ async def test_queries_filter_and_page(stores) -> None:
     assert [j.job_id for j in page1 + page2 + page3] == sorted((j.job_id for j in created), reverse=True)
     counts = {(kind, state): n for kind, state, n in await jobs.counts()}
     assert counts == {("sleep", P): 4, ("sleep", S): 1, ("echo", P): 3}
+
+
+async def test_old_terminal_jobs_move_to_history(stores) -> None:
+    jobs, _ = stores
+    created = [j for j, _ in await jobs.create([job() for _ in range(3)], 0)]
+    done, running = created[0].job_id, created[1].job_id
+    await jobs.transition([Transition(done, 1, JobState.CANCELLED)], 0)
+    await jobs.transition([Transition(running, 1, S, node_id="n1")], 0)
+    assert await jobs.archive(datetime.now(timezone.utc) - timedelta(hours=1), 0, lambda j: j.job_id.encode()) == 0
+    moved = await jobs.archive(datetime.now(timezone.utc) + timedelta(seconds=1), 0, lambda j: j.job_id.encode())
+    assert moved == 1
+    assert await jobs.get(done) is None and await jobs.archived(done) == done.encode()
+    assert (await jobs.get(running)).state == S and await jobs.archived(running) is None

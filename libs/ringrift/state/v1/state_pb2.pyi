@@ -787,6 +787,54 @@ class TransitionJobsResponse(_message.Message):
 Global___TransitionJobsResponse: _TypeAlias = TransitionJobsResponse  # noqa: Y015
 
 @_typing.final
+class ArchiveJobsRequest(_message.Message):
+    """Request of ArchiveJobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLDER_THAN_SECONDS_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    older_than_seconds: _builtins.int
+    """Terminal jobs unchanged for at least this many seconds are moved."""
+    epoch: _builtins.int
+    """Leader epoch (fencing)."""
+    def __init__(
+        self,
+        *,
+        older_than_seconds: _builtins.int = ...,
+        epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "older_than_seconds", b"older_than_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveJobsRequest: _TypeAlias = ArchiveJobsRequest  # noqa: Y015
+
+@_typing.final
+class ArchiveJobsResponse(_message.Message):
+    """Response of ArchiveJobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MOVED_FIELD_NUMBER: _builtins.int
+    moved: _builtins.int
+    """Jobs moved to history."""
+    def __init__(
+        self,
+        *,
+        moved: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["moved", b"moved"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveJobsResponse: _TypeAlias = ArchiveJobsResponse  # noqa: Y015
+
+@_typing.final
 class NodeRecord(_message.Message):
     """A node as recorded by StateService."""
 

@@ -80,6 +80,11 @@ class StateServiceStub:
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.TransitionJobsRequest.SerializeToString,
                 response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.TransitionJobsResponse.FromString,
                 _registered_method=True)
+        self.ArchiveJobs = channel.unary_unary(
+                '/ringrift.state.v1.StateService/ArchiveJobs',
+                request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.ArchiveJobsRequest.SerializeToString,
+                response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.ArchiveJobsResponse.FromString,
+                _registered_method=True)
         self.RecordNodes = channel.unary_unary(
                 '/ringrift.state.v1.StateService/RecordNodes',
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.RecordNodesRequest.SerializeToString,
@@ -226,6 +231,14 @@ class StateServiceServicer:
     def TransitionJobs(self, request, context):
         """Apply state transitions checked against the job state table, with optimistic
         concurrency on (state, attempt).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveJobs(self, request, context):
+        """Move terminal jobs last changed before a cutoff from the live table to history
+        (GetJob still finds them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -390,6 +403,11 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.TransitionJobs,
                     request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.TransitionJobsRequest.FromString,
                     response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.TransitionJobsResponse.SerializeToString,
+            ),
+            'ArchiveJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveJobs,
+                    request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.ArchiveJobsRequest.FromString,
+                    response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.ArchiveJobsResponse.SerializeToString,
             ),
             'RecordNodes': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordNodes,
@@ -716,6 +734,33 @@ class StateService:
             '/ringrift.state.v1.StateService/TransitionJobs',
             ringrift_dot_state_dot_v1_dot_state__pb2.TransitionJobsRequest.SerializeToString,
             ringrift_dot_state_dot_v1_dot_state__pb2.TransitionJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.state.v1.StateService/ArchiveJobs',
+            ringrift_dot_state_dot_v1_dot_state__pb2.ArchiveJobsRequest.SerializeToString,
+            ringrift_dot_state_dot_v1_dot_state__pb2.ArchiveJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

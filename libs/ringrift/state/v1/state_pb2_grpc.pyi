@@ -58,6 +58,10 @@ class StateServiceStub:
     """Apply state transitions checked against the job state table, with optimistic
     concurrency on (state, attempt).
     """
+    ArchiveJobs: _grpc.UnaryUnaryMultiCallable[_state_pb2.ArchiveJobsRequest, _state_pb2.ArchiveJobsResponse]
+    """Move terminal jobs last changed before a cutoff from the live table to history
+    (GetJob still finds them).
+    """
     RecordNodes: _grpc.UnaryUnaryMultiCallable[_state_pb2.RecordNodesRequest, _state_pb2.RecordNodesResponse]
     """Upsert nodes seen in the membership (first/last seen, capabilities, throughput)."""
     ListNodesSeen: _grpc.UnaryUnaryMultiCallable[_state_pb2.ListNodesSeenRequest, _state_pb2.ListNodesSeenResponse]
@@ -117,6 +121,10 @@ class StateServiceAsyncStub(StateServiceStub):
     TransitionJobs: _aio.UnaryUnaryMultiCallable[_state_pb2.TransitionJobsRequest, _state_pb2.TransitionJobsResponse]  # type: ignore[assignment]
     """Apply state transitions checked against the job state table, with optimistic
     concurrency on (state, attempt).
+    """
+    ArchiveJobs: _aio.UnaryUnaryMultiCallable[_state_pb2.ArchiveJobsRequest, _state_pb2.ArchiveJobsResponse]  # type: ignore[assignment]
+    """Move terminal jobs last changed before a cutoff from the live table to history
+    (GetJob still finds them).
     """
     RecordNodes: _aio.UnaryUnaryMultiCallable[_state_pb2.RecordNodesRequest, _state_pb2.RecordNodesResponse]  # type: ignore[assignment]
     """Upsert nodes seen in the membership (first/last seen, capabilities, throughput)."""
@@ -228,6 +236,16 @@ class StateServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_state_pb2.TransitionJobsResponse, _abc.Awaitable[_state_pb2.TransitionJobsResponse]]:
         """Apply state transitions checked against the job state table, with optimistic
         concurrency on (state, attempt).
+        """
+
+    @_abc_1.abstractmethod
+    def ArchiveJobs(
+        self,
+        request: _state_pb2.ArchiveJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_state_pb2.ArchiveJobsResponse, _abc.Awaitable[_state_pb2.ArchiveJobsResponse]]:
+        """Move terminal jobs last changed before a cutoff from the live table to history
+        (GetJob still finds them).
         """
 
     @_abc_1.abstractmethod
