@@ -12,11 +12,13 @@ from ringrift_runtime.settings import EtcdSettings
 # Errors that mean "etcd is not reachable right now or the stream broke": retry.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (aetcd.ClientError, grpc.RpcError, OSError, TimeoutError)
 
-# Detect a dead connection to etcd within seconds, so watches re-list promptly.
+# Detect a dead connection to etcd within seconds, so watches re-list promptly. etcd
+# answers pings more often than every 5 s (--grpc-keepalive-min-time), or pings without
+# an open stream, with GOAWAY "too_many_pings"; stay inside both limits.
 CHANNEL_OPTIONS = {
-    "grpc.keepalive_time_ms": 2000,
-    "grpc.keepalive_timeout_ms": 2000,
-    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.keepalive_time_ms": 10_000,
+    "grpc.keepalive_timeout_ms": 3000,
+    "grpc.keepalive_permit_without_calls": 0,
     "grpc.http2.max_pings_without_data": 0,
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 1000,

@@ -36,11 +36,13 @@ class JobStore:
             if not token:
                 return jobs
 
-    async def transition(self, transitions: list[state_pb2.JobTransition], epoch: int = 0) -> list[state_pb2.TransitionOutcome]:
+    async def transition(
+        self, transitions: list[state_pb2.JobTransition], epoch: int = 0, with_jobs: bool = True
+    ) -> list[state_pb2.TransitionOutcome]:
         if not transitions:
             return []
-        reply = await call(self._stub.TransitionJobs(state_pb2.TransitionJobsRequest(transitions=transitions, epoch=epoch)))
-        return list(reply.outcomes)
+        request = state_pb2.TransitionJobsRequest(transitions=transitions, epoch=epoch, omit_jobs=not with_jobs)
+        return list((await call(self._stub.TransitionJobs(request))).outcomes)
 
     async def archive(self, older_than_seconds: int, epoch: int) -> int:
         request = state_pb2.ArchiveJobsRequest(older_than_seconds=older_than_seconds, epoch=epoch)

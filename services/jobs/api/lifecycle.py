@@ -17,7 +17,7 @@ from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2
 from ringrift_jobs.adapters.clients import Agents, JobStore, Placement
 from ringrift_jobs.domain.policy import after_failure, assign, overdue, unverified
-from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, NotFound, StaleEpoch
+from ringrift_runtime.errors import InvalidArgument, NotFound, RingriftError, StaleEpoch
 from ringrift_runtime.grpc.status import domain_error, field_violations
 from ringrift_runtime.jobparams import ParamSpec, resolve_params
 from ringrift_runtime.settings import JobSettings
@@ -45,6 +45,43 @@ def _stamp(value: datetime | None) -> Timestamp | None:
     return stamp
 
 
+class Batcher:
+    """Collects items submitted concurrently and hands them to ``flush`` as one list; each
+    submitter gets its own result. A batch goes as soon as the previous one returned,
+    so batches grow with load and cost nothing when idle."""
+
+    def __init__(self, flush, max_size: int) -> None:
+        self._flush = flush
+        self._max = max_size
+        self._queue: list[tuple[object, asyncio.Future]] = []
+        self._running = False
+
+    async def submit(self, item):
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if not self._running:
+            self._running = True
+            asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._max], self._queue[self._max:]
+                try:
+                    results = await self._flush([item for item, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every submitter of the batch gets it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._running = False
+
+
 class JobLifecycle:
     def __init__(self, store: JobStore, placement: Placement, agents: Agents, members, settings: JobSettings) -> None:
         self.store = store
@@ -53,6 +90,8 @@ class JobLifecycle:
         self._members = members  # PrefixCache[NodeInfo]
         self._settings = settings
         self._templates: dict[str, dict[str, ParamSpec]] = {}
+        # Concurrent agent reports share one TransitionJobs call (one transaction).
+        self._reports = Batcher(lambda transitions: self.store.transition(transitions, with_jobs=False), max_size=500)
 
     # -- validation ---------------------------------------------------------------
     async def _param_specs(self, kind: str) -> dict[str, ParamSpec] | None:
@@ -63,7 +102,8 @@ class JobLifecycle:
             if kind in node.job_kinds:
                 try:
                     templates = await self._agents.templates(node.address)
-                except DependencyUnavailable:
+                except RingriftError as exc:  # that agent cannot tell: ask another
+                    log.warning("templates of %s unavailable: %s", node.node_id, exc)
                     continue
                 for template in templates:
                     self._templates[template.kind] = {
@@ -104,17 +144,16 @@ class JobLifecycle:
 
     # -- agent reports --------------------------------------------------------------
     async def report(self, event) -> bool:
-        job = await self.store.get(event.job_id)
         transition = state_pb2.JobTransition(
             job_id=event.job_id, attempt=event.attempt, to_state=event.state, node_id=event.node_id,
             exit_code=event.exit_code, error=event.error, result_json=event.result_json,
         )
         if event.state in (J.JOB_STATE_FAILED, J.JOB_STATE_LOST):
-            self._decide_retry(transition, job, retriable=True)
+            # Only a failure needs the job (its attempt limit) to decide on a retry.
+            self._decide_retry(transition, await self.store.get(event.job_id), retriable=True)
         elif event.state not in (J.JOB_STATE_RUNNING, J.JOB_STATE_SUCCEEDED, J.JOB_STATE_CANCELLED):
             raise InvalidArgument.field("state", "must be RUNNING, SUCCEEDED, FAILED, CANCELLED or LOST")
-        (outcome,) = await self.store.transition([transition])
-        return outcome.applied
+        return (await self._reports.submit(transition)).applied
 
     def _decide_retry(self, transition: state_pb2.JobTransition, job: common_pb2.Job, retriable: bool) -> None:
         max_attempts = job.spec.max_attempts or self._settings.max_attempts
@@ -156,6 +195,7 @@ class JobLifecycle:
             [state_pb2.JobTransition(job_id=j.job_id, attempt=j.attempt, from_state=J.JOB_STATE_PENDING,
                                      to_state=J.JOB_STATE_SCHEDULED, node_id=n) for j, n in chosen],
             epoch,
+            with_jobs=False,
         )
         applied = {o.job_id for o in scheduled if o.applied}
         semaphore = asyncio.Semaphore(RUN_CONCURRENCY)
@@ -164,7 +204,7 @@ class JobLifecycle:
         )
         if any(isinstance(r, StaleEpoch) for r in results):
             raise next(r for r in results if isinstance(r, StaleEpoch))
-        await self.store.transition([t for t in results if isinstance(t, state_pb2.JobTransition)], epoch)
+        await self.store.transition([t for t in results if isinstance(t, state_pb2.JobTransition)], epoch, with_jobs=False)
         return len(applied), len(pending) - len(applied)
 
     async def _start(self, job, node_id: str, epoch: int, gpu_used: dict[str, int], semaphore):
@@ -234,7 +274,7 @@ class JobLifecycle:
             except grpc.aio.AioRpcError as exc:
                 if isinstance(domain_error(exc), StaleEpoch):
                     raise domain_error(exc) from None
-        await self.store.transition(transitions, epoch)
+        await self.store.transition(transitions, epoch, with_jobs=False)
         return counts["lost"], counts["timed_out"], counts["unverified"]
 
     # -- cancellation ---------------------------------------------------------------------

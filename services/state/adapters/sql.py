@@ -80,6 +80,31 @@ async def append_event_row(connection: AsyncConnection, event: NewEvent) -> Stor
     return stored
 
 
+async def append_event_rows(connection: AsyncConnection, new_events: list[NewEvent]) -> None:
+    """Append many events (without idempotency keys) with one counter bump and one insert."""
+    if not new_events:
+        return
+    last = (
+        await connection.execute(
+            update(counters)
+            .where(counters.c.name == EVENT_SEQUENCE)
+            .values(value=counters.c.value + len(new_events))
+            .returning(counters.c.value)
+        )
+    ).scalar_one()
+    now = _now()
+    first = last - len(new_events) + 1
+    await connection.execute(
+        events.insert(),
+        [
+            dict(sequence=first + index, type=e.type, time=now, source=e.source, subject=e.subject,
+                 config_key=e.config_key, attributes=json.dumps(e.attributes, sort_keys=True), epoch=e.epoch,
+                 idempotency_key=None)
+            for index, e in enumerate(new_events)
+        ],
+    )
+
+
 class SqlStateRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ringrift.common.v1 import common_pb2
 from ringrift_runtime.ids import ulid
-from ringrift_state.adapters.sql import _utc, append_event_row, lock_and_fence
+from ringrift_state.adapters.sql import _utc, append_event_rows, lock_and_fence
 from ringrift_state.adapters.tables import job_attempts, jobs, jobs_history
 from ringrift_state.domain.jobs import (
     AttemptRecord,
@@ -116,11 +116,11 @@ class SqlJobRepository:
             if job_rows:
                 await connection.execute(jobs.insert(), job_rows)
                 await connection.execute(job_attempts.insert(), attempt_rows)
-                for row in job_rows:
-                    await append_event_row(connection, NewEvent(
-                        type=common_pb2.EVENT_TYPE_JOB_SUBMITTED, source=SOURCE, subject=row["job_id"],
-                        config_key=row["config_key"], attributes={"kind": row["kind"]}, epoch=epoch,
-                    ))
+                await append_event_rows(connection, [
+                    NewEvent(type=common_pb2.EVENT_TYPE_JOB_SUBMITTED, source=SOURCE, subject=row["job_id"],
+                             config_key=row["config_key"], attributes={"kind": row["kind"]}, epoch=epoch)
+                    for row in job_rows
+                ])
             loaded = await self._load(connection, list(dict.fromkeys(ids)))
             return [(loaded[job_id], created) for job_id, created in zip(ids, fresh)]
 
@@ -192,31 +192,40 @@ class SqlJobRepository:
             )
             return [(row[0], JobState(row[1]), row[2]) for row in rows]
 
-    async def transition(self, transitions: list[Transition], epoch: int) -> list[Outcome]:
+    async def transition(self, transitions: list[Transition], epoch: int, with_jobs: bool = True) -> list[Outcome]:
+        """Apply a batch in one transaction with set-based statements: one select, one
+        executemany per table, one counter bump and one insert for all events."""
         async with self._engine.begin() as connection:
             await lock_and_fence(connection, epoch)
-            outcomes = []
-            for transition in transitions:
-                outcomes.append(await self._apply(connection, transition, epoch))
-            loaded = await self._load(connection, list({o.job_id for o in outcomes}))
+            ids = list(dict.fromkeys(t.job_id for t in transitions))
+            rows = {r.job_id: dict(r._mapping) for r in await connection.execute(select(jobs).where(jobs.c.job_id.in_(ids)))}
+            before = {job_id: dict(row) for job_id, row in rows.items()}
+            now = _now()
+            batch = _Batch(now, epoch)
+            outcomes = [self._decide(rows, t, batch) for t in transitions]
+            if batch.attempts:
+                await connection.execute(_ATTEMPT_UPDATE, batch.attempts)
+            if batch.new_attempts:
+                await connection.execute(job_attempts.insert(), batch.new_attempts)
+            changed = [row for job_id, row in rows.items() if row != before[job_id]]
+            if changed:
+                await connection.execute(_JOB_UPDATE, [{f"b_{k}": v for k, v in row.items()} for row in changed])
+            await append_event_rows(connection, batch.events)
+            loaded = await self._load(connection, ids) if with_jobs else {}
             return [Outcome(o.job_id, o.applied, o.reason, loaded.get(o.job_id)) for o in outcomes]
 
-    async def _apply(self, connection: AsyncConnection, t: Transition, epoch: int) -> Outcome:
-        row = (await connection.execute(select(jobs).where(jobs.c.job_id == t.job_id))).first()
+    @staticmethod
+    def _decide(rows: dict[str, dict], t: Transition, batch: "_Batch") -> Outcome:
+        """Check one transition against the state table and record its writes in ``batch``;
+        ``rows`` holds the jobs as they will be after the transitions decided so far."""
+        row = rows.get(t.job_id)
         if row is None:
             return Outcome(t.job_id, False, f"job {t.job_id} does not exist", None)
-        now = _now()
-        attempt_key = and_(job_attempts.c.job_id == t.job_id, job_attempts.c.attempt == t.attempt)
-        if t.attempt != row.attempt:
+        if t.attempt != row["attempt"]:
             # A late report of a superseded attempt: recorded on that attempt, nothing else.
-            await connection.execute(
-                update(job_attempts).where(attempt_key).values(
-                    state=int(t.to_state), exit_code=t.exit_code, error=t.error[:4000],
-                    finished_at=now if t.to_state in ATTEMPT_FINISHED else None,
-                )
-            )
-            return Outcome(t.job_id, False, f"attempt {t.attempt} was superseded by attempt {row.attempt}", None)
-        current = JobState(row.state)
+            batch.attempt(t.job_id, t.attempt, t.to_state, None, t.exit_code, t.error)
+            return Outcome(t.job_id, False, f"attempt {t.attempt} was superseded by attempt {row['attempt']}", None)
+        current = JobState(row["state"])
         if t.from_state is not None and current != t.from_state:
             return Outcome(t.job_id, False, f"job is {current.name}, not {t.from_state.name}", None)
         if current == t.to_state and not t.retry:
@@ -224,37 +233,64 @@ class SqlJobRepository:
         problem = transition_problem(current, t.to_state, t.retry)
         if problem:
             return Outcome(t.job_id, False, problem, None)
-        node_id = t.node_id or row.node_id
-        attempt_values: dict = dict(state=int(t.to_state), node_id=node_id, exit_code=t.exit_code, error=t.error[:4000])
-        if t.to_state in ATTEMPT_STARTED:
-            attempt_values["started_at"] = now
-        if t.to_state in ATTEMPT_FINISHED:
-            attempt_values["finished_at"] = now
-        await connection.execute(update(job_attempts).where(attempt_key).values(**attempt_values))
-        job_values: dict = dict(state=int(t.to_state), node_id=node_id, updated_at=now)
+        node_id = t.node_id or row["node_id"]
+        batch.attempt(t.job_id, t.attempt, t.to_state, node_id, t.exit_code, t.error)
+        row.update(state=int(t.to_state), node_id=node_id, updated_at=batch.now)
         if t.to_state == JobState.SUCCEEDED:
-            job_values.update(result_json=t.result_json, error="")
+            row.update(result_json=t.result_json, error="")
         if t.to_state in (JobState.FAILED, JobState.LOST, JobState.CANCELLED):
-            job_values.update(error=t.error[:4000], permanent=t.permanent or t.to_state == JobState.CANCELLED)
-        attributes = {"attempt": str(t.attempt), "node_id": node_id, "kind": row.kind}
+            row.update(error=t.error[:4000], permanent=t.permanent or t.to_state == JobState.CANCELLED)
+        attributes = {"attempt": str(t.attempt), "node_id": node_id, "kind": row["kind"]}
         if t.error:
             attributes["error"] = t.error[:500]
-        event = EVENT_FOR_STATE.get(t.to_state)
-        if event is not None:
-            await append_event_row(connection, NewEvent(
-                type=event, source=SOURCE, subject=t.job_id, config_key=row.config_key, attributes=attributes, epoch=epoch,
-            ))
+        if t.to_state in EVENT_FOR_STATE:
+            batch.event(EVENT_FOR_STATE[t.to_state], t.job_id, row["config_key"], attributes)
         if t.retry:
-            next_attempt = row.attempt + 1
-            job_values.update(state=int(JobState.PENDING), attempt=next_attempt, node_id="", not_before=t.not_before,
-                              permanent=False)
-            await connection.execute(job_attempts.insert().values(
-                job_id=t.job_id, attempt=next_attempt, node_id="", state=int(JobState.PENDING), created_at=now,
-                started_at=None, finished_at=None, exit_code=0, error="",
-            ))
-            await append_event_row(connection, NewEvent(
-                type=common_pb2.EVENT_TYPE_JOB_RETRIED, source=SOURCE, subject=t.job_id, config_key=row.config_key,
-                attributes={**attributes, "next_attempt": str(next_attempt)}, epoch=epoch,
-            ))
-        await connection.execute(update(jobs).where(jobs.c.job_id == t.job_id).values(**job_values))
+            next_attempt = row["attempt"] + 1
+            row.update(state=int(JobState.PENDING), attempt=next_attempt, node_id="", not_before=t.not_before, permanent=False)
+            batch.new_attempts.append(dict(job_id=t.job_id, attempt=next_attempt, node_id="", state=int(JobState.PENDING),
+                                           created_at=batch.now, started_at=None, finished_at=None, exit_code=0, error=""))
+            batch.event(common_pb2.EVENT_TYPE_JOB_RETRIED, t.job_id, row["config_key"],
+                        {**attributes, "next_attempt": str(next_attempt)})
         return Outcome(t.job_id, True, "", None)
+
+
+class _Batch:
+    """The writes of one TransitionJobs call."""
+
+    def __init__(self, now: datetime, epoch: int) -> None:
+        self.now = now
+        self.epoch = epoch
+        self.attempts: list[dict] = []
+        self.new_attempts: list[dict] = []
+        self.events: list[NewEvent] = []
+
+    def attempt(self, job_id: str, attempt: int, state: JobState, node_id: str | None, exit_code: int, error: str) -> None:
+        self.attempts.append(dict(
+            b_job_id=job_id, b_attempt=attempt, b_state=int(state), b_node_id=node_id, b_exit_code=exit_code,
+            b_error=error[:4000], b_started=self.now if state in ATTEMPT_STARTED else None,
+            b_finished=self.now if state in ATTEMPT_FINISHED else None,
+        ))
+
+    def event(self, event_type: int, job_id: str, config_key: str, attributes: dict[str, str]) -> None:
+        self.events.append(NewEvent(type=event_type, source=SOURCE, subject=job_id, config_key=config_key,
+                                    attributes=attributes, epoch=self.epoch))
+
+
+_ATTEMPT_UPDATE = (
+    update(job_attempts)
+    .where(job_attempts.c.job_id == bindparam("b_job_id"), job_attempts.c.attempt == bindparam("b_attempt"))
+    .values(
+        state=bindparam("b_state"),
+        node_id=func.coalesce(bindparam("b_node_id"), job_attempts.c.node_id),
+        exit_code=bindparam("b_exit_code"),
+        error=bindparam("b_error"),
+        started_at=func.coalesce(bindparam("b_started"), job_attempts.c.started_at),
+        finished_at=func.coalesce(bindparam("b_finished"), job_attempts.c.finished_at),
+    )
+)
+_JOB_UPDATE = (
+    update(jobs)
+    .where(jobs.c.job_id == bindparam("b_job_id"))
+    .values({column.name: bindparam(f"b_{column.name}") for column in jobs.columns if column.name != "job_id"})
+)

@@ -46,7 +46,9 @@ class StateServicer(state_pb2_grpc.StateServiceServicer):
         return state_pb2.ListJobsResponse(jobs=[jobs_mapping.job_message(j) for j in found], next_page_token=next_token)
 
     async def TransitionJobs(self, request, context):
-        outcomes = await self._jobs.transition(jobs_mapping.transitions(request), request.epoch)
+        outcomes = await self._jobs.transition(
+            jobs_mapping.transitions(request), request.epoch, with_jobs=not request.omit_jobs
+        )
         self._use_cases.notify()
         return state_pb2.TransitionJobsResponse(
             outcomes=[

@@ -706,8 +706,11 @@ class TransitionJobsRequest(_message.Message):
 
     TRANSITIONS_FIELD_NUMBER: _builtins.int
     EPOCH_FIELD_NUMBER: _builtins.int
+    OMIT_JOBS_FIELD_NUMBER: _builtins.int
     epoch: _builtins.int
     """Leader epoch (fencing)."""
+    omit_jobs: _builtins.bool
+    """Leave TransitionOutcome.job empty (callers that only need applied/reason)."""
     @_builtins.property
     def transitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobTransition]:
         """Transitions, applied in one transaction, at most 1000."""
@@ -717,10 +720,11 @@ class TransitionJobsRequest(_message.Message):
         *,
         transitions: _abc.Iterable[Global___JobTransition] | None = ...,
         epoch: _builtins.int = ...,
+        omit_jobs: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "transitions", b"transitions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "omit_jobs", b"omit_jobs", "transitions", b"transitions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

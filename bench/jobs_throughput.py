@@ -1,0 +1,157 @@
+"""How many trivial jobs per second does the job path carry end to end?
+
+Real StateService (SQLite), NodeSelector and JobService processes; 100 simulated agents
+(gRPC servers in this process, registered in etcd like real agents) that accept RunJob
+and at once report the job SUCCEEDED to JobService; this process acts as the leader and
+keeps calling DispatchPendingJobs. A run submits N jobs in batches and ends when all
+have succeeded. Reference in the same run: how many bare subprocesses per second this
+machine can spawn and reap (the floor a real agent pays per job).
+
+    .venv/bin/python -m bench.jobs_throughput [--jobs 2000] [--agents 100] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from bench._common import machine, median_range, table
+from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
+from ringrift.common.v1 import common_pb2
+from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_runtime.cluster.etcd import Keyspace, make_client
+from ringrift_runtime.cluster.lease import LeaseKeeper
+from ringrift_runtime.grpc.server import GrpcHost, registration
+from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.processes import ServiceProcess
+from ringrift_runtime.settings import EtcdSettings, RingriftSettings
+
+SUCCEEDED = common_pb2.JOB_STATE_SUCCEEDED
+
+
+class SimulatedAgent(agent_pb2_grpc.NodeAgentServiceServicer):
+    def __init__(self, node_id: str, jobs: jobs_pb2_grpc.JobServiceStub) -> None:
+        self.node_id = node_id
+        self._jobs = jobs
+        self._pending: set[asyncio.Task] = set()
+
+    async def ListJobTemplates(self, request, context):
+        return agent_pb2.ListJobTemplatesResponse(templates=[agent_pb2.JobTemplate(kind="noop")])
+
+    async def RunJob(self, request, context):
+        task = asyncio.ensure_future(self._jobs.ReportJobEvent(jobs_pb2.ReportJobEventRequest(
+            job_id=request.job_id, attempt=request.attempt, node_id=self.node_id, state=SUCCEEDED,
+            result_json="{}", agent_sequence=1)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return agent_pb2.RunJobResponse(
+            status=agent_pb2.AgentJobStatus(job_id=request.job_id, attempt=request.attempt, state=common_pb2.JOB_STATE_RUNNING),
+            started=True,
+        )
+
+
+def spawn_rate(count: int = 200) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        subprocess.run(["/bin/true"], check=True)
+    return count / (time.perf_counter() - started)
+
+
+async def succeeded(state: state_pb2_grpc.StateServiceStub) -> int:
+    stats = await state.GetClusterStats(state_pb2.GetClusterStatsRequest())
+    return sum(c.count for c in stats.jobs if c.state == SUCCEEDED)
+
+
+async def one_run(jobs: jobs_pb2_grpc.JobServiceStub, state, count: int, epoch: int) -> float:
+    before = await succeeded(state)
+    spec = common_pb2.JobSpec(kind="noop", requirements=common_pb2.ResourceRequirements(min_free_ram_mb=1))
+    started = time.perf_counter()
+    for offset in range(0, count, 500):
+        batch = [jobs_pb2.SubmitJobRequest(spec=spec)] * min(500, count - offset)
+        await jobs.SubmitJobs(jobs_pb2.SubmitJobsRequest(jobs=batch), timeout=60)
+    checked = 0.0
+    while True:
+        await jobs.DispatchPendingJobs(jobs_pb2.DispatchPendingJobsRequest(limit=1000, epoch=epoch), timeout=60)
+        if time.perf_counter() - checked > 0.25:  # the progress probe is a query too: not too often
+            checked = time.perf_counter()
+            if await succeeded(state) - before >= count:
+                break
+        await asyncio.sleep(0.01)
+    return count / (time.perf_counter() - started)
+
+
+async def main(job_count: int, agent_count: int, runs: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="ringrift-bench-jobs-"))
+    etcd = EtcdServer(root / "etcd")
+    await asyncio.to_thread(etcd.start)
+    etcd_settings = EtcdSettings(endpoints=[etcd.endpoint], cluster_name="bench")
+    env = {"RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]', "RINGRIFT_ETCD__CLUSTER_NAME": "bench",
+           "RINGRIFT_METRICS__ENABLED": "false", "RINGRIFT_LOGGING__LEVEL": "WARNING"}
+    state = ServiceProcess("state", root / "state", env={**env, "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{root}/s.db"})
+    await asyncio.to_thread(state.start)
+    env["RINGRIFT_ENDPOINTS__STATE"] = state.address
+    nodes = ServiceProcess("nodes", root / "nodes", env=env)
+    await asyncio.to_thread(nodes.start)
+    env["RINGRIFT_ENDPOINTS__NODES"] = nodes.address
+    jobs_process = ServiceProcess("jobs", root / "jobs", env=env)
+    await asyncio.to_thread(jobs_process.start)
+    processes = [jobs_process, nodes, state]
+
+    keeper = LeaseKeeper(etcd_settings, ttl=10, name="bench-agents")
+    lease = await keeper.start()
+    client = make_client(etcd_settings)
+    hosts: list[GrpcHost] = []
+    settings = RingriftSettings(server={"port": 0}, metrics={"enabled": False}, logging={"level": "WARNING"})
+    channel = grpc.aio.insecure_channel(jobs_process.address)
+    state_channel = grpc.aio.insecure_channel(state.address)
+    jobs = jobs_pb2_grpc.JobServiceStub(channel)
+    state_stub = state_pb2_grpc.StateServiceStub(state_channel)
+    try:
+        for index in range(agent_count):
+            node_id = f"sim-{index}"
+            host = GrpcHost(node_id, [registration("ringrift.agent.v1.NodeAgentService", SimulatedAgent(node_id, jobs))], settings, port=0)
+            await host.start()
+            hosts.append(host)
+            info = common_pb2.NodeInfo(
+                node_id=node_id, address=host.address, job_kinds=["noop"], job_slots=50,
+                declared=common_pb2.NodeCapabilities(cpu_cores=16, roles=[common_pb2.NODE_ROLE_SELFPLAY]),
+                metrics=common_pb2.NodeMetrics(free_ram_mb=64_000),
+            )
+            await client.put(Keyspace("bench").node(node_id), info.SerializeToString(), lease=lease)
+        epoch = 1_000_000
+        await state_stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=epoch, leader_id="bench"))
+        await asyncio.sleep(1)  # the selector and JobService see the members
+        await one_run(jobs, state_stub, min(500, job_count), epoch)  # warm-up
+        rates = [await one_run(jobs, state_stub, job_count, epoch) for _ in range(runs)]
+    finally:
+        await channel.close()
+        await state_channel.close()
+        for host in hosts:
+            await host.stop(grace=0)
+        await client.close()
+        await keeper.stop()
+        for process in processes:
+            await asyncio.to_thread(process.stop)
+        await asyncio.to_thread(etcd.stop)
+    spawns = [spawn_rate() for _ in range(5)]
+    print(table(
+        f"Trivial jobs end to end, {agent_count} simulated agents, {job_count} jobs per run — {machine()}",
+        [("jobs per second (submit → all SUCCEEDED)", median_range(rates),
+          f"bare subprocess spawns per second: {median_range(spawns)}")],
+    ))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--agents", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main(args.jobs, args.agents, args.runs))
