@@ -12,6 +12,7 @@ from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
 from ringrift_state.adapters.sql import SqlStateRepository
 from ringrift_state.adapters.sql_jobs import SqlJobRepository
+from ringrift_state.adapters.sql_registry import SqlRegistry
 from ringrift_state.api.servicer import StateServicer
 from ringrift_state.domain.usecases import StateUseCases
 
@@ -29,7 +30,7 @@ class StateApp:
             self.repository, settings.state.event_poll_seconds, settings.state.event_batch_size
         )
         self.jobs = SqlJobRepository(self._engine)
-        servicer = StateServicer(self.use_cases, self.jobs, settings.jobs.max_attempts)
+        servicer = StateServicer(self.use_cases, self.jobs, SqlRegistry(self._engine), settings.jobs.max_attempts)
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
 
     async def start(self, bound: Bound) -> None:

@@ -108,3 +108,42 @@ jobs_history = Table(
     Column("archived_at", DateTime(timezone=True), nullable=False),
     Column("job", LargeBinary, nullable=False),
 )
+
+# Registry tables: the full protobuf message plus the columns queries filter on.
+nodes_seen = Table(
+    "nodes_seen", metadata,
+    Column("node_id", String(64), primary_key=True), Column("info", LargeBinary, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False), Column("alive", Boolean, nullable=False),
+)
+models = Table(
+    "models", metadata,
+    Column("model_id", String(64), primary_key=True), Column("config_key", String(64), nullable=False),
+    Column("status", Integer, nullable=False), Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model", LargeBinary, nullable=False),
+)
+best_models = Table(
+    "best_models", metadata,
+    Column("config_key", String(64), primary_key=True), Column("model_id", String(64), nullable=False),
+)
+matches = Table(
+    "matches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True), Column("config_key", String(64), nullable=False),
+    Column("match", LargeBinary, nullable=False),
+)
+applied_keys = Table("applied_keys", metadata, Column("key", String(300), primary_key=True))
+ratings = Table(
+    "ratings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True), Column("config_key", String(64), nullable=False),
+    Column("fit", Integer, nullable=False), Column("rating", LargeBinary, nullable=False),
+)
+config_stats = Table(
+    "config_stats", metadata,
+    Column("config_key", String(64), primary_key=True), Column("stats", LargeBinary, nullable=False),
+)
+sync_transfers = Table(
+    "sync_transfers", metadata,
+    Column("transfer_id", String(64), primary_key=True), Column("plan_id", String(64), nullable=False),
+    Column("state", Integer, nullable=False), Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("transfer", LargeBinary, nullable=False),
+)

@@ -1,5 +1,5 @@
-"""StateService servicer: decode -> one use case -> encode. RPCs not listed here answer
-UNIMPLEMENTED until their tables land."""
+"""StateService servicer: decode -> one use case -> encode (registry RPCs in
+registry_rpcs.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.errors import NotFound
 from ringrift_state.api import jobs_mapping, mapping
+from ringrift_state.api.registry_rpcs import RegistryRpcs
 from ringrift_state.domain.usecases import StateUseCases
 
 
-class StateServicer(state_pb2_grpc.StateServiceServicer):
-    def __init__(self, use_cases: StateUseCases, jobs, default_max_attempts: int) -> None:
+class StateServicer(RegistryRpcs, state_pb2_grpc.StateServiceServicer):
+    def __init__(self, use_cases: StateUseCases, jobs, registry, default_max_attempts: int) -> None:
         self._use_cases = use_cases
+        self._registry = registry
         self._jobs = jobs  # SqlJobRepository
         self._max_attempts = default_max_attempts
 

@@ -59,6 +59,13 @@ BAD_REQUESTS = [
     ("PersistState", state_pb2.PersistStateRequest(namespace="ns", key="k", value=b"x" * (1024 * 1024 + 1)), "value"),
     ("LoadState", state_pb2.LoadStateRequest(namespace="ns"), "key"),
     ("ListEvents", state_pb2.ListEventsRequest(limit=1_000_000), "limit"),
+    ("RegisterModel", state_pb2.RegisterModelRequest(model=common_pb2.Model(config_key="sq", path="m", sha256="ab" * 32)), "model.config_key"),
+    ("RegisterModel", state_pb2.RegisterModelRequest(model=common_pb2.Model(config_key="square8_2p", path="m", sha256="xyz")), "model.sha256"),
+    ("SetModelStatus", state_pb2.SetModelStatusRequest(model_id="m1", status=common_pb2.MODEL_STATUS_REJECTED), "reason"),
+    ("RecordNodes", state_pb2.RecordNodesRequest(alive=[common_pb2.NodeInfo(node_id="10.0.0.1:1")]), "alive[0].node_id"),
+    ("UpdateConfigStats", state_pb2.UpdateConfigStatsRequest(config_key="square8_9p"), "config_key"),
+    ("CreateJobs", state_pb2.CreateJobsRequest(jobs=[state_pb2.NewJob(spec=common_pb2.JobSpec())]), "jobs[0].spec.kind"),
+    ("TransitionJobs", state_pb2.TransitionJobsRequest(transitions=[state_pb2.JobTransition(job_id="j", attempt=1)]), "transitions[0].to_state"),
 ]
 
 

@@ -1,0 +1,105 @@
+"""Nodes seen, models and best pointers, matches, ratings, per-config statistics and sync
+transfers in StateService's store, against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from ringrift.common.v1 import common_pb2 as C
+from ringrift.state.v1 import state_pb2 as S
+from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.errors import NotFound, StaleEpoch
+from ringrift_state.adapters.sql import SqlStateRepository
+from ringrift_state.adapters.sql_registry import SqlRegistry
+from ringrift_state.domain.model import EventFilter
+from ringrift_state.main import MIGRATIONS
+
+SHA = "ab" * 32
+
+
+@pytest.fixture
+async def stores(database_url: str):
+    engine = create_engine(database_url)
+    await migrate(engine, MIGRATIONS)
+    try:
+        yield SqlRegistry(engine), SqlStateRepository(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_nodes_seen_keep_first_seen_and_liveness(stores) -> None:
+    registry, _ = stores
+    await registry.record_nodes([C.NodeInfo(node_id="a", address="h:1"), C.NodeInfo(node_id="b")], [], 0)
+    first = {r.node.node_id: r for r in await registry.nodes(False)}
+    await registry.record_nodes([C.NodeInfo(node_id="a", address="h:2")], ["b"], 0)
+    records = {r.node.node_id: r for r in await registry.nodes(False)}
+    assert records["a"].node.address == "h:2" and records["a"].first_seen == first["a"].first_seen
+    assert records["a"].alive and not records["b"].alive
+    assert [r.node.node_id for r in await registry.nodes(True)] == ["a"]
+
+
+async def test_models_promotion_moves_the_best_pointer_and_logs_events(stores) -> None:
+    registry, state = stores
+    gen0 = await registry.register_model(C.Model(config_key="square8_2p", generation=0, path="models/g0", sha256=SHA), 0)
+    gen1 = await registry.register_model(C.Model(config_key="square8_2p", generation=1, path="models/g1", sha256=SHA), 0)
+    assert gen0.status == C.MODEL_STATUS_CANDIDATE and gen0.model_id != gen1.model_id
+    _, previous = await registry.set_model_status(gen0.model_id, C.MODEL_STATUS_PROMOTED, "", 0)
+    assert previous == ""
+    _, previous = await registry.set_model_status(gen1.model_id, C.MODEL_STATUS_PROMOTED, "", 0)
+    assert previous == gen0.model_id
+    rejected, _ = await registry.set_model_status(gen0.model_id, C.MODEL_STATUS_ARCHIVED, "superseded", 0)
+    assert rejected.status_reason == "superseded"
+    found, best, _ = await registry.list_models("square8_2p", [], 10, "")
+    assert best == {"square8_2p": gen1.model_id} and len(found) == 2
+    promoted, _, _ = await registry.list_models("", [C.MODEL_STATUS_PROMOTED], 10, "")
+    assert [m.model_id for m in promoted] == [gen1.model_id]
+    events = await state.list_events(0, EventFilter(types=frozenset({C.EVENT_TYPE_MODEL_PROMOTED})), 10)
+    assert [e.event.subject for e in events] == [gen0.model_id, gen1.model_id]
+    with pytest.raises(NotFound):
+        await registry.set_model_status("missing", C.MODEL_STATUS_PROMOTED, "", 0)
+
+
+async def test_matches_are_idempotent_per_batch_and_ratings_keep_history(stores) -> None:
+    registry, _ = stores
+    result = C.MatchResult(config_key="hex8_3p", player_a="m1", player_b="random", wins=30, losses=8, draws=2)
+    assert await registry.record_matches([result, result], "gauntlet-job-1", 0) == 2
+    assert await registry.record_matches([result], "gauntlet-job-1", 0) == 0
+    assert len(await registry.list_matches("hex8_3p")) == 2 and await registry.list_matches("hex8_2p") == []
+    await registry.put_ratings("hex8_3p", [C.Rating(player="m1", elo=1250), C.Rating(player="random", elo=1000)], 0)
+    await registry.put_ratings("hex8_3p", [C.Rating(player="m1", elo=1300), C.Rating(player="random", elo=1000)], 0)
+    latest = {r.player: r.elo for r in await registry.list_ratings("hex8_3p", False)}
+    assert latest == {"m1": 1300, "random": 1000}
+    assert len(await registry.list_ratings("hex8_3p", True)) == 4
+
+
+async def test_config_stats_accumulate_once_per_key(stores) -> None:
+    registry, _ = stores
+    await registry.update_config_stats(S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=40, idempotency_key="j1"))
+    await registry.update_config_stats(S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=40, idempotency_key="j1"))
+    stats = await registry.update_config_stats(S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=10, mark_dispatch=True))
+    assert (stats.games_total, stats.games_since_training) == (50, 50) and stats.last_dispatch.seconds > 0
+    stats = await registry.update_config_stats(S.UpdateConfigStatsRequest(config_key="square8_2p", mark_training_started=True))
+    assert (stats.games_total, stats.games_since_training) == (50, 0)
+    assert [s.config_key for s in await registry.list_config_stats()] == ["square8_2p"]
+
+
+async def test_sync_transfers_upsert_and_page(stores) -> None:
+    registry, _ = stores
+    transfers = [S.SyncTransfer(transfer_id=f"t{i}", plan_id="p1", state=S.TRANSFER_STATE_PLANNED) for i in range(5)]
+    await registry.record_transfers(transfers, 0)
+    await registry.record_transfers([S.SyncTransfer(transfer_id="t1", plan_id="p1", state=S.TRANSFER_STATE_COMPLETED, bytes_done=9)], 0)
+    done, _ = await registry.list_transfers("p1", [S.TRANSFER_STATE_COMPLETED], 10, "")
+    assert [(t.transfer_id, t.bytes_done) for t in done] == [("t1", 9)]
+    page1, token = await registry.list_transfers("p1", [], 3, "")
+    page2, end = await registry.list_transfers("p1", [], 3, token)
+    assert [t.transfer_id for t in page1 + page2] == [f"t{i}" for i in range(5)] and end == ""
+
+
+async def test_registry_writes_are_fenced(stores) -> None:
+    registry, state = stores
+    await state.advance_epoch(5, "leader")
+    with pytest.raises(StaleEpoch):
+        await registry.record_matches([C.MatchResult(config_key="square8_2p", player_a="a", player_b="b")], "", 4)
+    with pytest.raises(StaleEpoch):
+        await registry.put_ratings("square8_2p", [C.Rating(player="a")], 4)
+    assert await registry.list_matches("square8_2p") == [] and await registry.list_ratings("", False) == []
