@@ -13,6 +13,7 @@ from ringrift_runtime.settings import RingriftSettings
 from ringrift_state.adapters.sql import SqlStateRepository
 from ringrift_state.adapters.sql_jobs import SqlJobRepository
 from ringrift_state.adapters.sql_registry import SqlRegistry
+from ringrift_state.adapters.startup_check import check_loaded_state
 from ringrift_state.api.servicer import StateServicer
 from ringrift_state.domain.usecases import StateUseCases
 
@@ -35,6 +36,7 @@ class StateApp:
 
     async def start(self, bound: Bound) -> None:
         await migrate(self._engine, MIGRATIONS)
+        await check_loaded_state(self._engine)
 
     async def stop(self) -> None:
         await self.repository.close()

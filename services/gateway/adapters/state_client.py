@@ -43,6 +43,10 @@ class StateClient:
         )
         return list((await call(self._stub.ListEvents(request))).events)
 
+    async def record_nodes(self, alive: list[common_pb2.NodeInfo], departed: list[str], epoch: int) -> None:
+        request = state_pb2.RecordNodesRequest(alive=alive, departed_node_ids=departed, epoch=epoch)
+        await call(self._stub.RecordNodes(request))
+
     async def load_state(self, namespace: str, key: str) -> state_pb2.LoadStateResponse:
         return await call(self._stub.LoadState(state_pb2.LoadStateRequest(namespace=namespace, key=key)))
 

@@ -115,11 +115,19 @@ class LeaderDuties:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    async def _publish_member(self, leadership: Leadership, kind: ChangeKind, node_id: str, revision: int) -> None:
+    async def _publish_member(
+        self, leadership: Leadership, kind: ChangeKind, node_id: str, revision: int, node=None
+    ) -> None:
+        """The membership event, and the node in StateService's record of nodes seen."""
         if kind == ChangeKind.JOINED:
             event_type, key = common_pb2.EVENT_TYPE_NODE_JOINED, joined_key(node_id, revision)
+            alive, departed = ([node] if node is not None else []), []
         else:
             event_type, key = common_pb2.EVENT_TYPE_NODE_LEFT, left_key(node_id, revision)
+            alive, departed = [], [node_id]
+        await self.act_until_done(
+            leadership, f"record {node_id}", lambda: self._state.record_nodes(alive, departed, leadership.epoch)
+        )
         await self.act_until_done(
             leadership,
             f"{kind.value} {node_id}",
@@ -147,13 +155,14 @@ class LeaderDuties:
             if event_type == common_pb2.EVENT_TYPE_NODE_JOINED and current.get(node_id) != revision:
                 await self._publish_member(leadership, ChangeKind.LEFT, node_id, revision)
         for node_id, revision in current.items():
-            await self._publish_member(leadership, ChangeKind.JOINED, node_id, revision)
+            node = self._members.entries[node_id].value if node_id in self._members.entries else None
+            await self._publish_member(leadership, ChangeKind.JOINED, node_id, revision, node)
 
     async def _follow_members(self, leadership: Leadership, changes: asyncio.Queue[Change]) -> None:
         while True:
             change = await changes.get()
             if change.kind in (ChangeKind.JOINED, ChangeKind.LEFT):
-                await self._publish_member(leadership, change.kind, change.name, change.create_revision)
+                await self._publish_member(leadership, change.kind, change.name, change.create_revision, change.value)
 
     async def _every(self, leadership: Leadership, what: str, interval: float, operation) -> None:
         """Run a fenced JobService operation every ``interval`` seconds while leading; an

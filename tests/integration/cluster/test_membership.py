@@ -211,3 +211,21 @@ async def test_control_plane_recovers_from_etcd_restart_under_load(cluster: Loca
     assert after.epoch >= before.epoch
     await members.stop()
     await services.stop()
+
+
+async def test_leader_records_nodes_seen(cluster: LocalCluster) -> None:
+    from ringrift.state.v1 import state_pb2, state_pb2_grpc
+
+    await cluster.start_state()
+    await cluster.start_gateway("gw-a")
+    await cluster.wait_for_leader()
+    agent = await cluster.start_agent("node-seen")
+
+    async def recorded(alive: bool) -> bool:
+        async with grpc.aio.insecure_channel(cluster.state.address) as channel:
+            reply = await state_pb2_grpc.StateServiceStub(channel).ListNodesSeen(state_pb2.ListNodesSeenRequest(), timeout=5)
+        return any(r.node.node_id == "node-seen" and r.alive == alive for r in reply.nodes)
+
+    await _wait(lambda: recorded(True), 10, "the node was never recorded as seen")
+    agent.signal(signal.SIGTERM)
+    await _wait(lambda: recorded(False), 10, "the departure was never recorded")

@@ -125,3 +125,30 @@ async def test_old_terminal_jobs_move_to_history(stores) -> None:
     assert moved == 1
     assert await jobs.get(done) is None and await jobs.archived(done) == done.encode()
     assert (await jobs.get(running)).state == S and await jobs.archived(running) is None
+
+
+async def test_startup_check_reports_stale_jobs_and_unknown_nodes_once(stores, database_url: str) -> None:
+    from sqlalchemy import update as sql_update
+
+    from ringrift_state.adapters.startup_check import check_loaded_state
+    from ringrift_state.adapters.sql_registry import SqlRegistry
+    from ringrift_state.adapters.tables import jobs as jobs_table
+
+    jobs, state = stores
+    engine = create_engine(database_url)
+    try:
+        await SqlRegistry(engine).record_nodes([common_pb2.NodeInfo(node_id="known")], [], 0)
+        created = [j for j, _ in await jobs.create([job(), job(), job()], 0)]
+        await jobs.transition([Transition(created[0].job_id, 1, S, node_id="known")], 0)
+        await jobs.transition([Transition(created[1].job_id, 1, S, node_id="ghost")], 0)
+        async with engine.begin() as connection:
+            await connection.execute(sql_update(jobs_table).where(jobs_table.c.job_id == created[0].job_id)
+                                     .values(updated_at=datetime.now(timezone.utc) - timedelta(days=2)))
+        assert await check_loaded_state(engine) == 2
+        await check_loaded_state(engine)  # a second start adds no duplicate events
+        warnings = await state.list_events(0, EventFilter(types=frozenset({common_pb2.EVENT_TYPE_STATE_WARNING})), 10)
+        assert sorted((e.event.subject, e.event.attributes["check"]) for e in warnings) == sorted(
+            [(created[0].job_id, "stale-job"), (created[1].job_id, "unknown-node")])
+        assert (await jobs.get(created[0].job_id)).state == S  # nothing changed
+    finally:
+        await engine.dispose()
