@@ -6,18 +6,22 @@ import asyncio
 import logging
 import sys
 
+from ringrift_nodes.adapters.reservations import ReservationStore
 from ringrift_nodes.adapters.views import node_view
 from ringrift_nodes.api.servicer import NodeSelectorServicer
 from ringrift_nodes.domain.view import PlacementView
 from ringrift_runtime.aio import cancel_and_wait
 from ringrift_runtime.cluster.cache import ChangeKind
 from ringrift_runtime.cluster.membership import membership_cache
+from ringrift_runtime.errors import RingriftError
+from ringrift_runtime.grpc.client import ChannelFactory
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
 from ringrift_runtime.grpc.server import Bound, registration
 from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
 
 NAME = "nodes"
+RESERVATION_REFRESH_SECONDS = 2.0
 log = logging.getLogger("ringrift.nodes")
 
 
@@ -29,7 +33,20 @@ class NodesApp:
         self.view = PlacementView(settings.nodes)
         self._changes = self.members.subscribe()
         self._follower: asyncio.Task | None = None
-        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], NodeSelectorServicer(self.view, self.members))]
+        self._refresher: asyncio.Task | None = None
+        self._state_channel = ChannelFactory(settings.client).channel(settings.endpoints.state)
+        self.reservations = ReservationStore(self._state_channel)
+        servicer = NodeSelectorServicer(self.view, self.members, self.reservations)
+        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
+
+    async def _refresh_reservations(self) -> None:
+        """Reservations made through other replicas show up within a refresh interval."""
+        while True:
+            try:
+                self.view.reservations, _ = await self.reservations.load()
+            except RingriftError as exc:
+                log.warning("reservations not refreshed: %s", exc)
+            await asyncio.sleep(RESERVATION_REFRESH_SECONDS)
 
     async def _follow(self) -> None:
         while True:
@@ -41,6 +58,7 @@ class NodesApp:
 
     async def start(self, bound: Bound) -> None:
         self._follower = asyncio.create_task(self._follow(), name="membership-follower")
+        self._refresher = asyncio.create_task(self._refresh_reservations(), name="reservations")
         await self.members.start(wait=False)
         while not self.members.ready.is_set():  # NOT_SERVING until the first listing
             try:
@@ -51,6 +69,8 @@ class NodesApp:
     async def stop(self) -> None:
         await self.members.stop()
         await cancel_and_wait(self._follower)
+        await cancel_and_wait(self._refresher)
+        await self._state_channel.close()
 
 
 def build(settings: RingriftSettings) -> NodesApp:

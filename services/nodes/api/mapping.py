@@ -124,3 +124,36 @@ def score_message(score: Score) -> nodes_pb2.NodeScore:
         effective_power=score.effective_power,
         rank=score.rank,
     )
+
+
+ROLE_PURPOSES = ("selfplay", "training", "gauntlet", "export")
+
+
+def reserve_request(request, max_seconds: int) -> tuple[str, str, str, float]:
+    check = Validator()
+    check.node_id("node_id", request.node_id)
+    check.check("purpose", request.purpose in ROLE_PURPOSES, f"must be one of {', '.join(ROLE_PURPOSES)}")
+    check.require("holder", request.holder, "is required (who holds the reservation, e.g. a job id)")
+    check.max_length("holder", request.holder, 128)
+    check.check("ttl_seconds", 1 <= request.ttl_seconds <= max_seconds, f"must be between 1 and {max_seconds}")
+    check.check("epoch", request.epoch > 0, "is required: this call is made on behalf of the leader")
+    check.raise_if_invalid()
+    return request.node_id, request.purpose, request.holder, float(request.ttl_seconds)
+
+
+def release_request(request) -> tuple[str, str]:
+    check = Validator()
+    check.node_id("node_id", request.node_id)
+    check.require("holder", request.holder)
+    check.check("epoch", request.epoch > 0, "is required: this call is made on behalf of the leader")
+    check.raise_if_invalid()
+    return request.node_id, request.holder
+
+
+def reservation_message(reservation) -> nodes_pb2.Reservation:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    expires = Timestamp()
+    expires.FromNanoseconds(int(reservation.expires_at * 1e9))
+    return nodes_pb2.Reservation(node_id=reservation.node_id, purpose=reservation.purpose,
+                                 holder=reservation.holder, expires_at=expires)

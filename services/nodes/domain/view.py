@@ -19,6 +19,10 @@ class PlacementView:
         self.reservations: dict[str, Reservation] = {}
         self._clock = clock
 
+    def active_reservations(self) -> list[Reservation]:
+        now = self._clock()
+        return sorted((r for r in self.reservations.values() if r.expires_at > now), key=lambda r: r.node_id)
+
     def upsert(self, view: NodeView) -> None:
         self.index.upsert(view)
 

@@ -119,9 +119,23 @@ async def test_bad_submissions_name_the_field_and_queue_nothing(cluster: LocalCl
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert field in field_violations(caught.value), caught.value.details()
         assert not (await stub.ListJobs(jobs_pb2.ListJobsRequest(), timeout=5)).jobs
+        watch = stub.WatchJobs(jobs_pb2.WatchJobsRequest(), timeout=60)
         first = await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec("sleep"), idempotency_key="once"), timeout=10)
         again = await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec("sleep"), idempotency_key="once"), timeout=10)
         assert first.created and not again.created and first.job.job_id == again.job.job_id
+
+        # The job's changes stream in order, and its output can be read through JobService.
+        seen = []
+        while C.JOB_STATE_SUCCEEDED not in seen:
+            update = await asyncio.wait_for(watch.read(), 30)
+            assert update.job.job_id == first.job.job_id
+            seen.append(update.job.state)
+        watch.cancel()
+        sequences_ok = seen[0] == C.JOB_STATE_PENDING or seen[0] in (C.JOB_STATE_SCHEDULED, C.JOB_STATE_RUNNING)
+        assert sequences_ok and seen[-1] == C.JOB_STATE_SUCCEEDED
+        logs = b"".join([c.data async for c in stub.StreamJobLogs(
+            jobs_pb2.StreamJobLogsRequest(job_id=first.job.job_id), timeout=10)])
+        assert b"sleeping 0.05s" in logs
 
 
 async def test_jobs_of_a_dead_node_are_retried_elsewhere_and_late_results_change_nothing(cluster: LocalCluster) -> None:

@@ -103,3 +103,49 @@ async def test_unknown_and_departed_nodes(selector) -> None:
             break
         assert time.monotonic() < deadline, "a dead node is still offered"
         await asyncio.sleep(0.1)
+
+
+async def test_reservations_keep_other_work_away_and_survive_a_selector_restart(cluster: LocalCluster) -> None:
+    await cluster.start_state()
+    await cluster.start_agent("gpu-a100", **A100)
+    await cluster.start_agent("gpu-4090", **RTX4090)
+    nodes = await cluster.start("nodes", "nodes")
+
+    async def best(stub, kind: str) -> str:
+        reply = await stub.SelectBestNodeForJob(
+            nodes_pb2.SelectBestNodeForJobRequest(spec=spec(kind, needs_gpu=True)), timeout=5)
+        return reply.best.node_id
+
+    async with grpc.aio.insecure_channel(nodes.address) as channel:
+        stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
+        deadline = time.monotonic() + 10
+        while len((await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).nodes) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert await best(stub, "selfplay") == "gpu-a100"
+        reserved = await stub.ReserveNode(nodes_pb2.ReserveNodeRequest(
+            node_id="gpu-a100", purpose="training", holder="job-1", ttl_seconds=60, epoch=1), timeout=5)
+        assert reserved.reservation.holder == "job-1"
+        assert await best(stub, "selfplay") == "gpu-4090"
+        assert await best(stub, "train") == "gpu-a100"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ReserveNode(nodes_pb2.ReserveNodeRequest(
+                node_id="gpu-a100", purpose="training", holder="job-2", ttl_seconds=60, epoch=1), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "job-1" in caught.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ReserveNode(nodes_pb2.ReserveNodeRequest(
+                node_id="gpu-a100", purpose="painting", holder="x", ttl_seconds=99_999, epoch=1), timeout=5)
+        assert {"purpose", "ttl_seconds"} <= set(field_violations(caught.value))
+
+    await cluster.restart(nodes)  # the reservation lives in StateService, not in the selector
+    async with grpc.aio.insecure_channel(nodes.address) as channel:
+        stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
+        listed = await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)
+        assert [(r.node_id, r.holder) for r in listed.reservations] == [("gpu-a100", "job-1")]
+        deadline = time.monotonic() + 10
+        while await best(stub, "selfplay") != "gpu-4090":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert not (await stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id="gpu-a100", holder="job-2", epoch=1), timeout=5)).released
+        assert (await stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id="gpu-a100", holder="job-1", epoch=1), timeout=5)).released
+        assert await best(stub, "selfplay") == "gpu-a100"
