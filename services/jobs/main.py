@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
 
 from ringrift_jobs.adapters.clients import Agents, JobStore, Placement
@@ -17,7 +15,6 @@ from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
 
 NAME = "jobs"
-log = logging.getLogger("ringrift.jobs")
 
 
 class JobsApp:
@@ -36,11 +33,7 @@ class JobsApp:
 
     async def start(self, bound: Bound) -> None:
         await self.members.start(wait=False)
-        while not self.members.ready.is_set():  # NOT_SERVING until the first listing
-            try:
-                await asyncio.wait_for(self.members.ready.wait(), 5)
-            except TimeoutError:
-                log.warning("waiting for etcd to list the membership")
+        await self.members.wait_ready()  # NOT_SERVING until the first listing
 
     async def stop(self) -> None:
         await self.members.stop()

@@ -60,11 +60,7 @@ class NodesApp:
         self._follower = asyncio.create_task(self._follow(), name="membership-follower")
         self._refresher = asyncio.create_task(self._refresh_reservations(), name="reservations")
         await self.members.start(wait=False)
-        while not self.members.ready.is_set():  # NOT_SERVING until the first listing
-            try:
-                await asyncio.wait_for(self.members.ready.wait(), 5)
-            except TimeoutError:
-                log.warning("waiting for etcd to list the membership")
+        await self.members.wait_ready()  # NOT_SERVING until the first listing
 
     async def stop(self) -> None:
         await self.members.stop()

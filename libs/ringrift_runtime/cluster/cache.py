@@ -82,6 +82,15 @@ class PrefixCache(Generic[T]):
         if wait:
             await asyncio.wait_for(self.ready.wait(), timeout)
 
+    async def wait_ready(self, warn_every: float = 5.0) -> None:
+        """Wait, without a time limit, for the first listing; warn while etcd is not
+        answering (a service stays NOT_SERVING meanwhile)."""
+        while not self.ready.is_set():
+            try:
+                await asyncio.wait_for(self.ready.wait(), warn_every)
+            except TimeoutError:
+                log.warning("%s: waiting for etcd to list %s", self.name, self._prefix.decode())
+
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         await self._close_client()

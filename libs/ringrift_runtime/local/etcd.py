@@ -4,7 +4,6 @@ data (etcd restart scenarios), paused and resumed."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
