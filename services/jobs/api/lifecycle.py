@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime, timezone
 
@@ -16,7 +17,7 @@ from ringrift.agent.v1 import agent_pb2
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2
 from ringrift_jobs.adapters.clients import Agents, JobStore, Placement
-from ringrift_jobs.domain.policy import after_failure, assign, overdue, unverified
+from ringrift_jobs.domain.policy import after_failure, assign, cooling_nodes, overdue, unverified
 from ringrift_runtime.errors import InvalidArgument, NotFound, RingriftError, StaleEpoch
 from ringrift_runtime.grpc.status import domain_error, field_violations
 from ringrift_runtime.jobparams import ParamSpec, resolve_params
@@ -90,6 +91,7 @@ class JobLifecycle:
         self._members = members  # PrefixCache[NodeInfo]
         self._settings = settings
         self._templates: dict[str, dict[str, ParamSpec]] = {}
+        self._last_top_up: dict[str, float] = {}  # node -> monotonic time of its last top-up round
         # Concurrent agent reports share one TransitionJobs call (one transaction).
         self._reports = Batcher(lambda transitions: self.store.transition(transitions, with_jobs=False), max_size=500)
 
@@ -183,14 +185,22 @@ class JobLifecycle:
         for job in pending:
             groups[job.spec.SerializeToString(deterministic=True)].append(job)
         chosen: list[tuple[common_pb2.Job, str]] = []
+        cooling = cooling_nodes(self._last_top_up, time.monotonic(), self._settings.dispatch_cooldown_seconds)
+        topped_up: set[str] = set()
         for jobs in groups.values():
-            full = [name for name, count in free.items() if count <= 0]
-            ranked = await self._placement.rank(jobs[0].spec, min(1000, max(1, len(free))), full)
-            order = [score.node_id for score in ranked]
+            skip = {name for name, count in free.items() if count <= 0}
+            if jobs[0].spec.top_up:
+                skip |= cooling
+            ranked = await self._placement.rank(jobs[0].spec, min(1000, max(1, len(free))), sorted(skip))
+            order = [score.node_id for score in ranked if score.node_id not in skip]
             for job in jobs:
                 node_id = assign(order, free)
                 if node_id is not None:
                     chosen.append((job, node_id))
+                    if job.spec.top_up:
+                        topped_up.add(node_id)
+        for node_id in topped_up:
+            self._last_top_up[node_id] = time.monotonic()
         scheduled = await self.store.transition(
             [state_pb2.JobTransition(job_id=j.job_id, attempt=j.attempt, from_state=J.JOB_STATE_PENDING,
                                      to_state=J.JOB_STATE_SCHEDULED, node_id=n) for j, n in chosen],

@@ -39,3 +39,8 @@ def assign(ranked_nodes: list[str], free_slots: dict[str, int]) -> str | None:
             free_slots[node_id] -= 1
             return node_id
     return None
+
+
+def cooling_nodes(last_top_up: dict[str, float], now: float, cooldown_seconds: float) -> set[str]:
+    """Nodes that received bulk self-play top-ups less than the cooldown ago."""
+    return {node for node, at in last_top_up.items() if now - at < cooldown_seconds}

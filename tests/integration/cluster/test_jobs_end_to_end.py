@@ -183,3 +183,30 @@ async def test_jobs_of_a_dead_node_are_retried_elsewhere_and_late_results_change
         assert not late.applied
         after = (await stub.GetJob(jobs_pb2.GetJobRequest(job_id=some.job_id), timeout=5)).job
         assert (after.state, after.result_json, after.attempt) == (some.state, some.result_json, some.attempt)
+
+
+async def test_top_ups_respect_the_per_node_cooldown(cluster: LocalCluster) -> None:
+    await cluster.start_state()
+    await cluster.start("nodes", "nodes")
+    await cluster.start("jobs", "jobs", RINGRIFT_JOBS__DISPATCH_COOLDOWN_SECONDS="60", **FAST)
+    await cluster.start("gateway", "gw-a", RINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS="0.2")
+    await cluster.start_agent("only-node", RINGRIFT_AGENT__JOB_SLOTS="8", **CPU)
+    await cluster.wait_for_leader()
+    top_up = spec("selfplay")
+    top_up.top_up = True
+    async with grpc.aio.insecure_channel(cluster.processes["jobs"].address) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+
+        async def submit(job_spec, count: int) -> list[str]:
+            reply = await stub.SubmitJobs(jobs_pb2.SubmitJobsRequest(
+                jobs=[jobs_pb2.SubmitJobRequest(spec=job_spec)] * count), timeout=10)
+            return [j.job_id for j in reply.jobs]
+
+        first = await submit(top_up, 3)
+        await wait_all(stub, first, timeout=30)  # one top-up round reaches the node
+        second = await submit(top_up, 3)
+        ordinary = await submit(spec("selfplay"), 1)
+        await wait_all(stub, ordinary, timeout=30)  # other work is not held back
+        await asyncio.sleep(1.0)
+        held = [(await stub.GetJob(jobs_pb2.GetJobRequest(job_id=j), timeout=5)).job.state for j in second]
+        assert held == [C.JOB_STATE_PENDING] * 3  # the node is cooling down from its last top-up

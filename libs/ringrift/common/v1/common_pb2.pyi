@@ -729,6 +729,7 @@ class JobSpec(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    TOP_UP_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Job kind; must exist in the executing agent's template catalog
     (for example "selfplay", "export", "train", "gauntlet", "validate").
@@ -741,6 +742,10 @@ class JobSpec(_message.Message):
     """Maximum attempts including the first; 0 uses the default (3)."""
     priority: _builtins.int
     """Higher runs first among pending jobs."""
+    top_up: _builtins.bool
+    """A bulk self-play top-up (as the queue populator submits them): a node receives
+    top-ups in at most one dispatch round per dispatch cooldown (120 s by default).
+    """
     @_builtins.property
     def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Template parameters, validated by the agent against the template's schema and
@@ -761,10 +766,11 @@ class JobSpec(_message.Message):
         timeout_seconds: _builtins.int = ...,
         max_attempts: _builtins.int = ...,
         priority: _builtins.int = ...,
+        top_up: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requirements", b"requirements"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "kind", b"kind", "max_attempts", b"max_attempts", "params", b"params", "priority", b"priority", "requirements", b"requirements", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "kind", b"kind", "max_attempts", b"max_attempts", "params", b"params", "priority", b"priority", "requirements", b"requirements", "timeout_seconds", b"timeout_seconds", "top_up", b"top_up"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
