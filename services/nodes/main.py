@@ -39,14 +39,17 @@ class NodesApp:
         servicer = NodeSelectorServicer(self.view, self.members, self.reservations)
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
 
+    async def _load_reservations(self) -> None:
+        try:
+            self.view.reservations, _ = await self.reservations.load()
+        except RingriftError as exc:
+            log.warning("reservations not refreshed: %s", exc)
+
     async def _refresh_reservations(self) -> None:
         """Reservations made through other replicas show up within a refresh interval."""
         while True:
-            try:
-                self.view.reservations, _ = await self.reservations.load()
-            except RingriftError as exc:
-                log.warning("reservations not refreshed: %s", exc)
             await asyncio.sleep(RESERVATION_REFRESH_SECONDS)
+            await self._load_reservations()
 
     async def _follow(self) -> None:
         while True:
@@ -58,6 +61,7 @@ class NodesApp:
 
     async def start(self, bound: Bound) -> None:
         self._follower = asyncio.create_task(self._follow(), name="membership-follower")
+        await self._load_reservations()  # before the first answer: a restart must not forget them
         self._refresher = asyncio.create_task(self._refresh_reservations(), name="reservations")
         await self.members.start(wait=False)
         await self.members.wait_ready()  # NOT_SERVING until the first listing
