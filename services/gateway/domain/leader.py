@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Protocol, TypeVar
 from ringrift.common.v1 import common_pb2
 from ringrift_runtime.cluster.cache import Change, ChangeKind, PrefixCache
 from ringrift_runtime.cluster.election import Leadership
-from ringrift_runtime.errors import Conflict, DependencyUnavailable, StaleEpoch
+from ringrift_runtime.errors import Conflict, DependencyUnavailable, NotLeader, RingriftError, StaleEpoch
 from ringrift_runtime.settings import GatewaySettings
 
 log = logging.getLogger("ringrift.gateway.leader")
@@ -165,13 +165,17 @@ class LeaderDuties:
                 await self._publish_member(leadership, change.kind, change.name, change.create_revision, change.value)
 
     async def _every(self, leadership: Leadership, what: str, interval: float, operation) -> None:
-        """Run a fenced JobService operation every ``interval`` seconds while leading; an
-        unreachable service is retried next round (StaleEpoch ends the term)."""
+        """Run a fenced JobService operation every ``interval`` seconds while leading. Only
+        a stale epoch or lost leadership ends the term; any other failure of the service
+        is logged and tried again next round, so a faulty dependency cannot make
+        leadership flap."""
         while True:
             try:
                 await self.act(leadership, what, lambda: operation(leadership.epoch))
-            except DependencyUnavailable as exc:
-                log.warning("%s skipped: %s", what, exc)
+            except (StaleEpoch, NotLeader):
+                raise
+            except RingriftError as exc:
+                log.warning("%s failed this round: %s", what, exc)
             await asyncio.sleep(interval)
 
     async def _heartbeat(self, leadership: Leadership) -> None:
