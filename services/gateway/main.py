@@ -10,6 +10,7 @@ import sys
 from prometheus_client import Counter
 
 from ringrift.common.v1 import common_pb2
+from ringrift_gateway.adapters.facade import Managers
 from ringrift_gateway.adapters.jobs_client import JobsClient
 from ringrift_gateway.adapters.state_client import StateClient
 from ringrift_gateway.api.servicer import OrchestratorServicer
@@ -59,13 +60,15 @@ class GatewayApp:
         factory = ChannelFactory(settings.client)
         self._channel = factory.channel(settings.endpoints.state)
         self._jobs_channel = factory.channel(settings.endpoints.jobs)
+        self._nodes_channel = factory.channel(settings.endpoints.nodes)
         self.state = StateClient(self._channel, source=f"gateway/{self.replica_id}")
         self.jobs = JobsClient(self._jobs_channel)
         self.members = membership_cache(settings.etcd)
         self.services = control_plane_cache(settings.etcd)
         self.view = ClusterView(self.replica_id, self.state, self.members, self.services)
         self.election: LeaderElection | None = None
-        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], OrchestratorServicer(self.view))]
+        managers = Managers(self._channel, self._jobs_channel, self._nodes_channel)
+        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], OrchestratorServicer(self.view, managers))]
 
     async def start(self, bound: Bound) -> None:
         await self.members.start(wait=False)
@@ -105,6 +108,7 @@ class GatewayApp:
         await self.services.stop()
         await self._channel.close()
         await self._jobs_channel.close()
+        await self._nodes_channel.close()
 
 
 def build(settings: RingriftSettings) -> GatewayApp:

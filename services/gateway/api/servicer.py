@@ -1,5 +1,7 @@
-"""OrchestratorService servicer: cluster status and nodes are real; the rest answers
-UNIMPLEMENTED until the managers behind it land."""
+"""OrchestratorService servicer: a thin facade. Status and nodes come from this
+replica's watched views; jobs, events, models, ratings and placement are passed to the
+managers (a submitted job is the intent the leader then dispatches). Training, sync,
+loops and allocation answer UNIMPLEMENTED until the managers behind them land."""
 
 from __future__ import annotations
 
@@ -7,12 +9,47 @@ from datetime import datetime, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ringrift.jobs.v1 import jobs_pb2
 from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
-    def __init__(self, view) -> None:
+    def __init__(self, view, managers) -> None:
         self._view = view  # ringrift_gateway.main.ClusterView
+        self._managers = managers  # ringrift_gateway.adapters.facade.Managers
+
+    async def SubmitJob(self, request, context):
+        reply = await self._managers.submit(request.spec, request.idempotency_key)
+        return orchestrator_pb2.SubmitJobResponse(job=reply.job, created=reply.created)
+
+    async def CancelJob(self, request, context):
+        return orchestrator_pb2.CancelJobResponse(job=await self._managers.cancel(request.job_id, request.reason))
+
+    async def GetJob(self, request, context):
+        return orchestrator_pb2.GetJobResponse(job=await self._managers.get(request.job_id))
+
+    async def ListJobs(self, request, context):
+        reply = await self._managers.list_jobs(request)
+        return orchestrator_pb2.ListJobsResponse(jobs=reply.jobs, next_page_token=reply.next_page_token)
+
+    async def StreamJobLogs(self, request, context):
+        async for chunk in self._managers.logs(request.job_id, request.attempt, request.follow):
+            yield orchestrator_pb2.StreamJobLogsResponse(data=chunk.data, stderr=chunk.stream == jobs_pb2.LOG_STREAM_STDERR)
+
+    async def WatchEvents(self, request, context):
+        async for item in self._managers.events(request.from_sequence, request.filter):
+            yield orchestrator_pb2.WatchEventsResponse(event=item.event)
+
+    async def ListModels(self, request, context):
+        reply = await self._managers.models(request.config_key, request.statuses)
+        return orchestrator_pb2.ListModelsResponse(models=reply.models, best_model_by_config=reply.best_model_by_config)
+
+    async def ListRatings(self, request, context):
+        return orchestrator_pb2.ListRatingsResponse(
+            ratings=await self._managers.ratings(request.config_key, request.include_history))
+
+    async def ExplainPlacement(self, request, context):
+        return orchestrator_pb2.ExplainPlacementResponse(scores=await self._managers.explain(request.spec))
 
     async def GetClusterStatus(self, request, context):
         epoch = await self._view.epoch()

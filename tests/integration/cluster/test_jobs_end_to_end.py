@@ -210,3 +210,40 @@ async def test_top_ups_respect_the_per_node_cooldown(cluster: LocalCluster) -> N
         await asyncio.sleep(1.0)
         held = [(await stub.GetJob(jobs_pb2.GetJobRequest(job_id=j), timeout=5)).job.state for j in second]
         assert held == [C.JOB_STATE_PENDING] * 3  # the node is cooling down from its last top-up
+
+
+async def test_the_gateway_facade_passes_jobs_events_and_placement_through(cluster: LocalCluster) -> None:
+    from ringrift.orchestrator.v1 import orchestrator_pb2 as O
+    from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
+
+    await start_cluster(cluster)
+    async with grpc.aio.insecure_channel(cluster.processes["gw-a"].address) as channel:
+        gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+        events = gateway.WatchEvents(O.WatchEventsRequest(
+            filter=C.EventFilter(types=[C.EVENT_TYPE_JOB_SUCCEEDED])), timeout=60)
+        submitted = await gateway.SubmitJob(O.SubmitJobRequest(spec=spec("sleep")), timeout=10)
+        assert submitted.created
+        done = await asyncio.wait_for(events.read(), 30)
+        assert done.event.subject == submitted.job.job_id
+        events.cancel()
+        job = (await gateway.GetJob(O.GetJobRequest(job_id=submitted.job.job_id), timeout=5)).job
+        assert job.state == C.JOB_STATE_SUCCEEDED
+        listed = await gateway.ListJobs(O.ListJobsRequest(kind="sleep"), timeout=5)
+        assert [j.job_id for j in listed.jobs] == [job.job_id]
+        logs = b"".join([c.data async for c in gateway.StreamJobLogs(O.StreamJobLogsRequest(job_id=job.job_id), timeout=10)])
+        assert b"sleeping" in logs
+        scores = (await gateway.ExplainPlacement(O.ExplainPlacementRequest(spec=spec("train", needs_gpu=True)), timeout=5)).scores
+        assert [s.node_id for s in scores if s.usable] == ["gpu-a100"]
+
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await gateway.SubmitJob(O.SubmitJobRequest(spec=C.JobSpec(kind="sleep", params={"seconds": "; reboot"})), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "spec.params[seconds]" in field_violations(caught.value)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await gateway.CancelJob(O.CancelJobRequest(job_id="01NOSUCHJOB"), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+        await asyncio.to_thread(cluster.processes["jobs"].stop)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await gateway.GetJob(O.GetJobRequest(job_id=job.job_id), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE

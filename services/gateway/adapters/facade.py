@@ -1,0 +1,61 @@
+"""The managers behind the gateway's facade RPCs. Failed calls raise the taxonomy error
+they stand for, so a field violation, NOT_FOUND or an unreachable manager reaches the
+caller as a clear status."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import grpc
+
+from ringrift.common.v1 import common_pb2
+from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_runtime.grpc.calls import call
+from ringrift_runtime.grpc.status import domain_error
+
+
+async def _stream(call_object) -> AsyncIterator:
+    try:
+        async for item in call_object:
+            yield item
+    except grpc.aio.AioRpcError as exc:
+        raise domain_error(exc) from None
+
+
+class Managers:
+    def __init__(self, state_channel, jobs_channel, nodes_channel) -> None:
+        self.state = state_pb2_grpc.StateServiceStub(state_channel)
+        self.jobs = jobs_pb2_grpc.JobServiceStub(jobs_channel)
+        self.nodes = nodes_pb2_grpc.NodeSelectorServiceStub(nodes_channel)
+
+    async def submit(self, spec: common_pb2.JobSpec, key: str) -> jobs_pb2.SubmitJobResponse:
+        return await call(self.jobs.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec, idempotency_key=key)))
+
+    async def cancel(self, job_id: str, reason: str) -> common_pb2.Job:
+        return (await call(self.jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id, reason=reason)))).job
+
+    async def get(self, job_id: str) -> common_pb2.Job:
+        return (await call(self.jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id)))).job
+
+    async def list_jobs(self, request) -> jobs_pb2.ListJobsResponse:
+        return await call(self.jobs.ListJobs(jobs_pb2.ListJobsRequest(
+            states=request.states, kind=request.kind, config_key=request.config_key, node_id=request.node_id,
+            page=request.page)))
+
+    def logs(self, job_id: str, attempt: int, follow: bool):
+        return _stream(self.jobs.StreamJobLogs(jobs_pb2.StreamJobLogsRequest(job_id=job_id, attempt=attempt, follow=follow)))
+
+    def events(self, from_sequence: int, event_filter: common_pb2.EventFilter):
+        return _stream(self.state.WatchEvents(state_pb2.WatchEventsRequest(from_sequence=from_sequence, filter=event_filter)))
+
+    async def models(self, config_key: str, statuses) -> state_pb2.ListModelsResponse:
+        return await call(self.state.ListModels(state_pb2.ListModelsRequest(config_key=config_key, statuses=statuses)))
+
+    async def ratings(self, config_key: str, include_history: bool) -> list[common_pb2.Rating]:
+        request = state_pb2.ListRatingsRequest(config_key=config_key, include_history=include_history)
+        return list((await call(self.state.ListRatings(request))).ratings)
+
+    async def explain(self, spec: common_pb2.JobSpec) -> list[nodes_pb2.NodeScore]:
+        return list((await call(self.nodes.ExplainPlacement(nodes_pb2.ExplainPlacementRequest(spec=spec)))).scores)
