@@ -69,10 +69,6 @@ class LeaseKeeper:
         """True while a keep-alive confirmed the lease recently enough (TTL minus margin)."""
         return not self.lost_reason and time.monotonic() < self._valid_until
 
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self._valid_until - time.monotonic())
-
     def on_lost(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(reason)`` on the owner's loop when the lease is lost."""
         self._on_lost.append(callback)

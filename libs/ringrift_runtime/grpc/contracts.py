@@ -66,12 +66,6 @@ def idempotent_methods() -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def is_server_streaming(full_method: str) -> bool:
-    service_name, _, method_name = full_method.partition("/")
-    service = service_descriptors().get(service_name)
-    method = service.methods_by_name.get(method_name) if service else None
-    return bool(method and method.server_streaming)
-
 
 def generated_grpc_module(full_name: str):
     """The *_pb2_grpc module of a service, e.g. ringrift.state.v1.state_pb2_grpc."""

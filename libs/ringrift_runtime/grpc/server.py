@@ -169,9 +169,6 @@ class GrpcHost:
             await asyncio.to_thread(self._side_port.stop)  # shutdown() waits for the serve loop
             self._side_port = None
 
-    async def wait_for_termination(self) -> None:
-        await self._server.wait_for_termination()
-
     def bound(self) -> Bound:
         server = self.settings.server
         host = server.advertise_host or server.host

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from datetime import datetime, timezone
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ringrift.common.v1 import common_pb2
 from ringrift_agent.adapters.system import SystemProbe
 from ringrift_runtime import __version__
+from ringrift_runtime.grpc.times import now, to_timestamp
 from ringrift_runtime.settings import AgentSettings
 
 ROLE_BY_NAME = {
@@ -20,12 +18,6 @@ ROLE_BY_NAME = {
     "gauntlet": common_pb2.NODE_ROLE_GAUNTLET,
     "export": common_pb2.NODE_ROLE_EXPORT,
 }
-
-
-def _now() -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(datetime.now(timezone.utc))
-    return stamp
 
 
 class NodeInfoSource:
@@ -42,7 +34,7 @@ class NodeInfoSource:
         self._address = address
         self._job_kinds = job_kinds
         self._running = running_jobs_by_kind
-        self._started_at = _now()
+        self._started_at = to_timestamp(now())
         self._detected_gpus: list = []
 
     async def detect(self) -> None:
@@ -90,7 +82,7 @@ class NodeInfoSource:
                 gpu_memory_percent=usage.gpu_memory_percent,
                 running_jobs_by_kind=self._running(),
                 free_ram_mb=usage.free_ram_mb,
-                measured_at=_now(),
+                measured_at=to_timestamp(now()),
             ),
             agent_version=__version__,
             started_at=self._started_at,

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from pathlib import Path
-
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
@@ -16,6 +15,7 @@ from ringrift_agent.adapters.runner import RUNNING, STARTING, Attempt, JobRunner
 from ringrift_agent.domain.templates import JobTemplate, build_argv, resolve_params
 from ringrift_runtime.errors import NotFound, NotImplementedYet
 from ringrift_runtime.fencing import FileEpochFence
+from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.settings import JobSettings
 from ringrift_runtime.validation import Validator
 
@@ -32,20 +32,12 @@ ROLES = {"selfplay": common_pb2.NODE_ROLE_SELFPLAY, "training": common_pb2.NODE_
          "gauntlet": common_pb2.NODE_ROLE_GAUNTLET, "export": common_pb2.NODE_ROLE_EXPORT}
 
 
-def _stamp(seconds: float) -> Timestamp | None:
-    if not seconds:
-        return None
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
 def status_message(attempt: Attempt) -> agent_pb2.AgentJobStatus:
     return agent_pb2.AgentJobStatus(
         job_id=attempt.job_id, attempt=attempt.attempt, kind=attempt.kind, state=attempt.state,
         pid=attempt.pid if attempt.state in (STARTING, RUNNING) else 0, exit_code=attempt.exit_code,
-        error=attempt.error, result_json=attempt.result_json, started_at=_stamp(attempt.started_at),
-        finished_at=_stamp(attempt.finished_at),
+        error=attempt.error, result_json=attempt.result_json, started_at=to_timestamp(attempt.started_at),
+        finished_at=to_timestamp(attempt.finished_at),
     )
 
 
@@ -118,7 +110,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         await self._fence.admit(request.epoch)
         work_dir = self._runner.jobs_dir / request.job_id / str(request.attempt)
         builtins = {
-            "python": __import__("sys").executable, "job_id": request.job_id, "attempt": str(request.attempt),
+            "python": sys.executable, "job_id": request.job_id, "attempt": str(request.attempt),
             "work_dir": str(work_dir), "data_dir": str(self._runner.data_dir), "config_key": request.spec.config_key,
         }
         timeout = request.spec.timeout_seconds or template.timeout_seconds or self._jobs.timeout_for(template.kind)

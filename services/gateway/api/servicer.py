@@ -5,12 +5,9 @@ loops and allocation answer UNIMPLEMENTED until the managers behind them land.""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from ringrift.jobs.v1 import jobs_pb2
 from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from ringrift_runtime.grpc.times import now, to_timestamp
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
@@ -53,14 +50,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def GetClusterStatus(self, request, context):
         epoch = await self._view.epoch()
-        computed = Timestamp()
-        computed.FromDatetime(datetime.now(timezone.utc))
         return orchestrator_pb2.GetClusterStatusResponse(
             leader_id=epoch.leader_id,
             epoch=epoch.epoch,
             services=self._view.services(),
             nodes=self._view.nodes(include_unschedulable=True),
-            computed_at=computed,
+            computed_at=to_timestamp(now()),
             replica_id=self._view.replica_id,
         )
 

@@ -11,7 +11,6 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ringrift.agent.v1 import agent_pb2
 from ringrift.common.v1 import common_pb2
@@ -20,6 +19,7 @@ from ringrift_jobs.adapters.clients import Agents, JobStore, Placement
 from ringrift_jobs.domain.policy import after_failure, assign, cooling_nodes, overdue, unverified
 from ringrift_runtime.errors import InvalidArgument, NotFound, RingriftError, StaleEpoch
 from ringrift_runtime.grpc.status import domain_error, field_violations
+from ringrift_runtime.grpc.times import from_timestamp, to_timestamp
 from ringrift_runtime.jobparams import ParamSpec, resolve_params
 from ringrift_runtime.settings import JobSettings
 from ringrift_runtime.validation import Validator
@@ -32,18 +32,6 @@ KIND_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_PARAMS, MAX_TIMEOUT = 64, 7 * 86400
 PARAM_TYPE_NAMES = {v: k for k, v in {"string": 1, "int": 2, "float": 3, "bool": 4, "config_key": 5, "data_path": 6}.items()}
 RUN_CONCURRENCY = 64
-
-
-def _utc(stamp: Timestamp) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=timezone.utc) if stamp.seconds or stamp.nanos else None
-
-
-def _stamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 class Batcher:
@@ -162,7 +150,7 @@ class JobLifecycle:
         decision = after_failure(transition.attempt, max_attempts, retriable, datetime.now(timezone.utc), self._settings)
         transition.retry, transition.permanent = decision.retry, decision.permanent
         if decision.not_before is not None:
-            transition.not_before.CopyFrom(_stamp(decision.not_before))
+            transition.not_before.CopyFrom(to_timestamp(decision.not_before))
 
     # -- dispatch -------------------------------------------------------------------
     def _free_slots(self, active: list[common_pb2.Job]) -> tuple[dict[str, int], dict[str, int]]:
@@ -262,14 +250,14 @@ class JobLifecycle:
                 transition.to_state, transition.error = J.JOB_STATE_LOST, f"node {job.node_id} left the cluster"
                 self._decide_retry(transition, job, retriable=True)
                 counts["lost"] += 1
-            elif job.state != J.JOB_STATE_RUNNING and unverified(_utc(job.updated_at), now, self._settings):
+            elif job.state != J.JOB_STATE_RUNNING and unverified(from_timestamp(job.updated_at), now, self._settings):
                 transition.to_state = J.JOB_STATE_FAILED
                 transition.error = f"not confirmed running on {job.node_id} within {self._settings.spawn_verification_seconds:.0f}s"
                 self._decide_retry(transition, job, retriable=True)
                 cancels.append((members[job.node_id].address, job))
                 counts["unverified"] += 1
             elif job.state == J.JOB_STATE_RUNNING and attempt is not None and overdue(
-                _utc(attempt.started_at), job.spec.timeout_seconds or self._settings.timeout_for(job.spec.kind), now
+                from_timestamp(attempt.started_at), job.spec.timeout_seconds or self._settings.timeout_for(job.spec.kind), now
             ):
                 transition.to_state, transition.error, transition.permanent = J.JOB_STATE_FAILED, "timed out", True
                 cancels.append((members[job.node_id].address, job))

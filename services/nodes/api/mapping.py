@@ -8,6 +8,7 @@ from ringrift.common.v1 import common_pb2
 from ringrift.nodes.v1 import nodes_pb2
 from ringrift_nodes.adapters.views import ROLE_NAMES
 from ringrift_nodes.domain.model import JobNeeds, Rejection, Score
+from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.validation import Validator
 
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -151,9 +152,5 @@ def release_request(request) -> tuple[str, str]:
 
 
 def reservation_message(reservation) -> nodes_pb2.Reservation:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    expires = Timestamp()
-    expires.FromNanoseconds(int(reservation.expires_at * 1e9))
     return nodes_pb2.Reservation(node_id=reservation.node_id, purpose=reservation.purpose,
-                                 holder=reservation.holder, expires_at=expires)
+                                 holder=reservation.holder, expires_at=to_timestamp(reservation.expires_at))

@@ -4,14 +4,14 @@ transaction, so the event log and the job table never disagree."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ringrift.common.v1 import common_pb2
 from ringrift_runtime.ids import ulid
-from ringrift_state.adapters.sql import _utc, append_event_rows, lock_and_fence
+from ringrift_state.adapters.sql import _now, _utc, append_event_rows, lock_and_fence
 from ringrift_state.adapters.tables import job_attempts, jobs, jobs_history
 from ringrift_state.domain.jobs import (
     AttemptRecord,
@@ -36,10 +36,6 @@ EVENT_FOR_STATE = {
 ATTEMPT_STARTED = frozenset({JobState.RUNNING, JobState.STARTING})
 ATTEMPT_FINISHED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
 SOURCE = "state"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _attempt(row) -> AttemptRecord:

@@ -4,15 +4,15 @@ every write runs behind the fencing write lock (sql.lock_and_fence)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2
 from ringrift_runtime.errors import AlreadyExists, NotFound
+from ringrift_runtime.grpc.times import now as utc_now, to_timestamp
 from ringrift_runtime.ids import ulid
 from ringrift_state.adapters.sql import _utc, append_event_rows, lock_and_fence
 from ringrift_state.adapters.tables import (
@@ -24,14 +24,8 @@ M = common_pb2
 MODEL_EVENTS = {M.MODEL_STATUS_PROMOTED: M.EVENT_TYPE_MODEL_PROMOTED, M.MODEL_STATUS_REJECTED: M.EVENT_TYPE_MODEL_REJECTED}
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _stamp(value: datetime | None = None) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value or _now())
-    return stamp
+def _stamp(value: datetime | None = None):
+    return to_timestamp(value or utc_now())
 
 
 async def _first_time(connection: AsyncConnection, key: str) -> bool:
@@ -48,7 +42,7 @@ class SqlRegistry:
 
     # -- nodes seen -----------------------------------------------------------------
     async def record_nodes(self, alive: list[M.NodeInfo], departed: list[str], epoch: int) -> int:
-        now = _now()
+        now = utc_now()
         async with self._engine.begin() as connection:
             await lock_and_fence(connection, epoch)
             known = {r.node_id for r in await connection.execute(
@@ -86,7 +80,7 @@ class SqlRegistry:
                 raise AlreadyExists(f"model {stored.model_id} is registered already")
             await connection.execute(models.insert().values(
                 model_id=stored.model_id, config_key=stored.config_key, status=stored.status,
-                created_at=_now(), model=stored.SerializeToString()))
+                created_at=utc_now(), model=stored.SerializeToString()))
         return stored
 
     async def set_model_status(self, model_id: str, status: int, reason: str, epoch: int) -> tuple[M.Model, str]:
@@ -223,7 +217,7 @@ class SqlRegistry:
             ids = [t.transfer_id for t in transfers]
             known = {r.transfer_id for r in await connection.execute(
                 select(sync_transfers.c.transfer_id).where(sync_transfers.c.transfer_id.in_(ids)))}
-            now = _now()
+            now = utc_now()
             for transfer in transfers:
                 stored = state_pb2.SyncTransfer()
                 stored.CopyFrom(transfer)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2
+from ringrift_runtime.grpc.times import from_timestamp
 from ringrift_runtime.validation import Validator
 from ringrift_state.api.mapping import timestamp
 from ringrift_state.domain.jobs import JobQuery, JobRecord, JobState, NewJob, Transition
@@ -82,7 +83,7 @@ def transitions(request: state_pb2.TransitionJobsRequest) -> list[Transition]:
             job_id=t.job_id, attempt=t.attempt, to_state=JobState(t.to_state),
             from_state=JobState(t.from_state) if t.from_state else None, node_id=t.node_id, exit_code=t.exit_code,
             error=t.error, result_json=t.result_json, retry=t.retry,
-            not_before=t.not_before.ToDatetime(tzinfo=timezone.utc) if t.HasField("not_before") else None,
+            not_before=from_timestamp(t.not_before),
             permanent=t.permanent,
         ))
     check.raise_if_invalid()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2
+from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.validation import Validator
 from ringrift_state.domain.model import EventFilter, NewEvent, StoredEvent
 
@@ -102,12 +101,7 @@ def load_state(request: state_pb2.LoadStateRequest) -> tuple[str, str]:
     return request.namespace, request.key
 
 
-def timestamp(value) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+timestamp = to_timestamp
 
 
 def event_message(stored: StoredEvent) -> common_pb2.Event:
