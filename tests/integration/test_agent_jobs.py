@@ -102,11 +102,23 @@ async def wait_state(stub, job_id: str, state: int, timeout: float = 15) -> agen
         await asyncio.sleep(0.05)
 
 
+def _distinct(states: list[int]) -> list[int]:
+    return [state for index, state in enumerate(states) if index == 0 or states[index - 1] != state]
+
+
 async def wait_events(recorder: RecordingJobService, job_id: str, states: list[int], timeout: float = 15) -> None:
+    """Delivery is at least once: an agent killed after JobService acknowledged an event
+    but before it deleted it from its outbox sends it again after its restart (JobService
+    ignores the repeat). So the states must arrive in this order, repeats aside, and a
+    repeat must be the same event (same agent sequence)."""
     deadline = time.monotonic() + timeout
-    while recorder.states(job_id) != states:
+    while _distinct(recorder.states(job_id)) != states:
         assert time.monotonic() < deadline, f"events for {job_id}: {recorder.states(job_id)}"
         await asyncio.sleep(0.05)
+    events = [e for e in recorder.events if e.job_id == job_id]
+    for earlier, later in zip(events, events[1:]):
+        if earlier.state == later.state:
+            assert earlier.agent_sequence == later.agent_sequence, "a state was reported twice as different events"
 
 
 @pytest.fixture
