@@ -1,5 +1,5 @@
-"""Package discovery: handwritten packages live in services/<name> (import name
-``ringrift_<name>``) and libs/; generated contracts live in libs/ringrift.
+"""Package discovery: handwritten packages live in services/<name> and workloads/<name>
+(import name ``ringrift_<name>``) and libs/; generated contracts live in libs/ringrift.
 
 Everything else about the project is declared in pyproject.toml.
 """
@@ -17,9 +17,10 @@ def discover() -> tuple[list[str], dict[str, str]]:
     for init in sorted(ROOT.glob("libs/**/__init__.py")):
         rel = init.parent.relative_to(ROOT / "libs")
         packages.append(".".join(rel.parts))
-    for service in sorted(p for p in (ROOT / "services").iterdir() if (p / "__init__.py").exists()):
+    roots = [p for area in ("services", "workloads") for p in (ROOT / area).iterdir() if (p / "__init__.py").exists()]
+    for service in sorted(roots):
         top = f"ringrift_{service.name}"
-        package_dir[top] = f"services/{service.name}"
+        package_dir[top] = str(service.relative_to(ROOT))
         for init in sorted(service.glob("**/__init__.py")):
             rel = init.parent.relative_to(service)
             packages.append(".".join((top, *rel.parts)))

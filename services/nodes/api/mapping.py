@@ -30,6 +30,7 @@ REJECTION_CODES = {
     Rejection.LABEL_MISMATCH: nodes_pb2.REJECTION_REASON_LABEL_MISMATCH,
     Rejection.WEAK_GPU: nodes_pb2.REJECTION_REASON_WEAK_GPU,
     Rejection.UNSUPPORTED_KIND: nodes_pb2.REJECTION_REASON_UNSUPPORTED_KIND,
+    Rejection.NOT_REQUESTED: nodes_pb2.REJECTION_REASON_NOT_REQUESTED,
 }
 
 
@@ -41,6 +42,11 @@ def _requirements(check: Validator, field: str, kind: str, req: common_pb2.Resou
     )
     for index, node_id in enumerate(req.preferred_node_ids):
         check.node_id(f"{field}.preferred_node_ids[{index}]", node_id)
+    check.check(
+        f"{field}.required_node_ids", len(req.required_node_ids) <= MAX_NODE_LIST, f"at most {MAX_NODE_LIST} nodes"
+    )
+    for index, node_id in enumerate(req.required_node_ids):
+        check.node_id(f"{field}.required_node_ids[{index}]", node_id)
     return JobNeeds(
         kind=kind,
         needs_gpu=req.needs_gpu,
@@ -49,6 +55,7 @@ def _requirements(check: Validator, field: str, kind: str, req: common_pb2.Resou
         role=ROLE_NAMES.get(req.role),
         labels=dict(req.labels),
         preferred_nodes=frozenset(req.preferred_node_ids),
+        required_nodes=frozenset(req.required_node_ids),
         gpu_tree_search=req.gpu_tree_search,
         engine=params.get("engine", "") if params is not None else "",
     )

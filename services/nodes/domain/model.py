@@ -26,6 +26,7 @@ class Rejection(Enum):
     LABEL_MISMATCH = "label_mismatch"
     WEAK_GPU = "weak_gpu"
     UNSUPPORTED_KIND = "unsupported_kind"
+    NOT_REQUESTED = "not_requested"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class JobNeeds:
     role: str | None = None  # None: derived from the kind
     labels: dict[str, str] = field(default_factory=dict)
     preferred_nodes: frozenset[str] = frozenset()
+    required_nodes: frozenset[str] = frozenset()  # empty: any node
     gpu_tree_search: bool = False
     engine: str = ""  # self-play engine, for the RAM estimate (heuristic, search, policy)
 

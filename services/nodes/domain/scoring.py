@@ -226,6 +226,13 @@ class Selector:
         if needs.gpu_tree_search:
             reject(index.column("weak"), Rejection.WEAK_GPU)
         reject(~index.supports(needs.kind), Rejection.UNSUPPORTED_KIND)
+        if needs.required_nodes:
+            pinned = np.zeros(size, dtype=np.bool_)
+            for node_id in needs.required_nodes:
+                row = index.rows.get(node_id)
+                if row is not None:
+                    pinned[row] = True
+            reject(~pinned, Rejection.NOT_REQUESTED)
 
         base = index.column("gpu_power") if needs.needs_gpu else index.column("cpu_power")
         measured = np.zeros(size)
@@ -274,6 +281,7 @@ class Selector:
             Rejection.WEAK_GPU: f"{view.gpu_model} is too weak for GPU tree search",
             Rejection.NOT_MEMBER: "not a member",
             Rejection.UNSUPPORTED_KIND: f"the node's agent runs only {sorted(view.job_kinds)}",
+            Rejection.NOT_REQUESTED: "the job is pinned to other nodes",
         }[rejection]
 
     def explain(self, needs: JobNeeds, reservations: dict[str, Reservation], now: float) -> list[Score]:

@@ -132,6 +132,13 @@ def test_gpu_memory_labels_and_weak_gpus() -> None:
     assert _reasons(selector.explain(JobNeeds("selfplay", labels={"zone": "a"}), {}, 0))["strong"] is Rejection.LABEL_MISMATCH
 
 
+def test_a_pinned_job_goes_only_to_its_nodes() -> None:
+    selector = _selector(A100, RTX4090)
+    pinned = JobNeeds("export", required_nodes=frozenset({"rtx4090", "gone"}))
+    assert _reasons(selector.explain(pinned, {}, 0)) == {"rtx4090": Rejection.NONE, "a100": Rejection.NOT_REQUESTED}
+    assert [s.node_id for s in selector.rank(pinned, {}, 0, 5, frozenset())] == ["rtx4090"]
+
+
 def test_reservations_keep_other_work_away_until_they_expire() -> None:
     selector = _selector(A100, RTX4090)
     reserved = {"a100": Reservation("a100", "training", "job-1", expires_at=100.0)}

@@ -659,6 +659,7 @@ class ResourceRequirements(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     PREFERRED_NODE_IDS_FIELD_NUMBER: _builtins.int
     GPU_TREE_SEARCH_FIELD_NUMBER: _builtins.int
+    REQUIRED_NODE_IDS_FIELD_NUMBER: _builtins.int
     needs_gpu: _builtins.bool
     """The job needs at least one GPU."""
     min_gpu_memory_mb: _builtins.int
@@ -677,6 +678,12 @@ class ResourceRequirements(_message.Message):
     def preferred_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Nodes that already hold the job's input data (soft preference: locality bonus)."""
 
+    @_builtins.property
+    def required_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these nodes may run the job (hard constraint); empty for any node. Used to pin
+        a pipeline stage to the node that holds its input (export and training).
+        """
+
     def __init__(
         self,
         *,
@@ -687,10 +694,11 @@ class ResourceRequirements(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         preferred_node_ids: _abc.Iterable[_builtins.str] | None = ...,
         gpu_tree_search: _builtins.bool = ...,
+        required_node_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gpu_tree_search", b"gpu_tree_search", "labels", b"labels", "min_free_ram_mb", b"min_free_ram_mb", "min_gpu_memory_mb", b"min_gpu_memory_mb", "needs_gpu", b"needs_gpu", "preferred_node_ids", b"preferred_node_ids", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gpu_tree_search", b"gpu_tree_search", "labels", b"labels", "min_free_ram_mb", b"min_free_ram_mb", "min_gpu_memory_mb", b"min_gpu_memory_mb", "needs_gpu", b"needs_gpu", "preferred_node_ids", b"preferred_node_ids", "required_node_ids", b"required_node_ids", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

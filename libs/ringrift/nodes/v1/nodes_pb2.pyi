@@ -57,6 +57,8 @@ class _RejectionReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Rejec
     """The node is not a member."""
     REJECTION_REASON_UNSUPPORTED_KIND: _RejectionReason.ValueType  # 13
     """The node's agent has no template for the job's kind."""
+    REJECTION_REASON_NOT_REQUESTED: _RejectionReason.ValueType  # 14
+    """The job is pinned to other nodes (required_node_ids)."""
 
 class RejectionReason(_RejectionReason, metaclass=_RejectionReasonEnumTypeWrapper):
     """Why a node was rejected for a job."""
@@ -89,6 +91,8 @@ REJECTION_REASON_NOT_MEMBER: RejectionReason.ValueType  # 12
 """The node is not a member."""
 REJECTION_REASON_UNSUPPORTED_KIND: RejectionReason.ValueType  # 13
 """The node's agent has no template for the job's kind."""
+REJECTION_REASON_NOT_REQUESTED: RejectionReason.ValueType  # 14
+"""The job is pinned to other nodes (required_node_ids)."""
 Global___RejectionReason: _TypeAlias = RejectionReason  # noqa: Y015
 
 @_typing.final

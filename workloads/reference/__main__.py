@@ -1,0 +1,5 @@
+import sys
+
+from ringrift_reference.jobs import main
+
+sys.exit(main())
