@@ -7,6 +7,7 @@ import logging
 import sys
 
 from ringrift_agent.adapters.catalog import load_catalog
+from ringrift_agent.adapters.files import DataDir
 from ringrift_agent.adapters.jobs_client import JobEventSender
 from ringrift_agent.adapters.node_info import NodeInfoSource
 from ringrift_agent.adapters.outbox import Outbox
@@ -44,7 +45,8 @@ class AgentApp:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.fence = FileEpochFence(data_dir / "agent" / "fence.json")
         self.probe = SystemProbe(data_dir, agent.detect_gpus)
-        self._channel = ChannelFactory(settings.client).channel(settings.endpoints.jobs)
+        channels = ChannelFactory(settings.client)
+        self._channel = channels.channel(settings.endpoints.jobs)
         self.outbox = Outbox(data_dir / "agent" / "outbox", JobEventSender(self._channel))
         self.runner = JobRunner(
             data_dir, agent.node_id, self.outbox, agent.kill_grace_seconds, environment_subset(agent.job_env_passthrough)
@@ -52,7 +54,9 @@ class AgentApp:
         self.node_info: NodeInfoSource | None = None
         self._registration = None
         self._delivery: asyncio.Task | None = None
-        servicer = NodeAgentServicer(self.fence, self._info, self.runner, self.catalog, settings.jobs, self._gpu_count)
+        servicer = NodeAgentServicer(
+            self.fence, self._info, self.runner, self.catalog, settings.jobs, self._gpu_count, DataDir(data_dir), channels
+        )
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
 
     def _gpu_count(self) -> int:

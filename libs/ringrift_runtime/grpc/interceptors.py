@@ -60,6 +60,10 @@ class _CallScope:
         deadline = time.monotonic() + remaining if remaining is not None else None
         self._tokens.append((_INBOUND_DEADLINE, _INBOUND_DEADLINE.set(deadline)))
         self._request_token = set_request_id(_request_id_from(self.context))
+        # Read the peer while the call is alive: a streaming handler's scope can close
+        # after the client went away, and context.peer() on a finished call crashes
+        # grpcio (SIGSEGV) when the call has been released.
+        self.peer = self.context.peer()
         return self
 
     async def fail(self, exc: BaseException) -> None:
@@ -95,7 +99,7 @@ class _CallScope:
             self.method,
             code_name,
             elapsed * 1000,
-            self.context.peer(),
+            self.peer,
         )
         reset_request_id(self._request_token)
         for var, token in reversed(self._tokens):

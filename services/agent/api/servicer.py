@@ -1,11 +1,13 @@
 """NodeAgentService servicer. Mutating calls are validated, then fenced (an epoch below
 the highest seen is refused with FAILED_PRECONDITION / STALE_EPOCH), then carried out.
-File transfer answers UNIMPLEMENTED until it lands."""
+Files are served from, and pulled into, the data directory only."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+
+import grpc
 import sys
 from pathlib import Path
 
@@ -13,8 +15,10 @@ from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
 from ringrift_agent.adapters.runner import RUNNING, STARTING, Attempt, JobRunner
 from ringrift_agent.domain.templates import JobTemplate, build_argv, resolve_params
-from ringrift_runtime.errors import NotFound, NotImplementedYet
+from ringrift_agent.adapters.files import DEFAULT_CHUNK, MAX_CHUNK, DataDir
+from ringrift_runtime.errors import NotFound, WrongState
 from ringrift_runtime.fencing import FileEpochFence
+from ringrift_runtime.grpc.status import domain_error
 from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.settings import JobSettings
 from ringrift_runtime.validation import Validator
@@ -28,6 +32,12 @@ PARAM_TYPES = {
     "bool": agent_pb2.PARAM_TYPE_BOOL, "config_key": agent_pb2.PARAM_TYPE_CONFIG_KEY,
     "data_path": agent_pb2.PARAM_TYPE_DATA_PATH,
 }
+FILE_KINDS = {
+    common_pb2.FILE_KIND_UNSPECIFIED: "", common_pb2.FILE_KIND_GAMES: "games",
+    common_pb2.FILE_KIND_TRAINING: "training", common_pb2.FILE_KIND_MODEL: "models",
+}
+FILE_KIND_CODES = {name: code for code, name in FILE_KINDS.items() if name}
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 ROLES = {"selfplay": common_pb2.NODE_ROLE_SELFPLAY, "training": common_pb2.NODE_ROLE_TRAINING,
          "gauntlet": common_pb2.NODE_ROLE_GAUNTLET, "export": common_pb2.NODE_ROLE_EXPORT}
 
@@ -58,6 +68,8 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         catalog: dict[str, JobTemplate],
         jobs: JobSettings,
         gpu_count,
+        data: DataDir,
+        channels,
     ) -> None:
         self._fence = fence
         self._node_info = node_info
@@ -65,6 +77,8 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         self._catalog = catalog
         self._jobs = jobs
         self._gpu_count = gpu_count  # callable: GPUs this node has
+        self._data = data
+        self._channels = channels  # ChannelFactory: channels to other agents for pulls
 
     async def GetNodeInfo(self, request, context):
         return agent_pb2.GetNodeInfoResponse(node=await self._node_info(), max_epoch_seen=self._fence.highest)
@@ -173,13 +187,77 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
             else:
                 await asyncio.sleep(0.2)
 
+    async def GetManifest(self, request, context):
+        check = Validator()
+        check.check("kind", request.kind in (*FILE_KINDS, common_pb2.FILE_KIND_OTHER), "unknown file kind")
+        check.config_key("config_key", request.config_key, required=False)
+        check.raise_if_invalid()
+        files = await self._data.manifest(FILE_KINDS.get(request.kind, "other"), request.config_key)
+        percent, free = await asyncio.to_thread(self._data.disk_usage)
+        return agent_pb2.GetManifestResponse(
+            files=[file_entry(f) for f in files], disk_percent=percent, disk_free_bytes=free
+        )
+
+    async def ReadFile(self, request, context):
+        check = Validator()
+        check.check("chunk_size", request.chunk_size <= MAX_CHUNK, f"must be at most {MAX_CHUNK}")
+        check.raise_if_invalid()
+        path, size, sha256 = await self._data.describe(request.path)
+        check.check("offset", request.offset <= size, f"must be at most the file size {size}")
+        check.raise_if_invalid()
+        chunk_size = request.chunk_size or DEFAULT_CHUNK
+        handle = await asyncio.to_thread(open, path, "rb")
+        try:
+            await asyncio.to_thread(handle.seek, request.offset)
+            offset, first = request.offset, True
+            while data := await asyncio.to_thread(handle.read, chunk_size):
+                yield agent_pb2.ReadFileResponse(
+                    offset=offset, data=data, size_bytes=size if first else 0, sha256=sha256 if first else ""
+                )
+                offset, first = offset + len(data), False
+        finally:
+            await asyncio.to_thread(handle.close)
+        if first:  # an empty file, or a read from its end: one message with the metadata
+            yield agent_pb2.ReadFileResponse(offset=request.offset, size_bytes=size, sha256=sha256)
+
     async def PullFile(self, request, context):
         check = Validator()
         check.check("epoch", request.epoch > 0, "is required: this call is made on behalf of the leader")
+        check.check("source_address", bool(request.source_address), "is required (host:port of the source agent)")
+        check.check("sha256", bool(SHA256_PATTERN.match(request.sha256)), "must be 64 lower-case hex digits")
+        check.check("transfer_id", bool(JOB_ID_PATTERN.match(request.transfer_id)), "is required: letters, digits, '-', '_'")
         check.raise_if_invalid()
+        self._data.resolve(request.path)
         await self._fence.admit(request.epoch)
-        raise NotImplementedYet("PullFile is not implemented by this agent yet")
-        yield  # pragma: no cover - makes this a server-streaming handler
+
+        async def chunks(offset: int):
+            channel = self._channels.channel(request.source_address)
+            try:
+                stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
+                async for chunk in stub.ReadFile(agent_pb2.ReadFileRequest(path=request.path, offset=offset)):
+                    if chunk.sha256 and chunk.sha256 != request.sha256:
+                        raise WrongState(f"{request.path} on {request.source_node_id or 'the source'} has changed")
+                    if chunk.data:
+                        yield chunk.offset, chunk.data
+            except grpc.aio.AioRpcError as exc:
+                raise domain_error(exc) from None  # the source's verdict, in the taxonomy
+            finally:
+                await channel.close()
+
+        async for done, resumed, completed in self._data.pull(
+            request.path, request.sha256, request.size_bytes, chunks, request.max_bytes_per_second
+        ):
+            yield agent_pb2.PullFileResponse(
+                transfer_id=request.transfer_id, bytes_done=done, bytes_total=request.size_bytes,
+                completed=completed, resumed=resumed,
+            )
+
+
+def file_entry(info) -> common_pb2.FileEntry:
+    return common_pb2.FileEntry(
+        path=info.path, kind=FILE_KIND_CODES.get(info.kind, common_pb2.FILE_KIND_OTHER), config_key=info.config_key,
+        size_bytes=info.size, mtime=to_timestamp(info.mtime), sha256=info.sha256, game_count=info.game_count,
+    )
 
 
 def _read_chunk(path: Path, offset: int) -> bytes:

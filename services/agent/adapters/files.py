@@ -1,0 +1,193 @@
+"""The agent's data directory as a file server: a manifest of its data files, chunked
+reads, and pulls from another agent (``.partial``, sha256 check, atomic rename, resume
+from the bytes already present).
+
+Every path is relative to the data directory; an absolute path, a ``..`` component, or a
+path that leaves the directory through a symlink is refused. Scans, hashing and file I/O
+run in threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ringrift_runtime.errors import InvalidArgument, NotFound, WrongState
+
+DATA_KINDS = ("games", "training", "models")
+PARTIAL_SUFFIX = ".partial"
+DEFAULT_CHUNK = 1 << 20
+MAX_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str  # relative, '/'-separated
+    kind: str  # games | training | models
+    config_key: str
+    size: int
+    mtime: float
+    sha256: str
+    game_count: int
+
+
+class DataDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        # (path, size, mtime_ns) -> (sha256, game count): hashing a large file once.
+        self._hashes: dict[tuple[str, int, int], tuple[str, int]] = {}
+
+    def resolve(self, relative: str, field: str = "path") -> Path:
+        """The absolute path of ``relative``, which must stay inside the data directory."""
+        pure = PurePosixPath(relative)
+        if not relative or pure.is_absolute() or ".." in pure.parts or "\x00" in relative or "\\" in relative:
+            raise InvalidArgument.field(field, "must be a relative path inside the data directory (no '..', no leading '/')")
+        path = (self.root / pure).resolve()
+        if not path.is_relative_to(self.root):
+            raise InvalidArgument.field(field, "leads outside the data directory")
+        return path
+
+    # -- manifest ---------------------------------------------------------------------
+
+    async def manifest(self, kind: str = "", config_key: str = "") -> list[FileInfo]:
+        return await asyncio.to_thread(self._scan, kind, config_key)
+
+    def _scan(self, kind: str, config_key: str) -> list[FileInfo]:
+        files: list[FileInfo] = []
+        seen: set[tuple[str, int, int]] = set()
+        for top in DATA_KINDS if not kind else (kind,):
+            base = self.root / top
+            if not base.is_dir():
+                continue
+            for config_dir in sorted(base.iterdir()):
+                if config_dir.is_symlink() or not config_dir.is_dir() or (config_key and config_dir.name != config_key):
+                    continue
+                for path in sorted(config_dir.iterdir()):
+                    if (
+                        path.name.startswith(".") or path.name.endswith((PARTIAL_SUFFIX, ".json"))
+                        or path.is_symlink() or not path.is_file()
+                    ):
+                        continue
+                    stat = path.stat()
+                    relative = f"{top}/{config_dir.name}/{path.name}"
+                    key = (relative, stat.st_size, stat.st_mtime_ns)
+                    seen.add(key)
+                    sha, games = self._hash(path, key, top)
+                    files.append(FileInfo(relative, top, config_dir.name, stat.st_size, stat.st_mtime, sha, games))
+        if not kind and not config_key:
+            self._hashes = {k: v for k, v in self._hashes.items() if k in seen}
+        return files
+
+    def _hash(self, path: Path, key: tuple[str, int, int], top: str) -> tuple[str, int]:
+        cached = self._hashes.get(key)
+        if cached is None:
+            cached = (sha256_of(path), count_games(path) if top == "games" else 0)
+            self._hashes[key] = cached
+        return cached
+
+    async def describe(self, relative: str) -> tuple[Path, int, str]:
+        """Path, size and sha256 of one file (hash cached like the manifest's)."""
+        path = self.resolve(relative)
+
+        def work():
+            if not path.is_file():
+                raise NotFound(f"{relative} is not on this node")
+            stat = path.stat()
+            key = (relative, stat.st_size, stat.st_mtime_ns)
+            cached = self._hashes.get(key)
+            if cached is None:
+                cached = self._hashes[key] = (sha256_of(path), 0)
+            return path, stat.st_size, cached[0]
+
+        return await asyncio.to_thread(work)
+
+    def disk_usage(self) -> tuple[float, int]:
+        usage = shutil.disk_usage(self.root)
+        return 100.0 * usage.used / usage.total, usage.free
+
+    # -- pulls ------------------------------------------------------------------------
+
+    async def pull(self, relative: str, sha256: str, size: int, chunks, max_bytes_per_second: int = 0):
+        """Write a file from ``chunks(offset)`` (an async iterator of (offset, bytes, size,
+        sha256) from the source) into ``relative``: append to ``<relative>.partial`` from
+        the bytes it already holds, verify, rename. Yields (bytes_done, resumed, completed)."""
+        target = self.resolve(relative)
+        partial = target.with_name(target.name + PARTIAL_SUFFIX)
+        if await asyncio.to_thread(_has_content, target, sha256):
+            yield size, False, True
+            return
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        offset = await asyncio.to_thread(_partial_size, partial, size)
+        resumed = offset > 0
+        handle = await asyncio.to_thread(open, partial, "ab")
+        started, sent = time.monotonic(), 0
+        try:
+            async for chunk_offset, data in chunks(offset):
+                if chunk_offset != offset:
+                    raise WrongState(f"source sent offset {chunk_offset}, expected {offset}")
+                await asyncio.to_thread(_write, handle, data)
+                offset += len(data)
+                sent += len(data)
+                yield offset, resumed, False
+                if max_bytes_per_second:
+                    ahead = sent / max_bytes_per_second - (time.monotonic() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+        finally:
+            await asyncio.to_thread(_close, handle, partial)
+        actual = await asyncio.to_thread(sha256_of, partial)
+        if actual != sha256:
+            await asyncio.to_thread(partial.unlink, True)
+            raise WrongState(f"{relative}: sha256 mismatch after transfer (got {actual[:12]}…)")
+        await asyncio.to_thread(os.replace, partial, target)
+        yield offset, resumed, True
+
+
+def _close(handle, partial: Path) -> None:
+    """Close a partial file; one that received nothing is removed (nothing to resume)."""
+    handle.close()
+    if partial.stat().st_size == 0:
+        partial.unlink()
+
+
+def _write(handle, data: bytes) -> None:
+    handle.write(data)
+    handle.flush()
+
+
+def _partial_size(partial: Path, size: int) -> int:
+    try:
+        current = partial.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if current > size:  # not a prefix of this file: start again
+        partial.unlink()
+        return 0
+    return current
+
+
+def _has_content(path: Path, sha256: str) -> bool:
+    return path.is_file() and sha256_of(path) == sha256
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(DEFAULT_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def count_games(path: Path) -> int:
+    """Games in a game database (an SQLite file with a ``games`` table); 0 otherwise."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT count(*) FROM games").fetchone()[0])
+    except sqlite3.Error:
+        return 0

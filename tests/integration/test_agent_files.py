@@ -1,0 +1,159 @@
+"""The agent's data plane over real gRPC between two agent processes: manifests with
+hashes and game counts, pulls that verify sha256, a transfer killed half way that
+resumes from its offset, and paths that try to leave the data directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
+from ringrift.common.v1 import common_pb2
+from ringrift_agent.adapters.files import sha256_of
+from ringrift_reference.data import write_games
+from ringrift_reference.players import RandomPlayer, play_game
+from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.processes import ServiceProcess
+
+
+def agent_process(tmp_path: Path, etcd: EtcdServer, node_id: str) -> ServiceProcess:
+    return ServiceProcess(
+        "agent",
+        tmp_path / node_id,
+        env={
+            "RINGRIFT_AGENT__NODE_ID": node_id,
+            "RINGRIFT_AGENT__DATA_DIR": str(tmp_path / node_id / "data"),
+            "RINGRIFT_ENDPOINTS__JOBS": "127.0.0.1:9",  # job events are not part of this test
+            "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
+            "RINGRIFT_METRICS__ENABLED": "false",
+        },
+    )
+
+
+@pytest.fixture
+async def agents(etcd: EtcdServer, tmp_path: Path):
+    source, target = agent_process(tmp_path, etcd, "source"), agent_process(tmp_path, etcd, "target")
+    await asyncio.gather(asyncio.to_thread(source.start), asyncio.to_thread(target.start))
+    try:
+        yield source, target
+    finally:
+        await asyncio.gather(asyncio.to_thread(source.stop), asyncio.to_thread(target.stop))
+
+
+def stub(address: str):
+    return agent_pb2_grpc.NodeAgentServiceStub(grpc.aio.insecure_channel(address))
+
+
+def pull_request(source: ServiceProcess, path: str, data_file: Path, transfer_id: str = "t1", rate: int = 0):
+    return agent_pb2.PullFileRequest(
+        source_address=source.address, source_node_id="source", path=path, sha256=sha256_of(data_file),
+        size_bytes=data_file.stat().st_size, transfer_id=transfer_id, epoch=1, max_bytes_per_second=rate,
+    )
+
+
+async def test_manifest_lists_data_files_with_hashes_and_game_counts(agents, tmp_path):
+    source, _ = agents
+    data = tmp_path / "source" / "data"
+    records = [play_game("square6_2p", [RandomPlayer(), RandomPlayer()], s) for s in range(7)]
+    write_games(data / "games/square6_2p/job-1.db", records, "gen0", {})
+    (data / "models/square8_2p").mkdir(parents=True)
+    (data / "models/square8_2p/m1.npz").write_bytes(b"model")
+    (data / "models/square8_2p/m1.npz.json").write_text("{}")  # sidecar: not data
+    (data / "games/square6_2p/job-2.db.partial").write_bytes(b"half")  # in flight: not listed
+    manifest = await stub(source.address).GetManifest(agent_pb2.GetManifestRequest(), timeout=10)
+    files = {f.path: f for f in manifest.files}
+    assert set(files) == {"games/square6_2p/job-1.db", "models/square8_2p/m1.npz"}
+    games = files["games/square6_2p/job-1.db"]
+    assert (games.kind, games.config_key, games.game_count) == (common_pb2.FILE_KIND_GAMES, "square6_2p", 7)
+    assert games.sha256 == sha256_of(data / games.path) and games.size_bytes == (data / games.path).stat().st_size
+    model = files["models/square8_2p/m1.npz"]
+    assert (model.kind, model.config_key, model.game_count) == (common_pb2.FILE_KIND_MODEL, "square8_2p", 0)
+    assert 0 < manifest.disk_percent < 100 and manifest.disk_free_bytes > 0
+    only_models = await stub(source.address).GetManifest(
+        agent_pb2.GetManifestRequest(kind=common_pb2.FILE_KIND_MODEL), timeout=10
+    )
+    assert [f.path for f in only_models.files] == ["models/square8_2p/m1.npz"]
+
+
+async def test_a_pull_copies_and_verifies_and_a_second_pull_moves_nothing(agents, tmp_path):
+    source, target = agents
+    src = tmp_path / "source/data/training/square6_2p/t.npz"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    request = pull_request(source, "training/square6_2p/t.npz", src)
+    progress = [p async for p in stub(target.address).PullFile(request, timeout=30)]
+    assert progress[-1].completed and progress[-1].bytes_done == src.stat().st_size
+    copied = tmp_path / "target/data/training/square6_2p/t.npz"
+    assert copied.read_bytes() == src.read_bytes()
+    again = [p async for p in stub(target.address).PullFile(request, timeout=30)]
+    assert len(again) == 1 and again[0].completed and not again[0].resumed
+
+
+async def test_a_transfer_killed_half_way_resumes_from_its_offset(agents, tmp_path):
+    source, target = agents
+    src = tmp_path / "source/data/games/square8_2p/big.db"
+    src.parent.mkdir(parents=True)
+    size = 8 * 1024 * 1024
+    src.write_bytes(os.urandom(size))
+    request = pull_request(source, "games/square8_2p/big.db", src, rate=4 * 1024 * 1024)
+    partial = tmp_path / "target/data/games/square8_2p/big.db.partial"
+    seen = 0
+    with pytest.raises(grpc.aio.AioRpcError):
+        async for progress in stub(target.address).PullFile(request, timeout=30):
+            seen = progress.bytes_done
+            if seen >= size // 4:
+                target.signal(signal.SIGKILL)  # the target dies mid-transfer
+    assert 0 < partial.stat().st_size < size
+    assert source.process.poll() is None, "the source must survive its reader's death"
+    await asyncio.to_thread(target.stop)
+    await asyncio.to_thread(target.start)
+    # It once died with SIGSEGV here: the access log read context.peer() of a released call.
+    assert source.process.poll() is None, f"the source exited with {source.process.returncode}"
+    request.max_bytes_per_second = 0
+    progress = [p async for p in stub(target.address).PullFile(request, timeout=30)]
+    assert progress[-1].completed and all(p.resumed for p in progress)
+    final = tmp_path / "target/data/games/square8_2p/big.db"
+    assert sha256_of(final) == sha256_of(src) and not partial.exists()
+
+
+async def test_a_corrupt_partial_is_caught_by_the_sha256_check(agents, tmp_path):
+    source, target = agents
+    src = tmp_path / "source/data/models/square6_2p/m.npz"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(b"A" * 5000)
+    partial = tmp_path / "target/data/models/square6_2p/m.npz.partial"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"B" * 1000)  # not a prefix of the source file
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        [p async for p in stub(target.address).PullFile(pull_request(source, "models/square6_2p/m.npz", src), timeout=30)]
+    assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert not (tmp_path / "target/data/models/square6_2p/m.npz").exists() and not partial.exists()
+    done = [p async for p in stub(target.address).PullFile(pull_request(source, "models/square6_2p/m.npz", src), timeout=30)]
+    assert done[-1].completed and not done[-1].resumed
+
+
+@pytest.mark.parametrize("path", ["../secret", "/etc/passwd", "games/../../secret", "games/escape/secret", ""])
+async def test_paths_outside_the_data_directory_are_refused(agents, tmp_path, path):
+    source, target = agents
+    (tmp_path / "secret").write_text("not yours")
+    games = tmp_path / "source/data/games"
+    games.mkdir(parents=True, exist_ok=True)
+    if not (games / "escape").exists():
+        (games / "escape").symlink_to(tmp_path)  # a symlink that leads out
+    with pytest.raises(grpc.aio.AioRpcError) as read:
+        [c async for c in stub(source.address).ReadFile(agent_pb2.ReadFileRequest(path=path), timeout=10)]
+    assert read.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    request = agent_pb2.PullFileRequest(
+        source_address=source.address, path=path, sha256="0" * 64, size_bytes=9, transfer_id="t", epoch=1
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as pull:
+        [p async for p in stub(target.address).PullFile(request, timeout=10)]
+    assert pull.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    manifest = await stub(source.address).GetManifest(agent_pb2.GetManifestRequest(), timeout=10)
+    assert all("escape" not in f.path for f in manifest.files)
+    assert not list((tmp_path / "target").rglob("secret*"))
