@@ -25,6 +25,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ringrift_runtime.pipeline_settings import PipelineSettings, SelfplaySettings, SyncSettings, TrainingSettings
+
 ENV_PREFIX = "RINGRIFT_"
 ENV_NESTED_DELIMITER = "__"
 CONFIG_FILE_ENV = "RINGRIFT_CONFIG"
@@ -321,6 +323,10 @@ class RingriftSettings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     nodes: NodeSelectorSettings = NodeSelectorSettings()
     jobs: JobSettings = JobSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    selfplay: SelfplaySettings = SelfplaySettings()
+    training: TrainingSettings = TrainingSettings()
+    sync: SyncSettings = SyncSettings()
 
     @classmethod
     def settings_customise_sources(

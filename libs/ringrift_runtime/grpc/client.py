@@ -62,3 +62,22 @@ class ChannelFactory:
             options=self.options(),
             interceptors=[DeadlineInterceptor(self.deadline_for)],
         )
+
+
+class ChannelPool:
+    """One channel per address (agents, replicas), reused across calls; close at stop."""
+
+    def __init__(self, factory: ChannelFactory) -> None:
+        self._factory = factory
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = self._factory.channel(address)
+        return channel
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()

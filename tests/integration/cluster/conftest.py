@@ -36,7 +36,7 @@ class LocalCluster:
             "RINGRIFT_SERVER__GRACE_SECONDS": "2",
         }
         for name, process in self.processes.items():
-            if name == process.service and name in ("state", "nodes", "jobs"):
+            if name == process.service and name in ("state", "nodes", "jobs", "sync", "selfplay", "training"):
                 env[f"RINGRIFT_ENDPOINTS__{name.upper()}"] = process.address
         return env
 

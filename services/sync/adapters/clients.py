@@ -1,0 +1,125 @@
+"""SyncPlanner's clients: the agents (manifests, pulls), StateService (transfer records,
+events, the model registry) and NodeSelector (who trains a config)."""
+
+from __future__ import annotations
+
+from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
+from ringrift.common.v1 import common_pb2
+from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_runtime.grpc.calls import call
+from ringrift_runtime.grpc.client import ChannelPool
+from ringrift_runtime.grpc.status import domain_error
+from ringrift_runtime.grpc.times import from_timestamp
+from ringrift_sync.domain.planner import DataFile, NodeFiles, Transfer
+
+KIND_NAMES = {
+    common_pb2.FILE_KIND_GAMES: "games", common_pb2.FILE_KIND_TRAINING: "training", common_pb2.FILE_KIND_MODEL: "models",
+    common_pb2.FILE_KIND_OTHER: "other",
+}
+KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
+TRANSFER_STATES = {
+    "planned": state_pb2.TRANSFER_STATE_PLANNED, "running": state_pb2.TRANSFER_STATE_RUNNING,
+    "completed": state_pb2.TRANSFER_STATE_COMPLETED, "failed": state_pb2.TRANSFER_STATE_FAILED,
+}
+
+
+def data_file(entry: common_pb2.FileEntry) -> DataFile:
+    return DataFile(
+        path=entry.path, kind=KIND_NAMES.get(entry.kind, "other"), config_key=entry.config_key,
+        size=entry.size_bytes, sha256=entry.sha256, game_count=entry.game_count,
+        mtime=from_timestamp(entry.mtime).timestamp() if entry.HasField("mtime") else 0.0,
+    )
+
+
+def file_entry(file: DataFile) -> common_pb2.FileEntry:
+    return common_pb2.FileEntry(
+        path=file.path, kind=KIND_CODES.get(file.kind, common_pb2.FILE_KIND_OTHER), config_key=file.config_key,
+        size_bytes=file.size, sha256=file.sha256, game_count=file.game_count,
+    )
+
+
+class AgentFiles:
+    def __init__(self, pool: ChannelPool, addresses) -> None:
+        self._pool = pool
+        self._addresses = addresses  # callable: node id -> agent address (or None)
+
+    def _stub(self, node_id: str) -> agent_pb2_grpc.NodeAgentServiceStub:
+        address = self._addresses(node_id)
+        if not address:
+            raise LookupError(f"node {node_id} is not a member")
+        return agent_pb2_grpc.NodeAgentServiceStub(self._pool.channel(address))
+
+    async def manifest(self, node_id: str, timeout: float) -> NodeFiles:
+        reply = await call(self._stub(node_id).GetManifest(agent_pb2.GetManifestRequest(), timeout=timeout))
+        return NodeFiles(node_id, [data_file(f) for f in reply.files], reply.disk_percent, reply.disk_free_bytes)
+
+    async def pull(self, transfer: Transfer, max_bytes_per_second: int, epoch: int):
+        request = agent_pb2.PullFileRequest(
+            source_address=self._addresses(transfer.source) or "", source_node_id=transfer.source,
+            path=transfer.file.path, sha256=transfer.file.sha256, size_bytes=transfer.file.size,
+            transfer_id=transfer.transfer_id, max_bytes_per_second=max_bytes_per_second, epoch=epoch,
+        )
+        if not request.source_address:
+            raise LookupError(f"source node {transfer.source} is not a member")
+        try:
+            async for progress in self._stub(transfer.target).PullFile(request):
+                yield progress.bytes_done
+                if progress.completed:
+                    return
+        except Exception as exc:
+            if hasattr(exc, "code"):
+                raise domain_error(exc) from None
+            raise
+        raise RuntimeError(f"pull of {transfer.file.path} ended without completing")
+
+
+class StateClient:
+    def __init__(self, channel) -> None:
+        self._stub = state_pb2_grpc.StateServiceStub(channel)
+
+    async def record(self, plan_id: str, updates: list[tuple[Transfer, str, int, str]], epoch: int) -> None:
+        """Upsert transfer records: (transfer, state name, bytes done, error)."""
+        records = [
+            state_pb2.SyncTransfer(
+                transfer_id=t.transfer_id, plan_id=plan_id, source_node_id=t.source, target_node_id=t.target,
+                file=file_entry(t.file), state=TRANSFER_STATES[state], bytes_done=done, error=error[:500],
+            )
+            for t, state, done, error in updates
+        ]
+        await call(self._stub.RecordSyncTransfers(state_pb2.RecordSyncTransfersRequest(transfers=records, epoch=epoch)))
+
+    async def publish(self, event_type: str, subject: str, config_key: str, attributes: dict, epoch: int, key: str) -> None:
+        event = common_pb2.Event(
+            type=common_pb2.EventType.Value(f"EVENT_TYPE_{event_type}"), source="sync", subject=subject,
+            config_key=config_key, attributes={k: str(v) for k, v in attributes.items()}, epoch=epoch,
+            idempotency_key=key,
+        )
+        await call(self._stub.PublishEvent(state_pb2.PublishEventRequest(event=event)))
+
+    async def best_model(self, config_key: str) -> common_pb2.Model | None:
+        """The config's best model (promoted models, newest first, until it is found)."""
+        token = ""
+        while True:
+            reply = await call(self._stub.ListModels(state_pb2.ListModelsRequest(
+                config_key=config_key, statuses=[common_pb2.MODEL_STATUS_PROMOTED],
+                page=common_pb2.PageRequest(page_size=100, page_token=token),
+            )))
+            best = reply.best_model_by_config.get(config_key)
+            found = next((m for m in reply.models if m.model_id == best), None)
+            if found is not None or not best or not reply.next_page_token:
+                return found
+            token = reply.next_page_token
+
+
+class Trainers:
+    def __init__(self, channel) -> None:
+        self._stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
+
+    async def best(self, config_key: str, prefer: list[str]) -> list[str]:
+        spec = common_pb2.JobSpec(
+            kind="train", config_key=config_key,
+            requirements=common_pb2.ResourceRequirements(role=common_pb2.NODE_ROLE_TRAINING, preferred_node_ids=prefer),
+        )
+        reply = await call(self._stub.RankNodes(nodes_pb2.RankNodesRequest(spec=spec, top_k=1)))
+        return [score.node_id for score in reply.ranked]
