@@ -1,16 +1,70 @@
-"""Composition root of the selfplay service: build(settings) -> app; nothing built at import.
-Its RPCs answer UNIMPLEMENTED until their behaviour lands (see the issue tracker)."""
+"""Composition root of the self-play scheduler: build(settings) -> app; nothing built at import."""
+
+from __future__ import annotations
 
 import sys
 
-from ringrift_runtime.grpc.server import StaticApp, placeholder_app
+from ringrift.common.v1 import common_pb2
+from ringrift_runtime.cluster.membership import membership_cache
+from ringrift_runtime.grpc.client import ChannelFactory
+from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
+from ringrift_runtime.grpc.server import Bound, registration
 from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
+from ringrift_selfplay.adapters.state import SchedulerState
+from ringrift_selfplay.api.servicer import SelfplaySchedulerServicer
+from ringrift_selfplay.domain.service import Scheduler
+from ringrift_selfplay.domain.targets import NodeLoad
+
+NAME = "selfplay"
+ROLE_NAMES = {
+    common_pb2.NODE_ROLE_SELFPLAY: "selfplay", common_pb2.NODE_ROLE_TRAINING: "training",
+    common_pb2.NODE_ROLE_GAUNTLET: "gauntlet", common_pb2.NODE_ROLE_EXPORT: "export",
+}
 
 
-def build(settings: RingriftSettings) -> StaticApp:
-    return placeholder_app("selfplay")
+def node_load(node: common_pb2.NodeInfo) -> NodeLoad:
+    """Detected GPUs win over declared ones; declared cores and RAM override detection
+    (the same reading as NodeSelector's)."""
+    gpu = node.detected.gpu if node.detected.gpu.count else node.declared.gpu
+    metrics = node.metrics
+    return NodeLoad(
+        node_id=node.node_id, gpu_model=gpu.model, gpu_count=gpu.count, gpu_memory_mb=gpu.memory_mb,
+        cpu_cores=node.declared.cpu_cores or node.detected.cpu_cores or 1,
+        ram_gb=(node.declared.ram_mb or node.detected.ram_mb) / 1024,
+        roles=frozenset(ROLE_NAMES[r] for r in node.declared.roles if r in ROLE_NAMES),
+        cpu_percent=metrics.cpu_percent, memory_percent=metrics.memory_percent, disk_percent=metrics.disk_percent,
+        gpu_percent=metrics.gpu_utilization_percent, gpu_memory_percent=metrics.gpu_memory_percent,
+    )
+
+
+class SelfplayApp:
+    name = NAME
+
+    def __init__(self, settings: RingriftSettings) -> None:
+        self.members = membership_cache(settings.etcd)
+        self._state_channel = ChannelFactory(settings.client).channel(settings.endpoints.state)
+        self.scheduler = Scheduler(
+            settings.pipeline, settings.selfplay, settings.training, SchedulerState(self._state_channel), self._node
+        )
+        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], SelfplaySchedulerServicer(self.scheduler))]
+
+    def _node(self, node_id: str) -> NodeLoad | None:
+        node = self.members.values().get(node_id)
+        return node_load(node) if node is not None else None
+
+    async def start(self, bound: Bound) -> None:
+        await self.members.start(wait=False)
+        await self.members.wait_ready()
+
+    async def stop(self) -> None:
+        await self.members.stop()
+        await self._state_channel.close()
+
+
+def build(settings: RingriftSettings) -> SelfplayApp:
+    return SelfplayApp(settings)
 
 
 def main() -> None:
-    sys.exit(run_service("selfplay", build))
+    sys.exit(run_service(NAME, build))
