@@ -32,5 +32,8 @@ setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
     # Alembic scripts are data to setuptools (script.py.mako is not Python).
-    package_data={"ringrift_state": ["adapters/migrations/script.py.mako"]},
+    package_data={
+        "ringrift_state": ["adapters/migrations/script.py.mako"],
+        "ringrift_agent": ["templates/*.toml"],  # the built-in job catalog
+    },
 )

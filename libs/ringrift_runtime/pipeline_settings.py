@@ -103,6 +103,8 @@ class TrainingSettings(_Section):
     gauntlet_min_games: int = Field(default=40, ge=2)
     gauntlet_max_games: int = Field(default=400, ge=2)
     gauntlet_batch_games: int = Field(default=40, ge=2)
+    # Games against each baseline (the floors), played once per candidate.
+    gauntlet_baseline_games: int = Field(default=100, ge=1)
     # At the maximum: promote only with this win rate and likelihood of superiority.
     final_min_win_rate: float = Field(default=0.55, ge=0, le=1)
     final_min_los: float = Field(default=0.95, ge=0, le=1)

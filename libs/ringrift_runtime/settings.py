@@ -195,6 +195,9 @@ class AgentSettings(_Section):
     job_slots: int = Field(default=0, ge=0, le=4096)
     # Seconds between SIGTERM and SIGKILL when a job's process group is stopped.
     kill_grace_seconds: float = Field(default=5.0, ge=0)
+    # Stop running jobs when the agent shuts down (a local cluster going down); by default
+    # they keep running and a restarted agent re-adopts them.
+    stop_jobs_on_shutdown: bool = False
     # Variables of the agent's environment passed to jobs; nothing else (no secrets).
     job_env_passthrough: list[str] = Field(
         default_factory=lambda: ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH"]
@@ -298,6 +301,12 @@ class GatewaySettings(_Section):
     dispatch_interval_seconds: float = Field(default=0.5, gt=0)
     # How often the leader asks JobService to reap lost, stuck and unverified jobs.
     reap_interval_seconds: float = Field(default=30.0, gt=0)
+    # The pipeline loops (self-play queue, game counting, training triggers, ratings).
+    pipeline_loops: bool = True
+    queue_interval_seconds: float = Field(default=60.0, gt=0)
+    games_count_interval_seconds: float = Field(default=10.0, gt=0)
+    training_trigger_interval_seconds: float = Field(default=60.0, gt=0)
+    elo_sync_interval_seconds: float = Field(default=300.0, gt=0)
 
 
 class RingriftSettings(BaseSettings):

@@ -82,7 +82,8 @@ class AgentApp:
     async def stop(self) -> None:
         if self._registration is not None:
             await self._registration.stop()  # revoke: the node leaves at once
-        await self.runner.stop()  # jobs keep running; a restarted agent re-adopts them
+        # Jobs keep running and a restarted agent re-adopts them, unless told otherwise.
+        await self.runner.stop(kill_jobs=self._settings.agent.stop_jobs_on_shutdown)
         await cancel_and_wait(self._delivery)
         await self._channel.close()
 

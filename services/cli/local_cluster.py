@@ -28,12 +28,31 @@ DEMO_AGENTS = (
 )
 
 
+# The demo profile: the reference workload's configs, small training thresholds and short
+# loop intervals, so a laptop shows learning within minutes.
+DEMO_CONFIGS = ["square6_2p", "square8_2p", "square6_3p"]
+DEMO_ENV = {
+    "RINGRIFT_PIPELINE__PROFILE": "demo",
+    "RINGRIFT_PIPELINE__CONFIGS": json.dumps(DEMO_CONFIGS),
+    "RINGRIFT_GATEWAY__QUEUE_INTERVAL_SECONDS": "3",
+    "RINGRIFT_GATEWAY__GAMES_COUNT_INTERVAL_SECONDS": "2",
+    "RINGRIFT_GATEWAY__TRAINING_TRIGGER_INTERVAL_SECONDS": "3",
+    "RINGRIFT_GATEWAY__ELO_SYNC_INTERVAL_SECONDS": "30",
+    "RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS": "10",
+    "RINGRIFT_JOBS__DISPATCH_COOLDOWN_SECONDS": "2",
+    "RINGRIFT_JOBS__RETRY_BACKOFF_BASE_SECONDS": "2",
+    "RINGRIFT_AGENT__STOP_JOBS_ON_SHUTDOWN": "true",
+}
+
+
 @dataclass
 class LocalCluster:
     root: Path
     agents: int = 3
     gateways: int = 2
     cluster_name: str = "local"
+    # Extra settings for every process (DEMO_ENV by default).
+    settings_env: dict[str, str] = field(default_factory=lambda: dict(DEMO_ENV))
     etcd: EtcdServer | None = None
     processes: list[tuple[str, ServiceProcess]] = field(default_factory=list)
 
@@ -43,6 +62,7 @@ class LocalCluster:
             "RINGRIFT_ETCD__ENDPOINTS": json.dumps([self.etcd.endpoint]),
             "RINGRIFT_ETCD__CLUSTER_NAME": self.cluster_name,
             "RINGRIFT_METRICS__PORT": "0",
+            **self.settings_env,
         }
         for name, process in self.processes:
             if process.service in ("state", *MANAGERS) and name == process.service:

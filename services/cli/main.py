@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.table import Table
 
+from ringrift.common.v1 import common_pb2
 from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from ringrift_cli.local_cluster import LocalCluster, read_cluster_file, stop_from_file
 from ringrift_runtime import __version__
@@ -149,6 +150,59 @@ def _wait_for_cluster(cluster: LocalCluster, agents: int, timeout: float = 30.0)
     return reply
 
 
+class TrainingProgress:
+    """Promotions and ratings as they happen, read from the gateway."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._seen: set[str] = set()
+        self._started = time.monotonic()
+
+    def _fetch(self):
+        async def fetch():
+            async with grpc.aio.insecure_channel(self._address) as channel:
+                stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+                models = await stub.ListModels(orchestrator_pb2.ListModelsRequest(
+                    statuses=[common_pb2.MODEL_STATUS_PROMOTED]), timeout=5)
+                ratings = await stub.ListRatings(orchestrator_pb2.ListRatingsRequest(), timeout=5)
+                return models, ratings
+
+        try:
+            return asyncio.run(fetch())
+        except grpc.aio.AioRpcError:
+            return None
+
+    def report(self, out) -> None:
+        fetched = self._fetch()
+        if fetched is None:
+            return
+        models, ratings = fetched
+        elo = {(r.config_key, r.player): r.elo for r in ratings.ratings}
+        for model in sorted(models.models, key=lambda m: (m.created_at.seconds, m.generation)):
+            if model.model_id in self._seen:
+                continue
+            self._seen.add(model.model_id)
+            rating = elo.get((model.config_key, model.model_id))
+            shown = f", rating {rating:.0f}" if rating is not None else ""
+            out.print(f"[{time.monotonic() - self._started:5.0f} s] {model.config_key}: generation "
+                      f"{model.generation} promoted ({model.model_id}{shown})")
+
+    def summary(self, out) -> None:
+        fetched = self._fetch()
+        if fetched is None or not fetched[0].models:
+            return
+        models, ratings = fetched
+        elo = {(r.config_key, r.player): r.elo for r in ratings.ratings}
+        table = Table(title="promoted generations")
+        for column in ("config", "generation", "model", "rating"):
+            table.add_column(column)
+        for model in sorted(models.models, key=lambda m: (m.config_key, m.generation)):
+            rating = elo.get((model.config_key, model.model_id))
+            table.add_row(model.config_key, str(model.generation), model.model_id,
+                          f"{rating:.0f}" if rating is not None else "-")
+        out.print(table)
+
+
 @app.command()
 def up(
     agents: int = typer.Option(3, min=1, max=32, help="number of node agents"),
@@ -182,9 +236,16 @@ def up(
         _render_status(reply)
         console.print(f"state, data and logs: {directory}")
         console.print(f"gateway: {cluster.gateway_address}   (ringrift status --dir {directory})")
+        console.print("self-play, training and gauntlets start by themselves; promotions show below")
         console.print("running; press Ctrl-C to stop")
+        progress = TrainingProgress(cluster.gateway_address)
+        next_check = 0.0
         while not stopping["now"]:
+            if time.monotonic() >= next_check:
+                progress.report(console)
+                next_check = time.monotonic() + 5
             time.sleep(0.2)
+        progress.summary(console)
     except EtcdNotFound as exc:
         err.print(str(exc))
         raise typer.Exit(1)

@@ -12,9 +12,11 @@ from prometheus_client import Counter
 from ringrift.common.v1 import common_pb2
 from ringrift_gateway.adapters.facade import Managers
 from ringrift_gateway.adapters.jobs_client import JobsClient
+from ringrift_gateway.adapters.pipeline_client import PipelineClient
 from ringrift_gateway.adapters.state_client import StateClient
 from ringrift_gateway.api.servicer import OrchestratorServicer
 from ringrift_gateway.domain.leader import LeaderDuties
+from ringrift_gateway.domain.pipeline import PipelineLoops
 from ringrift_runtime.cluster.election import LeaderElection, Leadership
 from ringrift_runtime.cluster.etcd import Keyspace
 from ringrift_runtime.cluster.membership import membership_cache
@@ -61,6 +63,8 @@ class GatewayApp:
         self._channel = factory.channel(settings.endpoints.state)
         self._jobs_channel = factory.channel(settings.endpoints.jobs)
         self._nodes_channel = factory.channel(settings.endpoints.nodes)
+        self._selfplay_channel = factory.channel(settings.endpoints.selfplay)
+        self._training_channel = factory.channel(settings.endpoints.training)
         self.state = StateClient(self._channel, source=f"gateway/{self.replica_id}")
         self.jobs = JobsClient(self._jobs_channel)
         self.members = membership_cache(settings.etcd)
@@ -79,7 +83,15 @@ class GatewayApp:
             "ringrift_leader_acts_total", "Fenced acts attempted as leader, by outcome.", ["outcome"],
             registry=bound.registry,
         )
-        duties = LeaderDuties(self.state, self.jobs, self.members, self.replica_id, self._settings.gateway, acts)
+        pipeline = None
+        if self._settings.gateway.pipeline_loops:
+            client = PipelineClient(self._channel, self._jobs_channel, self._selfplay_channel, self._training_channel)
+            selfplay = self._settings.selfplay
+            pipeline = PipelineLoops(client, self.state, self.members, self._settings.pipeline.configs,
+                                     selfplay.games_per_job, selfplay.temperature, selfplay.max_top_up_per_node)
+        duties = LeaderDuties(
+            self.state, self.jobs, self.members, self.replica_id, self._settings.gateway, acts, pipeline
+        )
         self.election = LeaderElection(
             self._settings.etcd, Keyspace(self._settings.etcd.cluster_name), self.replica_id, bound.address.encode()
         )
@@ -109,6 +121,8 @@ class GatewayApp:
         await self._channel.close()
         await self._jobs_channel.close()
         await self._nodes_channel.close()
+        await self._selfplay_channel.close()
+        await self._training_channel.close()
 
 
 def build(settings: RingriftSettings) -> GatewayApp:

@@ -69,8 +69,22 @@ def load_model(data_dir: Path, relative: str, config_key: str) -> tuple[Model, s
     return model, relative
 
 
+def newest_local_model(data_dir: Path, config_key: str) -> str:
+    """The newest model file of a config on this node, relative; empty when none."""
+    folder = inside(data_dir, f"models/{config_key}", "models folder")
+    files = sorted(folder.glob("*.npz"), key=lambda p: (p.stat().st_mtime, p.name)) if folder.is_dir() else []
+    return str(files[-1].relative_to(data_dir.resolve())) if files else ""
+
+
 def cmd_selfplay(args) -> dict:
     geo, players = parse_config(args.config_key)
+    if args.model and not inside(args.data_dir, args.model, "model").exists():
+        # The promoted model is still on its way to this node: play with the newest one
+        # it holds rather than fail (the result names the model that played).
+        fallback = newest_local_model(args.data_dir, args.config_key)
+        print(f"warning: model {args.model} is not on this node yet; playing with {fallback or 'generation 0'}",
+              file=sys.stderr)
+        args.model = fallback
     model, model_name = load_model(args.data_dir, args.model, args.config_key)
     if args.seed == -1:  # derived from the job id: distinct jobs play distinct games, replayably
         args.seed = int.from_bytes(hashlib.sha256(args.job_id.encode()).digest()[:6], "big")
@@ -149,7 +163,7 @@ def cmd_gauntlet(args) -> dict:
     if args.incumbent:
         incumbent, _ = load_model(args.data_dir, args.incumbent, args.config_key)
         opponents[args.incumbent_name or args.incumbent] = ModelPlayer(incumbent)
-    for name in filter(None, args.baselines.split(",")):
+    for name in filter(None, "" if args.baselines == "none" else args.baselines.split(",")):
         if name not in BASELINES:
             raise JobError(f"unknown baseline {name!r}: use {', '.join(BASELINES)}")
         opponents[name] = baseline(name)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
 import sqlite3
@@ -107,6 +109,19 @@ class DataDir:
 
         return await asyncio.to_thread(work)
 
+    async def _holds(self, relative: str, target: Path, sha256: str) -> bool:
+        """Whether ``target`` already has this content (hash cached by path, size, mtime)."""
+        def work() -> bool:
+            if not target.is_file():
+                return False
+            stat = target.stat()
+            key = (relative, stat.st_size, stat.st_mtime_ns)
+            if key not in self._hashes:
+                self._hashes[key] = (sha256_of(target), 0)
+            return self._hashes[key][0] == sha256
+
+        return await asyncio.to_thread(work)
+
     def disk_usage(self) -> tuple[float, int]:
         usage = shutil.disk_usage(self.root)
         return 100.0 * usage.used / usage.total, usage.free
@@ -119,19 +134,20 @@ class DataDir:
         the bytes it already holds, verify, rename. Yields (bytes_done, resumed, completed)."""
         target = self.resolve(relative)
         partial = target.with_name(target.name + PARTIAL_SUFFIX)
-        if await asyncio.to_thread(_has_content, target, sha256):
+        if await self._holds(relative, target, sha256):
             yield size, False, True
             return
         await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         offset = await asyncio.to_thread(_partial_size, partial, size)
         resumed = offset > 0
-        handle = await asyncio.to_thread(open, partial, "ab")
+        writer = _Writer(partial)
+        await writer.open()  # hashes the prefix a resumed transfer already holds
         started, sent = time.monotonic(), 0
         try:
             async for chunk_offset, data in chunks(offset):
                 if chunk_offset != offset:
                     raise WrongState(f"source sent offset {chunk_offset}, expected {offset}")
-                await asyncio.to_thread(_write, handle, data)
+                await writer.write(data)  # overlaps with receiving the next chunk
                 offset += len(data)
                 sent += len(data)
                 yield offset, resumed, False
@@ -140,8 +156,7 @@ class DataDir:
                     if ahead > 0:
                         await asyncio.sleep(ahead)
         finally:
-            await asyncio.to_thread(_close, handle, partial)
-        actual = await asyncio.to_thread(sha256_of, partial)
+            actual = await writer.close()
         if actual != sha256:
             await asyncio.to_thread(partial.unlink, True)
             raise WrongState(f"{relative}: sha256 mismatch after transfer (got {actual[:12]}…)")
@@ -149,16 +164,58 @@ class DataDir:
         yield offset, resumed, True
 
 
-def _close(handle, partial: Path) -> None:
-    """Close a partial file; one that received nothing is removed (nothing to resume)."""
-    handle.close()
-    if partial.stat().st_size == 0:
-        partial.unlink()
+class _Writer:
+    """Appends to a ``.partial`` file and hashes it on one worker thread, a few chunks
+    behind the network: the event loop receives the next chunk while the thread writes
+    and hashes the last (hashlib and file writes release the GIL)."""
 
+    AHEAD = 8
 
-def _write(handle, data: bytes) -> None:
-    handle.write(data)
-    handle.flush()
+    def __init__(self, partial: Path) -> None:
+        self._partial = partial
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull")
+        self._pending: deque[asyncio.Future] = deque()
+        self._digest = hashlib.sha256()
+        self._handle = None
+
+    def _run(self, fn, *args) -> asyncio.Future:
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def open(self) -> None:
+        def prepare():
+            if self._partial.exists():
+                with self._partial.open("rb") as existing:
+                    for block in iter(lambda: existing.read(DEFAULT_CHUNK), b""):
+                        self._digest.update(block)
+            self._handle = self._partial.open("ab")
+
+        await self._run(prepare)
+
+    async def write(self, data: bytes) -> None:
+        def append():
+            self._handle.write(data)
+            self._digest.update(data)
+
+        self._pending.append(self._run(append))
+        if len(self._pending) >= self.AHEAD:
+            await self._pending.popleft()
+
+    async def close(self) -> str:
+        """Wait for every write, close; a partial file that received nothing is removed.
+        Returns the sha256 of everything in the file."""
+        try:
+            while self._pending:
+                await self._pending.popleft()
+        finally:
+            def finish():
+                if self._handle is not None:
+                    self._handle.close()
+                if self._partial.exists() and self._partial.stat().st_size == 0:
+                    self._partial.unlink()
+
+            await self._run(finish)
+            self._executor.shutdown(wait=False)
+        return self._digest.hexdigest()
 
 
 def _partial_size(partial: Path, size: int) -> int:
@@ -170,10 +227,6 @@ def _partial_size(partial: Path, size: int) -> int:
         partial.unlink()
         return 0
     return current
-
-
-def _has_content(path: Path, sha256: str) -> bool:
-    return path.is_file() and sha256_of(path) == sha256
 
 
 def sha256_of(path: Path) -> str:

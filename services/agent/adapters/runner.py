@@ -286,8 +286,12 @@ class JobRunner:
                 outcome["lost"] += 1
         return outcome
 
-    async def stop(self) -> None:
-        """Stop watching; the jobs keep running and are re-adopted after a restart."""
+    async def stop(self, kill_jobs: bool = False) -> None:
+        """Stop watching; the jobs keep running and are re-adopted after a restart, unless
+        ``kill_jobs`` (a local cluster going down for good) stops them first."""
+        if kill_jobs:
+            running = [a for a in self.attempts.values() if a.state not in TERMINAL and a.pid]
+            await asyncio.gather(*(self.cancel(a.job_id, a.attempt) for a in running), return_exceptions=True)
         monitors = [a.monitor for a in self.attempts.values() if a.monitor is not None and not a.monitor.done()]
         for monitor in monitors:
             monitor.cancel()

@@ -45,6 +45,7 @@ class LeaderDuties:
         replica_id: str,
         settings: GatewaySettings,
         acts: ActCounter,
+        pipeline=None,
     ) -> None:
         self._state = state
         self._jobs = jobs
@@ -53,6 +54,7 @@ class LeaderDuties:
         self._settings = settings
         self._heartbeat_seconds = settings.leader_heartbeat_seconds
         self._acts = acts
+        self._pipeline = pipeline  # PipelineLoops, or None when the pipeline loops are off
 
     async def act(self, leadership: Leadership, what: str, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one fenced mutation, only while the lease is confirmed."""
@@ -97,9 +99,21 @@ class LeaderDuties:
                 self._follow_members(leadership, changes),
                 self._every(leadership, "dispatch", self._settings.dispatch_interval_seconds, self._jobs.dispatch),
                 self._every(leadership, "reap", self._settings.reap_interval_seconds, self._jobs.reap),
+                *self._pipeline_loops(leadership),
             )
         finally:
             self._members.unsubscribe(changes)
+
+    def _pipeline_loops(self, leadership: Leadership) -> list:
+        if self._pipeline is None:
+            return []
+        s, p = self._settings, self._pipeline
+        return [
+            self._every(leadership, "count games", s.games_count_interval_seconds, p.count_games),
+            self._every(leadership, "populate queue", s.queue_interval_seconds, p.populate_queue),
+            self._every(leadership, "trigger training", s.training_trigger_interval_seconds, p.trigger_training),
+            self._every(leadership, "fit ratings", s.elo_sync_interval_seconds, p.fit_ratings),
+        ]
 
     async def _register_epoch(self, leadership: Leadership) -> None:
         """AdvanceEpoch before acting; retry while StateService is unreachable."""
@@ -165,7 +179,7 @@ class LeaderDuties:
                 await self._publish_member(leadership, change.kind, change.name, change.create_revision, change.value)
 
     async def _every(self, leadership: Leadership, what: str, interval: float, operation) -> None:
-        """Run a fenced JobService operation every ``interval`` seconds while leading. Only
+        """Run a fenced operation every ``interval`` seconds while leading. Only
         a stale epoch or lost leadership ends the term; any other failure of the service
         is logged and tried again next round, so a faulty dependency cannot make
         leadership flap."""

@@ -34,6 +34,8 @@ class LocalCluster:
             "RINGRIFT_ETCD__LEASE_TTL_SECONDS": str(LEASE_TTL),
             "RINGRIFT_METRICS__PORT": "0",
             "RINGRIFT_SERVER__GRACE_SECONDS": "2",
+            # Failure tests drive their own jobs; the pipeline test turns the loops on.
+            "RINGRIFT_GATEWAY__PIPELINE_LOOPS": "false",
         }
         for name, process in self.processes.items():
             if name == process.service and name in ("state", "nodes", "jobs", "sync", "selfplay", "training"):
@@ -59,16 +61,15 @@ class LocalCluster:
         return await self.start("gateway", name)
 
     async def start_agent(self, node_id: str, **env: str) -> ServiceProcess:
-        return await self.start(
-            "agent",
-            node_id,
-            RINGRIFT_AGENT__NODE_ID=node_id,
-            RINGRIFT_AGENT__DATA_DIR=str(self.root / node_id / "data"),
-            RINGRIFT_AGENT__METRICS_INTERVAL_SECONDS="1",
-            RINGRIFT_AGENT__TEMPLATES_FILE=str(PIPELINE_CATALOG),
-            RINGRIFT_AGENT__KILL_GRACE_SECONDS="1",
+        settings = {
+            "RINGRIFT_AGENT__NODE_ID": node_id,
+            "RINGRIFT_AGENT__DATA_DIR": str(self.root / node_id / "data"),
+            "RINGRIFT_AGENT__METRICS_INTERVAL_SECONDS": "1",
+            "RINGRIFT_AGENT__TEMPLATES_FILE": str(PIPELINE_CATALOG),
+            "RINGRIFT_AGENT__KILL_GRACE_SECONDS": "1",
             **env,
-        )
+        }
+        return await self.start("agent", node_id, **settings)
 
     @staticmethod
     async def restart(process: ServiceProcess) -> None:

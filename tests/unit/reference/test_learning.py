@@ -93,7 +93,7 @@ def test_the_job_entry_points_run_the_pipeline_and_resume_training(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["selfplay", "--job-id", "x", "--config-key", "square6_2p", "--model", "../../etc/passwd"], "inside the data"),
     (["selfplay", "--job-id", "x", "--config-key", "square6_2p", "--model", "/etc/passwd"], "inside the data"),
-    (["selfplay", "--job-id", "x", "--config-key", "square6_2p", "--model", "models/none.npz"], "not on this node"),
+    (["train", "--config-key", "square6_2p", "--training-file", "t.npz", "--output", "m.npz"], "not on this node"),
     (["selfplay", "--job-id", "x", "--config-key", "hexagonal_2p"], "unsupported board"),
     (["export", "--config-key", "square6_2p", "--output", "t.npz"], "no games"),
     (["gauntlet", "--config-key", "square6_2p", "--candidate", "", "--baselines", "random,chess"], "unknown baseline"),
@@ -102,6 +102,14 @@ def test_bad_job_arguments_fail_with_one_clear_line(tmp_path, capsys, argv, mess
     assert run(tmp_path, argv[0], "--work-dir", f"{tmp_path}/jobs/bad", *argv[1:]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "jobs" / "bad" / "result.json").exists()
+
+
+def test_selfplay_plays_with_the_newest_local_model_while_the_best_is_on_its_way(tmp_path, capsys):
+    Model.initial("square6_2p").save(tmp_path / "models/square6_2p/old.npz")
+    assert run(tmp_path, "selfplay", "--work-dir", f"{tmp_path}/jobs/s", "--job-id", "s", "--config-key", "square6_2p",
+               "--games", "2", "--model", "models/square6_2p/new.npz") == 0
+    assert result(tmp_path, "s")["model"] == "models/square6_2p/old.npz"
+    assert "is not on this node yet" in capsys.readouterr().err
 
 
 def test_a_symlink_out_of_the_data_directory_is_refused(tmp_path):

@@ -290,6 +290,10 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A background loop changed status (paused, resumed, degraded)."""
     EVENT_TYPE_RATINGS_UPDATED: _EventType.ValueType  # 24
     """Ratings were refitted from all matches."""
+    EVENT_TYPE_TRAINING_STAGE_CHANGED: _EventType.ValueType  # 25
+    """A training run moved to another stage; the attributes hold the whole run (stage,
+    node, job ids, candidate), so a run is the last of its events.
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Types of events in the cluster event log."""
@@ -344,6 +348,10 @@ EVENT_TYPE_LOOP_STATUS_CHANGED: EventType.ValueType  # 23
 """A background loop changed status (paused, resumed, degraded)."""
 EVENT_TYPE_RATINGS_UPDATED: EventType.ValueType  # 24
 """Ratings were refitted from all matches."""
+EVENT_TYPE_TRAINING_STAGE_CHANGED: EventType.ValueType  # 25
+"""A training run moved to another stage; the attributes hold the whole run (stage,
+node, job ids, candidate), so a run is the last of its events.
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

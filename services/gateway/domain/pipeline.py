@@ -1,0 +1,77 @@
+"""The leader's pipeline loops (BEHAVIOUR.md, Background loops): keep every self-play
+node at its target with weighted config picks, count the games of finished self-play
+jobs, ask the TrainingCoordinator to train every ready config, and refit ratings.
+
+Each loop is one fenced operation repeated by LeaderDuties._every: it runs only while
+this replica leads, with its epoch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+
+log = logging.getLogger("ringrift.gateway.pipeline")
+GAMES_CURSOR = ("pipeline", "games-cursor")
+
+
+class PipelineLoops:
+    def __init__(self, client, state, members, configs: list[str], games_per_job: int, temperature: float,
+                 max_top_up: int) -> None:
+        self._client = client  # PipelineClient
+        self._state = state  # StateClient (the games cursor)
+        self._members = members  # PrefixCache[NodeInfo]
+        self._configs = configs
+        self._games_per_job = games_per_job
+        self._temperature = temperature
+        self._max_top_up = max_top_up
+        self._rng = random.Random()
+
+    def _selfplay_nodes(self) -> list[str]:
+        return sorted(
+            node_id for node_id, node in self._members.values().items()
+            if not (node.draining or node.quarantined) and (not node.job_kinds or "selfplay" in node.job_kinds)
+        )
+
+    async def populate_queue(self, epoch: int) -> int:
+        """Top every self-play node up to its target (at most ``max_top_up`` new jobs per
+        node per cycle), each job's config drawn by the scheduler for that node."""
+        active = await self._client.active_selfplay_by_node()
+        models = await self._client.best_model_paths()
+        jobs = []
+        for node_id in self._selfplay_nodes():
+            target = await self._client.target(node_id)
+            for _ in range(max(0, min(target - active.get(node_id, 0), self._max_top_up))):
+                config = await self._client.pick(node_id, self._rng.getrandbits(62) or 1)
+                if not config:
+                    break
+                params = {"games": self._games_per_job, "temperature": self._temperature}
+                if config in models:
+                    params["model"] = models[config]
+                jobs.append((node_id, config, params))
+        submitted = await self._client.submit_selfplay(jobs)
+        if submitted:
+            log.info("queued %d self-play jobs", submitted)
+        return submitted
+
+    async def count_games(self, epoch: int) -> int:
+        """Add the games of self-play jobs that succeeded since the stored cursor to their
+        config's statistics (idempotent per job), then move the cursor."""
+        stored = await self._state.load_state(*GAMES_CURSOR)
+        after = json.loads(stored.value or b"0") if stored.found else 0
+        finished, cursor = await self._client.succeeded_selfplay(after)
+        for job_id, config, games in finished:
+            if games:
+                await self._client.add_games(config, games, job_id, epoch)
+        if cursor != after:
+            await self._state.persist_state(*GAMES_CURSOR, json.dumps(cursor).encode(), stored.version, epoch)
+        return sum(g for _, _, g in finished)
+
+    async def trigger_training(self, epoch: int) -> None:
+        for config in self._configs:
+            reply = await self._client.trigger_training(config, epoch)
+            if reply.started:
+                log.info("training started for %s: run %s", config, reply.run.run_id)
+
+    async def fit_ratings(self, epoch: int) -> None:
+        await self._client.fit_ratings(epoch)

@@ -1,0 +1,102 @@
+"""The training pipeline end to end on this machine: etcd, StateService, the five
+managers, a leading gateway running the pipeline loops, and three agents (declared A100
+trainer, declared RTX 4090 and a CPU-only node) playing the reference workload. Within
+the time limit at least two configs reach two promoted generations, their ratings rise,
+and the event log tells the story from self-play to promotion."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+import pytest
+
+from ringrift.common.v1 import common_pb2 as C
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift.training.v1 import training_pb2 as T
+from ringrift.training.v1 import training_pb2_grpc
+from ringrift_agent.adapters.catalog import DEFAULT_CATALOG
+from ringrift_cli.local_cluster import DEMO_ENV
+from tests.integration.cluster.conftest import LocalCluster
+from tests.integration.cluster.test_jobs_end_to_end import A100, CPU, RTX4090
+
+log = logging.getLogger("test.pipeline")
+LIMIT_SECONDS = 15 * 60
+REFERENCE_CATALOG = str(DEFAULT_CATALOG)  # the built-in catalog: the reference workload
+PIPELINE = {**DEMO_ENV, "RINGRIFT_GATEWAY__PIPELINE_LOOPS": "true"}
+
+
+async def start(cluster: LocalCluster) -> None:
+    await cluster.start("state", "state", RINGRIFT_STATE__DATABASE_URL=f"sqlite+aiosqlite:///{cluster.root / 'state.db'}",
+                        **PIPELINE)
+    cluster.state = cluster.processes["state"]
+    for manager in ("nodes", "sync", "jobs", "selfplay", "training"):
+        await cluster.start(manager, manager, **PIPELINE)
+    await cluster.start("gateway", "gateway", **PIPELINE)
+    await cluster.start_agent("gpu-a100", RINGRIFT_AGENT__TEMPLATES_FILE=REFERENCE_CATALOG, **A100, **PIPELINE)
+    await cluster.start_agent("gpu-4090", RINGRIFT_AGENT__TEMPLATES_FILE=REFERENCE_CATALOG, **RTX4090, **PIPELINE)
+    await cluster.start_agent("cpu-only", RINGRIFT_AGENT__TEMPLATES_FILE=REFERENCE_CATALOG, **CPU, **PIPELINE)
+
+
+async def promoted_generations(state) -> dict[str, list[C.Model]]:
+    reply = await state.ListModels(state_pb2.ListModelsRequest(
+        statuses=[C.MODEL_STATUS_PROMOTED], page=C.PageRequest(page_size=1000)), timeout=10)
+    found: dict[str, list[C.Model]] = {}
+    for model in reply.models:
+        found.setdefault(model.config_key, []).append(model)
+    return {k: sorted(v, key=lambda m: m.generation) for k, v in found.items()}
+
+
+@pytest.mark.timeout(LIMIT_SECONDS + 120)
+async def test_two_configs_reach_two_promoted_generations_and_their_ratings_rise(cluster: LocalCluster):
+    started = time.monotonic()
+    await start(cluster)
+    channel = grpc.aio.insecure_channel(cluster.state.address)
+    state = state_pb2_grpc.StateServiceStub(channel)
+    while True:
+        promoted = await promoted_generations(state)
+        done = [k for k, models in promoted.items() if len(models) >= 2]
+        if len(done) >= 2:
+            break
+        elapsed = time.monotonic() - started
+        assert elapsed < LIMIT_SECONDS, f"after {elapsed:.0f} s promoted: { {k: len(v) for k, v in promoted.items()} }"
+        await asyncio.sleep(5)
+    log.info("two configs with two promoted generations after %.0f s", time.monotonic() - started)
+
+    training = training_pb2_grpc.TrainingCoordinatorServiceStub(grpc.aio.insecure_channel(cluster.processes["training"].address))
+    epoch = (await cluster.epoch()).epoch
+    for config in done[:2]:
+        models = promoted[config][:2]
+        assert [m.generation for m in models] == [1, 2] and models[1].parent_model_id == models[0].model_id
+        ratings = {r.player: r.elo for r in (await training.FitRatings(T.FitRatingsRequest(config_key=config, epoch=epoch), timeout=30)).ratings}
+        assert ratings[models[1].model_id] > ratings[models[0].model_id] > ratings["random"], ratings
+        runs = (await training.ListTrainingRuns(T.ListTrainingRunsRequest(config_key=config), timeout=10)).runs
+        promoted_runs = [r for r in runs if r.stage == T.TRAINING_STAGE_PROMOTED]
+        assert {r.candidate_model_id for r in promoted_runs} >= {m.model_id for m in models}
+        if config.endswith("_2p"):
+            gauntlet = await training.RunPostTrainingGauntlet(
+                T.RunPostTrainingGauntletRequest(model_id=models[1].model_id, epoch=epoch), timeout=10)
+            scores = {r.opponent: r.win_rate for r in gauntlet.results}
+            assert gauntlet.decision == T.GAUNTLET_DECISION_PROMOTE
+            assert scores["random"] >= 0.85 and scores["heuristic"] >= 0.85  # generation 0 scores about 0.25
+
+    # The story of each promoted generation, in order: self-play, training, evaluation,
+    # promotion, ratings; games synced to the trainer before training, the model synced
+    # to the players after promotion.
+    story = [C.EVENT_TYPE_JOB_SUCCEEDED, C.EVENT_TYPE_TRAINING_STARTED, C.EVENT_TYPE_TRAINING_COMPLETED,
+             C.EVENT_TYPE_EVALUATION_COMPLETED, C.EVENT_TYPE_MODEL_PROMOTED, C.EVENT_TYPE_RATINGS_UPDATED]
+    for config in done[:2]:
+        events = [e for e in await cluster.events([*story, C.EVENT_TYPE_SYNC_STARTED, C.EVENT_TYPE_SYNC_COMPLETED])
+                  if e.config_key == config]
+        promotions = [e for e in events if e.type == C.EVENT_TYPE_MODEL_PROMOTED]
+        names = [C.EventType.Name(e.type) for e in events]
+        for promotion in promotions[:2]:
+            before = [e.type for e in events if e.sequence <= promotion.sequence]
+            last = [max(i for i, t in enumerate(before) if t == kind) for kind in story[1:5]]
+            assert last == sorted(last) and before.index(story[0]) < last[0], names
+            assert any(e.type == C.EVENT_TYPE_RATINGS_UPDATED and e.sequence > promotion.sequence for e in events)
+        second_training = [e for e in events if e.type == C.EVENT_TYPE_TRAINING_STARTED and e.sequence > promotions[0].sequence][0]
+        assert any(e.type == C.EVENT_TYPE_SYNC_COMPLETED and promotions[0].sequence < e.sequence for e in events), names
+        assert second_training.sequence < promotions[1].sequence

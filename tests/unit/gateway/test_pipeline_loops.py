@@ -1,0 +1,87 @@
+"""The leader's pipeline loops on fakes: every self-play node is topped up to its target
+(at most the per-cycle cap) with the scheduler's picks and the config's best model, and
+game counting resumes from a stored cursor without counting a job twice."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from ringrift_gateway.domain.pipeline import PipelineLoops
+
+
+class FakeClient:
+    def __init__(self):
+        self.targets = {"a": 5, "b": 30, "c": 2}
+        self.active = {"a": 2, "c": 2}
+        self.submitted = []
+        self.added = []
+        self.finished = [("j1", "square8_2p", 50), ("j2", "square6_2p", 0), ("j3", "square8_2p", 40)]
+
+    async def active_selfplay_by_node(self):
+        return dict(self.active)
+
+    async def best_model_paths(self):
+        return {"square8_2p": "models/square8_2p/g3.npz"}
+
+    async def target(self, node_id):
+        return self.targets[node_id]
+
+    async def pick(self, node_id, seed):
+        return "square8_2p" if node_id == "a" else "square6_2p"
+
+    async def submit_selfplay(self, jobs):
+        self.submitted.extend(jobs)
+        return len(jobs)
+
+    async def succeeded_selfplay(self, after):
+        return [f for i, f in enumerate(self.finished, 1) if i > after], len(self.finished)
+
+    async def add_games(self, config_key, games, job_id, epoch):
+        self.added.append((job_id, config_key, games, epoch))
+
+
+class FakeState:
+    def __init__(self):
+        self.value, self.version = b"", 0
+
+    async def load_state(self, namespace, key):
+        return SimpleNamespace(found=bool(self.value), value=self.value, version=self.version)
+
+    async def persist_state(self, namespace, key, value, version, epoch):
+        assert version == self.version
+        self.value, self.version = value, version + 1
+        return self.version
+
+
+def node(kinds=("selfplay",), draining=False):
+    return SimpleNamespace(job_kinds=list(kinds), draining=draining, quarantined=False)
+
+
+class Members:
+    def values(self):
+        return {"a": node(), "b": node(), "c": node(), "trainer-only": node(("train",)), "d": node(draining=True)}
+
+
+def loops(client, state=None):
+    return PipelineLoops(client, state or FakeState(), Members(), ["square8_2p", "square6_2p"], 50, 0.2, 10)
+
+
+async def test_every_node_is_topped_up_to_its_target_within_the_cap():
+    client = FakeClient()
+    assert await loops(client).populate_queue(epoch=4) == 13
+    per_node = {n: sum(1 for node_id, _, _ in client.submitted if node_id == n) for n in "abc"}
+    assert per_node == {"a": 3, "b": 10, "c": 0}  # a: 5 - 2; b: 30 capped at 10; c: full
+    a_job = next(j for j in client.submitted if j[0] == "a")
+    assert a_job[1] == "square8_2p" and a_job[2] == {"games": 50, "temperature": 0.2, "model": "models/square8_2p/g3.npz"}
+    b_job = next(j for j in client.submitted if j[0] == "b")
+    assert "model" not in b_job[2]  # no promoted model yet: generation 0 plays
+
+
+async def test_games_are_counted_once_from_the_stored_cursor():
+    client, state = FakeClient(), FakeState()
+    assert await loops(client, state).count_games(epoch=4) == 90
+    assert [a[0] for a in client.added] == ["j1", "j3"] and json.loads(state.value) == 3
+    client.added.clear()
+    assert await loops(client, state).count_games(epoch=5) == 0  # a new leader starts at the cursor
+    assert client.added == []

@@ -1,0 +1,302 @@
+"""The coordinator's run through its stages, on fakes of its ports: idempotent triggers,
+the reservation released in every outcome, retries on another node, fail-closed
+evaluation, and a second replica continuing a run from the stored events."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from types import SimpleNamespace
+
+import pytest
+
+from ringrift_runtime.errors import WrongState
+from ringrift_runtime.pipeline_settings import PipelineSettings, TrainingSettings
+from ringrift_training.domain.coordinator import Coordinator
+from ringrift_training.domain.runs import Job, ModelRef, Stage
+from ringrift_training.domain.stages import Ports
+
+CONFIG = "square8_2p"
+SETTINGS = TrainingSettings(demo_min_games=100, demo_incremental_games=50, demo_cooldown_seconds=0)
+PIPELINE = PipelineSettings(configs=[CONFIG], profile="demo")
+GOOD = {"opponents": {"random": {"wins": 95, "losses": 5, "draws": 0}, "heuristic": {"wins": 90, "losses": 10, "draws": 0}}}
+
+
+class FakeState:
+    def __init__(self):
+        self.events: list[tuple[int, dict]] = []
+        self.keys: dict[str, SimpleNamespace] = {}
+        self.published: list[tuple[str, str]] = []
+        self.models: dict[str, SimpleNamespace] = {}
+        self.best: ModelRef | None = None
+        self.matches_stored: dict[str, list] = {}
+        self.ratings_put = 0
+        self.games = 200
+
+    async def run_events(self, after):
+        new = [(s, a) for s, a in self.events if s > after]
+        return new, (new[-1][0] if new else after)
+
+    async def publish(self, event_type, subject, config_key, attributes, epoch, key):
+        if key in self.keys:
+            return self.keys[key]
+        event = SimpleNamespace(subject=subject, type=event_type)
+        self.keys[key] = event
+        self.published.append((event_type, subject))
+        if event_type == "TRAINING_STAGE_CHANGED":
+            self.events.append((len(self.events) + 1, dict(attributes)))
+        return event
+
+    async def save_run(self, run, epoch, key):
+        await self.publish("TRAINING_STAGE_CHANGED", run.run_id, run.config_key, run.attributes(), epoch, key)
+
+    async def stats(self):
+        return {CONFIG: SimpleNamespace(games_total=self.games, games_since_training=self.games,
+                                        HasField=lambda name: False)}
+
+    async def mark(self, config_key, epoch, key, started=False, completed=False):
+        pass
+
+    async def best_model(self, config_key):
+        return self.best
+
+    async def register(self, ref, parent, job_id, games, epoch):
+        self.models[ref.model_id] = SimpleNamespace(ref=ref, status="CANDIDATE")
+
+    async def set_status(self, model_id, status, reason, epoch):
+        self.models[model_id].status = status
+        if status == "PROMOTED":
+            self.best = self.models[model_id].ref
+
+    async def record_matches(self, config_key, results, key, epoch):
+        self.matches_stored.setdefault(key, list(results))
+
+    async def matches(self, config_key):
+        return [m for batch in self.matches_stored.values() for m in batch]
+
+    async def put_ratings(self, config_key, fitted, epoch):
+        self.ratings_put += 1
+        return fitted
+
+
+class FakeJobs:
+    def __init__(self):
+        self.by_key: dict[str, str] = {}
+        self.jobs: dict[str, dict] = {}
+        self.ids = (f"J{i}" for i in itertools.count(1))
+
+    async def submit(self, kind, config_key, params, node_id, key):
+        if key not in self.by_key:
+            job_id = next(self.ids)
+            self.by_key[key] = job_id
+            self.jobs[job_id] = dict(kind=kind, params=params, node=node_id, state="active", result={}, error="")
+        return self.by_key[key]
+
+    async def get(self, job_id):
+        j = self.jobs[job_id]
+        return Job(job_id, j["state"], j["result"], j["error"])
+
+    def finish(self, kind, state="succeeded", result=None, error=""):
+        for job in self.jobs.values():
+            if job["kind"] == kind and job["state"] == "active":
+                job.update(state=state, result=result or {}, error=error)
+                return job
+        raise AssertionError(f"no active {kind} job")
+
+    def active(self, kind):
+        return [j for j in self.jobs.values() if j["kind"] == kind and j["state"] == "active"]
+
+
+class FakeNodes:
+    def __init__(self, trainers=("t1", "t2")):
+        self.trainers = list(trainers)
+        self.reserved: dict[str, str] = {}
+
+    async def best_trainer(self, config_key, prefer, exclude):
+        return next((n for n in self.trainers if n not in exclude), None)
+
+    async def reserve(self, node_id, holder, ttl, epoch):
+        if self.reserved.get(node_id, holder) != holder:
+            raise WrongState(f"{node_id} is reserved")
+        self.reserved[node_id] = holder
+
+    async def release(self, node_id, holder, epoch):
+        if self.reserved.get(node_id) == holder:
+            del self.reserved[node_id]
+
+    async def gpu_trainers(self):
+        return len(self.trainers)
+
+
+class FakeSync:
+    def __init__(self):
+        self.moves = []
+
+    async def game_holders(self, config_key):
+        return []
+
+    async def move(self, goal, config_key, targets, epoch, sha=""):
+        self.moves.append((goal, tuple(targets)))
+        return 1, 0
+
+
+class FakeScheduler:
+    def __init__(self):
+        self.outcomes = []
+
+    async def record_outcome(self, config_key, win_rate, promoted, job_id, epoch):
+        self.outcomes.append((round(win_rate, 2), promoted))
+
+
+def make(state=None, jobs=None, nodes=None):
+    ports = Ports(state or FakeState(), jobs or FakeJobs(), nodes or FakeNodes(), FakeSync(), FakeScheduler())
+    return Coordinator(SETTINGS, PIPELINE, ports, clock=lambda: 1_000_000.0, poll_seconds=0.01), ports
+
+
+async def until(predicate, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+def stage(coordinator, run_id):
+    return coordinator.runs[run_id].stage
+
+
+async def to_evaluation(c, ports, run_id):
+    await until(lambda: ports.jobs.active("export"))
+    ports.jobs.finish("export")
+    await until(lambda: ports.jobs.active("train"))
+    ports.jobs.finish("train", result={"path": "models/x.npz", "sha256": "a" * 64, "training_games": 200})
+    await until(lambda: stage(c, run_id) is Stage.EVALUATING and ports.jobs.active("gauntlet"))
+
+
+async def test_a_first_model_goes_through_every_stage_and_the_node_is_released():
+    c, ports = make()
+    started, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    assert started and run.stage is Stage.EXPORTING
+    await to_evaluation(c, ports, run.run_id)
+    assert ports.nodes.reserved == {}  # released once training is done
+    train = next(j for j in ports.jobs.jobs.values() if j["kind"] == "train")
+    assert train["params"]["parent"] == "" and train["params"]["checkpoint"].startswith("checkpoints/square8_2p/")
+    assert [g for g, _ in ports.sync.moves] == ["games"]  # no parent model to ship yet
+    ports.jobs.finish("gauntlet", result=GOOD)
+    await until(lambda: c.runs[run.run_id].finished)
+    final = c.runs[run.run_id]
+    assert final.stage is Stage.PROMOTED and ports.state.models[final.candidate_model_id].status == "PROMOTED"
+    assert ports.scheduler.outcomes == [(0.9, True)] and ports.state.ratings_put == 1
+    assert ("models", ()) in ports.sync.moves  # the promoted model goes to the players
+
+
+async def test_triggers_are_idempotent_per_games_bucket_and_window():
+    c, ports = make()
+    first = await c.trigger(CONFIG, False, epoch=3)
+    second = await c.trigger(CONFIG, False, epoch=3)
+    assert first[0] and not second[0] and second[1].run_id == first[1].run_id
+    await to_evaluation(c, ports, first[1].run_id)
+    ports.jobs.finish("gauntlet", result=GOOD)
+    await until(lambda: c.runs[first[1].run_id].finished)
+    third = await c.trigger(CONFIG, False, epoch=3)  # same bucket, same 15 minutes
+    assert not third[0] and third[1].run_id == first[1].run_id and "already triggered" in third[2]
+    assert len([p for p in ports.state.published if p[0] == "TRAINING_STARTED"]) == 1
+
+
+async def test_not_ready_means_no_run():
+    state = FakeState()
+    state.games = 20
+    c, _ = make(state)
+    started, run, reason = await c.trigger(CONFIG, False, epoch=3)
+    assert not started and run is None and "needs 100" in reason
+    assert (await c.trigger(CONFIG, True, epoch=3))[0]  # an operator may force it
+
+
+async def test_an_export_failure_moves_to_another_node_and_releases_the_first():
+    c, ports = make()
+    _, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    await until(lambda: ports.jobs.active("export"))
+    assert ports.nodes.reserved == {"t1": run.run_id}
+    ports.jobs.finish("export", state="failed", error="disk full")
+    await until(lambda: ports.nodes.reserved == {"t2": run.run_id})
+    assert ports.jobs.active("export")[0]["node"] == "t2"
+
+
+async def test_a_failed_training_fails_the_run_and_releases_the_node():
+    c, ports = make()
+    _, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    await until(lambda: ports.jobs.active("export"))
+    ports.jobs.finish("export")
+    await until(lambda: ports.jobs.active("train"))
+    ports.jobs.finish("train", state="failed", error="CUDA out of memory")
+    await until(lambda: c.runs[run.run_id].finished)
+    assert stage(c, run.run_id) is Stage.FAILED and "CUDA out of memory" in c.runs[run.run_id].reason
+    assert ports.nodes.reserved == {} and ("TRAINING_FAILED", run.run_id) in ports.state.published
+
+
+@pytest.mark.parametrize("outcome", [
+    dict(state="failed", error="agent lost"),
+    dict(result={"opponents": {"random": {"wins": 0, "losses": 0, "draws": 0}, "heuristic": {"wins": 0, "losses": 0, "draws": 0}}}),
+    dict(result={}),
+])
+async def test_an_evaluation_that_errors_or_plays_no_games_never_promotes(outcome):
+    c, ports = make()
+    _, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    await to_evaluation(c, ports, run.run_id)
+    ports.jobs.finish("gauntlet", **outcome)
+    await until(lambda: c.runs[run.run_id].finished)
+    final = c.runs[run.run_id]
+    assert final.stage is Stage.REJECTED and ports.state.models[final.candidate_model_id].status == "REJECTED"
+    assert ports.state.best is None and ports.scheduler.outcomes[-1][1] is False
+
+
+async def test_a_candidate_plays_the_incumbent_until_the_sprt_decides():
+    state = FakeState()
+    state.best = ModelRef("square8_2p.g1.x", CONFIG, 1, "models/square8_2p/g1.npz", "b" * 64)
+    c, ports = make(state)
+    _, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    await to_evaluation(c, ports, run.run_id)
+    assert sorted(j["params"].get("baselines") for j in ports.jobs.active("gauntlet")) == ["none", "random,heuristic"]
+    assert ("models", ("t1",)) in ports.sync.moves  # the parent was shipped to the trainer
+    ports.jobs.finish("gauntlet", result=GOOD)  # baselines
+    even = {"opponents": {"square8_2p.g1.x": {"wins": 21, "losses": 19, "draws": 0,
+                                              "pairwise": {"wins": 21, "losses": 19, "draws": 0}}}}
+    ports.jobs.finish("gauntlet", result=even)
+    await until(lambda: len(ports.jobs.active("gauntlet")) == 1)  # undecided: another batch
+    # 61-19 over 80 games: LLR 3.2 passes ln(19) = 2.94 (59-21 would not: 2.66).
+    strong = {"opponents": {"square8_2p.g1.x": {"pairwise": {"wins": 40, "losses": 0, "draws": 0}}}}
+    ports.jobs.finish("gauntlet", result=strong)
+    await until(lambda: c.runs[run.run_id].finished)
+    final = c.runs[run.run_id]
+    assert final.stage is Stage.PROMOTED and final.tallies["square8_2p.g1.x"] == [61, 19, 0]
+    assert state.best.model_id == final.candidate_model_id and final.generation == 2
+
+
+async def test_another_replica_continues_a_run_from_the_stored_events():
+    state, jobs, nodes = FakeState(), FakeJobs(), FakeNodes()
+    first, _ = make(state, jobs, nodes)
+    _, run, _ = await first.trigger(CONFIG, False, epoch=3)
+    await until(lambda: jobs.active("export"))
+    await first.stop()  # the replica dies while the export runs
+    second, _ = make(state, jobs, nodes)
+    started, found, reason = await second.trigger(CONFIG, False, epoch=4)
+    assert not started and found.run_id == run.run_id and "in progress" in reason
+    jobs.finish("export")
+    await until(lambda: jobs.active("train"))
+    assert second.runs[run.run_id].stage is Stage.TRAINING
+    assert len([j for j in jobs.jobs.values() if j["kind"] == "export"]) == 1  # not exported twice
+    await second.stop()
+
+
+def test_reading_back_its_own_events_never_rewinds_a_run_being_driven():
+    from ringrift_training.domain.runs import Run, fold
+
+    runs: dict = {}
+    saved = Run("r", CONFIG, Stage.EVALUATING, step=4)
+    fold(runs, [saved.attributes()])
+    driven = runs["r"]
+    driven.stage = Stage.PROMOTED  # decided, not saved yet
+    fold(runs, [saved.attributes()])  # a refresh reads the last saved step again
+    assert runs["r"] is driven and runs["r"].stage is Stage.PROMOTED
+    newer = Run("r", CONFIG, Stage.REJECTED, step=5)  # another replica moved on
+    fold(runs, [newer.attributes()])
+    assert runs["r"].stage is Stage.REJECTED
