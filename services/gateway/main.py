@@ -71,8 +71,10 @@ class GatewayApp:
         self.services = control_plane_cache(settings.etcd)
         self.view = ClusterView(self.replica_id, self.state, self.members, self.services)
         self.election: LeaderElection | None = None
-        managers = Managers(self._channel, self._jobs_channel, self._nodes_channel)
-        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], OrchestratorServicer(self.view, managers))]
+        self._sync_channel = factory.channel(settings.endpoints.sync)
+        managers = Managers(self._channel, self._jobs_channel, self._nodes_channel, self._selfplay_channel, self._sync_channel)
+        servicer = OrchestratorServicer(self.view, managers, settings.pipeline.configs)
+        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
 
     async def start(self, bound: Bound) -> None:
         await self.members.start(wait=False)
@@ -123,6 +125,7 @@ class GatewayApp:
         await self._nodes_channel.close()
         await self._selfplay_channel.close()
         await self._training_channel.close()
+        await self._sync_channel.close()
 
 
 def build(settings: RingriftSettings) -> GatewayApp:

@@ -8,6 +8,7 @@ from ringrift.common.v1 import common_pb2
 from ringrift_runtime.cluster.membership import membership_cache
 from ringrift_runtime.grpc.client import ChannelFactory
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
+from ringrift_runtime.grpc.roles import role_names
 from ringrift_runtime.grpc.server import Bound, registration
 from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
@@ -17,10 +18,6 @@ from ringrift_selfplay.domain.service import Scheduler
 from ringrift_selfplay.domain.targets import NodeLoad
 
 NAME = "selfplay"
-ROLE_NAMES = {
-    common_pb2.NODE_ROLE_SELFPLAY: "selfplay", common_pb2.NODE_ROLE_TRAINING: "training",
-    common_pb2.NODE_ROLE_GAUNTLET: "gauntlet", common_pb2.NODE_ROLE_EXPORT: "export",
-}
 
 
 def node_load(node: common_pb2.NodeInfo) -> NodeLoad:
@@ -32,7 +29,7 @@ def node_load(node: common_pb2.NodeInfo) -> NodeLoad:
         node_id=node.node_id, gpu_model=gpu.model, gpu_count=gpu.count, gpu_memory_mb=gpu.memory_mb,
         cpu_cores=node.declared.cpu_cores or node.detected.cpu_cores or 1,
         ram_gb=(node.declared.ram_mb or node.detected.ram_mb) / 1024,
-        roles=frozenset(ROLE_NAMES[r] for r in node.declared.roles if r in ROLE_NAMES),
+        roles=role_names(node),
         cpu_percent=metrics.cpu_percent, memory_percent=metrics.memory_percent, disk_percent=metrics.disk_percent,
         gpu_percent=metrics.gpu_utilization_percent, gpu_memory_percent=metrics.gpu_memory_percent,
     )

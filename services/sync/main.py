@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from ringrift.common.v1 import common_pb2
 from ringrift_runtime.cluster.membership import membership_cache
 from ringrift_runtime.grpc.client import ChannelFactory, ChannelPool
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
+from ringrift_runtime.grpc.roles import role_names
 from ringrift_runtime.grpc.server import Bound, registration
 from ringrift_runtime.process import run_service
 from ringrift_runtime.settings import RingriftSettings
@@ -16,10 +16,6 @@ from ringrift_sync.api.servicer import SyncPlannerServicer
 from ringrift_sync.domain.service import Member, SyncPlanner
 
 NAME = "sync"
-ROLE_NAMES = {
-    common_pb2.NODE_ROLE_SELFPLAY: "selfplay", common_pb2.NODE_ROLE_TRAINING: "training",
-    common_pb2.NODE_ROLE_GAUNTLET: "gauntlet", common_pb2.NODE_ROLE_EXPORT: "export",
-}
 
 
 class SyncApp:
@@ -44,7 +40,7 @@ class SyncApp:
     def _members(self) -> dict[str, Member]:
         return {
             node_id: Member(
-                node_id, frozenset(ROLE_NAMES[r] for r in node.declared.roles if r in ROLE_NAMES), frozenset(node.job_kinds)
+                node_id, role_names(node), frozenset(node.job_kinds)
             )
             for node_id, node in self.members.values().items()
         }

@@ -244,3 +244,30 @@ def count_games(path: Path) -> int:
             return int(db.execute("SELECT count(*) FROM games").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+async def read_ahead(path: Path, offset: int, size: int, chunk_size: int, depth: int = 4):
+    """(offset, bytes) chunks of ``path`` from ``offset`` to ``size``, with up to
+    ``depth`` positional reads in flight on worker threads while earlier chunks are sent."""
+    fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+    pending: deque[tuple[int, asyncio.Future]] = deque()
+    loop = asyncio.get_running_loop()
+    next_offset = offset
+    try:
+        while True:
+            while len(pending) < depth and next_offset < size:
+                pending.append((next_offset, loop.run_in_executor(None, os.pread, fd, chunk_size, next_offset)))
+                next_offset += chunk_size
+            if not pending:
+                return
+            at, future = pending.popleft()
+            data = await future
+            if not data:
+                return
+            yield at, data
+    finally:
+        for _, future in pending:
+            future.cancel()
+        await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        await asyncio.to_thread(os.close, fd)
+

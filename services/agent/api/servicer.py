@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import grpc
 import sys
@@ -15,9 +16,10 @@ from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
 from ringrift_agent.adapters.runner import RUNNING, STARTING, Attempt, JobRunner
 from ringrift_agent.domain.templates import JobTemplate, build_argv, resolve_params
-from ringrift_agent.adapters.files import DEFAULT_CHUNK, MAX_CHUNK, DataDir
+from ringrift_agent.adapters.files import DEFAULT_CHUNK, MAX_CHUNK, DataDir, read_ahead
 from ringrift_runtime.errors import NotFound, WrongState
 from ringrift_runtime.fencing import FileEpochFence
+from ringrift_runtime.grpc.roles import ROLE_CODES
 from ringrift_runtime.grpc.status import domain_error
 from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.settings import JobSettings
@@ -25,6 +27,7 @@ from ringrift_runtime.validation import Validator
 
 JOB_ID_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
 MAX_RUN_REQUEST_BYTES = 64 * 1024
+PROGRESS_SECONDS = 0.25
 MAX_ATTEMPT = 100
 LOG_CHUNK = 64 * 1024
 PARAM_TYPES = {
@@ -38,8 +41,7 @@ FILE_KINDS = {
 }
 FILE_KIND_CODES = {name: code for code, name in FILE_KINDS.items() if name}
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-ROLES = {"selfplay": common_pb2.NODE_ROLE_SELFPLAY, "training": common_pb2.NODE_ROLE_TRAINING,
-         "gauntlet": common_pb2.NODE_ROLE_GAUNTLET, "export": common_pb2.NODE_ROLE_EXPORT}
+ROLES = ROLE_CODES
 
 
 def status_message(attempt: Attempt) -> agent_pb2.AgentJobStatus:
@@ -206,17 +208,12 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         check.check("offset", request.offset <= size, f"must be at most the file size {size}")
         check.raise_if_invalid()
         chunk_size = request.chunk_size or DEFAULT_CHUNK
-        handle = await asyncio.to_thread(open, path, "rb")
-        try:
-            await asyncio.to_thread(handle.seek, request.offset)
-            offset, first = request.offset, True
-            while data := await asyncio.to_thread(handle.read, chunk_size):
-                yield agent_pb2.ReadFileResponse(
-                    offset=offset, data=data, size_bytes=size if first else 0, sha256=sha256 if first else ""
-                )
-                offset, first = offset + len(data), False
-        finally:
-            await asyncio.to_thread(handle.close)
+        first = True
+        async for offset, data in read_ahead(path, request.offset, size, chunk_size):
+            yield agent_pb2.ReadFileResponse(
+                offset=offset, data=data, size_bytes=size if first else 0, sha256=sha256 if first else ""
+            )
+            first = False
         if first:  # an empty file, or a read from its end: one message with the metadata
             yield agent_pb2.ReadFileResponse(offset=request.offset, size_bytes=size, sha256=sha256)
 
@@ -244,13 +241,17 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
             finally:
                 await channel.close()
 
+        reported = 0.0
         async for done, resumed, completed in self._data.pull(
             request.path, request.sha256, request.size_bytes, chunks, request.max_bytes_per_second
         ):
-            yield agent_pb2.PullFileResponse(
-                transfer_id=request.transfer_id, bytes_done=done, bytes_total=request.size_bytes,
-                completed=completed, resumed=resumed,
-            )
+            now = time.monotonic()
+            if completed or now - reported >= PROGRESS_SECONDS:  # progress a few times a second, not per chunk
+                reported = now
+                yield agent_pb2.PullFileResponse(
+                    transfer_id=request.transfer_id, bytes_done=done, bytes_total=request.size_bytes,
+                    completed=completed, resumed=resumed,
+                )
 
 
 def file_entry(info) -> common_pb2.FileEntry:

@@ -87,8 +87,9 @@ class PipelineClient:
             config_key=config_key, add_games=games, mark_dispatch=False, epoch=epoch,
             idempotency_key=f"games/{job_id}")))
 
-    async def trigger_training(self, config_key: str, epoch: int) -> training_pb2.TriggerTrainingResponse:
-        return await call(self._training.TriggerTraining(training_pb2.TriggerTrainingRequest(config_key=config_key, epoch=epoch)))
+    async def trigger_training(self, config_key: str, epoch: int, force: bool = False) -> training_pb2.TriggerTrainingResponse:
+        request = training_pb2.TriggerTrainingRequest(config_key=config_key, epoch=epoch, force=force)
+        return await call(self._training.TriggerTraining(request))
 
     async def fit_ratings(self, epoch: int) -> None:
         await call(self._training.FitRatings(training_pb2.FitRatingsRequest(epoch=epoch)))

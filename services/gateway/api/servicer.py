@@ -1,19 +1,45 @@
 """OrchestratorService servicer: a thin facade. Status and nodes come from this
-replica's watched views; jobs, events, models, ratings and placement are passed to the
-managers (a submitted job is the intent the leader then dispatches). Training, sync,
-loops and allocation answer UNIMPLEMENTED until the managers behind them land."""
+replica's watched views; jobs, events, models, ratings, placement, allocation and sync
+status are passed to the managers; mutations are intents the leader carries out (a
+submitted job is dispatched by the leader; a training request is stored and the leader's
+training-trigger loop starts it). The loop RPCs answer UNIMPLEMENTED until the
+LoopManager lands."""
 
 from __future__ import annotations
 
 from ringrift.jobs.v1 import jobs_pb2
 from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from ringrift_runtime.grpc.times import now, to_timestamp
+from ringrift_runtime.validation import Validator
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
-    def __init__(self, view, managers) -> None:
+    def __init__(self, view, managers, configs: list[str] | None = None) -> None:
         self._view = view  # ringrift_gateway.main.ClusterView
         self._managers = managers  # ringrift_gateway.adapters.facade.Managers
+        self._configs = configs or []  # the configs this cluster trains
+
+    async def TriggerTraining(self, request, context):
+        check = Validator()
+        check.config_key("config_key", request.config_key)
+        if request.config_key and self._configs:
+            check.check("config_key", request.config_key in self._configs,
+                        f"is not one of the configs this cluster trains ({', '.join(self._configs)})")
+        check.raise_if_invalid()
+        await self._managers.request_training(request.config_key, request.force)
+        return orchestrator_pb2.TriggerTrainingResponse(
+            accepted=True, reason="queued: the leading gateway starts it on its next training-trigger round")
+
+    async def GetSyncStatus(self, request, context):
+        transfers, plans = await self._managers.sync_status(request.plan_id)
+        return orchestrator_pb2.GetSyncStatusResponse(transfers=transfers, plans=plans)
+
+    async def ExplainAllocation(self, request, context):
+        check = Validator()
+        if request.node_id:
+            check.node_id("node_id", request.node_id)
+        check.raise_if_invalid()
+        return orchestrator_pb2.ExplainAllocationResponse(terms=await self._managers.explain_allocation(request.node_id))
 
     async def SubmitJob(self, request, context):
         reply = await self._managers.submit(request.spec, request.idempotency_key)

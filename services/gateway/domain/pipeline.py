@@ -13,6 +13,7 @@ import random
 
 log = logging.getLogger("ringrift.gateway.pipeline")
 GAMES_CURSOR = ("pipeline", "games-cursor")
+INTENTS = "intents"  # written by any gateway replica (ringrift_gateway.adapters.facade)
 
 
 class PipelineLoops:
@@ -68,10 +69,18 @@ class PipelineLoops:
         return sum(g for _, _, g in finished)
 
     async def trigger_training(self, epoch: int) -> None:
+        """Every config whose readiness allows it, and every operator request (an intent
+        stored by any replica). A forced request stays until its run has started (a run
+        already in progress makes it wait); an unforced one is what this loop does anyway."""
         for config in self._configs:
-            reply = await self._client.trigger_training(config, epoch)
+            intent = await self._state.load_state(INTENTS, f"train/{config}")
+            requested = json.loads(intent.value) if intent.found and intent.value else None
+            reply = await self._client.trigger_training(config, epoch, bool(requested and requested.get("force")))
             if reply.started:
-                log.info("training started for %s: run %s", config, reply.run.run_id)
+                log.info("training started for %s: run %s%s", config, reply.run.run_id,
+                         " (requested by an operator)" if requested else "")
+            if requested and (reply.started or not requested.get("force")):
+                await self._state.persist_state(INTENTS, f"train/{config}", b"", intent.version, epoch)
 
     async def fit_ratings(self, epoch: int) -> None:
         await self._client.fit_ratings(epoch)

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from ringrift.common.v1 import common_pb2
 from ringrift_nodes.domain.model import NodeView
-
-ROLE_NAMES = {
-    common_pb2.NODE_ROLE_SELFPLAY: "selfplay",
-    common_pb2.NODE_ROLE_TRAINING: "training",
-    common_pb2.NODE_ROLE_GAUNTLET: "gauntlet",
-    common_pb2.NODE_ROLE_EXPORT: "export",
-}
+from ringrift_runtime.grpc.roles import role_names
 
 
 def node_view(node: common_pb2.NodeInfo) -> NodeView:
@@ -25,7 +19,7 @@ def node_view(node: common_pb2.NodeInfo) -> NodeView:
         cpu_cores=node.declared.cpu_cores or node.detected.cpu_cores or 1,
         ram_mb=node.declared.ram_mb or node.detected.ram_mb,
         free_ram_mb=node.metrics.free_ram_mb,
-        roles=frozenset(ROLE_NAMES[r] for r in node.declared.roles if r in ROLE_NAMES),
+        roles=role_names(node),
         labels=dict(node.declared.labels),
         draining=node.draining,
         quarantined=node.quarantined,

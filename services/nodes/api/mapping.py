@@ -6,7 +6,7 @@ import re
 
 from ringrift.common.v1 import common_pb2
 from ringrift.nodes.v1 import nodes_pb2
-from ringrift_nodes.adapters.views import ROLE_NAMES
+from ringrift_runtime.grpc.roles import ROLE_NAMES
 from ringrift_nodes.domain.model import JobNeeds, Rejection, Score
 from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.validation import Validator

@@ -7,6 +7,7 @@ and the event log tells the story from self-play to promotion."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -100,3 +101,25 @@ async def test_two_configs_reach_two_promoted_generations_and_their_ratings_rise
         second_training = [e for e in events if e.type == C.EVENT_TYPE_TRAINING_STARTED and e.sequence > promotions[0].sequence][0]
         assert any(e.type == C.EVENT_TYPE_SYNC_COMPLETED and promotions[0].sequence < e.sequence for e in events), names
         assert second_training.sequence < promotions[1].sequence
+
+    # The gateway's facade over the pipeline: allocation, sync status, and a training
+    # request that the leader carries out.
+    from ringrift.orchestrator.v1 import orchestrator_pb2 as O
+    from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
+    from ringrift_runtime.grpc.status import field_violations
+
+    gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(grpc.aio.insecure_channel(cluster.processes["gateway"].address))
+    terms = (await gateway.ExplainAllocation(O.ExplainAllocationRequest(node_id="cpu-only"), timeout=10)).terms
+    assert {t.config_key for t in terms} == set(json.loads(DEMO_ENV["RINGRIFT_PIPELINE__CONFIGS"]))
+    synced = await gateway.GetSyncStatus(O.GetSyncStatusRequest(), timeout=10)
+    assert any(t.state == state_pb2.TRANSFER_STATE_COMPLETED for t in synced.transfers)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await gateway.TriggerTraining(O.TriggerTrainingRequest(config_key="square19_2p"), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "config_key" in field_violations(refused.value)
+    accepted = await gateway.TriggerTraining(O.TriggerTrainingRequest(config_key=done[0], force=True), timeout=10)
+    assert accepted.accepted
+    deadline = time.monotonic() + 120
+    while not any(e.config_key == done[0] and e.attributes.get("forced") == "true"
+                  for e in await cluster.events([C.EVENT_TYPE_TRAINING_STARTED])):
+        assert time.monotonic() < deadline, "the requested training never started"
+        await asyncio.sleep(1)

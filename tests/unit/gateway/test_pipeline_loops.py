@@ -85,3 +85,57 @@ async def test_games_are_counted_once_from_the_stored_cursor():
     client.added.clear()
     assert await loops(client, state).count_games(epoch=5) == 0  # a new leader starts at the cursor
     assert client.added == []
+
+
+class TriggerClient(FakeClient):
+    def __init__(self):
+        super().__init__()
+        self.triggers = []
+
+    async def trigger_training(self, config_key, epoch, force=False):
+        self.triggers.append((config_key, force))
+        return SimpleNamespace(started=force, run=SimpleNamespace(run_id="r1"))
+
+
+class IntentState(FakeState):
+    def __init__(self, intents):
+        super().__init__()
+        self.intents = {k: (json.dumps(v).encode(), 1) for k, v in intents.items()}
+
+    async def load_state(self, namespace, key):
+        if namespace == "intents":
+            value, version = self.intents.get(key, (b"", 0))
+            return SimpleNamespace(found=key in self.intents, value=value, version=version)
+        return await super().load_state(namespace, key)
+
+    async def persist_state(self, namespace, key, value, version, epoch):
+        if namespace == "intents":
+            assert self.intents[key][1] == version
+            self.intents[key] = (value, version + 1)
+            return version + 1
+        return await super().persist_state(namespace, key, value, version, epoch)
+
+
+async def test_a_forced_request_waits_while_a_run_is_in_progress():
+    client = TriggerClient()
+
+    async def busy(config_key, epoch, force=False):
+        client.triggers.append((config_key, force))
+        return SimpleNamespace(started=False, run=None)
+
+    client.trigger_training = busy
+    state = IntentState({"train/square6_2p": {"force": True}})
+    await loops(client, state).trigger_training(epoch=7)
+    assert json.loads(state.intents["train/square6_2p"][0]) == {"force": True}  # kept for the next round
+
+
+async def test_an_operator_request_forces_one_trigger_and_is_then_cleared():
+    client = TriggerClient()
+    state = IntentState({"train/square6_2p": {"force": True}})
+    pipeline = loops(client, state)
+    await pipeline.trigger_training(epoch=7)
+    assert sorted(client.triggers) == [("square6_2p", True), ("square8_2p", False)]
+    assert state.intents["train/square6_2p"][0] == b""
+    client.triggers.clear()
+    await pipeline.trigger_training(epoch=7)
+    assert sorted(client.triggers) == [("square6_2p", False), ("square8_2p", False)]

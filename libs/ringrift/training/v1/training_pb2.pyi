@@ -288,7 +288,9 @@ class TriggerTrainingRequest(_message.Message):
     force: _builtins.bool
     """Start even when not ready (an operator's manual trigger)."""
     epoch: _builtins.int
-    """Leader epoch (fencing); 0 records the trigger as an intent for the leader."""
+    """Leader epoch (fencing), required. Operators ask through the gateway facade, which
+    stores the request as an intent the leader carries out.
+    """
     def __init__(
         self,
         *,
