@@ -7,3 +7,8 @@ for bench in failover membership_scale node_selection jobs_throughput; do
   .venv/bin/python -m "bench.$bench"
   echo
 done
+if command -v rsync >/dev/null; then
+  .venv/bin/python -m bench.transfer
+else
+  echo "bench.transfer skipped: it needs rsync for its reference (apt-get install rsync)"
+fi

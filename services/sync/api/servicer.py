@@ -95,6 +95,7 @@ class SyncPlannerServicer(sync_pb2_grpc.SyncPlannerServiceServicer):
         run = asyncio.create_task(
             self._planner.execute(request.plan_id, request.epoch, lambda p: updates.put_nowait(progress_message(p)))
         )
+        getter = None
         try:
             while True:
                 getter = asyncio.create_task(updates.get())
@@ -113,6 +114,8 @@ class SyncPlannerServicer(sync_pb2_grpc.SyncPlannerServiceServicer):
                     break
             await run
         finally:
+            if getter is not None and not getter.done():
+                getter.cancel()
             if not run.done():
                 run.cancel()  # the caller went away: stop pulling on its behalf
 

@@ -108,7 +108,10 @@ class Coordinator:
             if first.subject != run.run_id:  # the same trigger fired before: that run stands
                 await self.refresh()
                 existing = self.runs.get(first.subject)
-                return False, existing, "already triggered for this games bucket and window"
+                if existing is not None:
+                    return False, existing, "already triggered for this games bucket and window"
+                # Its coordinator died between announcing the run and saving it: adopt it.
+                run.run_id = first.subject
             await stages.save(self.ports, run, epoch)
             self.runs[run.run_id] = run
             await self.ports.state.mark(config_key, epoch, f"{run.run_id}/started", started=True)

@@ -300,3 +300,14 @@ def test_reading_back_its_own_events_never_rewinds_a_run_being_driven():
     newer = Run("r", CONFIG, Stage.REJECTED, step=5)  # another replica moved on
     fold(runs, [newer.attributes()])
     assert runs["r"].stage is Stage.REJECTED
+
+
+async def test_a_run_announced_but_never_saved_is_adopted_by_the_next_trigger():
+    state = FakeState()
+    c, ports = make(state)
+    key = f"{CONFIG}/0/{int(1_000_000.0 // SETTINGS.trigger_window_seconds)}"
+    await state.publish("TRAINING_STARTED", "run-orphan", CONFIG, {}, 3, key)  # then the process died
+    started, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    assert started and run.run_id == "run-orphan"
+    await until(lambda: ports.jobs.active("export"))
+    await c.stop()
