@@ -177,7 +177,9 @@ def cmd_gauntlet(args) -> dict:
             seat = game % players  # alternate the candidate through every seat
             seats = [opponent] * players
             seats[seat] = me
-            record = play_game(args.config_key, seats, game_seed(args.seed, index * 1_000_000 + game))
+            # Each opening is played once from every seat (same seed per group of seats).
+            seed = game_seed(args.seed, index * 1_000_000 + game // players)
+            record = play_game(args.config_key, seats, seed, random_opening=args.random_opening)
             if seat in record.winners:
                 wins, draws = (wins + 1, draws) if len(record.winners) == 1 else (wins, draws + 1)
             else:
@@ -229,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
     ga.add_argument("--incumbent-name", default="")
     ga.add_argument("--baselines", default="random,heuristic")
     ga.add_argument("--games", type=int, default=40)
+    ga.add_argument("--random-opening", type=int, default=2, help="random moves opening each game")
     return root
 
 

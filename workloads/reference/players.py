@@ -102,8 +102,10 @@ class GameRecord:
     winners: list[int]
 
 
-def play_game(config_key: str, seats: list[Player], seed: int) -> GameRecord:
-    """One game; ``seats[i]`` plays as player i."""
+def play_game(config_key: str, seats: list[Player], seed: int, random_opening: int = 0) -> GameRecord:
+    """One game; ``seats[i]`` plays as player i. The first ``random_opening`` moves are
+    drawn at random (from the game's seed): an evaluation between deterministic players
+    would otherwise replay the same few games."""
     state = GameState.new(config_key)
     if len(seats) != state.players:
         raise ValueError(f"{config_key} needs {state.players} players, got {len(seats)}")
@@ -111,6 +113,11 @@ def play_game(config_key: str, seats: list[Player], seed: int) -> GameRecord:
     moves: list[int] = []
     while not state.over:
         legal = state.legal_moves()
+        if len(moves) < random_opening:
+            cell, captured = legal[int(rng.integers(len(legal)))]
+            state.play(cell, captured)
+            moves.append(cell)
+            continue
         cell, captured = legal[seats[state.to_move].choose(state, legal, rng)]
         state.play(cell, captured)
         moves.append(cell)

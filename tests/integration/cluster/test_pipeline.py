@@ -2,7 +2,9 @@
 managers, a leading gateway running the pipeline loops, and three agents (declared A100
 trainer, declared RTX 4090 and a CPU-only node) playing the reference workload. Within
 the time limit at least two configs reach two promoted generations, their ratings rise,
-and the event log tells the story from self-play to promotion."""
+and the event log tells the story from self-play to promotion.
+
+Not in the default run (it takes 4–7 minutes, sometimes more): `./scripts/test.sh -m pipeline`."""
 
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ async def promoted_generations(state) -> dict[str, list[C.Model]]:
     return {k: sorted(v, key=lambda m: m.generation) for k, v in found.items()}
 
 
-@pytest.mark.timeout(LIMIT_SECONDS + 120)
+@pytest.mark.pipeline
+@pytest.mark.timeout(LIMIT_SECONDS + 300)
 async def test_two_configs_reach_two_promoted_generations_and_their_ratings_rise(cluster: LocalCluster):
     started = time.monotonic()
     await start(cluster)

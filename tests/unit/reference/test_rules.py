@@ -96,6 +96,15 @@ def test_games_are_deterministic_under_a_seed():
     assert a.moves != c.moves
 
 
+def test_random_openings_make_games_between_deterministic_players_differ():
+    seats = [HeuristicPlayer(), HeuristicPlayer()]
+    fixed = {tuple(play_game("square6_2p", seats, seed=s).moves[:6]) for s in range(20)}
+    opened = {tuple(play_game("square6_2p", seats, seed=s, random_opening=4).moves[:6]) for s in range(20)}
+    assert len(opened) > len(fixed) and len(opened) >= 15
+    a = play_game("square6_2p", seats, seed=3, random_opening=4)
+    assert a.moves == play_game("square6_2p", seats, seed=3, random_opening=4).moves
+
+
 def test_symmetry_classes_fold_the_board_into_one_octant():
     geo = geometry("square8")
     assert len(geo.class_sizes) == 10 and sum(geo.class_sizes) == 64
