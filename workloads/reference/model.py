@@ -151,7 +151,6 @@ def train(
     run can resume at ``start_epoch``."""
     if len(features) == 0:
         raise ValueError("no training samples")
-    rng = np.random.default_rng(seed)
     anchor = model.weights.copy()
     w = model.weights.copy()
     m = np.zeros_like(w) if model.adam_m is None else model.adam_m.copy()
@@ -172,5 +171,4 @@ def train(
         model.weights, model.adam_m, model.adam_v, model.adam_t = w, m, v, t
         if checkpoint is not None:
             checkpoint(model, epoch + 1)
-    del rng
     return model

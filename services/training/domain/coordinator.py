@@ -164,11 +164,6 @@ class Coordinator:
         except RingriftError as exc:  # the next trigger of the config finds the run and retries
             log.warning("run %s: could not record its failure: %s", run.run_id, exc)
 
-    async def wait_idle(self, config_key: str) -> None:
-        task = self._drivers.get(config_key)
-        if task is not None:
-            await asyncio.shield(task)
-
     async def stop(self) -> None:
         for task in self._drivers.values():
             await cancel_and_wait(task)
@@ -196,8 +191,4 @@ def is_run_of_model(model_id: str):
     return lambda run: run.candidate_model_id == model_id
 
 
-def player_count(config_key: str) -> int:
-    return parse_config_key(config_key).players
-
-
-__all__ = ["Coordinator", "Stage", "is_run_of_job", "is_run_of_model", "player_count"]
+__all__ = ["Coordinator", "Stage", "is_run_of_job", "is_run_of_model"]
