@@ -51,17 +51,32 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class SidePort:
-    """HTTP server for /metrics and /healthz in a daemon thread."""
+Route = Callable[[dict], tuple[str, str, bytes]]  # WSGI environ -> (status line, content type, body)
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, healthy: Callable[[], bool]) -> None:
+
+class SidePort:
+    """HTTP server for /metrics, /healthz and any extra ``routes`` (the gateway's
+    dashboard) in a daemon thread."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry, healthy: Callable[[], bool],
+                 routes: dict[str, Route] | None = None) -> None:
         metrics_app = make_wsgi_app(registry)
+        extra = dict(routes or {})
 
         def app(environ, start_response):
-            if environ.get("PATH_INFO") == "/healthz":
+            path = environ.get("PATH_INFO") or "/"
+            if path == "/healthz":
                 ok = healthy()
                 start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
                 return [b"ok\n" if ok else b"not serving\n"]
+            if path in extra:
+                try:
+                    status, content_type, body = extra[path](environ)
+                except Exception as exc:  # a broken page must not take the metrics down
+                    status, content_type, body = "500 Internal Server Error", "text/plain", f"{type(exc).__name__}\n".encode()
+                start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                                        ("Cache-Control", "no-store")])
+                return [body]
             return metrics_app(environ, start_response)
 
         self._server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -307,6 +307,44 @@ class GatewaySettings(_Section):
     games_count_interval_seconds: float = Field(default=10.0, gt=0)
     training_trigger_interval_seconds: float = Field(default=60.0, gt=0)
     elo_sync_interval_seconds: float = Field(default=300.0, gt=0)
+    # IdleDetection: a node with no jobs (or GPU < 10 %) this long gets work now; GPU < 5 %
+    # with jobs for zombie_seconds restarts its self-play jobs; one action per node per cooldown.
+    idle_detection_interval_seconds: float = Field(default=10.0, gt=0)
+    idle_seconds: float = Field(default=15.0, gt=0)
+    zombie_seconds: float = Field(default=600.0, gt=0)
+    idle_cooldown_seconds: float = Field(default=120.0, ge=0)
+    # DataSync: games to trainers and best models to players, every config.
+    data_sync_interval_seconds: float = Field(default=60.0, gt=0)
+    # Validation: gauntlets against the baselines for promoted models without them.
+    validation_interval_seconds: float = Field(default=300.0, gt=0)
+    validation_games: int = Field(default=50, ge=1, le=10000)
+    validation_per_cycle: int = Field(default=3, ge=0, le=100)
+    # AutoScaling through a provider: none (only reports), local (agents as processes on
+    # this machine, under autoscaling_local_dir) or command (the operator's scripts).
+    autoscaling_interval_seconds: float = Field(default=120.0, gt=0)
+    autoscaling_cooldown_seconds: float = Field(default=600.0, ge=0)
+    autoscaling_provider: Literal["none", "local", "command"] = "none"
+    autoscaling_min_nodes: int = Field(default=1, ge=0)
+    autoscaling_max_nodes: int = Field(default=8, ge=1)
+    autoscaling_pending_per_node: float = Field(default=10.0, gt=0)
+    autoscaling_idle_seconds: float = Field(default=3600.0, gt=0)
+    autoscaling_local_dir: str = ""
+    autoscaling_up_command: str = ""
+    autoscaling_down_command: str = ""
+    # HTTP side port of the gateway also serves the dashboard at / (JSON under /api/).
+    dashboard: bool = True
+    # Cluster status is computed at most once per this many seconds (concurrent callers share it).
+    status_cache_seconds: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _scaling_is_complete(self) -> "GatewaySettings":
+        if self.autoscaling_min_nodes > self.autoscaling_max_nodes:
+            raise ValueError("autoscaling_min_nodes must not exceed autoscaling_max_nodes")
+        if self.autoscaling_provider == "local" and not self.autoscaling_local_dir:
+            raise ValueError("autoscaling_provider=local needs autoscaling_local_dir (where the agents it starts live)")
+        if self.autoscaling_provider == "command" and not self.autoscaling_up_command:
+            raise ValueError("autoscaling_provider=command needs autoscaling_up_command")
+        return self
 
 
 class RingriftSettings(BaseSettings):

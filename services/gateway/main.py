@@ -5,18 +5,26 @@ that are leader-eligible campaign, and the leader runs the leader-only work."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from pathlib import Path
 
 from prometheus_client import Counter
 
 from ringrift.common.v1 import common_pb2
 from ringrift_gateway.adapters.facade import Managers
 from ringrift_gateway.adapters.jobs_client import JobsClient
+from ringrift_gateway.adapters.loop_store import PrometheusLoopMetrics, StatePauseStore
 from ringrift_gateway.adapters.pipeline_client import PipelineClient
+from ringrift_gateway.adapters.scaling import CommandProvider, LocalProcessProvider
 from ringrift_gateway.adapters.state_client import StateClient
+from ringrift_gateway.api.dashboard import Dashboard
 from ringrift_gateway.api.servicer import OrchestratorServicer
+from ringrift_gateway.api.status import ClusterStatus
 from ringrift_gateway.domain.leader import LeaderDuties
+from ringrift_gateway.domain.loops import Loop, LoopManager
 from ringrift_gateway.domain.pipeline import PipelineLoops
+from ringrift_gateway.domain.upkeep import AutoScaling, DataSync, IdleDetection, IdleRules, ScalingRules, Validation
 from ringrift_runtime.cluster.election import LeaderElection, Leadership
 from ringrift_runtime.cluster.etcd import Keyspace
 from ringrift_runtime.cluster.membership import membership_cache
@@ -53,6 +61,50 @@ class ClusterView:
         return [self._services.values()[name] for name in sorted(self._services.values())]
 
 
+def build_loops(settings: RingriftSettings, jobs: JobsClient, pipeline: PipelineLoops | None,
+                client: PipelineClient | None, members, provider) -> list[Loop]:
+    """The leader's loops and the order they start in (BEHAVIOUR.md, Background loops)."""
+    g = settings.gateway
+    loops = [
+        Loop("JobReaper", g.reap_interval_seconds, jobs.reap, description="LOST, stuck and unverified jobs"),
+        Loop("JobDispatcher", g.dispatch_interval_seconds, jobs.dispatch, description="pending jobs to nodes"),
+    ]
+    if pipeline is None or client is None:
+        return loops
+    rules = IdleRules(idle_seconds=g.idle_seconds, zombie_seconds=g.zombie_seconds, cooldown_seconds=g.idle_cooldown_seconds)
+    scaling = ScalingRules(
+        min_nodes=g.autoscaling_min_nodes, max_nodes=g.autoscaling_max_nodes, pending_per_node=g.autoscaling_pending_per_node,
+        idle_seconds=g.autoscaling_idle_seconds, cooldown_seconds=g.autoscaling_cooldown_seconds)
+    return loops + [
+        Loop("QueuePopulator", g.queue_interval_seconds, pipeline.populate_queue, after=("JobDispatcher",),
+             description="self-play nodes topped up to their targets"),
+        Loop("IdleDetection", g.idle_detection_interval_seconds,
+             IdleDetection(client, members, pipeline.populate_queue, rules), after=("QueuePopulator",),
+             description="idle nodes fed at once, zombie jobs restarted"),
+        Loop("GameCounter", g.games_count_interval_seconds, pipeline.count_games,
+             description="games of finished self-play jobs counted per config"),
+        Loop("TrainingTrigger", g.training_trigger_interval_seconds, pipeline.trigger_training,
+             after=("GameCounter",), description="training started for ready configs and operator requests"),
+        Loop("DataSync", g.data_sync_interval_seconds, DataSync(client, settings.pipeline.configs),
+             description="games to trainers, best models to players"),
+        Loop("EloSync", g.elo_sync_interval_seconds, pipeline.fit_ratings, description="ratings refitted from matches"),
+        Loop("Validation", g.validation_interval_seconds,
+             Validation(client, g.validation_games, g.validation_per_cycle), after=("EloSync",),
+             description="baseline gauntlets for promoted models without them"),
+        Loop("AutoScaling", g.autoscaling_interval_seconds, AutoScaling(client, members, provider, scaling),
+             after=("QueuePopulator",), description=f"nodes added and removed ({g.autoscaling_provider} provider)"),
+    ]
+
+
+def scaling_provider(settings: RingriftSettings):
+    g = settings.gateway
+    if g.autoscaling_provider == "local":
+        return LocalProcessProvider(settings, Path(g.autoscaling_local_dir))
+    if g.autoscaling_provider == "command":
+        return CommandProvider(g.autoscaling_up_command, g.autoscaling_down_command)
+    return None
+
+
 class GatewayApp:
     name = NAME
 
@@ -65,35 +117,41 @@ class GatewayApp:
         self._nodes_channel = factory.channel(settings.endpoints.nodes)
         self._selfplay_channel = factory.channel(settings.endpoints.selfplay)
         self._training_channel = factory.channel(settings.endpoints.training)
+        self._sync_channel = factory.channel(settings.endpoints.sync)
         self.state = StateClient(self._channel, source=f"gateway/{self.replica_id}")
         self.jobs = JobsClient(self._jobs_channel)
         self.members = membership_cache(settings.etcd)
         self.services = control_plane_cache(settings.etcd)
         self.view = ClusterView(self.replica_id, self.state, self.members, self.services)
         self.election: LeaderElection | None = None
-        self._sync_channel = factory.channel(settings.endpoints.sync)
+        pipeline = client = None
+        if settings.gateway.pipeline_loops:
+            client = PipelineClient(self._channel, self._jobs_channel, self._selfplay_channel, self._training_channel,
+                                    self._sync_channel)
+            selfplay = settings.selfplay
+            pipeline = PipelineLoops(client, self.state, self.members, settings.pipeline.configs,
+                                     selfplay.games_per_job, selfplay.temperature, selfplay.max_top_up_per_node)
+        loops = build_loops(settings, self.jobs, pipeline, client, self.members, scaling_provider(settings))
+        self.loops = LoopManager(loops, StatePauseStore(self.state))
         managers = Managers(self._channel, self._jobs_channel, self._nodes_channel, self._selfplay_channel, self._sync_channel)
-        servicer = OrchestratorServicer(self.view, managers, settings.pipeline.configs)
+        self.status = ClusterStatus(self.view, managers, self.state, self.loops, settings.gateway.status_cache_seconds)
+        servicer = OrchestratorServicer(self.view, managers, self.status, self.loops, settings.pipeline.configs)
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
+        self.dashboard = Dashboard(self.status, managers)
+        self.http_routes = self.dashboard.routes() if settings.gateway.dashboard else {}
 
     async def start(self, bound: Bound) -> None:
         await self.members.start(wait=False)
         await self.services.start(wait=False)
+        self.loops.metrics = PrometheusLoopMetrics(bound.registry)
+        self.dashboard.bind(asyncio.get_running_loop())
         if not self._settings.gateway.leader_eligible:
             return
         acts = Counter(
             "ringrift_leader_acts_total", "Fenced acts attempted as leader, by outcome.", ["outcome"],
             registry=bound.registry,
         )
-        pipeline = None
-        if self._settings.gateway.pipeline_loops:
-            client = PipelineClient(self._channel, self._jobs_channel, self._selfplay_channel, self._training_channel)
-            selfplay = self._settings.selfplay
-            pipeline = PipelineLoops(client, self.state, self.members, self._settings.pipeline.configs,
-                                     selfplay.games_per_job, selfplay.temperature, selfplay.max_top_up_per_node)
-        duties = LeaderDuties(
-            self.state, self.jobs, self.members, self.replica_id, self._settings.gateway, acts, pipeline
-        )
+        duties = LeaderDuties(self.state, self.members, self.replica_id, self._settings.gateway, acts, self.loops)
         self.election = LeaderElection(
             self._settings.etcd, Keyspace(self._settings.etcd.cluster_name), self.replica_id, bound.address.encode()
         )

@@ -97,8 +97,10 @@ class GrpcHost:
         registrations: Sequence[ServiceRegistration],
         settings: RingriftSettings,
         port: int | None = None,
+        routes: dict | None = None,
     ) -> None:
         self.service = service
+        self._routes = routes  # extra HTTP side-port pages (the gateway's dashboard)
         self.registrations = list(registrations)
         self.settings = settings
         self.instance = instance_name(settings, service)
@@ -144,7 +146,8 @@ class GrpcHost:
         await self._server.start()
         if self.settings.metrics.enabled:
             side = SidePort(
-                self.settings.metrics.host, self.settings.metrics_port(self.port), self.registry, lambda: self._serving
+                self.settings.metrics.host, self.settings.metrics_port(self.port), self.registry, lambda: self._serving,
+                self._routes,
             )
             side.start()
             self._side_port, self.metrics_port = side, side.port
@@ -190,7 +193,7 @@ async def serve(app: ServiceApp, settings: RingriftSettings) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    host = GrpcHost(app.name, app.registrations, settings)
+    host = GrpcHost(app.name, app.registrations, settings, routes=getattr(app, "http_routes", None))
     await host.start()
     endpoint: ServiceEndpointRegistration | None = None
     try:

@@ -92,6 +92,20 @@ class Managers:
     def events(self, from_sequence: int, event_filter: common_pb2.EventFilter):
         return _stream(self.state.WatchEvents(state_pb2.WatchEventsRequest(from_sequence=from_sequence, filter=event_filter)))
 
+    async def cluster_stats(self) -> state_pb2.GetClusterStatsResponse:
+        return await call(self.state.GetClusterStats(state_pb2.GetClusterStatsRequest()))
+
+    async def best_models(self) -> dict[str, str]:
+        reply = await call(self.state.ListModels(state_pb2.ListModelsRequest(page=common_pb2.PageRequest(page_size=1))))
+        return dict(reply.best_model_by_config)
+
+    async def recent_events(self, limit: int) -> list[common_pb2.Event]:
+        """The newest ``limit`` events, oldest first."""
+        stats = await self.cluster_stats()
+        after = max(0, stats.last_event_sequence - limit)
+        reply = await call(self.state.ListEvents(state_pb2.ListEventsRequest(after_sequence=after, limit=limit)))
+        return list(reply.events)
+
     async def models(self, config_key: str, statuses) -> state_pb2.ListModelsResponse:
         return await call(self.state.ListModels(state_pb2.ListModelsRequest(config_key=config_key, statuses=statuses)))
 

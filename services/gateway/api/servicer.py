@@ -2,21 +2,23 @@
 replica's watched views; jobs, events, models, ratings, placement, allocation and sync
 status are passed to the managers; mutations are intents the leader carries out (a
 submitted job is dispatched by the leader; a training request is stored and the leader's
-training-trigger loop starts it). The loop RPCs answer UNIMPLEMENTED until the
-LoopManager lands."""
+training-trigger loop starts it; a pause or resume is stored and the leading replica's
+LoopManager follows it within a second). Cluster status is single-flight cached."""
 
 from __future__ import annotations
 
 from ringrift.jobs.v1 import jobs_pb2
 from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from ringrift_runtime.grpc.times import now, to_timestamp
+from ringrift_gateway.api.status import loop_status
 from ringrift_runtime.validation import Validator
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
-    def __init__(self, view, managers, configs: list[str] | None = None) -> None:
+    def __init__(self, view, managers, status, loops, configs: list[str] | None = None) -> None:
         self._view = view  # ringrift_gateway.main.ClusterView
         self._managers = managers  # ringrift_gateway.adapters.facade.Managers
+        self._status = status  # ringrift_gateway.api.status.ClusterStatus
+        self._loops = loops  # ringrift_gateway.domain.loops.LoopManager
         self._configs = configs or []  # the configs this cluster trains
 
     async def TriggerTraining(self, request, context):
@@ -75,15 +77,25 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         return orchestrator_pb2.ExplainPlacementResponse(scores=await self._managers.explain(request.spec))
 
     async def GetClusterStatus(self, request, context):
-        epoch = await self._view.epoch()
-        return orchestrator_pb2.GetClusterStatusResponse(
-            leader_id=epoch.leader_id,
-            epoch=epoch.epoch,
-            services=self._view.services(),
-            nodes=self._view.nodes(include_unschedulable=True),
-            computed_at=to_timestamp(now()),
-            replica_id=self._view.replica_id,
-        )
+        return await self._status.get()
+
+    async def ListLoops(self, request, context):
+        return orchestrator_pb2.ListLoopsResponse(loops=[loop_status(r) for r in await self._status.loops()])
+
+    def _check_loop(self, name: str) -> None:
+        check = Validator()
+        check.check("name", bool(name), "is required: one of " + ", ".join(self._loops.names))
+        check.check("name", not name or name in self._loops.names,
+                    f"is not a loop of this gateway; loops are: {', '.join(self._loops.names)}")
+        check.raise_if_invalid()
+
+    async def PauseLoop(self, request, context):
+        self._check_loop(request.name)
+        return orchestrator_pb2.PauseLoopResponse(loop=loop_status(await self._loops.set_paused(request.name, True)))
+
+    async def ResumeLoop(self, request, context):
+        self._check_loop(request.name)
+        return orchestrator_pb2.ResumeLoopResponse(loop=loop_status(await self._loops.set_paused(request.name, False)))
 
     async def ListNodes(self, request, context):
         return orchestrator_pb2.ListNodesResponse(nodes=self._view.nodes(request.include_unschedulable))

@@ -1,6 +1,7 @@
 """What the gateway does while it leads: register its epoch with StateService before
 anything else, announce itself, turn membership changes into NODE_JOINED/NODE_LEFT
-events (once each, fenced), and write a fenced heartbeat. Every act first checks that
+events (once each, fenced), write a fenced heartbeat (which carries the loops' status
+for the other replicas), and run the background loops (LoopManager). Every act first checks that
 the lease is still confirmed and carries the epoch; a STALE_EPOCH answer ends the term."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from typing import Awaitable, Callable, Protocol, TypeVar
 
 from ringrift.common.v1 import common_pb2
+from ringrift_gateway.domain.loops import LoopManager
 from ringrift_runtime.cluster.cache import Change, ChangeKind, PrefixCache
 from ringrift_runtime.cluster.election import Leadership
 from ringrift_runtime.errors import Conflict, DependencyUnavailable, NotLeader, RingriftError, StaleEpoch
@@ -40,21 +42,19 @@ class LeaderDuties:
     def __init__(
         self,
         state,
-        jobs,
         members: PrefixCache,
         replica_id: str,
         settings: GatewaySettings,
         acts: ActCounter,
-        pipeline=None,
+        loops: LoopManager,
     ) -> None:
         self._state = state
-        self._jobs = jobs
         self._members = members
         self._replica_id = replica_id
         self._settings = settings
         self._heartbeat_seconds = settings.leader_heartbeat_seconds
         self._acts = acts
-        self._pipeline = pipeline  # PipelineLoops, or None when the pipeline loops are off
+        self.loops = loops
 
     async def act(self, leadership: Leadership, what: str, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one fenced mutation, only while the lease is confirmed."""
@@ -97,23 +97,10 @@ class LeaderDuties:
             await asyncio.gather(
                 self._heartbeat(leadership),
                 self._follow_members(leadership, changes),
-                self._every(leadership, "dispatch", self._settings.dispatch_interval_seconds, self._jobs.dispatch),
-                self._every(leadership, "reap", self._settings.reap_interval_seconds, self._jobs.reap),
-                *self._pipeline_loops(leadership),
+                self.loops.run(lambda what, operation: self.act(leadership, what, operation), epoch),
             )
         finally:
             self._members.unsubscribe(changes)
-
-    def _pipeline_loops(self, leadership: Leadership) -> list:
-        if self._pipeline is None:
-            return []
-        s, p = self._settings, self._pipeline
-        return [
-            self._every(leadership, "count games", s.games_count_interval_seconds, p.count_games),
-            self._every(leadership, "populate queue", s.queue_interval_seconds, p.populate_queue),
-            self._every(leadership, "trigger training", s.training_trigger_interval_seconds, p.trigger_training),
-            self._every(leadership, "fit ratings", s.elo_sync_interval_seconds, p.fit_ratings),
-        ]
 
     async def _register_epoch(self, leadership: Leadership) -> None:
         """AdvanceEpoch before acting; retry while StateService is unreachable."""
@@ -178,26 +165,13 @@ class LeaderDuties:
             if change.kind in (ChangeKind.JOINED, ChangeKind.LEFT):
                 await self._publish_member(leadership, change.kind, change.name, change.create_revision, change.value)
 
-    async def _every(self, leadership: Leadership, what: str, interval: float, operation) -> None:
-        """Run a fenced operation every ``interval`` seconds while leading. Only
-        a stale epoch or lost leadership ends the term; any other failure of the service
-        is logged and tried again next round, so a faulty dependency cannot make
-        leadership flap."""
-        while True:
-            try:
-                await self.act(leadership, what, lambda: operation(leadership.epoch))
-            except (StaleEpoch, NotLeader):
-                raise
-            except RingriftError as exc:
-                log.warning("%s failed this round: %s", what, exc)
-            await asyncio.sleep(interval)
-
     async def _heartbeat(self, leadership: Leadership) -> None:
         version = (await self.act_until_done(leadership, "read heartbeat", lambda: self._state.load_state(*HEARTBEAT))).version
         while True:
-            value = json.dumps(
-                {"leader_id": self._replica_id, "epoch": leadership.epoch, "at": time.time()}
-            ).encode()
+            value = json.dumps({
+                "leader_id": self._replica_id, "epoch": leadership.epoch, "at": time.time(),
+                "loops": self.loops.statuses(),  # what ListLoops answers on the other replicas
+            }).encode()
             try:
                 version = await self.act(
                     leadership,

@@ -34,13 +34,16 @@ class PipelineLoops:
             if not (node.draining or node.quarantined) and (not node.job_kinds or "selfplay" in node.job_kinds)
         )
 
-    async def populate_queue(self, epoch: int) -> int:
-        """Top every self-play node up to its target (at most ``max_top_up`` new jobs per
-        node per cycle), each job's config drawn by the scheduler for that node."""
+    async def populate_queue(self, epoch: int, only: list[str] | None = None) -> int:
+        """Top every self-play node (or the ``only`` ones) up to its target (at most
+        ``max_top_up`` new jobs per node per cycle), each job's config drawn by the
+        scheduler for that node."""
         active = await self._client.active_selfplay_by_node()
         models = await self._client.best_model_paths()
         jobs = []
         for node_id in self._selfplay_nodes():
+            if only is not None and node_id not in only:
+                continue
             target = await self._client.target(node_id)
             for _ in range(max(0, min(target - active.get(node_id, 0), self._max_top_up))):
                 config = await self._client.pick(node_id, self._rng.getrandbits(62) or 1)

@@ -1,15 +1,20 @@
-"""The leader's periodic JobService calls: a failing dependency is retried next round,
-only a stale epoch ends the term, and nothing runs once the lease is not confirmed."""
+"""The leader's background loops (LoopManager) on fakes: a failing round is retried with
+backoff, only a stale epoch or a lost lease ends the term, nothing runs without a
+confirmed lease, loops start in dependency order, health turns degraded after five
+errors in a row, pauses are stored (a new leader starts with them) and cancelling the
+term stops every loop at once."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
 from ringrift_gateway.domain.leader import LeaderDuties
+from ringrift_gateway.domain.loops import Loop, LoopManager, backoff_delay, start_order
 from ringrift_runtime.cluster.election import Leadership
-from ringrift_runtime.errors import NotLeader, RingriftError, StaleEpoch
+from ringrift_runtime.errors import NotFound, NotLeader, RingriftError, StaleEpoch
 from ringrift_runtime.settings import GatewaySettings
 
 
@@ -35,8 +40,25 @@ class Counter:
         return _Inc()
 
 
-def duties(acts: Counter) -> LeaderDuties:
-    return LeaderDuties(None, None, None, "gw", GatewaySettings(), acts)
+class MemoryPauses:
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    async def load(self) -> set[str]:
+        return set(self.names)
+
+    async def set(self, name: str, paused: bool) -> set[str]:
+        self.names = self.names | {name} if paused else self.names - {name}
+        return set(self.names)
+
+
+def manager(loops: list[Loop], pauses: MemoryPauses | None = None) -> LoopManager:
+    return LoopManager(loops, pauses or MemoryPauses(), rng=random.Random(1), backoff_base=0.001)
+
+
+def run_as_leader(loops: LoopManager, leadership: Leadership, acts: Counter):
+    duties = LeaderDuties(None, None, "gw", GatewaySettings(), acts, loops)
+    return loops.run(lambda what, operation: duties.act(leadership, what, operation), leadership.epoch)
 
 
 async def test_failures_are_retried_and_a_stale_epoch_ends_the_term() -> None:
@@ -50,10 +72,12 @@ async def test_failures_are_retried_and_a_stale_epoch_ends_the_term() -> None:
             raise outcome
 
     leadership = Leadership(3, "gw", Keeper())
+    loops = manager([Loop("JobDispatcher", 0.01, operation)])
     with pytest.raises(StaleEpoch):
-        await asyncio.wait_for(duties(acts)._every(leadership, "dispatch", 0.01, operation), 5)
+        await asyncio.wait_for(run_as_leader(loops, leadership, acts), 5)
     assert calls == [3, 3, 3] and leadership.deposed
     assert acts.counts == {"accepted": 1, "stale": 1}
+    assert loops.records["JobDispatcher"].health == "STOPPED"  # the term is over
 
 
 async def test_nothing_runs_without_a_confirmed_lease() -> None:
@@ -64,5 +88,106 @@ async def test_nothing_runs_without_a_confirmed_lease() -> None:
 
     keeper.alive = False
     with pytest.raises(NotLeader):
-        await duties(Counter())._every(Leadership(3, "gw", keeper), "reap", 0.01, operation)
+        await asyncio.wait_for(run_as_leader(manager([Loop("JobReaper", 0.01, operation)]),
+                                             Leadership(3, "gw", keeper), Counter()), 5)
     assert calls == []
+
+
+def test_backoff_grows_by_half_up_to_the_cap_with_jitter_and_never_below_the_interval() -> None:
+    rng = random.Random(7)
+    assert backoff_delay(0, 60, rng) == 60  # no error: the interval
+    for errors, nominal in [(1, 1.0), (2, 1.5), (3, 2.25), (5, 5.0625), (20, 300.0)]:
+        delay = backoff_delay(errors, 0.1, rng)
+        assert min(nominal * 0.8, 300) <= delay <= min(nominal * 1.2, 300), (errors, delay)
+    assert backoff_delay(40, 0.1, rng) <= 300  # capped after jitter too
+    assert backoff_delay(1, 30, rng) == 30  # an error never makes a loop run faster
+
+
+def test_start_order_follows_dependencies_and_refuses_cycles() -> None:
+    async def op(epoch: int) -> None:
+        return None
+
+    loops = [Loop("Trigger", 1, op, after=("Counter",)), Loop("Counter", 1, op), Loop("Idle", 1, op, after=("Queue",)),
+             Loop("Queue", 1, op, after=("Dispatch",)), Loop("Dispatch", 1, op)]
+    names = [l.name for l in start_order(loops)]
+    assert names.index("Counter") < names.index("Trigger")
+    assert names.index("Dispatch") < names.index("Queue") < names.index("Idle")
+    with pytest.raises(ValueError, match="cycle"):
+        start_order([Loop("A", 1, op, after=("B",)), Loop("B", 1, op, after=("A",))])
+    with pytest.raises(ValueError, match="unknown loop"):
+        start_order([Loop("A", 1, op, after=("Nope",))])
+
+
+async def test_a_loop_starts_after_the_first_round_of_the_loops_it_runs_after() -> None:
+    order: list[str] = []
+    counted = asyncio.Event()
+
+    async def count(epoch: int) -> None:
+        await asyncio.sleep(0.05)
+        order.append("GameCounter")
+        counted.set()
+
+    async def trigger(epoch: int) -> None:
+        order.append("TrainingTrigger")
+
+    loops = manager([Loop("TrainingTrigger", 10, trigger, after=("GameCounter",)), Loop("GameCounter", 10, count)])
+    task = asyncio.create_task(run_as_leader(loops, Leadership(1, "gw", Keeper()), Counter()))
+    while len(order) < 2:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert order == ["GameCounter", "TrainingTrigger"]
+
+
+async def test_health_degrades_after_five_errors_in_a_row_and_recovers() -> None:
+    calls = []
+
+    async def flaky(epoch: int) -> None:
+        calls.append(epoch)
+        if len(calls) <= 5:
+            raise RingriftError("dependency down")
+
+    loops = manager([Loop("DataSync", 0.001, flaky)])
+    seen = []
+    task = asyncio.create_task(run_as_leader(loops, Leadership(1, "gw", Keeper()), Counter()))
+    while len(calls) < 7:
+        seen.append(loops.records["DataSync"].health)
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "DEGRADED" in seen
+    record = loops.records["DataSync"]
+    assert record.consecutive_errors == 0 and record.last_error == "" and record.runs >= 6
+    assert record.health == "STOPPED"  # cancelled with the term: stopped at once
+
+
+async def test_a_paused_loop_does_not_run_and_a_new_leader_keeps_it_paused() -> None:
+    runs: dict[str, int] = {"EloSync": 0, "JobReaper": 0}
+
+    def counting(name):
+        async def op(epoch: int) -> None:
+            runs[name] += 1
+        return op
+
+    pauses = MemoryPauses()
+    first = manager([Loop("EloSync", 0.01, counting("EloSync")), Loop("JobReaper", 0.01, counting("JobReaper"))], pauses)
+    with pytest.raises(NotFound, match="loops are: EloSync, JobReaper"):
+        await first.set_paused("Nope", True)
+    answer = await first.set_paused("EloSync", True)  # taken while not leading: stored, reported paused
+    assert answer["health"] == "PAUSED" and pauses.names == {"EloSync"}
+
+    # A new leader (another replica's manager over the same store) starts with it paused.
+    second = manager([Loop("EloSync", 0.01, counting("EloSync")), Loop("JobReaper", 0.01, counting("JobReaper"))], pauses)
+    task = asyncio.create_task(run_as_leader(second, Leadership(2, "gw2", Keeper()), Counter()))
+    while runs["JobReaper"] < 5:
+        await asyncio.sleep(0.01)
+    assert runs["EloSync"] == 0 and second.records["EloSync"].health == "PAUSED"
+    resumed = await second.set_paused("EloSync", False)
+    assert resumed["health"] == "HEALTHY" and pauses.names == set()
+    while runs["EloSync"] < 1:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

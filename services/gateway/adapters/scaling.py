@@ -1,0 +1,149 @@
+"""Providers the AutoScaling loop adds and removes nodes through.
+
+- ``local``: node agents as processes on this machine (the demo and a single big box).
+  Each agent's pid is kept in ``<dir>/<node>/agent.pid``, so another gateway replica
+  that becomes leader can remove what its predecessor started.
+- ``command``: the operator's own scripts for their cloud. The scale-up command gets the
+  number of nodes to add as its last argument and may print the new node ids, one per
+  line; the scale-down command gets the node id. Commands are split like a shell would
+  (no shell runs them) and come only from the gateway's settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shlex
+import signal
+from pathlib import Path
+
+from ringrift_runtime.errors import DependencyUnavailable
+from ringrift_runtime.local.processes import ServiceProcess
+from ringrift_runtime.settings import RingriftSettings
+
+log = logging.getLogger("ringrift.gateway.scaling")
+PID_FILE = "agent.pid"
+# Settings a started agent must not inherit from the gateway that starts it.
+NOT_INHERITED = ("RINGRIFT_SERVER__", "RINGRIFT_INSTANCE_ID", "RINGRIFT_GATEWAY__", "RINGRIFT_METRICS__",
+                 "RINGRIFT_AGENT__NODE_ID", "RINGRIFT_AGENT__DATA_DIR")
+COMMAND_TIMEOUT_SECONDS = 300.0
+
+
+class LocalProcessProvider:
+    name = "local"
+
+    def __init__(self, settings: RingriftSettings, directory: Path, prefix: str = "auto-") -> None:
+        self._settings = settings
+        self._dir = directory
+        self._prefix = prefix
+
+    def _pid_file(self, node_id: str) -> Path:
+        return self._dir / node_id / PID_FILE
+
+    def manages(self, node_id: str) -> bool:
+        return node_id.startswith(self._prefix) and self._pid_file(node_id).exists()
+
+    def _next_ids(self, count: int) -> list[str]:
+        taken = {p.name for p in self._dir.glob(f"{self._prefix}*")} if self._dir.exists() else set()
+        ids, n = [], 1
+        while len(ids) < count:
+            candidate = f"{self._prefix}{n}"
+            if candidate not in taken:
+                ids.append(candidate)
+            n += 1
+        return ids
+
+    def _env(self, node_id: str) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items() if k.startswith("RINGRIFT_") and not k.startswith(NOT_INHERITED)}
+        return {
+            **inherited,
+            "RINGRIFT_ETCD__ENDPOINTS": json.dumps(self._settings.etcd.endpoints),
+            "RINGRIFT_ETCD__CLUSTER_NAME": self._settings.etcd.cluster_name,
+            "RINGRIFT_INSTANCE_ID": node_id,
+            "RINGRIFT_AGENT__NODE_ID": node_id,
+            "RINGRIFT_AGENT__DATA_DIR": str(self._dir / node_id / "data"),
+            "RINGRIFT_METRICS__PORT": "0",
+        }
+
+    def _start(self, node_id: str) -> None:
+        process = ServiceProcess("agent", self._dir / node_id, env=self._env(node_id))
+        process.start(own_session=True)
+        assert process.process is not None
+        self._pid_file(node_id).write_text(str(process.process.pid))
+
+    async def add(self, count: int) -> list[str]:
+        started = []
+        for node_id in self._next_ids(count):
+            try:
+                await asyncio.to_thread(self._start, node_id)  # waits for the agent's ready file
+            except (OSError, TimeoutError, RuntimeError) as exc:
+                raise DependencyUnavailable(f"could not start agent {node_id}: {exc}") from exc
+            started.append(node_id)
+        return started
+
+    async def remove(self, node_id: str) -> None:
+        pid_file = self._pid_file(node_id)
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)  # the agent drains and leaves the cluster
+        except ProcessLookupError:
+            pass
+        pid_file.unlink(missing_ok=True)
+
+
+def stop_local_agents(directory: Path) -> int:
+    """Stop every agent a local provider started under ``directory`` (``ringrift down``)."""
+    stopped = 0
+    for pid_file in directory.glob(f"*/{PID_FILE}"):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            stopped += 1
+        except (OSError, ValueError):
+            pass
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+class CommandProvider:
+    name = "command"
+
+    def __init__(self, up_command: str, down_command: str, prefix: str = "") -> None:
+        self._up = shlex.split(up_command)
+        self._down = shlex.split(down_command)
+        self._prefix = prefix
+
+    def manages(self, node_id: str) -> bool:
+        return bool(self._down) and node_id.startswith(self._prefix)
+
+    async def _run(self, argv: list[str]) -> str:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        except OSError as exc:
+            raise DependencyUnavailable(f"scaling command {argv[0]} cannot run: {exc}") from exc
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise DependencyUnavailable(f"scaling command {argv[0]} took longer than {COMMAND_TIMEOUT_SECONDS:.0f} s")
+        if process.returncode != 0:
+            raise DependencyUnavailable(
+                f"scaling command {argv[0]} exited with {process.returncode}: {err.decode(errors='replace')[-300:]}")
+        return out.decode(errors="replace")
+
+    async def add(self, count: int) -> list[str]:
+        if not self._up:
+            raise DependencyUnavailable("no scale-up command is configured (RINGRIFT_GATEWAY__AUTOSCALING_UP_COMMAND)")
+        output = await self._run([*self._up, str(count)])
+        return [line.strip() for line in output.splitlines() if line.strip()]
+
+    async def remove(self, node_id: str) -> None:
+        if not self._down:
+            raise DependencyUnavailable("no scale-down command is configured (RINGRIFT_GATEWAY__AUTOSCALING_DOWN_COMMAND)")
+        await self._run([*self._down, node_id])
