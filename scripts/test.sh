@@ -4,7 +4,7 @@
 # test fails: pytest's exit code 5 is turned into 1.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$ROOT/scripts/bootstrap.sh"
+"$ROOT/scripts/bootstrap.sh" --tests
 cd "$ROOT"
 set +e
 .venv/bin/python -m pytest "$@"

@@ -10,6 +10,8 @@ fallback to defaults. This is the only module that reads the environment.
 
 from __future__ import annotations
 
+import json
+
 import difflib
 import os
 import tomllib
@@ -469,3 +471,17 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Ri
         raise SettingsError(f"invalid settings{source}: {problems}") from None
     finally:
         _TOML_DATA.reset(token)
+
+
+def to_environment(settings: RingriftSettings, sections: list[str], leave_out: tuple[str, ...] = ()) -> dict[str, str]:
+    """Sections of ``settings`` as RINGRIFT_* variables, so a process this one starts
+    (an agent the autoscaler adds) reads the same values. ``leave_out``: ``section.field``
+    names not to pass on."""
+    env: dict[str, str] = {}
+    for section in sections:
+        for name, value in getattr(settings, section).model_dump(mode="json").items():
+            if f"{section}.{name}" in leave_out or value is None:
+                continue
+            key = f"{ENV_PREFIX}{section.upper()}{ENV_NESTED_DELIMITER}{name.upper()}"
+            env[key] = value if isinstance(value, str) else json.dumps(value)
+    return env

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ringrift_gateway.adapters.scaling import stop_local_agents
 from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
 
@@ -53,6 +54,8 @@ class LocalCluster:
     agents: int = 3
     gateways: int = 2
     cluster_name: str = "local"
+    # Let the leader add up to this many agents (local-process provider); 0: no autoscaling.
+    autoscale_extra: int = 0
     # Extra settings for every process (DEMO_ENV by default).
     settings_env: dict[str, str] = field(default_factory=lambda: dict(DEMO_ENV))
     etcd: EtcdServer | None = None
@@ -79,6 +82,20 @@ class LocalCluster:
         self._write_cluster_file()
         return process
 
+    @property
+    def autoscale_dir(self) -> Path:
+        return self.root / "autoscale"
+
+    def _autoscaling_env(self) -> dict[str, str]:
+        if not self.autoscale_extra:
+            return {}
+        return {
+            "RINGRIFT_GATEWAY__AUTOSCALING_PROVIDER": "local",
+            "RINGRIFT_GATEWAY__AUTOSCALING_LOCAL_DIR": str(self.autoscale_dir),
+            "RINGRIFT_GATEWAY__AUTOSCALING_MIN_NODES": str(self.agents),
+            "RINGRIFT_GATEWAY__AUTOSCALING_MAX_NODES": str(self.agents + self.autoscale_extra),
+        }
+
     def up(self, progress: Callable[[str], None]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         progress("etcd")
@@ -91,7 +108,7 @@ class LocalCluster:
             self._start(manager, manager)
         for index in range(self.gateways):
             progress(f"gateway-{index + 1}")
-            self._start("gateway", f"gateway-{index + 1}")
+            self._start("gateway", f"gateway-{index + 1}", self._autoscaling_env())
         for index in range(self.agents):
             node_id = f"node-{index + 1}"
             progress(node_id)
@@ -109,6 +126,10 @@ class LocalCluster:
     def gateway_address(self) -> str:
         return next(p.address for name, p in self.processes if p.service == "gateway")
 
+    @property
+    def dashboard_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{p.metrics_port}/" for _, p in self.processes if p.service == "gateway" and p.metrics_port]
+
     def _write_cluster_file(self) -> None:
         assert self.etcd is not None
         description = {
@@ -116,7 +137,7 @@ class LocalCluster:
             "etcd": {"endpoint": self.etcd.endpoint, "pid": self.etcd.pid},
             "processes": [
                 {"name": name, "service": p.service, "address": p.address, "pid": p.process.pid if p.process else None,
-                 "log": str(p.log_path)}
+                 "metrics_port": p.metrics_port, "log": str(p.log_path)}
                 for name, p in self.processes
             ],
         }
@@ -125,9 +146,11 @@ class LocalCluster:
         tmp.replace(self.root / CLUSTER_FILE)
 
     def down(self) -> None:
-        """Stop agents and gateways first, then the managers, state, and etcd."""
+        """Stop agents and gateways first (with any agent the leader added), then the
+        managers, state, and etcd."""
         for _, process in reversed(self.processes):
             process.stop()
+        stop_local_agents(self.autoscale_dir)
         if self.etcd is not None:
             self.etcd.stop()
         (self.root / CLUSTER_FILE).unlink(missing_ok=True)
@@ -154,6 +177,7 @@ def stop_from_file(root: Path, timeout: float = 20.0) -> int:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        stop_local_agents(root / "autoscale")
         (root / CLUSTER_FILE).unlink(missing_ok=True)
         return len(pids)
     deadline = time.monotonic() + timeout

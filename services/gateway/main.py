@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from ringrift.common.v1 import common_pb2
 from ringrift_gateway.adapters.facade import Managers
@@ -144,6 +144,8 @@ class GatewayApp:
         await self.members.start(wait=False)
         await self.services.start(wait=False)
         self.loops.metrics = PrometheusLoopMetrics(bound.registry)
+        Gauge("ringrift_gateway_status_computations", "Cluster status computations since start (shared by "
+              "concurrent requests).", registry=bound.registry).set_function(lambda: self.status.computations)
         self.dashboard.bind(asyncio.get_running_loop())
         if not self._settings.gateway.leader_eligible:
             return

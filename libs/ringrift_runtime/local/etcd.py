@@ -4,6 +4,7 @@ data (etcd restart scenarios), paused and resumed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,27 @@ def find_etcd() -> str:
         "etcd is not installed: install Debian's etcd-server package (apt-get install etcd-server) "
         "or put an etcd binary on PATH"
     )
+
+
+def install_etcd() -> str:
+    """Install Debian's etcd-server for the user when this machine allows it (root, or
+    sudo without a password prompt); the path of etcd, or EtcdNotFound saying what to do."""
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise EtcdNotFound("etcd is not installed and this is not a Debian-like system: put an etcd binary on PATH")
+    if os.geteuid() == 0:
+        prefix: list[str] = []
+    elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        prefix = ["sudo", "-n"]
+    else:
+        raise EtcdNotFound("etcd is not installed: run `sudo apt-get install etcd-server` (or put etcd on PATH)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "--no-install-recommends", "etcd-server"]):
+        result = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            raise EtcdNotFound(f"installing etcd-server failed ({result.stderr.strip()[-300:]}): "
+                               "install it yourself with `apt-get install etcd-server`")
+    return find_etcd()
 
 
 class EtcdServer:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import shlex
@@ -21,13 +20,14 @@ from pathlib import Path
 
 from ringrift_runtime.errors import DependencyUnavailable
 from ringrift_runtime.local.processes import ServiceProcess
-from ringrift_runtime.settings import RingriftSettings
+from ringrift_runtime.settings import RingriftSettings, to_environment
 
 log = logging.getLogger("ringrift.gateway.scaling")
 PID_FILE = "agent.pid"
-# Settings a started agent must not inherit from the gateway that starts it.
-NOT_INHERITED = ("RINGRIFT_SERVER__", "RINGRIFT_INSTANCE_ID", "RINGRIFT_GATEWAY__", "RINGRIFT_METRICS__",
-                 "RINGRIFT_AGENT__NODE_ID", "RINGRIFT_AGENT__DATA_DIR")
+# What a started agent gets from the gateway's own settings (its identity and data
+# directory are its own).
+PASSED_ON = ["etcd", "client", "logging", "agent", "pipeline"]
+OWN = ("agent.node_id", "agent.data_dir")
 COMMAND_TIMEOUT_SECONDS = 300.0
 
 
@@ -56,11 +56,8 @@ class LocalProcessProvider:
         return ids
 
     def _env(self, node_id: str) -> dict[str, str]:
-        inherited = {k: v for k, v in os.environ.items() if k.startswith("RINGRIFT_") and not k.startswith(NOT_INHERITED)}
         return {
-            **inherited,
-            "RINGRIFT_ETCD__ENDPOINTS": json.dumps(self._settings.etcd.endpoints),
-            "RINGRIFT_ETCD__CLUSTER_NAME": self._settings.etcd.cluster_name,
+            **to_environment(self._settings, PASSED_ON, OWN),
             "RINGRIFT_INSTANCE_ID": node_id,
             "RINGRIFT_AGENT__NODE_ID": node_id,
             "RINGRIFT_AGENT__DATA_DIR": str(self._dir / node_id / "data"),
