@@ -31,9 +31,4 @@ PACKAGES, PACKAGE_DIR = discover()
 setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
-    # Alembic scripts are data to setuptools (script.py.mako is not Python).
-    package_data={
-        "ringrift_state": ["adapters/migrations/script.py.mako"],
-        "ringrift_agent": ["templates/*.toml"],  # the built-in job catalog
-    },
-)
+)  # package data (the job catalog, Alembic's template) is declared in pyproject.toml

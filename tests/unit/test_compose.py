@@ -54,3 +54,11 @@ def test_images_and_database_are_overridable_by_environment() -> None:
     assert services["etcd"]["image"] == "local/etcd:dev"
     assert services["state"]["environment"]["RINGRIFT_STATE__DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert "postgres" in services
+
+
+def test_the_compose_demo_settings_are_the_local_clusters() -> None:
+    from ringrift_cli.local_cluster import DEMO_ENV
+
+    lines = (ROOT / "deploy" / "demo.env").read_text().splitlines()
+    settings = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    assert settings == DEMO_ENV

@@ -1,0 +1,229 @@
+"""The compose deployment on a real Docker engine (marker ``e2e``; `.ci/run` runs it when
+an engine answers). Images are built from local parts (scripts/build-images.sh), the
+stack comes up with the demo settings, a client outside the containers talks to the
+published gateway by reflection only, the reference workload is driven until a model is
+promoted, then the failures: the leading gateway killed, an agent killed during running
+jobs, an agent cut off the network and back, etcd restarted, and at the end
+`docker compose down -v` leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool, json_format, message_factory
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from ringrift_runtime.local.ports import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "ringrift-e2e"
+SERVICE = "ringrift.orchestrator.v1.OrchestratorService"
+LEASE_TTL = 5
+
+
+def _docker_available() -> str | None:
+    if shutil.which("docker") is None:
+        return "no docker CLI on this machine"
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
+        return "no Docker engine answers (docker info failed)"
+    return None
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], gateway_port: int, metrics_port: int) -> None:
+        self.env = env
+        self.gateway = f"127.0.0.1:{gateway_port}"
+        self.metrics_port = metrics_port
+        self.compose_binary = str(Path(sys.executable).parent / "docker-compose")
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        result = subprocess.run([self.compose_binary, "-p", PROJECT, "-f", str(ROOT / "compose.yaml"), *args],
+                                capture_output=True, text=True, timeout=timeout, env=self.env)
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker compose {' '.join(args)} failed: {result.stderr[-3000:]}")
+        return result
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "-q", "--all", service).stdout.strip()
+
+    def inside(self, service: str, *command: str) -> dict | list:
+        """A CLI call from inside a container (reaches every gateway replica)."""
+        result = self.compose("exec", "-T", service, *command, timeout=120)
+        return json.loads(result.stdout)
+
+    # -- the gateway, by reflection only (as a tool in another language would) ----------
+
+    def call(self, method: str, request: dict, timeout: float = 20):
+        with grpc.insecure_channel(self.gateway) as channel:
+            pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+            service = pool.FindServiceByName(SERVICE)
+            rpc = service.FindMethodByName(method)
+            request_class = message_factory.GetMessageClass(rpc.input_type)
+            response_class = message_factory.GetMessageClass(rpc.output_type)
+            invoke = channel.unary_unary(f"/{SERVICE}/{method}", request_serializer=lambda m: m.SerializeToString(),
+                                         response_deserializer=response_class.FromString)
+            reply = invoke(json_format.ParseDict(request, request_class()), timeout=timeout)
+            return json_format.MessageToDict(reply, preserving_proto_field_name=True)
+
+    def status(self) -> dict:
+        return self.call("GetClusterStatus", {})
+
+    def wait(self, what: str, check, timeout: float, interval: float = 1.0):
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                last = check()
+                if last:
+                    return last
+            except (grpc.RpcError, AssertionError, subprocess.CalledProcessError, json.JSONDecodeError) as exc:
+                last = exc
+            time.sleep(interval)
+        raise AssertionError(f"{what} did not happen within {timeout:.0f} s; last: {str(last)[:2000]}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    problem = _docker_available()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"the e2e test needs a Docker engine: {problem}")
+        pytest.skip(f"the e2e test needs a Docker engine: {problem}")
+    build = subprocess.run([str(ROOT / "scripts" / "build-images.sh")], capture_output=True, text=True, timeout=1800)
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-3000:]
+    images = dict(line.split("=", 1) for line in (ROOT / "dist" / "images.env").read_text().split())
+    settings = tmp_path_factory.mktemp("compose") / "e2e.env"
+    demo = (ROOT / "deploy" / "demo.env").read_text()
+    settings.write_text(demo + f"RINGRIFT_ETCD__LEASE_TTL_SECONDS={LEASE_TTL}\nRINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS=0.5\n")
+    gateway_port, metrics_port = free_port(), free_port()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"), **images,
+           "RINGRIFT_ENV_FILE": str(settings), "RINGRIFT_GATEWAY_PORT": str(gateway_port),
+           "RINGRIFT_GATEWAY_METRICS_PORT": str(metrics_port)}
+    s = Stack(env, gateway_port, metrics_port)
+    s.compose("down", "-v", "--remove-orphans", check=False)
+    try:
+        s.compose("up", "-d", "--wait", "--wait-timeout", "300", timeout=420)
+        yield s
+    finally:
+        logs = s.compose("logs", "--no-color", "--tail", "200", check=False).stdout
+        (ROOT / "dist" / "e2e-compose.log").write_text(logs)
+        s.compose("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=300)
+        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+                              capture_output=True, text=True).stdout.split()
+        volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
+                                  f"label=com.docker.compose.project={PROJECT}"], capture_output=True, text=True).stdout.split()
+        networks = subprocess.run(["docker", "network", "ls", "-q", "--filter",
+                                   f"label=com.docker.compose.project={PROJECT}"], capture_output=True, text=True).stdout.split()
+        assert (left, volumes, networks) == ([], [], []), "docker compose down -v left things behind"
+
+
+def _nodes(stack: Stack) -> list[str]:
+    return sorted(n["node_id"] for n in stack.status().get("nodes", []))
+
+
+def test_the_stack_is_healthy_and_answers_a_reflection_call_from_outside(stack: Stack) -> None:
+    config = stack.compose("config", "--quiet")
+    assert config.returncode == 0
+    status = stack.wait("a leader and three agents",
+                        lambda: (s := stack.status()).get("leader_id") and len(s.get("nodes", [])) == 3 and s, 120)
+    assert status["leader_id"] in ("gateway-1", "gateway-2")
+    assert {s["service"] for s in status["services"]} >= {"state", "nodes", "sync", "jobs", "selfplay", "training", "gateway"}
+    health = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .State.Health.Status}}",
+                                        stack.container("agent-1")], capture_output=True, text=True).stdout)
+    assert health == "healthy"
+
+
+def test_the_reference_workload_reaches_a_promoted_model(stack: Stack) -> None:
+    def promoted():
+        models = stack.call("ListModels", {"statuses": ["MODEL_STATUS_PROMOTED"]}).get("models", [])
+        return models or None
+
+    models = stack.wait("a promoted model", promoted, 900, interval=5)
+    assert models[0]["config_key"] in ("square6_2p", "square8_2p", "square6_3p")
+    ratings = stack.call("ListRatings", {"config_key": models[0]["config_key"]}).get("ratings", [])
+    assert any(r["player"] == models[0]["model_id"] for r in ratings)
+
+
+def test_killing_the_leading_gateway_makes_the_other_lead(stack: Stack) -> None:
+    before = stack.inside("gateway-2", "ringrift", "status", "--gateway", "127.0.0.1:50050", "--json")
+    leader, epoch = before["leaderId"], int(before["epoch"])
+    other = "gateway-2" if leader == "gateway-1" else "gateway-1"
+    subprocess.run(["docker", "kill", stack.container(leader)], check=True, capture_output=True)
+    after = stack.wait(f"{other} leading", lambda: (
+        s := stack.inside(other, "ringrift", "status", "--gateway", "127.0.0.1:50050", "--json"))
+        ["leaderId"] == other and int(s["epoch"]) > epoch and s, 60)
+    loops = {l["name"]: l for l in after["loops"]}
+    assert loops["JobDispatcher"]["health"] == "LOOP_HEALTH_HEALTHY"
+    stack.compose("start", leader)
+    stack.wait(f"{leader} healthy again", lambda: json.loads(subprocess.run(
+        ["docker", "inspect", "--format", "{{json .State.Health.Status}}", stack.container(leader)],
+        capture_output=True, text=True).stdout) == "healthy", 120, interval=2)
+
+
+def test_jobs_of_a_killed_agent_are_lost_and_retried_elsewhere(stack: Stack) -> None:
+    stack.wait("three agents", lambda: _nodes(stack) == ["agent-1", "agent-2", "agent-3"], 120)
+    jobs = []
+    for i in range(6):  # on agent-3 or agent-2, whichever the selector prefers
+        reply = stack.call("SubmitJob", {"spec": {"kind": "sleep", "params": {"seconds": "45"},
+                                                  "requirements": {"required_node_ids": ["agent-3", "agent-2"]}},
+                                         "idempotency_key": f"e2e-lost-{i}-{time.time()}"})
+        jobs.append(reply["job"]["job_id"])
+
+    def on_agent_3():
+        found = [stack.call("GetJob", {"job_id": j})["job"] for j in jobs]
+        return [j["job_id"] for j in found if j.get("state") == "JOB_STATE_RUNNING" and j.get("node_id") == "agent-3"]
+
+    victims = stack.wait("a job running on agent-3", on_agent_3, 120)
+    stack.compose("kill", "agent-3")
+
+    def retried():
+        found = [stack.call("GetJob", {"job_id": j})["job"] for j in victims]
+        ok = all(any(a.get("state") == "JOB_STATE_LOST" and a.get("node_id") == "agent-3" for a in j.get("attempts", []))
+                 and j.get("node_id") == "agent-2" and j.get("state") in ("JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED",
+                                                                          "JOB_STATE_SCHEDULED", "JOB_STATE_STARTING")
+                 for j in found)
+        return found if ok else None
+
+    stack.wait("the lost jobs retried on agent-2", retried, 180, interval=2)
+    stack.compose("start", "agent-3")
+    stack.wait("agent-3 back", lambda: "agent-3" in _nodes(stack), 120)
+    for job_id in jobs:
+        stack.call("CancelJob", {"job_id": job_id, "reason": "e2e cleanup"})
+
+
+def test_an_agent_cut_off_the_network_leaves_and_rejoins(stack: Stack) -> None:
+    network = f"{PROJECT}_default"
+    container = stack.container("agent-2")
+    stack.wait("agent-2 present", lambda: "agent-2" in _nodes(stack), 60)
+    subprocess.run(["docker", "network", "disconnect", network, container], check=True, capture_output=True)
+    try:
+        stack.wait("agent-2 gone", lambda: "agent-2" not in _nodes(stack), LEASE_TTL + 30)
+    finally:
+        subprocess.run(["docker", "network", "connect", "--alias", "agent-2", network, container], check=True,
+                       capture_output=True)
+    stack.wait("agent-2 back", lambda: "agent-2" in _nodes(stack), 120)
+    out = stack.compose("exec", "-T", "gateway-1", "ringrift", "events", "--gateway", "127.0.0.1:50050", "--json",
+                        "--type", "node_left", "--type", "node_joined", "--limit", "1000", timeout=120).stdout
+    story = [(e["type"], e["subject"]) for e in map(json.loads, out.splitlines()) if e.get("subject") == "agent-2"]
+    assert story[-2:] == [("EVENT_TYPE_NODE_LEFT", "agent-2"), ("EVENT_TYPE_NODE_JOINED", "agent-2")], story
+
+
+def test_the_cluster_recovers_from_an_etcd_restart(stack: Stack) -> None:
+    stack.compose("restart", "-t", "5", "etcd")
+    stack.wait("a leader and three agents after the etcd restart",
+               lambda: (s := stack.status()).get("leader_id") and len(s.get("nodes", [])) == 3, 180, interval=2)
+    reply = stack.call("SubmitJob", {"spec": {"kind": "echo", "params": {"message": "after-etcd"}},
+                                     "idempotency_key": f"e2e-echo-{time.time()}"})
+    job_id = reply["job"]["job_id"]
+    stack.wait("a job after the restart", lambda: stack.call("GetJob", {"job_id": job_id})["job"].get("state")
+               == "JOB_STATE_SUCCEEDED", 120)
