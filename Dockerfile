@@ -5,6 +5,8 @@
 # Any base with Python 3.11+ and its venv module works.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.title="ringrift-orchestrator" \
+      org.opencontainers.image.description="RingRift Orchestrator: every control-plane process and the node agent"
 
 ARG WHEELHOUSE=dist/wheelhouse
 COPY ${WHEELHOUSE} /tmp/wheelhouse

@@ -72,6 +72,8 @@ fi
 "$ROOT/scripts/build-wheels.sh"
 echo "build-images: building $IMAGE from $BASE_IMAGE"
 docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" "$ROOT" >/dev/null
+# Earlier builds of the image, now untagged, are only taking disk space.
+docker image prune -f --filter "label=org.opencontainers.image.title=ringrift-orchestrator" >/dev/null
 
 mkdir -p dist
 cat > dist/images.env <<ENV

@@ -91,9 +91,14 @@ async def _paused_leader_round(cluster: LocalCluster, iteration: int) -> None:
 
     # Whatever it attempts with its old epoch changes nothing.
     await _stale_write_is_refused(cluster, current.epoch)
+    # Once the new leader's heartbeat is stored, the old leader never overwrites it.
+    deadline = time.monotonic() + 10
+    while (await _heartbeat_leader(cluster)).get("epoch", 0) < new.epoch:
+        assert time.monotonic() < deadline, f"iteration {iteration}: epoch {new.epoch} never wrote a heartbeat"
+        await asyncio.sleep(0.02)
     for _ in range(10):
         beat = await _heartbeat_leader(cluster)
-        assert beat.get("epoch", new.epoch) >= new.epoch or beat.get("leader_id") != current.leader_id
+        assert beat.get("epoch", 0) >= new.epoch, f"iteration {iteration}: heartbeat went back to {beat}"
         await asyncio.sleep(0.05)
     assert old.process.poll() is None  # it survived and went back to campaigning
 
