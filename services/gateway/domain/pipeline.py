@@ -2,8 +2,8 @@
 node at its target with weighted config picks, count the games of finished self-play
 jobs, ask the TrainingCoordinator to train every ready config, and refit ratings.
 
-Each loop is one fenced operation repeated by LeaderDuties._every: it runs only while
-this replica leads, with its epoch."""
+Each is one fenced round that the LoopManager repeats (QueuePopulator, GameCounter,
+TrainingTrigger, EloSync): it runs only while this replica leads, with its epoch."""
 
 from __future__ import annotations
 
