@@ -4,7 +4,8 @@ trainer, declared RTX 4090 and a CPU-only node) playing the reference workload. 
 the time limit at least two configs reach two promoted generations, their ratings rise,
 and the event log tells the story from self-play to promotion.
 
-Not in the default run (it takes 4–7 minutes, sometimes more): `./scripts/test.sh -m pipeline`."""
+Not in the default run (it takes 2–4 minutes of both cores): `./scripts/test.sh -m
+pipeline`; `.ci/run` runs it after the default suite."""
 
 from __future__ import annotations
 
