@@ -238,15 +238,21 @@ def nodes(
         console.print(table)
 
 
-def _job_states(names: list[str]) -> list[int]:
-    states = []
+def _enum_values(enum, prefix: str, names: list[str], what: str) -> list[int]:
+    """``pending`` -> JOB_STATE_PENDING and so on; an unknown name ends the command with
+    the names it accepts."""
+    values = []
     for name in names:
         try:
-            states.append(common_pb2.JobState.Value("JOB_STATE_" + name.upper()))
+            values.append(enum.Value(prefix + name.upper()))
         except ValueError:
-            known = ", ".join(n.removeprefix("JOB_STATE_").lower() for n in common_pb2.JobState.keys()[1:])
-            _fail(f"unknown job state {name!r}: use one of {known}", 2)
-    return states
+            known = ", ".join(n.removeprefix(prefix).lower() for n in enum.keys()[1:])
+            _fail(f"unknown {what} {name!r}: use one of {known}", 2)
+    return values
+
+
+def _job_states(names: list[str]) -> list[int]:
+    return _enum_values(common_pb2.JobState, "JOB_STATE_", names, "job state")
 
 
 @app.command()
@@ -453,14 +459,7 @@ def loops_resume(
 
 
 def _event_types(names: list[str]) -> list[int]:
-    types = []
-    for name in names:
-        try:
-            types.append(common_pb2.EventType.Value("EVENT_TYPE_" + name.upper()))
-        except ValueError:
-            known = ", ".join(n.removeprefix("EVENT_TYPE_").lower() for n in common_pb2.EventType.keys()[1:])
-            _fail(f"unknown event type {name!r}: use one of {known}", 2)
-    return types
+    return _enum_values(common_pb2.EventType, "EVENT_TYPE_", names, "event type")
 
 
 @app.command()

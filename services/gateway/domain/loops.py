@@ -169,11 +169,11 @@ class LoopManager:
     async def _refresh_paused(self) -> None:
         if time.monotonic() - self._paused_at < PAUSED_REFRESH_SECONDS:
             return
+        self._paused_at = time.monotonic()  # before the read: concurrent loops share one
         try:
             self._paused = await self._pauses.load()
         except Exception as exc:  # keep the last known set; the store is retried next time
             log.debug("paused loops not refreshed: %s", exc)
-        self._paused_at = time.monotonic()
         self._apply_paused()
 
     def _apply_paused(self) -> None:
