@@ -436,15 +436,21 @@ def loops_list(
     _print_json(list(reply.loops)) if as_json else console.print(_loops_table(reply.loops))
 
 
+def _set_loop(name: str, paused: bool, gateway: str | None, directory: Path, timeout: float) -> None:
+    method, request = ("PauseLoop", orchestrator_pb2.PauseLoopRequest) if paused else \
+        ("ResumeLoop", orchestrator_pb2.ResumeLoopRequest)
+    reply = _gateway_call(gateway, directory, timeout,
+                          lambda stub, t: getattr(stub, method)(request(name=name), timeout=t))
+    console.print(f"{reply.loop.name}: {'paused' if paused else 'resumed'}")
+
+
 @loops_app.command("pause")
 def loops_pause(
     name: str = typer.Argument(..., help="loop name, e.g. QueuePopulator"),
     gateway: str = GATEWAY, directory: Path = DIRECTORY, timeout: float = TIMEOUT,
 ) -> None:
     """Pause a loop (it stays paused across a change of leader)."""
-    reply = _gateway_call(gateway, directory, timeout, lambda stub, t: stub.PauseLoop(
-        orchestrator_pb2.PauseLoopRequest(name=name), timeout=t))
-    console.print(f"{reply.loop.name}: paused")
+    _set_loop(name, True, gateway, directory, timeout)
 
 
 @loops_app.command("resume")
@@ -453,9 +459,7 @@ def loops_resume(
     gateway: str = GATEWAY, directory: Path = DIRECTORY, timeout: float = TIMEOUT,
 ) -> None:
     """Resume a paused loop."""
-    reply = _gateway_call(gateway, directory, timeout, lambda stub, t: stub.ResumeLoop(
-        orchestrator_pb2.ResumeLoopRequest(name=name), timeout=t))
-    console.print(f"{reply.loop.name}: resumed")
+    _set_loop(name, False, gateway, directory, timeout)
 
 
 def _event_types(names: list[str]) -> list[int]:

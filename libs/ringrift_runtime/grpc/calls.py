@@ -3,7 +3,7 @@ it stands for (StaleEpoch, NotFound, DependencyUnavailable, ...), never a raw Rp
 
 from __future__ import annotations
 
-from typing import Awaitable, TypeVar
+from typing import AsyncIterator, Awaitable, TypeVar
 
 import grpc
 
@@ -17,3 +17,20 @@ async def call(awaitable: Awaitable[T]) -> T:
         return await awaitable
     except grpc.aio.AioRpcError as exc:
         raise domain_error(exc) from None
+
+
+async def stream(call_object: AsyncIterator[T]) -> AsyncIterator[T]:
+    """A server stream whose failure raises the RingriftError it stands for."""
+    try:
+        async for item in call_object:
+            yield item
+    except grpc.aio.AioRpcError as exc:
+        raise domain_error(exc) from None
+
+
+async def last(call_object: AsyncIterator[T]) -> T | None:
+    """Read a progress stream to its end; its last message (None when it sent none)."""
+    final = None
+    async for final in stream(call_object):
+        pass
+    return final

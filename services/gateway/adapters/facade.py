@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import AsyncIterator
-
-import grpc
 
 from ringrift.common.v1 import common_pb2
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
@@ -17,16 +14,7 @@ from ringrift.selfplay.v1 import selfplay_pb2, selfplay_pb2_grpc
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift.sync.v1 import sync_pb2, sync_pb2_grpc
 from ringrift_runtime.errors import Conflict
-from ringrift_runtime.grpc.calls import call
-from ringrift_runtime.grpc.status import domain_error
-
-
-async def _stream(call_object) -> AsyncIterator:
-    try:
-        async for item in call_object:
-            yield item
-    except grpc.aio.AioRpcError as exc:
-        raise domain_error(exc) from None
+from ringrift_runtime.grpc.calls import call, stream
 
 
 INTENTS = "intents"
@@ -87,10 +75,10 @@ class Managers:
             page=request.page)))
 
     def logs(self, job_id: str, attempt: int, follow: bool):
-        return _stream(self.jobs.StreamJobLogs(jobs_pb2.StreamJobLogsRequest(job_id=job_id, attempt=attempt, follow=follow)))
+        return stream(self.jobs.StreamJobLogs(jobs_pb2.StreamJobLogsRequest(job_id=job_id, attempt=attempt, follow=follow)))
 
     def events(self, from_sequence: int, event_filter: common_pb2.EventFilter):
-        return _stream(self.state.WatchEvents(state_pb2.WatchEventsRequest(from_sequence=from_sequence, filter=event_filter)))
+        return stream(self.state.WatchEvents(state_pb2.WatchEventsRequest(from_sequence=from_sequence, filter=event_filter)))
 
     async def cluster_stats(self) -> state_pb2.GetClusterStatsResponse:
         return await call(self.state.GetClusterStats(state_pb2.GetClusterStatsRequest()))

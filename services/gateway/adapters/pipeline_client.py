@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import zlib
 
-import grpc
-
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from ringrift.selfplay.v1 import selfplay_pb2, selfplay_pb2_grpc
@@ -15,8 +13,7 @@ from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift.sync.v1 import sync_pb2, sync_pb2_grpc
 from ringrift.training.v1 import training_pb2, training_pb2_grpc
 from ringrift_runtime.errors import NotFound, WrongState
-from ringrift_runtime.grpc.calls import call
-from ringrift_runtime.grpc.status import domain_error
+from ringrift_runtime.grpc.calls import call, last
 
 SYNC_GOALS = {"games": sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER, "models": sync_pb2.SYNC_GOAL_MODEL_TO_PLAYERS}
 ACTIVE = [C.JOB_STATE_PENDING, C.JOB_STATE_SCHEDULED, C.JOB_STATE_STARTING, C.JOB_STATE_RUNNING]
@@ -38,12 +35,12 @@ class PipelineClient:
         request = selfplay_pb2.PickWeightedSelfplayConfigRequest(node_id=node_id, seed=seed)
         return (await call(self._selfplay.PickWeightedSelfplayConfig(request))).config_key
 
-    async def _active(self, kind: str = "", node_id: str = "", states=ACTIVE) -> list[C.Job]:
+    async def _active(self, kind: str = "", node_id: str = "") -> list[C.Job]:
         jobs: list[C.Job] = []
         token = ""
         while True:
             reply = await call(self._jobs.ListJobs(jobs_pb2.ListJobsRequest(
-                states=states, kind=kind, node_id=node_id, page=C.PageRequest(page_size=1000, page_token=token))))
+                states=ACTIVE, kind=kind, node_id=node_id, page=C.PageRequest(page_size=1000, page_token=token))))
             jobs.extend(reply.jobs)
             token = reply.next_page_token
             if not token:
@@ -66,7 +63,9 @@ class PipelineClient:
         return [job.job_id for job in await self._active(kind, node_id)]
 
     async def pending_jobs(self) -> int:
-        return len(await self._active(states=[C.JOB_STATE_PENDING]))
+        """Jobs waiting for a node, from StateService's counts (no job is listed)."""
+        stats = await call(self._state.GetClusterStats(state_pb2.GetClusterStatsRequest()))
+        return sum(c.count for c in stats.jobs if c.state == C.JOB_STATE_PENDING)
 
     async def cancel(self, job_ids: list[str], reason: str) -> int:
         stopped = 0
@@ -85,14 +84,8 @@ class PipelineClient:
             goal=SYNC_GOALS[goal], config_key=config_key)))).plan
         if not plan.transfers:
             return 0, 0
-        last = None
-        stream = self._sync.ExecuteSyncPlan(sync_pb2.ExecuteSyncPlanRequest(plan_id=plan.plan_id, epoch=epoch))
-        try:
-            async for last in stream:
-                pass
-        except grpc.aio.AioRpcError as exc:
-            raise domain_error(exc) from None
-        return (last.transfers_done, last.transfers_failed) if last else (0, 0)
+        final = await last(self._sync.ExecuteSyncPlan(sync_pb2.ExecuteSyncPlanRequest(plan_id=plan.plan_id, epoch=epoch)))
+        return (final.transfers_done, final.transfers_failed) if final else (0, 0)
 
     async def promoted_models(self) -> list[C.Model]:
         reply = await call(self._state.ListModels(state_pb2.ListModelsRequest(

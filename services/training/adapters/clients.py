@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import grpc
-
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
@@ -15,8 +13,7 @@ from ringrift.selfplay.v1 import selfplay_pb2, selfplay_pb2_grpc
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift.sync.v1 import sync_pb2, sync_pb2_grpc
 from ringrift_runtime.errors import AlreadyExists
-from ringrift_runtime.grpc.calls import call
-from ringrift_runtime.grpc.status import domain_error
+from ringrift_runtime.grpc.calls import call, last
 from ringrift_runtime.grpc.times import from_timestamp
 from ringrift_training.domain.ratings import Fitted, Result
 from ringrift_training.domain.runs import Job, ModelRef, Run
@@ -185,14 +182,8 @@ class Sync:
             goal=GOALS[goal], config_key=config_key, target_node_ids=targets, model_sha256=model_sha256)))).plan
         if not plan.transfers:
             return 0, 0
-        last = None
-        stream = self._stub.ExecuteSyncPlan(sync_pb2.ExecuteSyncPlanRequest(plan_id=plan.plan_id, epoch=epoch))
-        try:
-            async for last in stream:
-                pass
-        except grpc.aio.AioRpcError as exc:
-            raise domain_error(exc) from None
-        return (last.transfers_done, last.transfers_failed) if last else (0, 0)
+        final = await last(self._stub.ExecuteSyncPlan(sync_pb2.ExecuteSyncPlanRequest(plan_id=plan.plan_id, epoch=epoch)))
+        return (final.transfers_done, final.transfers_failed) if final else (0, 0)
 
 
 class Scheduler:

@@ -64,15 +64,20 @@ class TrainingCoordinatorServicer(training_pb2_grpc.TrainingCoordinatorServiceSe
         started, run, reason = await self._c.trigger(request.config_key, request.force, request.epoch)
         return T.TriggerTrainingResponse(started=started, run=run_message(run), reason=reason)
 
+    async def _drive(self, which, epoch: int):
+        """The run ``which`` selects, from the freshest stored state, driven on with ``epoch``."""
+        await self._c.refresh()
+        run = self._c.find(which)
+        self._c.drive(run, epoch)
+        return run
+
     async def DispatchTrainingJob(self, request, context):
         check = Validator()
         check.config_key("config_key", request.config_key)
         check.require("run_id", request.run_id)
         _fenced(check, request.epoch)
         check.raise_if_invalid()
-        await self._c.refresh()
-        run = self._c.find(lambda r: r.run_id == request.run_id and r.config_key == request.config_key)
-        self._c.drive(run, request.epoch)
+        run = await self._drive(lambda r: r.run_id == request.run_id and r.config_key == request.config_key, request.epoch)
         return T.DispatchTrainingJobResponse(run=run_message(run))
 
     async def HandleTrainingJobCompletion(self, request, context):
@@ -80,9 +85,7 @@ class TrainingCoordinatorServicer(training_pb2_grpc.TrainingCoordinatorServiceSe
         check.require("job_id", request.job_id)
         _fenced(check, request.epoch)
         check.raise_if_invalid()
-        await self._c.refresh()
-        run = self._c.find(is_run_of_job(request.job_id))
-        self._c.drive(run, request.epoch)
+        run = await self._drive(is_run_of_job(request.job_id), request.epoch)
         candidate = None
         if run.candidate_model_id and run.stage in (Stage.EVALUATING, Stage.PROMOTED, Stage.REJECTED):
             candidate = common_pb2.Model(model_id=run.candidate_model_id, config_key=run.config_key,
@@ -95,9 +98,7 @@ class TrainingCoordinatorServicer(training_pb2_grpc.TrainingCoordinatorServiceSe
         check.require("model_id", request.model_id)
         _fenced(check, request.epoch)
         check.raise_if_invalid()
-        await self._c.refresh()
-        run = self._c.find(is_run_of_model(request.model_id))
-        self._c.drive(run, request.epoch)
+        run = await self._drive(is_run_of_model(request.model_id), request.epoch)
         floors = stages.floors(self._c.training, run.config_key)
         results = []
         for opponent, (w, l, d) in sorted(run.tallies.items()):
