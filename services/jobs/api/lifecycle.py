@@ -18,6 +18,7 @@ from ringrift.state.v1 import state_pb2
 from ringrift_jobs.adapters.clients import Agents, JobStore, Placement
 from ringrift_jobs.domain.policy import after_failure, assign, cooling_nodes, overdue, unverified
 from ringrift_runtime.errors import InvalidArgument, NotFound, RingriftError, StaleEpoch
+from ringrift_runtime.grpc.calls import stream
 from ringrift_runtime.grpc.status import domain_error, field_violations
 from ringrift_runtime.grpc.times import from_timestamp, to_timestamp
 from ringrift_runtime.jobparams import ParamSpec, resolve_params
@@ -305,8 +306,5 @@ class JobLifecycle:
         node = self._members.values().get(node_id)
         if node is None:
             raise NotFound(f"node {node_id} is not a member any more; its logs are gone with it")
-        try:
-            async for chunk in self._agents.logs(node.address, job_id, attempt, follow):
-                yield chunk
-        except grpc.aio.AioRpcError as exc:
-            raise domain_error(exc) from None
+        async for chunk in stream(self._agents.logs(node.address, job_id, attempt, follow)):
+            yield chunk
