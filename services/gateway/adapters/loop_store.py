@@ -37,13 +37,13 @@ class StatePauseStore:
         raise Conflict("the paused loops kept changing; try again")
 
 
-async def leader_loop_statuses(state) -> tuple[str, list[dict]]:
-    """(leader id, loop statuses) as the leader last wrote them in its heartbeat."""
+async def leader_loop_statuses(state) -> tuple[int, list[dict]]:
+    """(epoch, loop statuses) as a leader last wrote them in its heartbeat."""
     stored = await state.load_state(*HEARTBEAT)
     if not stored.found or not stored.value:
-        return "", []
+        return 0, []
     value = json.loads(stored.value)
-    return value.get("leader_id", ""), value.get("loops", [])
+    return int(value.get("epoch", 0)), value.get("loops", [])
 
 
 class PrometheusLoopMetrics:

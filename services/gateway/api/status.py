@@ -54,11 +54,14 @@ class ClusterStatus:
         return await self._flight.get()
 
     async def loops(self) -> list[dict]:
-        """Every loop: this replica's records while it leads, else the leader's last report;
-        loops the leader did not report show as stopped."""
+        """Every loop: this replica's records while it leads, else the current leader's last
+        report. A report from an earlier epoch is a deposed (or dead) leader's: until the
+        new leader reports, its loops, like any it did not report, show as stopped."""
         if self._loops.leading:
             return self._loops.statuses()
-        _, reported = await leader_loop_statuses(self._state)
+        reported_epoch, reported = await leader_loop_statuses(self._state)
+        if reported_epoch != (await self._view.epoch()).epoch:
+            reported = []
         by_name = {r.get("name"): r for r in reported}
         return [by_name.get(name, {**self._loops.records[name].as_dict(), "health": "STOPPED"})
                 for name in self._loops.names]
