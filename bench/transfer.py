@@ -1,8 +1,10 @@
 """How fast does one agent pull a 1 GiB file from another over loopback?
 
-Two real agent processes (and etcd for their membership); the target agent pulls a
-1 GiB file of random bytes from the source agent with PullFile (chunked gRPC stream,
-written to .partial, sha256-verified, renamed). References measured in the same run on
+Real agent processes (and etcd for their membership); the target agent pulls a 1 GiB
+file of random bytes from the source agent with PullFile (written to .partial,
+sha256-verified, renamed): over the source's sendfile byte stream (OpenFileStream), and,
+from a second target with agent.file_stream_port=-1, over the ReadFile gRPC stream that
+pulls fall back to. References measured in the same run on
 the same machine: rsync in daemon mode over loopback (rsync://127.0.0.1, what a user
 would otherwise run between nodes) and a plain file copy (the machine's local limit).
 Every run writes a fresh target file; the source stays in the page cache for all three.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import shutil
 import socket
@@ -33,8 +36,8 @@ from ringrift_runtime.local.processes import ServiceProcess
 PATH = "games/square8_2p/big.db"
 
 
-def agent(root: Path, etcd: EtcdServer, node_id: str) -> ServiceProcess:
-    return ServiceProcess("agent", root / node_id, env={
+def agent(root: Path, etcd: EtcdServer, node_id: str, **env: str) -> ServiceProcess:
+    return ServiceProcess("agent", root / node_id, env={**env,
         "RINGRIFT_AGENT__NODE_ID": node_id, "RINGRIFT_AGENT__DATA_DIR": str(root / node_id / "data"),
         "RINGRIFT_ENDPOINTS__JOBS": "127.0.0.1:9", "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
         "RINGRIFT_METRICS__ENABLED": "false", "RINGRIFT_LOGGING__LEVEL": "WARNING",
@@ -61,6 +64,15 @@ async def pull_once(source: ServiceProcess, target: ServiceProcess, target_root:
         elapsed = time.perf_counter() - started
     assert last.completed and last.bytes_done == size
     return elapsed
+
+
+def sha256_rate() -> float:
+    block = os.urandom(64 << 20)
+    digest = hashlib.sha256()
+    started = time.perf_counter()
+    for _ in range(16):
+        digest.update(block)
+    return 1024 / (time.perf_counter() - started)
 
 
 def free_port() -> int:
@@ -106,34 +118,51 @@ async def main() -> None:
         etcd = EtcdServer(root / "etcd")
         etcd.start()
         source, target = agent(root, etcd, "source"), agent(root, etcd, "target")
-        source.start()
-        target.start()
+        grpc_target = agent(root, etcd, "grpc-target", RINGRIFT_AGENT__FILE_STREAM_PORT="-1")
+        for process in (source, target, grpc_target):
+            process.start()
         daemon = None
         try:
             source_file = root / "source" / "data" / PATH
             write_random(source_file, size)
             sha = sha256_of(source_file)
             target_root = root / "target" / "data"
+            grpc_root = root / "grpc-target" / "data"
             daemon, port = rsync_daemon(root, root / "source" / "data")
             (target_root / "rsync").mkdir(parents=True, exist_ok=True)
-            pulls, rsyncs, copies = [], [], []
+            pulls, grpc_pulls, rsyncs, copies = [], [], [], []
             await pull_once(source, target, target_root, sha, size)  # warm-up (hash cache, page cache)
+            await pull_once(source, grpc_target, grpc_root, sha, size)
+            (grpc_root / PATH).unlink()
             rsync_once(port, target_root / "rsync" / "big.db")
             for _ in range(args.runs):
+                # Each run starts with no dirty pages: the previous run's writeback would
+                # otherwise land on whichever method runs next.
+                os.sync()
                 pulls.append(size / await pull_once(source, target, target_root, sha, size) / (1 << 20))
+                (target_root / PATH).unlink()
+                os.sync()
+                grpc_pulls.append(size / await pull_once(source, grpc_target, grpc_root, sha, size) / (1 << 20))
+                (grpc_root / PATH).unlink()
+                os.sync()
                 rsyncs.append(size / rsync_once(port, target_root / "rsync" / "big.db") / (1 << 20))
+                (target_root / "rsync" / "big.db").unlink()
+                os.sync()
                 copies.append(size / copy_once(source_file, target_root / "copy.db") / (1 << 20))
+                (target_root / "copy.db").unlink()
         finally:
             if daemon is not None:
                 daemon.terminate()
                 daemon.wait()
-            target.stop()
-            source.stop()
+            for process in (grpc_target, target, source):
+                process.stop()
             etcd.stop()
     print(table(
         f"Agent-to-agent transfer of {args.size_mib} MiB over loopback (MiB/s, median and range over {args.runs} runs)",
         [
             ("PullFile (target pulls from source, sha256 verified)", median_range(pulls), "rsync daemon: " + median_range(rsyncs)),
+            ("PullFile over gRPC only (file_stream_port=-1)", median_range(grpc_pulls), ""),
+            ("sha256 of 1 GiB in memory on this CPU (the check's ceiling)", f"{sha256_rate():.0f}", ""),
             ("plain file copy (local limit)", median_range(copies), ""),
         ],
     ))

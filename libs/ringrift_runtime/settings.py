@@ -200,6 +200,11 @@ class AgentSettings(_Section):
     # Stop running jobs when the agent shuts down (a local cluster going down); by default
     # they keep running and a restarted agent re-adopts them.
     stop_jobs_on_shutdown: bool = False
+    # TCP port of the raw byte stream other agents pull files from (sendfile, opened by a
+    # one-use token from OpenFileStream), on server.host: 0 picks a free port; set a
+    # fixed one when a firewall sits between nodes. -1 turns it off: this agent neither
+    # serves nor uses byte streams, and pulls go over the ReadFile gRPC stream.
+    file_stream_port: int = Field(default=0, ge=-1, le=65535)
     # Variables of the agent's environment passed to jobs; nothing else (no secrets).
     job_env_passthrough: list[str] = Field(
         default_factory=lambda: ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH"]

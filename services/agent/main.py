@@ -7,6 +7,7 @@ import logging
 import sys
 
 from ringrift_agent.adapters.catalog import load_catalog
+from ringrift_agent.adapters.file_stream import FileStreamServer
 from ringrift_agent.adapters.files import DataDir
 from ringrift_agent.adapters.jobs_client import JobEventSender
 from ringrift_agent.adapters.node_info import NodeInfoSource
@@ -54,8 +55,12 @@ class AgentApp:
         self.node_info: NodeInfoSource | None = None
         self._registration = None
         self._delivery: asyncio.Task | None = None
+        data = DataDir(data_dir)
+        self.streams = (
+            FileStreamServer(data, settings.server.host, agent.file_stream_port) if agent.file_stream_port >= 0 else None
+        )
         servicer = NodeAgentServicer(
-            self.fence, self._info, self.runner, self.catalog, settings.jobs, self._gpu_count, DataDir(data_dir), channels
+            self.fence, self._info, self.runner, self.catalog, settings.jobs, self._gpu_count, data, channels, self.streams
         )
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
 
@@ -68,6 +73,9 @@ class AgentApp:
 
     async def start(self, bound: Bound) -> None:
         agent = self._settings.agent
+        if self.streams is not None:
+            await self.streams.start()
+            log.info("file streams on port %d", self.streams.port)
         recovered = await self.runner.recover()
         if any(recovered.values()):
             log.info("jobs after restart: %s", recovered)
@@ -85,6 +93,8 @@ class AgentApp:
         # Jobs keep running and a restarted agent re-adopts them, unless told otherwise.
         await self.runner.stop(kill_jobs=self._settings.agent.stop_jobs_on_shutdown)
         await cancel_and_wait(self._delivery)
+        if self.streams is not None:
+            await self.streams.stop()
         await self._channel.close()
 
 

@@ -21,7 +21,7 @@ from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
 
 
-def agent_process(tmp_path: Path, etcd: EtcdServer, node_id: str) -> ServiceProcess:
+def agent_process(tmp_path: Path, etcd: EtcdServer, node_id: str, **env: str) -> ServiceProcess:
     return ServiceProcess(
         "agent",
         tmp_path / node_id,
@@ -31,6 +31,7 @@ def agent_process(tmp_path: Path, etcd: EtcdServer, node_id: str) -> ServiceProc
             "RINGRIFT_ENDPOINTS__JOBS": "127.0.0.1:9",  # job events are not part of this test
             "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
             "RINGRIFT_METRICS__ENABLED": "false",
+            **env,
         },
     )
 
@@ -148,6 +149,9 @@ async def test_paths_outside_the_data_directory_are_refused(agents, tmp_path, pa
     with pytest.raises(grpc.aio.AioRpcError) as read:
         [c async for c in stub(source.address).ReadFile(agent_pb2.ReadFileRequest(path=path), timeout=10)]
     assert read.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as opened:
+        await stub(source.address).OpenFileStream(agent_pb2.OpenFileStreamRequest(path=path), timeout=10)
+    assert opened.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     request = agent_pb2.PullFileRequest(
         source_address=source.address, path=path, sha256="0" * 64, size_bytes=9, transfer_id="t", epoch=1
     )
@@ -157,3 +161,55 @@ async def test_paths_outside_the_data_directory_are_refused(agents, tmp_path, pa
     manifest = await stub(source.address).GetManifest(agent_pb2.GetManifestRequest(), timeout=10)
     assert all("escape" not in f.path for f in manifest.files)
     assert not list((tmp_path / "target").rglob("secret*"))
+
+
+async def test_a_source_killed_mid_stream_leaves_a_prefix_the_next_pull_resumes(agents, tmp_path):
+    source, target = agents
+    src = tmp_path / "source/data/games/square8_2p/big.db"
+    src.parent.mkdir(parents=True)
+    size = 8 * 1024 * 1024
+    src.write_bytes(os.urandom(size))
+    opened = await stub(source.address).OpenFileStream(agent_pb2.OpenFileStreamRequest(path="games/square8_2p/big.db"))
+    assert opened.port > 0 and opened.count == size  # pulls between these agents take the byte stream
+    request = pull_request(source, "games/square8_2p/big.db", src, rate=4 * 1024 * 1024)
+    partial = tmp_path / "target/data/games/square8_2p/big.db.partial"
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        async for progress in stub(target.address).PullFile(request, timeout=30):
+            if progress.bytes_done >= size // 4 and source.process.poll() is None:
+                source.signal(signal.SIGKILL)  # the source dies mid-stream
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value.details()
+    assert target.process.poll() is None
+    assert 0 < partial.stat().st_size < size
+    await asyncio.to_thread(source.stop)
+    await asyncio.to_thread(source.start)
+    retry = pull_request(source, "games/square8_2p/big.db", src)  # the source's new address
+    progress = [p async for p in stub(target.address).PullFile(retry, timeout=30)]
+    assert progress[-1].completed and all(p.resumed for p in progress)
+    final = tmp_path / "target/data/games/square8_2p/big.db"
+    assert sha256_of(final) == sha256_of(src) and not partial.exists()
+
+
+async def test_an_agent_without_byte_streams_pulls_and_serves_over_grpc(agents, etcd, tmp_path):
+    source, _ = agents
+    grpc_only = agent_process(tmp_path, etcd, "grpc-only", RINGRIFT_AGENT__FILE_STREAM_PORT="-1")
+    await asyncio.to_thread(grpc_only.start)
+    try:
+        src = tmp_path / "source/data/training/square6_2p/t.npz"
+        src.parent.mkdir(parents=True)
+        src.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
+        progress = [
+            p async for p in stub(grpc_only.address).PullFile(pull_request(source, "training/square6_2p/t.npz", src), timeout=30)
+        ]
+        pulled = tmp_path / "grpc-only/data/training/square6_2p/t.npz"
+        assert progress[-1].completed and pulled.read_bytes() == src.read_bytes()
+        offered = await stub(grpc_only.address).OpenFileStream(
+            agent_pb2.OpenFileStreamRequest(path="training/square6_2p/t.npz", offset=5)
+        )
+        assert (offered.port, offered.token, offered.count, offered.sha256) == (0, "", src.stat().st_size - 5, sha256_of(src))
+        pulled.rename(pulled.with_name("u.npz"))  # a file only the gRPC-only agent has, under a new name
+        back = pull_request(grpc_only, "training/square6_2p/u.npz", pulled.with_name("u.npz"))
+        progress = [p async for p in stub(source.address).PullFile(back, timeout=30)]
+        assert progress[-1].completed
+        assert (tmp_path / "source/data/training/square6_2p/u.npz").read_bytes() == src.read_bytes()
+    finally:
+        await asyncio.to_thread(grpc_only.stop)

@@ -32,6 +32,7 @@ IDEMPOTENT_MUTATIONS = frozenset(
         "ringrift.state.v1.StateService/AdvanceEpoch",
         "ringrift.agent.v1.NodeAgentService/RunJob",
         "ringrift.agent.v1.NodeAgentService/CancelJob",
+        "ringrift.agent.v1.NodeAgentService/OpenFileStream",
         "ringrift.jobs.v1.JobService/ReportJobEvent",
         "ringrift.jobs.v1.JobService/CancelJob",
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from contextlib import aclosing
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 import os
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ringrift_runtime.errors import InvalidArgument, NotFound, WrongState
+from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, NotFound, WrongState
 
 DATA_KINDS = ("games", "training", "models")
 PARTIAL_SUFFIX = ".partial"
@@ -87,11 +88,17 @@ class DataDir:
         return files
 
     def _hash(self, path: Path, key: tuple[str, int, int], top: str) -> tuple[str, int]:
+        """(sha256, game count) of ``path`` as ``key`` (relative path, size, mtime_ns)
+        describes it, computed once per key; game counts only for game databases."""
         cached = self._hashes.get(key)
         if cached is None:
             cached = (sha256_of(path), count_games(path) if top == "games" else 0)
             self._hashes[key] = cached
         return cached
+
+    def _hash_of(self, relative: str, path: Path, stat: os.stat_result) -> str:
+        top = PurePosixPath(relative).parts[0]
+        return self._hash(path, (relative, stat.st_size, stat.st_mtime_ns), top)[0]
 
     async def describe(self, relative: str) -> tuple[Path, int, str]:
         """Path, size and sha256 of one file (hash cached like the manifest's)."""
@@ -101,11 +108,25 @@ class DataDir:
             if not path.is_file():
                 raise NotFound(f"{relative} is not on this node")
             stat = path.stat()
-            key = (relative, stat.st_size, stat.st_mtime_ns)
-            cached = self._hashes.get(key)
-            if cached is None:
-                cached = self._hashes[key] = (sha256_of(path), 0)
-            return path, stat.st_size, cached[0]
+            return path, stat.st_size, self._hash_of(relative, path, stat)
+
+        return await asyncio.to_thread(work)
+
+    async def open_snapshot(self, relative: str):
+        """An open binary file of ``relative`` with the size and sha256 of what is open:
+        bytes read from it later match the hash even if the path is replaced meanwhile."""
+        path = self.resolve(relative)
+
+        def work():
+            if not path.is_file():
+                raise NotFound(f"{relative} is not on this node")
+            handle = path.open("rb")
+            try:
+                stat = os.fstat(handle.fileno())
+                return handle, stat.st_size, self._hash_of(relative, path, stat)
+            except BaseException:
+                handle.close()
+                raise
 
         return await asyncio.to_thread(work)
 
@@ -114,11 +135,7 @@ class DataDir:
         def work() -> bool:
             if not target.is_file():
                 return False
-            stat = target.stat()
-            key = (relative, stat.st_size, stat.st_mtime_ns)
-            if key not in self._hashes:
-                self._hashes[key] = (sha256_of(target), 0)
-            return self._hashes[key][0] == sha256
+            return self._hash_of(relative, target, target.stat()) == sha256
 
         return await asyncio.to_thread(work)
 
@@ -144,19 +161,24 @@ class DataDir:
         await writer.open()  # hashes the prefix a resumed transfer already holds
         started, sent = time.monotonic(), 0
         try:
-            async for chunk_offset, data in chunks(offset):
-                if chunk_offset != offset:
-                    raise WrongState(f"source sent offset {chunk_offset}, expected {offset}")
-                await writer.write(data)  # overlaps with receiving the next chunk
-                offset += len(data)
-                sent += len(data)
-                yield offset, resumed, False
-                if max_bytes_per_second:
-                    ahead = sent / max_bytes_per_second - (time.monotonic() - started)
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
+            async with aclosing(chunks(offset)) as received:
+                async for chunk_offset, data in received:
+                    if chunk_offset != offset:
+                        raise WrongState(f"source sent offset {chunk_offset}, expected {offset}")
+                    if offset + len(data) > size:
+                        raise WrongState(f"{relative}: the source sent more than the {size} bytes expected")
+                    await writer.write(data)  # overlaps with receiving the next chunk
+                    offset += len(data)
+                    sent += len(data)
+                    yield offset, resumed, False
+                    if max_bytes_per_second:
+                        ahead = sent / max_bytes_per_second - (time.monotonic() - started)
+                        if ahead > 0:
+                            await asyncio.sleep(ahead)
         finally:
             actual = await writer.close()
+        if offset < size:  # the source ended early: keep the prefix for a resume
+            raise DependencyUnavailable(f"{relative}: the source sent {offset} of {size} bytes; pull again to resume")
         if actual != sha256:
             await asyncio.to_thread(partial.unlink, True)
             raise WrongState(f"{relative}: sha256 mismatch after transfer (got {actual[:12]}…)")
@@ -165,21 +187,19 @@ class DataDir:
 
 
 class _Writer:
-    """Appends to a ``.partial`` file and hashes it on one worker thread, a few chunks
-    behind the network: the event loop receives the next chunk while the thread writes
-    and hashes the last (hashlib and file writes release the GIL)."""
+    """Appends to a ``.partial`` file and hashes it a few chunks behind the network:
+    one worker thread writes, another hashes (file writes and hashlib release the GIL),
+    while the event loop receives the next chunk. Each thread keeps the chunk order."""
 
     AHEAD = 8
 
     def __init__(self, partial: Path) -> None:
         self._partial = partial
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull")
+        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-write")
+        self._hashes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pull-hash")
         self._pending: deque[asyncio.Future] = deque()
         self._digest = hashlib.sha256()
         self._handle = None
-
-    def _run(self, fn, *args) -> asyncio.Future:
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def open(self) -> None:
         def prepare():
@@ -187,16 +207,16 @@ class _Writer:
                 with self._partial.open("rb") as existing:
                     for block in iter(lambda: existing.read(DEFAULT_CHUNK), b""):
                         self._digest.update(block)
-            self._handle = self._partial.open("ab")
+            self._handle = self._partial.open("ab", buffering=0)
 
-        await self._run(prepare)
+        await asyncio.get_running_loop().run_in_executor(self._writes, prepare)
 
     async def write(self, data: bytes) -> None:
-        def append():
-            self._handle.write(data)
-            self._digest.update(data)
-
-        self._pending.append(self._run(append))
+        loop = asyncio.get_running_loop()
+        self._pending.append(asyncio.gather(
+            loop.run_in_executor(self._writes, _write_all, self._handle, data),
+            loop.run_in_executor(self._hashes, self._digest.update, data),
+        ))
         if len(self._pending) >= self.AHEAD:
             await self._pending.popleft()
 
@@ -207,15 +227,25 @@ class _Writer:
             while self._pending:
                 await self._pending.popleft()
         finally:
+            for pending in self._pending:  # after a failed write: let the others finish
+                await asyncio.gather(pending, return_exceptions=True)
+
             def finish():
                 if self._handle is not None:
                     self._handle.close()
                 if self._partial.exists() and self._partial.stat().st_size == 0:
                     self._partial.unlink()
 
-            await self._run(finish)
-            self._executor.shutdown(wait=False)
+            await asyncio.get_running_loop().run_in_executor(self._writes, finish)
+            self._writes.shutdown(wait=False)
+            self._hashes.shutdown(wait=False)
         return self._digest.hexdigest()
+
+
+def _write_all(handle, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # an unbuffered write may be short
+        view = view[handle.write(view):]
 
 
 def _partial_size(partial: Path, size: int) -> int:

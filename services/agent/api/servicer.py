@@ -5,8 +5,10 @@ Files are served from, and pulled into, the data directory only."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
+from contextlib import aclosing
 
 import grpc
 import sys
@@ -16,6 +18,7 @@ from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
 from ringrift_agent.adapters.runner import RUNNING, STARTING, Attempt, JobRunner
 from ringrift_agent.domain.templates import JobTemplate, build_argv, resolve_params
+from ringrift_agent.adapters.file_stream import FileStreamServer, OpenedStream, StreamReader, StreamUnreachable, split_host
 from ringrift_agent.adapters.files import DEFAULT_CHUNK, MAX_CHUNK, DataDir, read_ahead
 from ringrift_runtime.errors import NotFound, WrongState
 from ringrift_runtime.fencing import FileEpochFence
@@ -30,6 +33,8 @@ MAX_RUN_REQUEST_BYTES = 64 * 1024
 PROGRESS_SECONDS = 0.25
 MAX_ATTEMPT = 100
 LOG_CHUNK = 64 * 1024
+STREAM_CHUNK = 4 * 1024 * 1024
+log = logging.getLogger("ringrift.agent")
 PARAM_TYPES = {
     "string": agent_pb2.PARAM_TYPE_STRING, "int": agent_pb2.PARAM_TYPE_INT, "float": agent_pb2.PARAM_TYPE_FLOAT,
     "bool": agent_pb2.PARAM_TYPE_BOOL, "config_key": agent_pb2.PARAM_TYPE_CONFIG_KEY,
@@ -72,6 +77,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         gpu_count,
         data: DataDir,
         channels,
+        streams: FileStreamServer | None = None,
     ) -> None:
         self._fence = fence
         self._node_info = node_info
@@ -81,6 +87,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         self._gpu_count = gpu_count  # callable: GPUs this node has
         self._data = data
         self._channels = channels  # ChannelFactory: channels to other agents for pulls
+        self._streams = streams  # None: this agent neither serves nor uses byte streams
 
     async def GetNodeInfo(self, request, context):
         return agent_pb2.GetNodeInfoResponse(node=await self._node_info(), max_epoch_seen=self._fence.highest)
@@ -217,6 +224,20 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         if first:  # an empty file, or a read from its end: one message with the metadata
             yield agent_pb2.ReadFileResponse(offset=request.offset, size_bytes=size, sha256=sha256)
 
+    async def OpenFileStream(self, request, context):
+        self._data.resolve(request.path)
+        if self._streams is None:
+            _, size, sha256 = await self._data.describe(request.path)
+            check = Validator()
+            check.check("offset", request.offset <= size, f"must be at most the file size {size}")
+            check.raise_if_invalid()
+            return agent_pb2.OpenFileStreamResponse(size_bytes=size, sha256=sha256, count=size - request.offset)
+        opened = await self._streams.open(request.path, request.offset)
+        return agent_pb2.OpenFileStreamResponse(
+            port=opened.port, token=opened.token, size_bytes=opened.size, sha256=opened.sha256, count=opened.count,
+            ttl_seconds=opened.ttl_seconds,
+        )
+
     async def PullFile(self, request, context):
         check = Validator()
         check.check("epoch", request.epoch > 0, "is required: this call is made on behalf of the leader")
@@ -226,14 +247,24 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         check.raise_if_invalid()
         self._data.resolve(request.path)
         await self._fence.admit(request.epoch)
+        source = request.source_node_id or "the source"
+
+        def unchanged(sha256: str) -> None:
+            if sha256 and sha256 != request.sha256:
+                raise WrongState(f"{request.path} on {source} has changed")
 
         async def chunks(offset: int):
             channel = self._channels.channel(request.source_address)
             try:
                 stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
+                reader = await self._stream_reader(stub, request, offset, unchanged)
+                if reader is not None:
+                    async with aclosing(reader.chunks(offset)) as received:
+                        async for chunk in received:
+                            yield chunk
+                    return
                 async for chunk in stub.ReadFile(agent_pb2.ReadFileRequest(path=request.path, offset=offset)):
-                    if chunk.sha256 and chunk.sha256 != request.sha256:
-                        raise WrongState(f"{request.path} on {request.source_node_id or 'the source'} has changed")
+                    unchanged(chunk.sha256)
                     if chunk.data:
                         yield chunk.offset, chunk.data
             except grpc.aio.AioRpcError as exc:
@@ -252,6 +283,32 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
                     transfer_id=request.transfer_id, bytes_done=done, bytes_total=request.size_bytes,
                     completed=completed, resumed=resumed,
                 )
+
+    async def _stream_reader(self, stub, request, offset: int, unchanged) -> StreamReader | None:
+        """A connected byte stream from the source, or None to read over gRPC: this agent
+        does not use streams, the source does not offer one (port 0, or an agent from
+        before OpenFileStream), or its port cannot be reached from here."""
+        if self._streams is None:
+            return None
+        try:
+            answer = await stub.OpenFileStream(agent_pb2.OpenFileStreamRequest(path=request.path, offset=offset))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise
+        unchanged(answer.sha256)
+        if not answer.port:
+            return None
+        opened = OpenedStream(answer.port, answer.token, answer.size_bytes, answer.sha256, answer.count, answer.ttl_seconds)
+        rate = request.max_bytes_per_second
+        chunk = STREAM_CHUNK if not rate else max(64 * 1024, min(STREAM_CHUNK, rate // 4))  # smooth under a limit
+        reader = StreamReader(split_host(request.source_address), opened, chunk)
+        try:
+            await reader.connect()
+        except StreamUnreachable as exc:
+            log.warning("pulling %s over gRPC: the file stream port is unreachable (%s)", request.path, exc)
+            return None
+        return reader
 
 
 def file_entry(info) -> common_pb2.FileEntry:

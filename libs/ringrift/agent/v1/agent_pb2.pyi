@@ -729,6 +729,76 @@ class ReadFileResponse(_message.Message):
 Global___ReadFileResponse: _TypeAlias = ReadFileResponse  # noqa: Y015
 
 @_typing.final
+class OpenFileStreamRequest(_message.Message):
+    """Request of OpenFileStream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATH_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """Path relative to the data directory; absolute paths and ".." are refused."""
+    offset: _builtins.int
+    """Byte offset to start from (at most the file size)."""
+    def __init__(
+        self,
+        *,
+        path: _builtins.str = ...,
+        offset: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["offset", b"offset", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenFileStreamRequest: _TypeAlias = OpenFileStreamRequest  # noqa: Y015
+
+@_typing.final
+class OpenFileStreamResponse(_message.Message):
+    """Response of OpenFileStream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PORT_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    port: _builtins.int
+    """TCP port of the byte stream, on the host this agent was reached at; 0 when this
+    agent serves files over ReadFile only.
+    """
+    token: _builtins.str
+    """One-use token (hex) to send on the connection; not logged."""
+    size_bytes: _builtins.int
+    """File size."""
+    sha256: _builtins.str
+    """Hex sha256 of the whole file as it was opened."""
+    count: _builtins.int
+    """Bytes the stream will carry (size_bytes - offset)."""
+    ttl_seconds: _builtins.int
+    """Seconds the token stays valid unused."""
+    def __init__(
+        self,
+        *,
+        port: _builtins.int = ...,
+        token: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        sha256: _builtins.str = ...,
+        count: _builtins.int = ...,
+        ttl_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "port", b"port", "sha256", b"sha256", "size_bytes", b"size_bytes", "token", b"token", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenFileStreamResponse: _TypeAlias = OpenFileStreamResponse  # noqa: Y015
+
+@_typing.final
 class PullFileRequest(_message.Message):
     """Request of PullFile."""
 

@@ -80,6 +80,11 @@ class NodeAgentServiceStub:
                 request_serializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.SerializeToString,
                 response_deserializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.ReadFileResponse.FromString,
                 _registered_method=True)
+        self.OpenFileStream = channel.unary_unary(
+                '/ringrift.agent.v1.NodeAgentService/OpenFileStream',
+                request_serializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.OpenFileStreamRequest.SerializeToString,
+                response_deserializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.OpenFileStreamResponse.FromString,
+                _registered_method=True)
         self.PullFile = channel.unary_stream(
                 '/ringrift.agent.v1.NodeAgentService/PullFile',
                 request_serializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.PullFileRequest.SerializeToString,
@@ -154,9 +159,22 @@ class NodeAgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenFileStream(self, request, context):
+        """Open a one-use raw byte stream of a file, the fast path of a pull: connect to the
+        answer's port on this agent's host, send the token and a newline, and read
+        "OK <count>\n" and then count bytes of the file from the offset (sent with
+        sendfile), or "ERR <reason>\n". An unused token expires after ttl_seconds. Port 0
+        means this agent serves files over ReadFile only. Safe to retry: another call
+        only opens another token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PullFile(self, request, context):
         """Pull a file from another agent into this data directory (.partial, sha256 check,
-        atomic rename, resume from offset); streams progress.
+        atomic rename, resume from offset); streams progress. The bytes come over the
+        source's OpenFileStream when it offers one and it can be reached, else over ReadFile.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -209,6 +227,11 @@ def add_NodeAgentServiceServicer_to_server(servicer, server):
                     servicer.ReadFile,
                     request_deserializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.FromString,
                     response_serializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.ReadFileResponse.SerializeToString,
+            ),
+            'OpenFileStream': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenFileStream,
+                    request_deserializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.OpenFileStreamRequest.FromString,
+                    response_serializer=ringrift_dot_agent_dot_v1_dot_agent__pb2.OpenFileStreamResponse.SerializeToString,
             ),
             'PullFile': grpc.unary_stream_rpc_method_handler(
                     servicer.PullFile,
@@ -460,6 +483,33 @@ class NodeAgentService:
             '/ringrift.agent.v1.NodeAgentService/ReadFile',
             ringrift_dot_agent_dot_v1_dot_agent__pb2.ReadFileRequest.SerializeToString,
             ringrift_dot_agent_dot_v1_dot_agent__pb2.ReadFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenFileStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.agent.v1.NodeAgentService/OpenFileStream',
+            ringrift_dot_agent_dot_v1_dot_agent__pb2.OpenFileStreamRequest.SerializeToString,
+            ringrift_dot_agent_dot_v1_dot_agent__pb2.OpenFileStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

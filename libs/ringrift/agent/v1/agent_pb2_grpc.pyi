@@ -54,9 +54,18 @@ class NodeAgentServiceStub:
     """The data directory's manifest."""
     ReadFile: _grpc.UnaryStreamMultiCallable[_agent_pb2.ReadFileRequest, _agent_pb2.ReadFileResponse]
     """Stream a file of the data directory in chunks from an offset."""
+    OpenFileStream: _grpc.UnaryUnaryMultiCallable[_agent_pb2.OpenFileStreamRequest, _agent_pb2.OpenFileStreamResponse]
+    """Open a one-use raw byte stream of a file, the fast path of a pull: connect to the
+    answer's port on this agent's host, send the token and a newline, and read
+    "OK <count>\\n" and then count bytes of the file from the offset (sent with
+    sendfile), or "ERR <reason>\\n". An unused token expires after ttl_seconds. Port 0
+    means this agent serves files over ReadFile only. Safe to retry: another call
+    only opens another token.
+    """
     PullFile: _grpc.UnaryStreamMultiCallable[_agent_pb2.PullFileRequest, _agent_pb2.PullFileResponse]
     """Pull a file from another agent into this data directory (.partial, sha256 check,
-    atomic rename, resume from offset); streams progress.
+    atomic rename, resume from offset); streams progress. The bytes come over the
+    source's OpenFileStream when it offers one and it can be reached, else over ReadFile.
     """
 
 @_typing.type_check_only
@@ -82,9 +91,18 @@ class NodeAgentServiceAsyncStub(NodeAgentServiceStub):
     """The data directory's manifest."""
     ReadFile: _aio.UnaryStreamMultiCallable[_agent_pb2.ReadFileRequest, _agent_pb2.ReadFileResponse]  # type: ignore[assignment]
     """Stream a file of the data directory in chunks from an offset."""
+    OpenFileStream: _aio.UnaryUnaryMultiCallable[_agent_pb2.OpenFileStreamRequest, _agent_pb2.OpenFileStreamResponse]  # type: ignore[assignment]
+    """Open a one-use raw byte stream of a file, the fast path of a pull: connect to the
+    answer's port on this agent's host, send the token and a newline, and read
+    "OK <count>\\n" and then count bytes of the file from the offset (sent with
+    sendfile), or "ERR <reason>\\n". An unused token expires after ttl_seconds. Port 0
+    means this agent serves files over ReadFile only. Safe to retry: another call
+    only opens another token.
+    """
     PullFile: _aio.UnaryStreamMultiCallable[_agent_pb2.PullFileRequest, _agent_pb2.PullFileResponse]  # type: ignore[assignment]
     """Pull a file from another agent into this data directory (.partial, sha256 check,
-    atomic rename, resume from offset); streams progress.
+    atomic rename, resume from offset); streams progress. The bytes come over the
+    source's OpenFileStream when it offers one and it can be reached, else over ReadFile.
     """
 
 class NodeAgentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -163,13 +181,28 @@ class NodeAgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Stream a file of the data directory in chunks from an offset."""
 
     @_abc_1.abstractmethod
+    def OpenFileStream(
+        self,
+        request: _agent_pb2.OpenFileStreamRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.OpenFileStreamResponse, _abc.Awaitable[_agent_pb2.OpenFileStreamResponse]]:
+        """Open a one-use raw byte stream of a file, the fast path of a pull: connect to the
+        answer's port on this agent's host, send the token and a newline, and read
+        "OK <count>\\n" and then count bytes of the file from the offset (sent with
+        sendfile), or "ERR <reason>\\n". An unused token expires after ttl_seconds. Port 0
+        means this agent serves files over ReadFile only. Safe to retry: another call
+        only opens another token.
+        """
+
+    @_abc_1.abstractmethod
     def PullFile(
         self,
         request: _agent_pb2.PullFileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_agent_pb2.PullFileResponse], _abc.AsyncIterator[_agent_pb2.PullFileResponse]]:
         """Pull a file from another agent into this data directory (.partial, sha256 check,
-        atomic rename, resume from offset); streams progress.
+        atomic rename, resume from offset); streams progress. The bytes come over the
+        source's OpenFileStream when it offers one and it can be reached, else over ReadFile.
         """
 
 def add_NodeAgentServiceServicer_to_server(servicer: NodeAgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
