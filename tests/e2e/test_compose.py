@@ -152,6 +152,13 @@ def test_the_reference_workload_reaches_a_promoted_model(stack: Stack) -> None:
     assert models[0]["config_key"] in ("square6_2p", "square8_2p", "square6_3p")
     ratings = stack.call("ListRatings", {"config_key": models[0]["config_key"]}).get("ratings", [])
     assert any(r["player"] == models[0]["model_id"] for r in ratings)
+    # Files moved between containers, over the agents' byte streams (not the gRPC fallback).
+    out = stack.compose("exec", "-T", "gateway-1", "ringrift", "events", "--gateway", "127.0.0.1:50050", "--json",
+                        "--type", "sync_completed", "--limit", "1000", timeout=120).stdout
+    assert out.strip(), "no SYNC_COMPLETED event before the promotion"
+    logs = stack.compose("logs", "--no-color", "agent-1", "agent-2", "agent-3").stdout
+    assert logs.count("file streams on port 50070") >= 3, logs[-2000:]
+    assert "file stream port is unreachable" not in logs
 
 
 def test_killing_the_leading_gateway_makes_the_other_lead(stack: Stack) -> None:
