@@ -10,6 +10,7 @@ from ringrift_agent.adapters.catalog import load_catalog
 from ringrift_agent.adapters.file_stream import FileStreamServer
 from ringrift_agent.adapters.files import DataDir
 from ringrift_agent.adapters.jobs_client import JobEventSender
+from ringrift_agent.adapters.metrics import PullMetrics
 from ringrift_agent.adapters.node_info import NodeInfoSource
 from ringrift_agent.adapters.outbox import Outbox
 from ringrift_agent.adapters.runner import JobRunner
@@ -59,7 +60,7 @@ class AgentApp:
         self.streams = (
             FileStreamServer(data, settings.server.host, agent.file_stream_port) if agent.file_stream_port >= 0 else None
         )
-        servicer = NodeAgentServicer(
+        self.servicer = servicer = NodeAgentServicer(
             self.fence, self._info, self.runner, self.catalog, settings.jobs, self._gpu_count, data, channels, self.streams
         )
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
@@ -73,6 +74,7 @@ class AgentApp:
 
     async def start(self, bound: Bound) -> None:
         agent = self._settings.agent
+        self.servicer.pull_metrics = PullMetrics(bound.registry)
         if self.streams is not None:
             await self.streams.start()
             log.info("file streams on port %d", self.streams.port)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
@@ -38,7 +40,8 @@ def agent_process(tmp_path: Path, etcd: EtcdServer, node_id: str, **env: str) ->
 
 @pytest.fixture
 async def agents(etcd: EtcdServer, tmp_path: Path):
-    source, target = agent_process(tmp_path, etcd, "source"), agent_process(tmp_path, etcd, "target")
+    source = agent_process(tmp_path, etcd, "source")
+    target = agent_process(tmp_path, etcd, "target", RINGRIFT_METRICS__ENABLED="true")
     await asyncio.gather(asyncio.to_thread(source.start), asyncio.to_thread(target.start))
     try:
         yield source, target
@@ -48,6 +51,19 @@ async def agents(etcd: EtcdServer, tmp_path: Path):
 
 def stub(address: str):
     return agent_pb2_grpc.NodeAgentServiceStub(grpc.aio.insecure_channel(address))
+
+
+def pull_counts(process: ServiceProcess) -> dict[tuple[str, str], float]:
+    """ringrift_agent_pulls_total of an agent, by (via, outcome)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    counts = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "ringrift_agent_pulls":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["via"], sample.labels["outcome"]] = sample.value
+    return counts
 
 
 def pull_request(source: ServiceProcess, path: str, data_file: Path, transfer_id: str = "t1", rate: int = 0):
@@ -93,6 +109,7 @@ async def test_a_pull_copies_and_verifies_and_a_second_pull_moves_nothing(agents
     assert copied.read_bytes() == src.read_bytes()
     again = [p async for p in stub(target.address).PullFile(request, timeout=30)]
     assert len(again) == 1 and again[0].completed and not again[0].resumed
+    assert await asyncio.to_thread(pull_counts, target) == {("stream", "completed"): 1, ("none", "completed"): 1}
 
 
 async def test_a_transfer_killed_half_way_resumes_from_its_offset(agents, tmp_path):
@@ -167,17 +184,18 @@ async def test_a_source_killed_mid_stream_leaves_a_prefix_the_next_pull_resumes(
     source, target = agents
     src = tmp_path / "source/data/games/square8_2p/big.db"
     src.parent.mkdir(parents=True)
-    size = 8 * 1024 * 1024
-    src.write_bytes(os.urandom(size))
+    size = 32 * 1024 * 1024  # more than the socket buffers hold once the pull is under way
+    await asyncio.to_thread(src.write_bytes, os.urandom(size))
     opened = await stub(source.address).OpenFileStream(agent_pb2.OpenFileStreamRequest(path="games/square8_2p/big.db"))
     assert opened.port > 0 and opened.count == size  # pulls between these agents take the byte stream
-    request = pull_request(source, "games/square8_2p/big.db", src, rate=4 * 1024 * 1024)
+    request = pull_request(source, "games/square8_2p/big.db", src, rate=16 * 1024 * 1024)
     partial = tmp_path / "target/data/games/square8_2p/big.db.partial"
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         async for progress in stub(target.address).PullFile(request, timeout=30):
             if progress.bytes_done >= size // 4 and source.process.poll() is None:
                 source.signal(signal.SIGKILL)  # the source dies mid-stream
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE, failed.value.details()
+    assert await asyncio.to_thread(pull_counts, target) == {("stream", "failed"): 1}
     assert target.process.poll() is None
     assert 0 < partial.stat().st_size < size
     await asyncio.to_thread(source.stop)
@@ -191,7 +209,9 @@ async def test_a_source_killed_mid_stream_leaves_a_prefix_the_next_pull_resumes(
 
 async def test_an_agent_without_byte_streams_pulls_and_serves_over_grpc(agents, etcd, tmp_path):
     source, _ = agents
-    grpc_only = agent_process(tmp_path, etcd, "grpc-only", RINGRIFT_AGENT__FILE_STREAM_PORT="-1")
+    grpc_only = agent_process(
+        tmp_path, etcd, "grpc-only", RINGRIFT_AGENT__FILE_STREAM_PORT="-1", RINGRIFT_METRICS__ENABLED="true"
+    )
     await asyncio.to_thread(grpc_only.start)
     try:
         src = tmp_path / "source/data/training/square6_2p/t.npz"
@@ -202,6 +222,7 @@ async def test_an_agent_without_byte_streams_pulls_and_serves_over_grpc(agents, 
         ]
         pulled = tmp_path / "grpc-only/data/training/square6_2p/t.npz"
         assert progress[-1].completed and pulled.read_bytes() == src.read_bytes()
+        assert await asyncio.to_thread(pull_counts, grpc_only) == {("grpc", "completed"): 1}
         offered = await stub(grpc_only.address).OpenFileStream(
             agent_pb2.OpenFileStreamRequest(path="training/square6_2p/t.npz", offset=5)
         )

@@ -19,6 +19,7 @@ from ringrift.common.v1 import common_pb2
 from ringrift_agent.adapters.runner import RUNNING, STARTING, Attempt, JobRunner
 from ringrift_agent.domain.templates import JobTemplate, build_argv, resolve_params
 from ringrift_agent.adapters.file_stream import FileStreamServer, OpenedStream, StreamReader, StreamUnreachable, split_host
+from ringrift_agent.adapters.metrics import PullMetrics
 from ringrift_agent.adapters.files import DEFAULT_CHUNK, MAX_CHUNK, DataDir, read_ahead
 from ringrift_runtime.errors import NotFound, WrongState
 from ringrift_runtime.fencing import FileEpochFence
@@ -88,6 +89,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         self._data = data
         self._channels = channels  # ChannelFactory: channels to other agents for pulls
         self._streams = streams  # None: this agent neither serves nor uses byte streams
+        self.pull_metrics: PullMetrics | None = None  # set once the host's registry exists
 
     async def GetNodeInfo(self, request, context):
         return agent_pb2.GetNodeInfoResponse(node=await self._node_info(), max_epoch_seen=self._fence.highest)
@@ -253,36 +255,49 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
             if sha256 and sha256 != request.sha256:
                 raise WrongState(f"{request.path} on {source} has changed")
 
+        via, received = "", 0  # the byte path taken, for the metrics
+
         async def chunks(offset: int):
+            nonlocal via, received
             channel = self._channels.channel(request.source_address)
             try:
                 stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
                 reader = await self._stream_reader(stub, request, offset, unchanged)
                 if reader is not None:
-                    async with aclosing(reader.chunks(offset)) as received:
-                        async for chunk in received:
+                    via = "stream"
+                    async with aclosing(reader.chunks(offset)) as streamed:
+                        async for chunk in streamed:
+                            received += len(chunk[1])
                             yield chunk
                     return
+                via = "grpc"
                 async for chunk in stub.ReadFile(agent_pb2.ReadFileRequest(path=request.path, offset=offset)):
                     unchanged(chunk.sha256)
                     if chunk.data:
+                        received += len(chunk.data)
                         yield chunk.offset, chunk.data
             except grpc.aio.AioRpcError as exc:
                 raise domain_error(exc) from None  # the source's verdict, in the taxonomy
             finally:
                 await channel.close()
 
-        reported = 0.0
-        async for done, resumed, completed in self._data.pull(
-            request.path, request.sha256, request.size_bytes, chunks, request.max_bytes_per_second
-        ):
-            now = time.monotonic()
-            if completed or now - reported >= PROGRESS_SECONDS:  # progress a few times a second, not per chunk
-                reported = now
-                yield agent_pb2.PullFileResponse(
-                    transfer_id=request.transfer_id, bytes_done=done, bytes_total=request.size_bytes,
-                    completed=completed, resumed=resumed,
-                )
+        reported, outcome = 0.0, "failed"
+        try:
+            async for done, resumed, completed in self._data.pull(
+                request.path, request.sha256, request.size_bytes, chunks, request.max_bytes_per_second
+            ):
+                now = time.monotonic()
+                if completed:
+                    outcome = "completed"
+                if completed or now - reported >= PROGRESS_SECONDS:  # progress a few times a second, not per chunk
+                    reported = now
+                    yield agent_pb2.PullFileResponse(
+                        transfer_id=request.transfer_id, bytes_done=done, bytes_total=request.size_bytes,
+                        completed=completed, resumed=resumed,
+                    )
+        finally:
+            if self.pull_metrics is not None:
+                self.pull_metrics.observe(via or "none", outcome, received)  # none: already held, nothing read
 
     async def _stream_reader(self, stub, request, offset: int, unchanged) -> StreamReader | None:
         """A connected byte stream from the source, or None to read over gRPC: this agent
