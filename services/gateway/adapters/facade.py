@@ -84,8 +84,8 @@ class Managers:
         return await call(self.state.GetClusterStats(state_pb2.GetClusterStatsRequest()))
 
     async def best_models(self) -> dict[str, str]:
-        reply = await call(self.state.ListModels(state_pb2.ListModelsRequest(page=common_pb2.PageRequest(page_size=1))))
-        return dict(reply.best_model_by_config)
+        reply = await call(self.state.GetBestModels(state_pb2.GetBestModelsRequest()))
+        return {m.config_key: m.model_id for m in reply.models}
 
     async def recent_events(self, limit: int) -> list[common_pb2.Event]:
         """The newest ``limit`` events, oldest first."""

@@ -128,10 +128,8 @@ class PipelineClient:
         return reply.recorded
 
     async def best_model_paths(self) -> dict[str, str]:
-        reply = await call(self._state.ListModels(state_pb2.ListModelsRequest(
-            statuses=[C.MODEL_STATUS_PROMOTED], page=C.PageRequest(page_size=1000))))
-        paths = {m.model_id: m.path for m in reply.models}
-        return {config: paths[model] for config, model in reply.best_model_by_config.items() if model in paths}
+        reply = await call(self._state.GetBestModels(state_pb2.GetBestModelsRequest()))
+        return {m.config_key: m.path for m in reply.models}
 
     async def submit_selfplay(self, jobs: list[tuple[str, str, dict]]) -> int:
         """(node, config, params) each, pinned to its node as a bulk top-up."""

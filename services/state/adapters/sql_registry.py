@@ -124,6 +124,16 @@ class SqlRegistry:
         found = [M.Model.FromString(r.model) for r in rows]
         return found, best, (found[-1].model_id if len(found) == limit else "")
 
+    async def best_models(self, config_keys: list[str]) -> list[M.Model]:
+        """The best model of each config (of ``config_keys`` when given), by config key."""
+        query = (select(models.c.model).join(best_models, best_models.c.model_id == models.c.model_id)
+                 .order_by(best_models.c.config_key))
+        if config_keys:
+            query = query.where(best_models.c.config_key.in_(config_keys))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [M.Model.FromString(r.model) for r in rows]
+
     # -- matches and ratings ------------------------------------------------------------
     async def record_matches(self, results: list[M.MatchResult], key: str, epoch: int) -> int:
         async with self._engine.begin() as connection:

@@ -13,6 +13,7 @@ ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,63}$")
 MAX_ITEMS, DEFAULT_PAGE, MAX_PAGE = 1000, 100, 1000
 MODEL_STATUSES = frozenset(common_pb2.ModelStatus.values()) - {common_pb2.MODEL_STATUS_UNSPECIFIED}
 TRANSFER_STATES = frozenset(state_pb2.TransferState.values()) - {state_pb2.TRANSFER_STATE_UNSPECIFIED}
+MAX_CONFIG_KEYS = 1000
 
 
 def _items(check: Validator, field: str, items) -> None:
@@ -75,6 +76,14 @@ class RegistryRpcs:
         check.raise_if_invalid()
         found, best, token = await self._registry.list_models(request.config_key, list(request.statuses), size, request.page.page_token)
         return state_pb2.ListModelsResponse(models=found, best_model_by_config=best, next_page_token=token)
+
+    async def GetBestModels(self, request, context):
+        check = Validator()
+        check.check("config_keys", len(request.config_keys) <= MAX_CONFIG_KEYS, f"at most {MAX_CONFIG_KEYS} keys")
+        for index, key in enumerate(request.config_keys):
+            check.config_key(f"config_keys[{index}]", key)
+        check.raise_if_invalid()
+        return state_pb2.GetBestModelsResponse(models=await self._registry.best_models(sorted(set(request.config_keys))))
 
     async def RecordMatches(self, request, context):
         check = Validator()

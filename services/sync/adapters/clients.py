@@ -98,19 +98,9 @@ class StateClient:
         await call(self._stub.PublishEvent(state_pb2.PublishEventRequest(event=event)))
 
     async def best_model(self, config_key: str) -> common_pb2.Model | None:
-        """The config's best model (promoted models, newest first, until it is found)."""
-        token = ""
-        while True:
-            reply = await call(self._stub.ListModels(state_pb2.ListModelsRequest(
-                config_key=config_key, statuses=[common_pb2.MODEL_STATUS_PROMOTED],
-                page=common_pb2.PageRequest(page_size=100, page_token=token),
-            )))
-            best = reply.best_model_by_config.get(config_key)
-            found = next((m for m in reply.models if m.model_id == best), None)
-            if found is not None or not best or not reply.next_page_token:
-                return found
-            token = reply.next_page_token
-
+        """The config's best model, if it has one."""
+        reply = await call(self._stub.GetBestModels(state_pb2.GetBestModelsRequest(config_keys=[config_key])))
+        return reply.models[0] if reply.models else None
 
 class Trainers:
     def __init__(self, channel) -> None:

@@ -71,19 +71,8 @@ class State:
         )))
 
     async def best_model(self, config_key: str) -> ModelRef | None:
-        token = ""
-        while True:
-            reply = await call(self._stub.ListModels(state_pb2.ListModelsRequest(
-                config_key=config_key, statuses=[C.MODEL_STATUS_PROMOTED],
-                page=C.PageRequest(page_size=100, page_token=token),
-            )))
-            best = reply.best_model_by_config.get(config_key)
-            found = next((m for m in reply.models if m.model_id == best), None)
-            if found is not None:
-                return model_ref(found)
-            if not best or not reply.next_page_token:
-                return None
-            token = reply.next_page_token
+        reply = await call(self._stub.GetBestModels(state_pb2.GetBestModelsRequest(config_keys=[config_key])))
+        return model_ref(reply.models[0]) if reply.models else None
 
     async def register(self, ref: ModelRef, parent_model_id: str, training_job_id: str, training_games: int,
                        epoch: int) -> C.Model:

@@ -59,6 +59,28 @@ async def test_models_promotion_moves_the_best_pointer_and_logs_events(stores) -
         await registry.set_model_status("missing", C.MODEL_STATUS_PROMOTED, "", 0)
 
 
+async def test_best_models_are_one_per_config_whatever_the_number_of_models(stores) -> None:
+    registry, _ = stores
+    assert await registry.best_models([]) == []
+    promoted = {}
+    for config in ("square8_2p", "square6_2p"):
+        for generation in range(3):
+            model = await registry.register_model(
+                C.Model(config_key=config, generation=generation, path=f"models/{config}/g{generation}", sha256=SHA), 0
+            )
+            if generation < 2:  # generation 2 stays a candidate: the best is generation 1
+                await registry.set_model_status(model.model_id, C.MODEL_STATUS_PROMOTED, "", 0)
+                promoted[config] = model.model_id
+    await registry.register_model(C.Model(config_key="hex8_3p", generation=0, path="models/h", sha256=SHA), 0)
+    best = await registry.best_models([])
+    assert [(m.config_key, m.model_id, m.generation) for m in best] == [
+        ("square6_2p", promoted["square6_2p"], 1), ("square8_2p", promoted["square8_2p"], 1)
+    ]
+    assert best[0].path == "models/square6_2p/g1" and best[0].status == C.MODEL_STATUS_PROMOTED
+    only = await registry.best_models(["square8_2p", "hex8_3p"])
+    assert [m.model_id for m in only] == [promoted["square8_2p"]]
+
+
 async def test_matches_are_idempotent_per_batch_and_ratings_keep_history(stores) -> None:
     registry, _ = stores
     result = C.MatchResult(config_key="hex8_3p", player_a="m1", player_b="random", wins=30, losses=8, draws=2)

@@ -62,6 +62,7 @@ BAD_REQUESTS = [
     ("RegisterModel", state_pb2.RegisterModelRequest(model=common_pb2.Model(config_key="sq", path="m", sha256="ab" * 32)), "model.config_key"),
     ("RegisterModel", state_pb2.RegisterModelRequest(model=common_pb2.Model(config_key="square8_2p", path="m", sha256="xyz")), "model.sha256"),
     ("SetModelStatus", state_pb2.SetModelStatusRequest(model_id="m1", status=common_pb2.MODEL_STATUS_REJECTED), "reason"),
+    ("GetBestModels", state_pb2.GetBestModelsRequest(config_keys=["square8_2p", "square8"]), "config_keys[1]"),
     ("RecordNodes", state_pb2.RecordNodesRequest(alive=[common_pb2.NodeInfo(node_id="10.0.0.1:1")]), "alive[0].node_id"),
     ("UpdateConfigStats", state_pb2.UpdateConfigStatsRequest(config_key="square8_9p"), "config_key"),
     ("CreateJobs", state_pb2.CreateJobsRequest(jobs=[state_pb2.NewJob(spec=common_pb2.JobSpec())]), "jobs[0].spec.kind"),

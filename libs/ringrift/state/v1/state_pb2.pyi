@@ -1209,6 +1209,54 @@ class ListModelsResponse(_message.Message):
 Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
 
 @_typing.final
+class GetBestModelsRequest(_message.Message):
+    """Request of GetBestModels."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def config_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these config keys; empty for every config."""
+
+    def __init__(
+        self,
+        *,
+        config_keys: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_keys", b"config_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBestModelsRequest: _TypeAlias = GetBestModelsRequest  # noqa: Y015
+
+@_typing.final
+class GetBestModelsResponse(_message.Message):
+    """Response of GetBestModels."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Model]:
+        """One model per config that has a best model, by config key."""
+
+    def __init__(
+        self,
+        *,
+        models: _abc.Iterable[_common_pb2.Model] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBestModelsResponse: _TypeAlias = GetBestModelsResponse  # noqa: Y015
+
+@_typing.final
 class RecordMatchesRequest(_message.Message):
     """Request of RecordMatches."""
 

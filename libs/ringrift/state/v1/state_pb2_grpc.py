@@ -110,6 +110,11 @@ class StateServiceStub:
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GetBestModels = channel.unary_unary(
+                '/ringrift.state.v1.StateService/GetBestModels',
+                request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.GetBestModelsRequest.SerializeToString,
+                response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.GetBestModelsResponse.FromString,
+                _registered_method=True)
         self.RecordMatches = channel.unary_unary(
                 '/ringrift.state.v1.StateService/RecordMatches',
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.RecordMatchesRequest.SerializeToString,
@@ -279,6 +284,14 @@ class StateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBestModels(self, request, context):
+        """The best (promoted) model of every config, or of the given configs; a config with
+        no best model yet is absent. One call, however many models are stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordMatches(self, request, context):
         """Store match results (never overwritten).
         """
@@ -433,6 +446,11 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.ListModelsRequest.FromString,
                     response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetBestModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBestModels,
+                    request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.GetBestModelsRequest.FromString,
+                    response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.GetBestModelsResponse.SerializeToString,
             ),
             'RecordMatches': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordMatches,
@@ -896,6 +914,33 @@ class StateService:
             '/ringrift.state.v1.StateService/ListModels',
             ringrift_dot_state_dot_v1_dot_state__pb2.ListModelsRequest.SerializeToString,
             ringrift_dot_state_dot_v1_dot_state__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBestModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.state.v1.StateService/GetBestModels',
+            ringrift_dot_state_dot_v1_dot_state__pb2.GetBestModelsRequest.SerializeToString,
+            ringrift_dot_state_dot_v1_dot_state__pb2.GetBestModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -72,6 +72,10 @@ class StateServiceStub:
     """Change a model's status; promoting moves the config's best pointer."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_state_pb2.ListModelsRequest, _state_pb2.ListModelsResponse]
     """Models by config and status."""
+    GetBestModels: _grpc.UnaryUnaryMultiCallable[_state_pb2.GetBestModelsRequest, _state_pb2.GetBestModelsResponse]
+    """The best (promoted) model of every config, or of the given configs; a config with
+    no best model yet is absent. One call, however many models are stored.
+    """
     RecordMatches: _grpc.UnaryUnaryMultiCallable[_state_pb2.RecordMatchesRequest, _state_pb2.RecordMatchesResponse]
     """Store match results (never overwritten)."""
     ListMatches: _grpc.UnaryUnaryMultiCallable[_state_pb2.ListMatchesRequest, _state_pb2.ListMatchesResponse]
@@ -136,6 +140,10 @@ class StateServiceAsyncStub(StateServiceStub):
     """Change a model's status; promoting moves the config's best pointer."""
     ListModels: _aio.UnaryUnaryMultiCallable[_state_pb2.ListModelsRequest, _state_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Models by config and status."""
+    GetBestModels: _aio.UnaryUnaryMultiCallable[_state_pb2.GetBestModelsRequest, _state_pb2.GetBestModelsResponse]  # type: ignore[assignment]
+    """The best (promoted) model of every config, or of the given configs; a config with
+    no best model yet is absent. One call, however many models are stored.
+    """
     RecordMatches: _aio.UnaryUnaryMultiCallable[_state_pb2.RecordMatchesRequest, _state_pb2.RecordMatchesResponse]  # type: ignore[assignment]
     """Store match results (never overwritten)."""
     ListMatches: _aio.UnaryUnaryMultiCallable[_state_pb2.ListMatchesRequest, _state_pb2.ListMatchesResponse]  # type: ignore[assignment]
@@ -287,6 +295,16 @@ class StateServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_state_pb2.ListModelsResponse, _abc.Awaitable[_state_pb2.ListModelsResponse]]:
         """Models by config and status."""
+
+    @_abc_1.abstractmethod
+    def GetBestModels(
+        self,
+        request: _state_pb2.GetBestModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_state_pb2.GetBestModelsResponse, _abc.Awaitable[_state_pb2.GetBestModelsResponse]]:
+        """The best (promoted) model of every config, or of the given configs; a config with
+        no best model yet is absent. One call, however many models are stored.
+        """
 
     @_abc_1.abstractmethod
     def RecordMatches(
