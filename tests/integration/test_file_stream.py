@@ -90,6 +90,8 @@ async def test_a_token_is_used_once_and_a_wrong_one_opens_nothing(server, tmp_pa
     assert wrong.startswith(b"ERR ") and server.open_tokens == 1  # the guess did not use up the real token
     overlong = await asyncio.to_thread(raw_exchange, opened.port, b"x" * 500)
     assert not overlong.startswith(b"OK")
+    not_ascii = await asyncio.to_thread(raw_exchange, opened.port, "\u00e9t\u00e9".encode() + b"\xff\n")
+    assert not_ascii.startswith(b"ERR ")
     with pytest.raises(DependencyUnavailable, match="refused"):
         await receive(opened)  # used already
     assert await receive(other) == b"weights" * 1000

@@ -137,7 +137,7 @@ class FileStreamServer:
     def _take(self, token: str) -> _Ticket | None:
         with self._lock:
             for known in list(self._tickets):
-                if hmac.compare_digest(known, token):  # no timing hint about other tokens
+                if hmac.compare_digest(known.encode(), token.encode()):  # no timing hint about other tokens
                     ticket = self._tickets.pop(known)
                     break
             else:
@@ -180,6 +180,8 @@ class FileStreamServer:
             connection.shutdown(socket.SHUT_WR)
         except OSError as exc:  # the reader went away or stalled: its pull resumes later
             log.info("file stream ended early: %s", exc)
+        except Exception:  # never lost in an unawaited future
+            log.exception("file stream failed")
         finally:
             if ticket is not None:
                 ticket.handle.close()
