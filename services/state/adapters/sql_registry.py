@@ -125,9 +125,10 @@ class SqlRegistry:
         return found, best, (found[-1].model_id if len(found) == limit else "")
 
     async def best_models(self, config_keys: list[str]) -> list[M.Model]:
-        """The best model of each config (of ``config_keys`` when given), by config key."""
+        """The best model of each config (of ``config_keys`` when given), by config key; a
+        best model archived or rejected since its promotion is no config's best."""
         query = (select(models.c.model).join(best_models, best_models.c.model_id == models.c.model_id)
-                 .order_by(best_models.c.config_key))
+                 .where(models.c.status == M.MODEL_STATUS_PROMOTED).order_by(best_models.c.config_key))
         if config_keys:
             query = query.where(best_models.c.config_key.in_(config_keys))
         async with self._engine.connect() as connection:

@@ -79,6 +79,8 @@ async def test_best_models_are_one_per_config_whatever_the_number_of_models(stor
     assert best[0].path == "models/square6_2p/g1" and best[0].status == C.MODEL_STATUS_PROMOTED
     only = await registry.best_models(["square8_2p", "hex8_3p"])
     assert [m.model_id for m in only] == [promoted["square8_2p"]]
+    await registry.set_model_status(promoted["square6_2p"], C.MODEL_STATUS_ARCHIVED, "broken", 0)
+    assert [m.config_key for m in await registry.best_models([])] == ["square8_2p"]  # never hand out an archived one
 
 
 async def test_matches_are_idempotent_per_batch_and_ratings_keep_history(stores) -> None:

@@ -286,7 +286,8 @@ class StateServiceServicer:
 
     def GetBestModels(self, request, context):
         """The best (promoted) model of every config, or of the given configs; a config with
-        no best model yet is absent. One call, however many models are stored.
+        no best model, or whose best was archived or rejected since, is absent. One call,
+        however many models are stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -74,7 +74,8 @@ class StateServiceStub:
     """Models by config and status."""
     GetBestModels: _grpc.UnaryUnaryMultiCallable[_state_pb2.GetBestModelsRequest, _state_pb2.GetBestModelsResponse]
     """The best (promoted) model of every config, or of the given configs; a config with
-    no best model yet is absent. One call, however many models are stored.
+    no best model, or whose best was archived or rejected since, is absent. One call,
+    however many models are stored.
     """
     RecordMatches: _grpc.UnaryUnaryMultiCallable[_state_pb2.RecordMatchesRequest, _state_pb2.RecordMatchesResponse]
     """Store match results (never overwritten)."""
@@ -142,7 +143,8 @@ class StateServiceAsyncStub(StateServiceStub):
     """Models by config and status."""
     GetBestModels: _aio.UnaryUnaryMultiCallable[_state_pb2.GetBestModelsRequest, _state_pb2.GetBestModelsResponse]  # type: ignore[assignment]
     """The best (promoted) model of every config, or of the given configs; a config with
-    no best model yet is absent. One call, however many models are stored.
+    no best model, or whose best was archived or rejected since, is absent. One call,
+    however many models are stored.
     """
     RecordMatches: _aio.UnaryUnaryMultiCallable[_state_pb2.RecordMatchesRequest, _state_pb2.RecordMatchesResponse]  # type: ignore[assignment]
     """Store match results (never overwritten)."""
@@ -303,7 +305,8 @@ class StateServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_state_pb2.GetBestModelsResponse, _abc.Awaitable[_state_pb2.GetBestModelsResponse]]:
         """The best (promoted) model of every config, or of the given configs; a config with
-        no best model yet is absent. One call, however many models are stored.
+        no best model, or whose best was archived or rejected since, is absent. One call,
+        however many models are stored.
         """
 
     @_abc_1.abstractmethod
