@@ -152,8 +152,13 @@ def _ago(stamp) -> str:
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
+def _label(enum, prefix: str, value: int) -> str:
+    """JOB_STATE_PENDING -> ``pending`` and so on: how every enum value is shown (and typed)."""
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
 def _state_name(state: int) -> str:
-    return common_pb2.JobState.Name(state).removeprefix("JOB_STATE_").lower()
+    return _label(common_pb2.JobState, "JOB_STATE_", state)
 
 
 def _nodes_table(nodes) -> Table:
@@ -179,7 +184,7 @@ LOOP_HEALTH_STYLE = {"healthy": "green", "degraded": "red", "paused": "yellow", 
 def _loops_table(loops) -> Table:
     table = Table("loop", "health", "every", "runs", "errors", "last run", "last error", title="loops (as the leader sees them)")
     for loop in loops:
-        health = orchestrator_pb2.LoopHealth.Name(loop.health).removeprefix("LOOP_HEALTH_").lower()
+        health = _label(orchestrator_pb2.LoopHealth, "LOOP_HEALTH_", loop.health)
         table.add_row(loop.name, f"[{LOOP_HEALTH_STYLE.get(health, '')}]{health}[/]", f"{loop.interval_seconds:g} s",
                       str(loop.runs), str(loop.consecutive_errors), _ago(loop.last_run_at), loop.last_error[:60])
     return table
@@ -246,7 +251,7 @@ def _enum_values(enum, prefix: str, names: list[str], what: str) -> list[int]:
         try:
             values.append(enum.Value(prefix + name.upper()))
         except ValueError:
-            known = ", ".join(n.removeprefix(prefix).lower() for n in enum.keys()[1:])
+            known = ", ".join(_label(enum, prefix, v) for v in enum.values()[1:])
             _fail(f"unknown {what} {name!r}: use one of {known}", 2)
     return values
 
@@ -383,7 +388,7 @@ def models(
     best = set(reply.best_model_by_config.values())
     table = Table("config", "gen", "model", "status", "games", "created", "reason", title="models (* best)")
     for m in sorted(reply.models, key=lambda m: (m.config_key, m.generation)):
-        status = common_pb2.ModelStatus.Name(m.status).removeprefix("MODEL_STATUS_").lower()
+        status = _label(common_pb2.ModelStatus, "MODEL_STATUS_", m.status)
         table.add_row(m.config_key, str(m.generation), m.model_id + (" *" if m.model_id in best else ""), status,
                       str(m.training_games), _when(m.created_at), m.status_reason[:60])
     console.print(table)
@@ -484,7 +489,7 @@ def events(
 
             print(MessageToJson(event, indent=None), flush=True)
             return
-        kind = common_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower()
+        kind = _label(common_pb2.EventType, "EVENT_TYPE_", event.type)
         attributes = " ".join(f"{k}={v}" for k, v in sorted(event.attributes.items()))
         console.print(f"{event.sequence:>7} {_when(event.time)} [bold]{kind}[/bold] {event.subject} {attributes}",
                       highlight=False, soft_wrap=True)
@@ -533,7 +538,7 @@ def explain_placement(
     table = Table("rank", "node", "usable", "effective power", "GPU", "CPU", "load", "locality", "why not",
                   title=f"placement of a {kind} job")
     for score in sorted(reply.scores, key=lambda s: (not s.usable, s.rank)):
-        reason = nodes_pb2.RejectionReason.Name(score.rejection_reason).removeprefix("REJECTION_REASON_").lower()
+        reason = _label(nodes_pb2.RejectionReason, "REJECTION_REASON_", score.rejection_reason)
         table.add_row(str(score.rank) if score.usable else "-", score.node_id, "yes" if score.usable else "no",
                       f"{score.effective_power:.2f}", f"{score.gpu_power:.2f}", f"{score.cpu_power:.2f}",
                       f"{score.load_score:.2f}", f"{score.locality_bonus:.2f}",

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import AsyncIterator, BinaryIO
 
-from ringrift_agent.adapters.files import DataDir
+from ringrift_agent.adapters.files import DataDir, check_offset
 from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument
 
 TTL_SECONDS = 30
@@ -111,9 +111,11 @@ class FileStreamServer:
     async def open(self, relative: str, offset: int) -> OpenedStream:
         """A token for the bytes of ``relative`` from ``offset`` to its end."""
         handle, size, sha256 = await self._data.open_snapshot(relative)
-        if offset > size:
+        try:
+            check_offset(offset, size)
+        except InvalidArgument:
             handle.close()
-            raise InvalidArgument.field("offset", f"must be at most the file size {size}")
+            raise
         now = time.monotonic()
         token = secrets.token_hex(16)
         with self._lock:

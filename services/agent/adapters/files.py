@@ -248,6 +248,12 @@ def _write_all(handle, data: bytes) -> None:
         view = view[handle.write(view):]
 
 
+def check_offset(offset: int, size: int) -> None:
+    """A read from ``offset`` must start within the file (its end included)."""
+    if offset > size:
+        raise InvalidArgument.field("offset", f"must be at most the file size {size}")
+
+
 def _partial_size(partial: Path, size: int) -> int:
     try:
         current = partial.stat().st_size

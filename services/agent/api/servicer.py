@@ -20,7 +20,7 @@ from ringrift_agent.adapters.runner import RUNNING, STARTING, Attempt, JobRunner
 from ringrift_agent.domain.templates import JobTemplate, build_argv, resolve_params
 from ringrift_agent.adapters.file_stream import FileStreamServer, OpenedStream, StreamReader, StreamUnreachable, split_host
 from ringrift_agent.adapters.metrics import PullMetrics
-from ringrift_agent.adapters.files import DEFAULT_CHUNK, MAX_CHUNK, DataDir, read_ahead
+from ringrift_agent.adapters.files import DEFAULT_CHUNK, MAX_CHUNK, DataDir, check_offset, read_ahead
 from ringrift_runtime.errors import NotFound, WrongState
 from ringrift_runtime.fencing import FileEpochFence
 from ringrift_runtime.grpc.roles import ROLE_CODES
@@ -214,8 +214,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         check.check("chunk_size", request.chunk_size <= MAX_CHUNK, f"must be at most {MAX_CHUNK}")
         check.raise_if_invalid()
         path, size, sha256 = await self._data.describe(request.path)
-        check.check("offset", request.offset <= size, f"must be at most the file size {size}")
-        check.raise_if_invalid()
+        check_offset(request.offset, size)
         chunk_size = request.chunk_size or DEFAULT_CHUNK
         first = True
         async for offset, data in read_ahead(path, request.offset, size, chunk_size):
@@ -230,9 +229,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         self._data.resolve(request.path)
         if self._streams is None:
             _, size, sha256 = await self._data.describe(request.path)
-            check = Validator()
-            check.check("offset", request.offset <= size, f"must be at most the file size {size}")
-            check.raise_if_invalid()
+            check_offset(request.offset, size)
             return agent_pb2.OpenFileStreamResponse(size_bytes=size, sha256=sha256, count=size - request.offset)
         opened = await self._streams.open(request.path, request.offset)
         return agent_pb2.OpenFileStreamResponse(

@@ -15,19 +15,21 @@ from ringrift_runtime.errors import Conflict
 PAUSED = ("loops", "paused")
 
 
+def _names(stored) -> set[str]:
+    return set(json.loads(stored.value)) if stored.found and stored.value else set()
+
+
 class StatePauseStore:
     def __init__(self, state) -> None:
         self._state = state  # StateClient
 
     async def load(self) -> set[str]:
-        stored = await self._state.load_state(*PAUSED)
-        return set(json.loads(stored.value)) if stored.found and stored.value else set()
+        return _names(await self._state.load_state(*PAUSED))
 
     async def set(self, name: str, paused: bool) -> set[str]:
         for _ in range(5):
             stored = await self._state.load_state(*PAUSED)
-            names = set(json.loads(stored.value)) if stored.found and stored.value else set()
-            names = names | {name} if paused else names - {name}
+            names = _names(stored) | {name} if paused else _names(stored) - {name}
             try:
                 await self._state.persist_state(*PAUSED, json.dumps(sorted(names)).encode(),
                                                 stored.version if stored.found else 0, 0)

@@ -12,6 +12,7 @@ from ringrift.selfplay.v1 import selfplay_pb2, selfplay_pb2_grpc
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift.sync.v1 import sync_pb2, sync_pb2_grpc
 from ringrift.training.v1 import training_pb2, training_pb2_grpc
+from ringrift_gateway.domain.upkeep import BASELINES
 from ringrift_runtime.errors import NotFound, WrongState
 from ringrift_runtime.grpc.calls import call, last
 
@@ -103,7 +104,7 @@ class PipelineClient:
 
     async def submit_validation(self, model: C.Model, games: int, key: str) -> str:
         spec = C.JobSpec(kind="gauntlet", config_key=model.config_key, params={
-            "candidate": model.path, "baselines": "random,heuristic", "games": str(games),
+            "candidate": model.path, "baselines": ",".join(BASELINES), "games": str(games),
             "seed": str(zlib.crc32(model.model_id.encode()))})
         reply = await call(self._jobs.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec, idempotency_key=key)))
         return reply.job.job_id

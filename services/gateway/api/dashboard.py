@@ -19,9 +19,9 @@ from urllib.parse import parse_qs
 
 from ringrift.common.v1 import common_pb2
 from ringrift.orchestrator.v1 import orchestrator_pb2
+from ringrift_gateway.domain.upkeep import BASELINES
 from ringrift_runtime.errors import RingriftError
 
-BASELINES = {"random", "heuristic"}
 TIMEOUT_SECONDS = 10.0
 
 

@@ -6,8 +6,6 @@ leader last reported them in its heartbeat)."""
 
 from __future__ import annotations
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from ringrift.orchestrator.v1 import orchestrator_pb2
 from ringrift_gateway.adapters.loop_store import leader_loop_statuses
 from ringrift_runtime.aio import SingleFlight
@@ -21,20 +19,12 @@ HEALTH = {
 }
 
 
-def _stamp(seconds: float | None) -> Timestamp | None:
-    if not seconds:
-        return None
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
 def loop_status(record: dict) -> orchestrator_pb2.LoopStatus:
     return orchestrator_pb2.LoopStatus(
         name=record["name"], health=HEALTH.get(record.get("health", ""), orchestrator_pb2.LOOP_HEALTH_UNSPECIFIED),
         interval_seconds=record.get("interval_seconds", 0.0), runs=record.get("runs", 0),
         consecutive_errors=record.get("consecutive_errors", 0), last_error=record.get("last_error", ""),
-        last_run_at=_stamp(record.get("last_run_at")), next_run_at=_stamp(record.get("next_run_at")),
+        last_run_at=to_timestamp(record.get("last_run_at")), next_run_at=to_timestamp(record.get("next_run_at")),
     )
 
 

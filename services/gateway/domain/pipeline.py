@@ -16,6 +16,15 @@ GAMES_CURSOR = ("pipeline", "games-cursor")
 INTENTS = "intents"  # written by any gateway replica (ringrift_gateway.adapters.facade)
 
 
+def selfplay_members(members) -> dict:
+    """The members (PrefixCache[NodeInfo]) that take self-play work: neither draining nor
+    quarantined, and running selfplay jobs (an agent that lists no kinds runs any)."""
+    return {
+        node_id: node for node_id, node in members.values().items()
+        if not (node.draining or node.quarantined) and (not node.job_kinds or "selfplay" in node.job_kinds)
+    }
+
+
 class PipelineLoops:
     def __init__(self, client, state, members, configs: list[str], games_per_job: int, temperature: float,
                  max_top_up: int) -> None:
@@ -29,10 +38,7 @@ class PipelineLoops:
         self._rng = random.Random()
 
     def _selfplay_nodes(self) -> list[str]:
-        return sorted(
-            node_id for node_id, node in self._members.values().items()
-            if not (node.draining or node.quarantined) and (not node.job_kinds or "selfplay" in node.job_kinds)
-        )
+        return sorted(selfplay_members(self._members))
 
     async def populate_queue(self, epoch: int, only: list[str] | None = None) -> int:
         """Top every self-play node (or the ``only`` ones) up to its target (at most

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from ringrift_gateway.domain.pipeline import selfplay_members
 from ringrift_runtime.errors import DependencyUnavailable, NotLeader, RingriftError, StaleEpoch
 
 log = logging.getLogger("ringrift.gateway.upkeep")
@@ -89,12 +90,10 @@ class IdleDetection:
         self._clock = clock
 
     async def __call__(self, epoch: int) -> IdleVerdict:
-        nodes = {}
-        for node_id, node in self._members.values().items():
-            if node.draining or node.quarantined or (node.job_kinds and "selfplay" not in node.job_kinds):
-                continue
-            has_gpu = bool(node.detected.gpu.count)  # a declared GPU the machine lacks reports no utilisation
-            nodes[node_id] = (has_gpu, node.metrics.gpu_utilization_percent)
+        nodes = {  # has a GPU (a declared one the machine lacks reports no utilisation), GPU %
+            node_id: (bool(node.detected.gpu.count), node.metrics.gpu_utilization_percent)
+            for node_id, node in selfplay_members(self._members).items()
+        }
         jobs = await self._client.active_jobs_by_node()
         verdict = self._tracker.observe(nodes, jobs, self._clock())
         for node_id in verdict.restart:

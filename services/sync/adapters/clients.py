@@ -102,6 +102,7 @@ class StateClient:
         reply = await call(self._stub.GetBestModels(state_pb2.GetBestModelsRequest(config_keys=[config_key])))
         return reply.models[0] if reply.models else None
 
+
 class Trainers:
     def __init__(self, channel) -> None:
         self._stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
