@@ -89,9 +89,15 @@ class PipelineClient:
         return (final.transfers_done, final.transfers_failed) if final else (0, 0)
 
     async def promoted_models(self) -> list[C.Model]:
-        reply = await call(self._state.ListModels(state_pb2.ListModelsRequest(
-            statuses=[C.MODEL_STATUS_PROMOTED], page=C.PageRequest(page_size=1000))))
-        return list(reply.models)
+        models: list[C.Model] = []
+        token = ""
+        while True:  # every page: a cluster with years of generations has more than one
+            reply = await call(self._state.ListModels(state_pb2.ListModelsRequest(
+                statuses=[C.MODEL_STATUS_PROMOTED], page=C.PageRequest(page_size=1000, page_token=token))))
+            models.extend(reply.models)
+            token = reply.next_page_token
+            if not token:
+                return models
 
     async def baseline_games(self, config_key: str) -> dict[str, dict[str, int]]:
         """Games each model has played against each baseline, from the stored matches."""
