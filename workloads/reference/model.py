@@ -72,7 +72,7 @@ class FeatureBuilder:
         """One feature row per legal move: the position after it, from the mover's view."""
         own, opp, own_total, stones = self.counts(state, state.to_move)
         cls = self.geo.cell_class
-        rows = np.empty((len(moves), 4 * self.k + EXTRA_FEATURES))
+        rows = np.empty((len(moves), feature_count(self.geo)))
         for i, (cell, captured) in enumerate(moves):
             o, p = own[:], opp[:]
             o[cls[cell]] += 1
