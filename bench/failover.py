@@ -1,8 +1,8 @@
 """How long does the cluster go without a leader when the leader dies?
 
 Kills the leading gateway with SIGKILL N times (two replicas, real etcd, real
-StateService) and measures the time from the kill until the other replica has
-registered a higher epoch with StateService. Beside it, the raw limit measured in the
+StateService, mutual TLS everywhere) and measures the time from the kill until the other
+replica has claimed a higher epoch from StateService. Beside it, the raw limit measured in the
 same run: how long etcd itself takes to expire a lease of the same TTL and tell a
 watcher. Also the graceful handover (SIGTERM) time.
 
@@ -18,20 +18,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
-
 from bench._common import machine, summary, table
+from bench._security import CLUSTER, BenchSecurity, gateway, service
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.cluster.etcd import make_client
-from ringrift_runtime.settings import EtcdSettings
 from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
 
 TTL = 2
+SECURITY: BenchSecurity | None = None  # set in main
 
 
 async def leader(state: ServiceProcess) -> state_pb2.GetClusterEpochResponse:
-    async with grpc.aio.insecure_channel(state.address) as channel:
+    assert SECURITY is not None
+    async with SECURITY.channel(state.address, service("state", CLUSTER), gateway("bench", CLUSTER)) as channel:
         return await state_pb2_grpc.StateServiceStub(channel).GetClusterEpoch(
             state_pb2.GetClusterEpochRequest(), timeout=5
         )
@@ -49,7 +49,8 @@ async def wait_above(state: ServiceProcess, epoch: int, timeout: float = 30) -> 
 
 async def raw_lease_expiry(etcd: EtcdServer, runs: int) -> list[float]:
     """etcd alone: grant a lease, keep it once, stop; time until a watcher sees the key go."""
-    client = make_client(EtcdSettings(endpoints=[etcd.endpoint]))
+    assert SECURITY is not None
+    client = make_client(SECURITY.etcd_settings(etcd))
     results = []
     try:
         for index in range(runs):
@@ -71,19 +72,32 @@ async def raw_lease_expiry(etcd: EtcdServer, runs: int) -> list[float]:
 
 
 async def main(kills: int, handovers: int) -> None:
+    global SECURITY
     root = Path(tempfile.mkdtemp(prefix="ringrift-bench-failover-"))
-    etcd = EtcdServer(root / "etcd")
+    SECURITY = BenchSecurity(root, secure=True)
+    etcd = SECURITY.etcd(root / "etcd")
     await asyncio.to_thread(etcd.start)
     env = {
         "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
         "RINGRIFT_ETCD__ELECTION_TTL_SECONDS": str(TTL),
         "RINGRIFT_METRICS__ENABLED": "false",
     }
-    state = ServiceProcess("state", root / "state", env={**env, "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{root}/s.db"})
+    state = ServiceProcess(
+        "state",
+        root / "state",
+        env={
+            **env,
+            **SECURITY.env(service("state", CLUSTER)),
+            "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{root}/s.db",
+        },
+    )
     await asyncio.to_thread(state.start)
     env["RINGRIFT_ENDPOINTS__STATE"] = state.address
     gateways = {
-        name: ServiceProcess("gateway", root / name, env={**env, "RINGRIFT_INSTANCE_ID": name}) for name in ("gw-a", "gw-b")
+        name: ServiceProcess(
+            "gateway", root / name, env={**env, **SECURITY.env(gateway(name, CLUSTER)), "RINGRIFT_INSTANCE_ID": name}
+        )
+        for name in ("gw-a", "gw-b")
     }
     for process in gateways.values():
         await asyncio.to_thread(process.start)
@@ -115,7 +129,11 @@ async def main(kills: int, handovers: int) -> None:
         table(
             f"Leader failover (election TTL {TTL} s) — {machine()}",
             [
-                ("SIGKILL → new epoch registered (s)", summary(failovers), f"raw etcd lease expiry seen by a watcher: {summary(raw)}"),
+                (
+                    "SIGKILL → new epoch registered (s)",
+                    summary(failovers),
+                    f"raw etcd lease expiry seen by a watcher: {summary(raw)}",
+                ),
                 ("SIGTERM → new epoch registered (s)", summary(graceful), "—"),
             ],
         )

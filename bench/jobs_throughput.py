@@ -4,34 +4,37 @@ Real StateService (SQLite), NodeSelector and JobService processes; 100 simulated
 (gRPC servers in this process, registered in etcd like real agents) that accept RunJob
 and at once report the job SUCCEEDED to JobService; this process acts as the leader and
 keeps calling DispatchPendingJobs. A run submits N jobs in batches and ends when all
-have succeeded. Reference in the same run: how many bare subprocesses per second this
-machine can spawn and reap (the floor a real agent pays per job).
+have succeeded. The whole cluster runs twice in the same run: with mutual TLS on every
+connection (the default; each simulated agent presents its own certificate and reports
+as itself) and in plaintext (security.insecure), so the cost of security is the ratio.
+Reference in the same run: how many bare subprocesses per second this machine can spawn
+and reap (the floor a real agent pays per job).
 
-    .venv/bin/python -m bench.jobs_throughput [--jobs 2000] [--agents 100] [--runs 5]
+    .venv/bin/python -m bench.jobs_throughput [--jobs 2000] [--agents 100] [--runs 5] [--security both|tls|plaintext]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import grpc
-
 from bench._common import machine, median_range, table
+from bench._security import CLUSTER, BenchSecurity, agent, gateway, service
 from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_contracts import access
 from ringrift_runtime.cluster.etcd import Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper
 from ringrift_runtime.grpc.server import GrpcHost, registration
-from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
-from ringrift_runtime.settings import EtcdSettings, RingriftSettings
+from ringrift_settings import RingriftSettings
 
 SUCCEEDED = common_pb2.JOB_STATE_SUCCEEDED
 
@@ -46,13 +49,24 @@ class SimulatedAgent(agent_pb2_grpc.NodeAgentServiceServicer):
         return agent_pb2.ListJobTemplatesResponse(templates=[agent_pb2.JobTemplate(kind="noop")])
 
     async def RunJob(self, request, context):
-        task = asyncio.ensure_future(self._jobs.ReportJobEvent(jobs_pb2.ReportJobEventRequest(
-            job_id=request.job_id, attempt=request.attempt, node_id=self.node_id, state=SUCCEEDED,
-            result_json="{}", agent_sequence=1)))
+        task = asyncio.ensure_future(
+            self._jobs.ReportJobEvent(
+                jobs_pb2.ReportJobEventRequest(
+                    job_id=request.job_id,
+                    attempt=request.attempt,
+                    node_id=self.node_id,
+                    state=SUCCEEDED,
+                    result_json="{}",
+                    agent_sequence=1,
+                )
+            )
+        )
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return agent_pb2.RunJobResponse(
-            status=agent_pb2.AgentJobStatus(job_id=request.job_id, attempt=request.attempt, state=common_pb2.JOB_STATE_RUNNING),
+            status=agent_pb2.AgentJobStatus(
+                job_id=request.job_id, attempt=request.attempt, state=common_pb2.JOB_STATE_RUNNING
+            ),
             started=True,
         )
 
@@ -87,20 +101,29 @@ async def one_run(jobs: jobs_pb2_grpc.JobServiceStub, state, count: int, epoch: 
     return count / (time.perf_counter() - started)
 
 
-async def main(job_count: int, agent_count: int, runs: int) -> None:
+async def measure(job_count: int, agent_count: int, runs: int, security: BenchSecurity) -> list[float]:
+    """Jobs per second of each run on a fresh cluster secured as ``security`` says."""
     root = Path(tempfile.mkdtemp(prefix="ringrift-bench-jobs-"))
-    etcd = EtcdServer(root / "etcd")
+    etcd = security.etcd(root / "etcd")
     await asyncio.to_thread(etcd.start)
-    etcd_settings = EtcdSettings(endpoints=[etcd.endpoint], cluster_name="bench")
-    env = {"RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]', "RINGRIFT_ETCD__CLUSTER_NAME": "bench",
-           "RINGRIFT_METRICS__ENABLED": "false", "RINGRIFT_LOGGING__LEVEL": "WARNING"}
-    state = ServiceProcess("state", root / "state", env={**env, "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{root}/s.db"})
+    etcd_settings = security.etcd_settings(etcd)
+    env = {
+        "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
+        "RINGRIFT_ETCD__CLUSTER_NAME": CLUSTER,
+        "RINGRIFT_METRICS__ENABLED": "false",
+        "RINGRIFT_LOGGING__LEVEL": "WARNING",
+    }
+
+    def process(name: str, **extra: str) -> ServiceProcess:
+        return ServiceProcess(name, root / name, env={**env, **security.env(service(name, CLUSTER)), **extra})
+
+    state = process("state", RINGRIFT_STATE__DATABASE_URL=f"sqlite+aiosqlite:///{root}/s.db")
     await asyncio.to_thread(state.start)
     env["RINGRIFT_ENDPOINTS__STATE"] = state.address
-    nodes = ServiceProcess("nodes", root / "nodes", env=env)
+    nodes = process("nodes")
     await asyncio.to_thread(nodes.start)
     env["RINGRIFT_ENDPOINTS__NODES"] = nodes.address
-    jobs_process = ServiceProcess("jobs", root / "jobs", env=env)
+    jobs_process = process("jobs")
     await asyncio.to_thread(jobs_process.start)
     processes = [jobs_process, nodes, state]
 
@@ -108,44 +131,84 @@ async def main(job_count: int, agent_count: int, runs: int) -> None:
     lease = await keeper.start()
     client = make_client(etcd_settings)
     hosts: list[GrpcHost] = []
-    settings = RingriftSettings(server={"port": 0}, metrics={"enabled": False}, logging={"level": "WARNING"})
-    channel = grpc.aio.insecure_channel(jobs_process.address)
-    state_channel = grpc.aio.insecure_channel(state.address)
-    jobs = jobs_pb2_grpc.JobServiceStub(channel)
-    state_stub = state_pb2_grpc.StateServiceStub(state_channel)
+    leader = gateway("bench-leader", CLUSTER)
+    channels = [
+        security.channel(jobs_process.address, service("jobs", CLUSTER), leader),
+        security.channel(state.address, service("state", CLUSTER), leader),
+    ]
+    jobs = jobs_pb2_grpc.JobServiceStub(channels[0])
+    state_stub = state_pb2_grpc.StateServiceStub(channels[1])
     try:
         for index in range(agent_count):
             node_id = f"sim-{index}"
-            host = GrpcHost(node_id, [registration("ringrift.agent.v1.NodeAgentService", SimulatedAgent(node_id, jobs))], settings, port=0)
+            identity = agent(node_id, CLUSTER)
+            settings = RingriftSettings(
+                server={"port": 0},
+                metrics={"enabled": False},
+                logging={"level": "WARNING"},
+                etcd={"cluster_name": CLUSTER},
+                security=security.settings(identity),
+            )
+            reports = security.channel(jobs_process.address, service("jobs", CLUSTER), identity)  # as itself
+            channels.append(reports)
+            simulated = SimulatedAgent(node_id, jobs_pb2_grpc.JobServiceStub(reports))
+            host = GrpcHost(
+                node_id,
+                [registration("ringrift.agent.v1.NodeAgentService", simulated)],
+                settings,
+                port=0,
+                access=access,
+            )
             await host.start()
             hosts.append(host)
             info = common_pb2.NodeInfo(
-                node_id=node_id, address=host.address, job_kinds=["noop"], job_slots=50,
+                node_id=node_id,
+                address=host.address,
+                job_kinds=["noop"],
+                job_slots=50,
                 declared=common_pb2.NodeCapabilities(cpu_cores=16, roles=[common_pb2.NODE_ROLE_SELFPLAY]),
                 metrics=common_pb2.NodeMetrics(free_ram_mb=64_000),
             )
-            await client.put(Keyspace("bench").node(node_id), info.SerializeToString(), lease=lease)
-        epoch = 1_000_000
-        await state_stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=epoch, leader_id="bench"))
+            await client.put(Keyspace(CLUSTER).node(node_id), info.SerializeToString(), lease=lease)
+        epoch = await security.issue_epoch(etcd, state.address)
         await asyncio.sleep(1)  # the selector and JobService see the members
         await one_run(jobs, state_stub, min(500, job_count), epoch)  # warm-up
-        rates = [await one_run(jobs, state_stub, job_count, epoch) for _ in range(runs)]
+        return [await one_run(jobs, state_stub, job_count, epoch) for _ in range(runs)]
     finally:
-        await channel.close()
-        await state_channel.close()
+        for channel in channels:
+            await channel.close()
         for host in hosts:
             await host.stop(grace=0)
         await client.close()
         await keeper.stop()
-        for process in processes:
-            await asyncio.to_thread(process.stop)
+        for running in processes:
+            await asyncio.to_thread(running.stop)
         await asyncio.to_thread(etcd.stop)
+
+
+async def main(job_count: int, agent_count: int, runs: int, modes: list[bool]) -> None:
+    rates: dict[bool, list[float]] = {}
+    for secure in modes:
+        with tempfile.TemporaryDirectory(prefix="ringrift-bench-pki-") as pki_root:
+            rates[secure] = await measure(job_count, agent_count, runs, BenchSecurity(Path(pki_root), secure))
     spawns = [spawn_rate() for _ in range(5)]
-    print(table(
-        f"Trivial jobs end to end, {agent_count} simulated agents, {job_count} jobs per run — {machine()}",
-        [("jobs per second (submit → all SUCCEEDED)", median_range(rates),
-          f"bare subprocess spawns per second: {median_range(spawns)}")],
-    ))
+    rows = [
+        (
+            f"jobs per second, {'mutual TLS' if secure else 'plaintext'} (submit → all SUCCEEDED)",
+            median_range(rates[secure]),
+            f"bare subprocess spawns per second: {median_range(spawns)}" if index == 0 else "",
+        )
+        for index, secure in enumerate(modes)
+    ]
+    if len(rates) == 2:
+        ratio = statistics.median(rates[True]) / statistics.median(rates[False])
+        rows.append(("mutual TLS / plaintext (medians)", f"{ratio:.2f}", "goal ≥ 0.90"))
+    print(
+        table(
+            f"Trivial jobs end to end, {agent_count} simulated agents, {job_count} jobs per run — {machine()}",
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":
@@ -153,5 +216,7 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--security", choices=["both", "tls", "plaintext"], default="both")
     args = parser.parse_args()
-    asyncio.run(main(args.jobs, args.agents, args.runs))
+    modes = {"both": [True, False], "tls": [True], "plaintext": [False]}[args.security]
+    asyncio.run(main(args.jobs, args.agents, args.runs, modes))

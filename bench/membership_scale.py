@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 from bench._common import machine, median_range, table
+from bench._security import BenchSecurity
 from ringrift.common.v1 import common_pb2
+from ringrift_contracts.membership import membership_cache
 from ringrift_runtime.cluster.cache import ChangeKind
 from ringrift_runtime.cluster.etcd import Keyspace, make_client
-from ringrift_runtime.cluster.membership import membership_cache
-from ringrift_runtime.settings import EtcdSettings
-from ringrift_runtime.local.etcd import EtcdServer
 
 TTL = 5
 CONCURRENCY = 50
@@ -65,16 +64,20 @@ async def bounded(coroutines, limit: int) -> list:
 
 async def main(members: int, rounds: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="ringrift-bench-members-"))
-    etcd = EtcdServer(root / "etcd")
+    security = BenchSecurity(root, secure=True)  # etcd with client certificates, as clusters run it
+    etcd = security.etcd(root / "etcd")
     await asyncio.to_thread(etcd.start)
-    settings = EtcdSettings(endpoints=[etcd.endpoint], cluster_name="bench", lease_ttl_seconds=TTL)
+    settings = security.etcd_settings(etcd).model_copy(update={"lease_ttl_seconds": TTL})
     keyspace = Keyspace("bench")
     client = make_client(settings)
     register, plain, listing, update, cpu, rss = [], [], [], [], [], []
     try:
         for round_index in range(rounds + 1):  # the first round warms up
             started = time.monotonic()
-            await bounded((client.put(f"/bench/plain/{round_index}/{i}".encode(), node_info(i)) for i in range(members)), CONCURRENCY)
+            await bounded(
+                (client.put(f"/bench/plain/{round_index}/{i}".encode(), node_info(i)) for i in range(members)),
+                CONCURRENCY,
+            )
             plain_time = time.monotonic() - started
 
             async def join(index: int) -> int:
@@ -88,7 +91,7 @@ async def main(members: int, rounds: int) -> None:
 
             stop = asyncio.Event()
 
-            async def keep_alive() -> None:
+            async def keep_alive(stop: asyncio.Event = stop, leases: list = leases) -> None:
                 while not stop.is_set():
                     await bounded((client.refresh_lease(lease) for lease in leases), CONCURRENCY)
                     try:
@@ -138,7 +141,11 @@ async def main(members: int, rounds: int) -> None:
         table(
             f"{members} simulated members on one etcd (TTL {TTL} s, keep-alive every TTL/3) — {machine()}",
             [
-                (f"register {members} members, s (lease + put)", median_range(register), f"{members} plain puts: {median_range(plain)}"),
+                (
+                    f"register {members} members, s (lease + put)",
+                    median_range(register),
+                    f"{members} plain puts: {median_range(plain)}",
+                ),
                 ("etcd CPU % while keeping them alive", median_range(cpu), "—"),
                 ("etcd RSS MB", median_range(rss), "—"),
                 ("membership cache: list all, ms", median_range(listing), "—"),

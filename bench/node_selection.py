@@ -22,8 +22,8 @@ from ringrift_nodes.api.servicer import NodeSelectorServicer
 from ringrift_nodes.domain.model import JobNeeds, NodeView
 from ringrift_nodes.domain.view import PlacementView
 from ringrift_runtime.grpc.server import registration
-from ringrift_runtime.settings import NodeSelectorSettings, RingriftSettings
 from ringrift_runtime.testing.inprocess import serve_in_process
+from ringrift_settings import NodeSelectorSettings, RingriftSettings
 
 MODELS = ["NVIDIA A100", "NVIDIA H100", "RTX 4090", "RTX 3060", ""]
 
@@ -41,11 +41,19 @@ def build(nodes: int) -> PlacementView:
     view = PlacementView(NodeSelectorSettings())
     for i in range(nodes):
         model = rng.choice(MODELS)
-        view.upsert(NodeView(
-            f"n{i}", gpu_model=model, gpu_count=rng.randint(1, 8) if model else 0, cpu_cores=rng.choice([16, 32, 64]),
-            free_ram_mb=rng.choice([16, 64, 256]) * 1024, cpu_percent=rng.random() * 100,
-            memory_percent=rng.random() * 90, disk_percent=rng.random() * 90, selfplay_jobs=rng.randint(0, 8),
-        ))
+        view.upsert(
+            NodeView(
+                f"n{i}",
+                gpu_model=model,
+                gpu_count=rng.randint(1, 8) if model else 0,
+                cpu_cores=rng.choice([16, 32, 64]),
+                free_ram_mb=rng.choice([16, 64, 256]) * 1024,
+                cpu_percent=rng.random() * 100,
+                memory_percent=rng.random() * 90,
+                disk_percent=rng.random() * 90,
+                selfplay_jobs=rng.randint(0, 8),
+            )
+        )
     return view
 
 
@@ -59,7 +67,8 @@ def timed(call, count: int) -> list[float]:
 
 
 async def over_grpc(view: PlacementView, calls: int) -> list[float]:
-    settings = RingriftSettings(server={"port": 0}, metrics={"enabled": False})
+    # Plaintext: this measures the selector behind gRPC, not TLS (bench/transfer.py and bench/dispatch.py do).
+    settings = RingriftSettings(server={"port": 0}, metrics={"enabled": False}, security={"insecure": True})
     servicer = NodeSelectorServicer(view, _Members())
     async with serve_in_process([registration("ringrift.nodes.v1.NodeSelectorService", servicer)], settings) as host:
         import grpc
@@ -85,8 +94,11 @@ def main(nodes: int, calls: int) -> None:
     timed(lambda: view.best(gpu, frozenset()), 50)  # warm-up
     ids = view.index.ids
     rows = [
-        ("select best, GPU job (ms)", summary(timed(lambda: view.best(gpu, frozenset()), calls)),
-         f"Python loop reading one field of {nodes} nodes: {summary(timed(lambda: sum(len(i) for i in ids), 200))}"),
+        (
+            "select best, GPU job (ms)",
+            summary(timed(lambda: view.best(gpu, frozenset()), calls)),
+            f"Python loop reading one field of {nodes} nodes: {summary(timed(lambda: sum(len(i) for i in ids), 200))}",
+        ),
         ("select best, CPU job (ms)", summary(timed(lambda: view.best(cpu, frozenset()), calls)), "—"),
         ("rank top 10 (ms)", summary(timed(lambda: view.rank(gpu, 10, frozenset()), calls)), "—"),
         ("SelectBestNodeForJob over gRPC (ms)", summary(asyncio.run(over_grpc(view, calls))), "—"),

@@ -3,12 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh >/dev/null
-for bench in failover membership_scale node_selection jobs_throughput; do
+for bench in failover membership_scale node_selection jobs_throughput gauntlet_sprt; do
   .venv/bin/python -m "bench.$bench"
   echo
 done
-if command -v rsync >/dev/null; then
+if command -v rsync >/dev/null && { command -v sshd >/dev/null || [ -x /usr/sbin/sshd ]; }; then
   .venv/bin/python -m bench.transfer
 else
-  echo "bench.transfer skipped: it needs rsync for its reference (apt-get install rsync)"
+  echo "bench.transfer skipped: its references need rsync and openssh-server (apt-get install rsync openssh-server)"
 fi

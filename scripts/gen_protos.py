@@ -40,8 +40,8 @@ def proto_files() -> list[Path]:
 
 def generate(out: Path) -> list[Path]:
     """Generate into ``out`` (replacing ``out/ringrift``); return the files written."""
-    from grpc_tools import protoc  # imported here: only the generator needs grpcio-tools
     import grpc_tools
+    from grpc_tools import protoc  # imported here: only the generator needs grpcio-tools
 
     target = out / PACKAGE
     if target.exists():

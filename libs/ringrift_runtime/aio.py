@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -27,7 +28,7 @@ async def quietly(awaitable: Awaitable[object], what: str = "") -> None:
     """Best effort on the way out (closing a broken client, a last notification)."""
     try:
         await awaitable
-    except Exception as exc:  # noqa: BLE001 - the caller is already leaving
+    except Exception as exc:
         if what:
             log.debug("%s failed: %r", what, exc)
 
@@ -36,7 +37,9 @@ class SingleFlight(Generic[T]):
     """A computation shared by concurrent callers and reused for ``ttl`` seconds: twenty
     requests at once cost one computation. A failed computation is not cached."""
 
-    def __init__(self, compute: Callable[[], Awaitable[T]], ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, compute: Callable[[], Awaitable[T]], ttl: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._compute = compute
         self._ttl = ttl
         self._clock = clock

@@ -26,7 +26,7 @@ def create_engine(url: str) -> AsyncEngine:
     postgresql+asyncpg."""
     try:
         parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError with the URL inside
+    except Exception:
         raise SettingsError("state.database_url is not a database URL (e.g. sqlite+aiosqlite:///state.db)") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -41,7 +41,9 @@ def create_engine(url: str) -> AsyncEngine:
         if parsed.drivername != "postgresql+asyncpg":
             raise SettingsError("state.database_url: use the async driver, e.g. postgresql+asyncpg://user@host/db")
         return create_async_engine(parsed, pool_pre_ping=True)
-    raise SettingsError(f"state.database_url: unsupported database {backend!r}; use sqlite+aiosqlite or postgresql+asyncpg")
+    raise SettingsError(
+        f"state.database_url: unsupported database {backend!r}; use sqlite+aiosqlite or postgresql+asyncpg"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -8,8 +8,9 @@ generic INTERNAL error; its detail goes to the log.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Iterable
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class InvalidArgument(RingriftError):
         super().__init__(f"invalid request: {text}", fields=",".join(v.field for v in self.violations))
 
     @classmethod
-    def field(cls, field: str, description: str) -> "InvalidArgument":
+    def field(cls, field: str, description: str) -> InvalidArgument:
         return cls([FieldViolation(field, description)])
 
 
@@ -75,6 +76,18 @@ class StaleEpoch(RingriftError):
         )
         self.received = received
         self.highest = highest
+
+
+class Unauthenticated(RingriftError):
+    """The caller presented no identity of this cluster."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(RingriftError):
+    """The caller's identity may not make this call."""
+
+    reason = "PERMISSION_DENIED"
 
 
 class Conflict(RingriftError):

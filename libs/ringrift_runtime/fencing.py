@@ -1,19 +1,23 @@
 """A fencing-token guard for a single process: remembers the highest epoch seen,
-persisted to a file (atomic replace, fsynced) so a restart keeps the maximum."""
+persisted to a file (atomic replace, fsynced) so a restart keeps the maximum. A higher
+epoch is remembered only once ``verify`` says it was issued (an agent asks StateService):
+a forged epoch from any caller can never fence out the real leader."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from ringrift_runtime.errors import StaleEpoch
+from ringrift_runtime.errors import StaleEpoch, WrongState
 
 
 class FileEpochFence:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, verify: Callable[[int], Awaitable[bool]] | None = None) -> None:
         self._path = path
+        self._verify = verify
         self._lock = asyncio.Lock()
         self.highest = self._load()
 
@@ -41,5 +45,7 @@ class FileEpochFence:
             if epoch < self.highest:
                 raise StaleEpoch(received=epoch, highest=self.highest)
             if epoch > self.highest:
+                if self._verify is not None and not await self._verify(epoch):
+                    raise WrongState(f"epoch {epoch} was never issued; the highest seen here is {self.highest}")
                 await asyncio.to_thread(self._store, epoch)
                 self.highest = epoch

@@ -7,7 +7,7 @@ port runs in its own daemon thread, never on the event loop.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -47,19 +47,26 @@ class RpcMetrics:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
-Route = Callable[[dict], tuple[str, str, bytes]]  # WSGI environ -> (status line, content type, body)
+# WSGI environ -> (status line, content type, body[, more headers]).
+Route = Callable[[dict], tuple[str, str, bytes] | tuple[str, str, bytes, list[tuple[str, str]]]]
 
 
 class SidePort:
     """HTTP server for /metrics, /healthz and any extra ``routes`` (the gateway's
     dashboard) in a daemon thread."""
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, healthy: Callable[[], bool],
-                 routes: dict[str, Route] | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        healthy: Callable[[], bool],
+        routes: dict[str, Route] | None = None,
+    ) -> None:
         metrics_app = make_wsgi_app(registry)
         extra = dict(routes or {})
 
@@ -70,12 +77,25 @@ class SidePort:
                 start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
                 return [b"ok\n" if ok else b"not serving\n"]
             if path in extra:
+                headers: list[tuple[str, str]] = []
                 try:
-                    status, content_type, body = extra[path](environ)
+                    status, content_type, body, *more = extra[path](environ)
+                    headers = list(more[0]) if more else []
                 except Exception as exc:  # a broken page must not take the metrics down
-                    status, content_type, body = "500 Internal Server Error", "text/plain", f"{type(exc).__name__}\n".encode()
-                start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                                        ("Cache-Control", "no-store")])
+                    status, content_type, body = (
+                        "500 Internal Server Error",
+                        "text/plain",
+                        f"{type(exc).__name__}\n".encode(),
+                    )
+                start_response(
+                    status,
+                    [
+                        ("Content-Type", content_type),
+                        ("Content-Length", str(len(body))),
+                        ("Cache-Control", "no-store"),
+                        *headers,
+                    ],
+                )
                 return [body]
             return metrics_app(environ, start_response)
 

@@ -6,18 +6,29 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ringrift_runtime.grpc.server import ServiceApp, serve
 from ringrift_runtime.logs import configure_logging
-from ringrift_runtime.settings import RingriftSettings, SettingsError, load_settings
+from ringrift_runtime.settings import ProcessSettings, SettingsError, load_settings_of
 
 EXIT_BAD_SETTINGS = 2
 
 
-def run_service(service: str, build: Callable[[RingriftSettings], ServiceApp], argv: list[str] | None = None) -> int:
-    """Parse arguments, load settings (exit 2 with a clear message when invalid), build
-    the app and serve it until SIGTERM/SIGINT. Returns the process exit code."""
+S = TypeVar("S", bound=ProcessSettings)
+
+
+def run_service(
+    service: str,
+    build: Callable[[S], ServiceApp],
+    settings_class: type[S],
+    argv: list[str] | None = None,
+    prepare: Callable[[S], Awaitable[None]] | None = None,
+) -> int:
+    """Parse arguments, load settings (exit 2 with a clear message when invalid), run
+    ``prepare`` (an agent joining its cluster), build the app and serve it until
+    SIGTERM/SIGINT. Returns the process exit code."""
     parser = argparse.ArgumentParser(
         prog=f"ringrift-{service}",
         description=f"RingRift {service} service. Settings come from --config and RINGRIFT_* variables.",
@@ -25,12 +36,15 @@ def run_service(service: str, build: Callable[[RingriftSettings], ServiceApp], a
     parser.add_argument("--config", help="TOML settings file (also RINGRIFT_CONFIG)")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings_of(settings_class, args.config)
     except SettingsError as exc:
         print(f"ringrift-{service}: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     configure_logging(settings.logging, service)
+
     async def build_and_serve() -> None:
+        if prepare is not None:
+            await prepare(settings)
         # Built inside the running loop: channels and engines bind to it.
         await serve(build(settings), settings)
 

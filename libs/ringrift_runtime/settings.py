@@ -1,4 +1,7 @@
-"""Typed settings: the one place for every default.
+"""Typed settings of a process: how the tree is loaded, and the sections every process
+has (its server, metrics port, logs, endpoints, outbound calls, etcd). The business
+sections (agent, jobs, placement, gateway loops, the pipeline) live in
+``ringrift_settings``, whose ``RingriftSettings`` extends ``ProcessSettings``.
 
 Each process builds its settings once at start from, in rising precedence, the defaults
 below, an optional TOML file (``--config PATH`` or ``RINGRIFT_CONFIG``), ``RINGRIFT_*``
@@ -10,16 +13,16 @@ fallback to defaults. This is the only module that reads the environment.
 
 from __future__ import annotations
 
-import json
-
 import difflib
+import json
 import os
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -27,14 +30,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from ringrift_runtime.pipeline_settings import PipelineSettings, SelfplaySettings, SyncSettings, TrainingSettings
-
 ENV_PREFIX = "RINGRIFT_"
 ENV_NESTED_DELIMITER = "__"
 CONFIG_FILE_ENV = "RINGRIFT_CONFIG"
 
 # The control-plane services and their default gRPC ports.
-SERVICE_NAMES = ("state", "nodes", "sync", "jobs", "selfplay", "training", "gateway", "agent")
 DEFAULT_PORTS = {
     "gateway": 50050,
     "state": 50051,
@@ -52,11 +52,13 @@ class SettingsError(Exception):
     """Settings could not be loaded; the message says which setting and why."""
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A settings section: unknown keys are errors and values never change once loaded."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ServerSettings(_Section):
+class ServerSettings(Section):
     """The process's own gRPC server."""
 
     host: str = "127.0.0.1"
@@ -73,7 +75,7 @@ class ServerSettings(_Section):
     max_concurrent_rpcs: int | None = Field(default=None, ge=1)
 
 
-class MetricsSettings(_Section):
+class MetricsSettings(Section):
     """The HTTP side port with /metrics and /healthz."""
 
     enabled: bool = True
@@ -82,14 +84,14 @@ class MetricsSettings(_Section):
     port: int | None = Field(default=None, ge=0, le=65535)
 
 
-class LoggingSettings(_Section):
+class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
     # Log one access line per health/reflection call too (noisy; off by default).
     log_health_checks: bool = False
 
 
-class EndpointSettings(_Section):
+class EndpointSettings(Section):
     """Where clients find each control-plane service (host:port)."""
 
     gateway: str = f"127.0.0.1:{DEFAULT_PORTS['gateway']}"
@@ -109,7 +111,7 @@ class EndpointSettings(_Section):
         return value
 
 
-class ClientSettings(_Section):
+class ClientSettings(Section):
     """Outbound gRPC calls: deadlines, retries, keepalive."""
 
     # Deadline of every unary call that does not set one.
@@ -127,7 +129,7 @@ class ClientSettings(_Section):
     keepalive_timeout_ms: int = Field(default=10_000, ge=1000)
 
 
-class EtcdSettings(_Section):
+class EtcdSettings(Section):
     """Membership, service registry and leader election."""
 
     endpoints: list[str] = Field(default_factory=lambda: ["127.0.0.1:2379"], min_length=1)
@@ -146,6 +148,16 @@ class EtcdSettings(_Section):
     # Delay before re-listing after a watch error (doubles up to the maximum).
     watch_retry_seconds: float = Field(default=0.2, gt=0)
     watch_retry_max_seconds: float = Field(default=2.0, gt=0)
+    # The client's TLS: what the process's security section says unless set here
+    # (ProcessSettings fills them in); plaintext when insecure.
+    insecure: bool | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return not self.insecure and self.ca_file is not None
 
     @field_validator("endpoints")
     @classmethod
@@ -157,205 +169,43 @@ class EtcdSettings(_Section):
         return value
 
 
-class StateSettings(_Section):
-    """StateService's database."""
+class SecuritySettings(Section):
+    """Mutual TLS and identities (ARCHITECTURE.md §9). Every gRPC port, the agents' byte
+    stream and etcd require a certificate signed by the cluster's CA; a process's identity
+    is the SAN URI of its own certificate. ``insecure`` turns all of it off (plaintext, no
+    identities: a trusted network only); a process says so loudly when it starts."""
 
-    database_url: str = "sqlite+aiosqlite:///./ringrift-state.db"
-    # Watchers are woken at least this often to poll for events written by other replicas.
-    event_poll_seconds: float = Field(default=1.0, gt=0)
-    # Maximum events per ListEvents page / WatchEvents catch-up batch.
-    event_batch_size: int = Field(default=500, ge=1, le=10_000)
-
-
-class GpuDeclaration(_Section):
-    model: str = ""
-    count: int = Field(default=0, ge=0, le=64)
-    memory_mb: int = Field(default=0, ge=0)
-
-
-class AgentSettings(_Section):
-    """The node agent: identity, data directory and declared capabilities."""
-
-    # Stable node identity (letters, digits, '-', '_'); never an address.
-    node_id: str = ""
-    data_dir: Path = Path("./ringrift-data")
-    roles: list[Literal["selfplay", "training", "gauntlet", "export"]] = Field(
-        default_factory=lambda: ["selfplay", "training", "gauntlet", "export"]
-    )
-    labels: dict[str, str] = Field(default_factory=dict)
-    # Declared GPUs; nvidia-smi's answer wins when it finds GPUs.
-    gpu: GpuDeclaration = GpuDeclaration()
-    # Declared overrides of detected resources (0 = detect).
-    cpu_cores: int = Field(default=0, ge=0)
-    ram_mb: int = Field(default=0, ge=0)
-    # Seconds between refreshes of the live metrics in etcd.
-    metrics_interval_seconds: float = Field(default=3.0, gt=0)
-    detect_gpus: bool = True
-    # Job catalog (TOML); None: the built-in catalog (ringrift_agent/templates/default.toml).
-    templates_file: Path | None = None
-    # Jobs this agent runs at once (0: its CPU cores); dispatch never schedules more.
-    job_slots: int = Field(default=0, ge=0, le=4096)
-    # Seconds between SIGTERM and SIGKILL when a job's process group is stopped.
-    kill_grace_seconds: float = Field(default=5.0, ge=0)
-    # Stop running jobs when the agent shuts down (a local cluster going down); by default
-    # they keep running and a restarted agent re-adopts them.
-    stop_jobs_on_shutdown: bool = False
-    # TCP port of the raw byte stream other agents pull files from (sendfile, opened by a
-    # one-use token from OpenFileStream), on server.host: 0 picks a free port; set a
-    # fixed one when a firewall sits between nodes. -1 turns it off: this agent neither
-    # serves nor uses byte streams, and pulls go over the ReadFile gRPC stream.
-    file_stream_port: int = Field(default=0, ge=-1, le=65535)
-    # Variables of the agent's environment passed to jobs; nothing else (no secrets).
-    job_env_passthrough: list[str] = Field(
-        default_factory=lambda: ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH"]
-    )
-
-    @field_validator("node_id")
-    @classmethod
-    def _node_id(cls, value: str) -> str:
-        from ringrift_runtime.validation import node_id_problem
-
-        problem = node_id_problem(value) if value else None
-        if problem:
-            raise ValueError(problem)
-        return value
+    insecure: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Certificate files are checked for changes (renewal) this often; no restart needed.
+    reload_seconds: float = Field(default=5.0, gt=0)
+    # The gateway's port for callers without a certificate: server-authenticated TLS, a
+    # bearer token (users) or a one-time join token (a node joining). None: no such port.
+    token_port: int | None = Field(default=None, ge=0, le=65535)
+    # The gateway's hashed bearer tokens (written by `ringrift certs token`).
+    tokens_file: Path | None = None
+    # The CA's private key, on the gateway only: it signs the certificates of nodes that join
+    # (and of agents the local autoscaling provider starts). None: this process signs nothing.
+    ca_key_file: Path | None = None
+    # The agents' byte stream in plaintext (integrity still by sha256): trusted networks only.
+    plaintext_file_stream: bool = False
+    # Certificates a gateway signs (joining nodes, renewals, autoscaled agents) last this long.
+    issued_cert_seconds: float = Field(default=30 * 86400.0, ge=10)
+    # Joining from another machine (an agent without certificate files yet): the host:port
+    # of a gateway's token port, the CA's fingerprint to pin (`ringrift certs fingerprint`)
+    # and a one-time join token (`ringrift certs join-token`). The agent writes its key,
+    # certificate and the CA to key_file, cert_file and ca_file, then renews the certificate
+    # through the gateway once less than a third of its lifetime is left.
+    join_gateway: str = ""
+    join_ca_fingerprint: str = ""
+    join_token: SecretStr = SecretStr("")
+    renew_check_seconds: float = Field(default=600.0, gt=0)
 
 
-DEFAULT_GPU_POWER: list[tuple[str, float]] = [
-    # Most specific first: the first pattern contained in the (upper-cased) model wins.
-    ("GH200", 2500), ("H200", 2500), ("H100", 2000), ("A100", 624), ("5090", 419), ("L40", 362),
-    ("4090", 330), ("5080", 300), ("A10G", 250), ("A10", 250), ("4080", 242), ("5070", 200),
-    ("4070", 184), ("3090", 142), ("V100", 125), ("4060", 120), ("3080", 119), ("3070", 81),
-    ("3060", 51), ("APPLE M3", 30), ("APPLE M2", 25), ("APPLE M1", 20),
-]
-
-
-class NodeSelectorSettings(_Section):
-    """Placement rules (BEHAVIOUR.md, NodeSelector)."""
-
-    gpu_power: list[tuple[str, float]] = Field(default_factory=lambda: list(DEFAULT_GPU_POWER))
-    unknown_gpu_power: float = 10.0
-    # GPUs not given GPU tree-search work ("20" matches the whole 20xx series).
-    weak_gpu_patterns: list[str] = Field(default_factory=lambda: ["3060", "4060", "RTX 20", "1080", "1070", "1660"])
-    disk_limit_percent: float = Field(default=70.0, gt=0, le=100)
-    memory_limit_percent: float = Field(default=75.0, gt=0, le=100)
-    system_reserve_gb: float = Field(default=4.0, ge=0)
-    # RAM a job needs when it does not declare one, by estimate class.
-    ram_estimate_gb: dict[str, float] = Field(
-        default_factory=lambda: {
-            "selfplay_gpu": 8, "selfplay_policy": 6, "selfplay_heuristic": 2, "selfplay_search": 4,
-            "training": 16, "evaluation": 4, "default": 4,
-        }
-    )
-    # Multiplies the ranking power of a node that already holds the job's input data.
-    locality_factor: float = Field(default=1.25, ge=1)
-    max_top_k: int = Field(default=1000, ge=1)
-    # Longest reservation a caller may ask for.
-    max_reservation_seconds: int = Field(default=7200, ge=1)
-
-    @field_validator("ram_estimate_gb")
-    @classmethod
-    def _has_default(cls, value: dict[str, float]) -> dict[str, float]:
-        if "default" not in value:
-            raise ValueError("needs a 'default' entry")
-        return value
-
-
-class JobSettings(_Section):
-    """Job lifecycle (BEHAVIOUR.md, JobManager)."""
-
-    # Timeouts by job kind (s); a job may set its own, "default" covers other kinds.
-    timeout_seconds: dict[str, float] = Field(
-        default_factory=lambda: {
-            "selfplay": 7200, "train": 86400, "gauntlet": 7200, "validate": 7200, "export": 1800,
-            "sync": 1800, "default": 3600,
-        }
-    )
-    # A dispatched job not confirmed running within this is retried on another node.
-    spawn_verification_seconds: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=3, ge=1, le=20)
-    retry_backoff_base_seconds: float = Field(default=30.0, ge=0)
-    retry_backoff_max_seconds: float = Field(default=300.0, ge=0)
-    # Per-node pause between bulk self-play top-ups.
-    dispatch_cooldown_seconds: float = Field(default=120.0, ge=0)
-    max_reaps_per_node: int = Field(default=10, ge=1)
-    # Terminal jobs stay in the live table this long, then move to history.
-    retention_seconds: float = Field(default=86400.0, ge=0)
-    max_batch: int = Field(default=1000, ge=1)
-
-    @field_validator("timeout_seconds")
-    @classmethod
-    def _has_default(cls, value: dict[str, float]) -> dict[str, float]:
-        if "default" not in value:
-            raise ValueError("needs a 'default' entry")
-        return value
-
-    def timeout_for(self, kind: str) -> float:
-        return self.timeout_seconds.get(kind, self.timeout_seconds["default"])
-
-    def backoff_seconds(self, failures: int) -> float:
-        """min(base * 2^n, max) before the next attempt, n = failures so far - 1."""
-        return min(self.retry_backoff_base_seconds * 2 ** max(0, failures - 1), self.retry_backoff_max_seconds)
-
-
-class GatewaySettings(_Section):
-    """The gateway: leader election and leader-only work."""
-
-    leader_eligible: bool = True
-    # Seconds between the leader's fenced heartbeat writes.
-    leader_heartbeat_seconds: float = Field(default=1.0, gt=0)
-    # How often the leader asks JobService to dispatch pending jobs.
-    dispatch_interval_seconds: float = Field(default=0.5, gt=0)
-    # How often the leader asks JobService to reap lost, stuck and unverified jobs.
-    reap_interval_seconds: float = Field(default=30.0, gt=0)
-    # The pipeline loops (self-play queue, game counting, training triggers, ratings).
-    pipeline_loops: bool = True
-    queue_interval_seconds: float = Field(default=60.0, gt=0)
-    games_count_interval_seconds: float = Field(default=10.0, gt=0)
-    training_trigger_interval_seconds: float = Field(default=60.0, gt=0)
-    elo_sync_interval_seconds: float = Field(default=300.0, gt=0)
-    # IdleDetection: a node with no jobs (or GPU < 10 %) this long gets work now; GPU < 5 %
-    # with jobs for zombie_seconds restarts its self-play jobs; one action per node per cooldown.
-    idle_detection_interval_seconds: float = Field(default=10.0, gt=0)
-    idle_seconds: float = Field(default=15.0, gt=0)
-    zombie_seconds: float = Field(default=600.0, gt=0)
-    idle_cooldown_seconds: float = Field(default=120.0, ge=0)
-    # DataSync: games to trainers and best models to players, every config.
-    data_sync_interval_seconds: float = Field(default=60.0, gt=0)
-    # Validation: gauntlets against the baselines for promoted models without them.
-    validation_interval_seconds: float = Field(default=300.0, gt=0)
-    validation_games: int = Field(default=50, ge=1, le=10000)
-    validation_per_cycle: int = Field(default=3, ge=0, le=100)
-    # AutoScaling through a provider: none (only reports), local (agents as processes on
-    # this machine, under autoscaling_local_dir) or command (the operator's scripts).
-    autoscaling_interval_seconds: float = Field(default=120.0, gt=0)
-    autoscaling_cooldown_seconds: float = Field(default=600.0, ge=0)
-    autoscaling_provider: Literal["none", "local", "command"] = "none"
-    autoscaling_min_nodes: int = Field(default=1, ge=0)
-    autoscaling_max_nodes: int = Field(default=8, ge=1)
-    autoscaling_pending_per_node: float = Field(default=10.0, gt=0)
-    autoscaling_idle_seconds: float = Field(default=3600.0, gt=0)
-    autoscaling_local_dir: str = ""
-    autoscaling_up_command: str = ""
-    autoscaling_down_command: str = ""
-    # HTTP side port of the gateway also serves the dashboard at / (JSON under /api/).
-    dashboard: bool = True
-    # Cluster status is computed at most once per this many seconds (concurrent callers share it).
-    status_cache_seconds: float = Field(default=1.0, ge=0)
-
-    @model_validator(mode="after")
-    def _scaling_is_complete(self) -> "GatewaySettings":
-        if self.autoscaling_min_nodes > self.autoscaling_max_nodes:
-            raise ValueError("autoscaling_min_nodes must not exceed autoscaling_max_nodes")
-        if self.autoscaling_provider == "local" and not self.autoscaling_local_dir:
-            raise ValueError("autoscaling_provider=local needs autoscaling_local_dir (where the agents it starts live)")
-        if self.autoscaling_provider == "command" and not self.autoscaling_up_command:
-            raise ValueError("autoscaling_provider=command needs autoscaling_up_command")
-        return self
-
-
-class RingriftSettings(BaseSettings):
-    """All settings of a RingRift process."""
+class ProcessSettings(BaseSettings):
+    """The settings every RingRift process has; subclasses add their sections."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -372,15 +222,22 @@ class RingriftSettings(BaseSettings):
     endpoints: EndpointSettings = EndpointSettings()
     client: ClientSettings = ClientSettings()
     etcd: EtcdSettings = EtcdSettings()
-    state: StateSettings = StateSettings()
-    agent: AgentSettings = AgentSettings()
-    gateway: GatewaySettings = GatewaySettings()
-    nodes: NodeSelectorSettings = NodeSelectorSettings()
-    jobs: JobSettings = JobSettings()
-    pipeline: PipelineSettings = PipelineSettings()
-    selfplay: SelfplaySettings = SelfplaySettings()
-    training: TrainingSettings = TrainingSettings()
-    sync: SyncSettings = SyncSettings()
+    security: SecuritySettings = SecuritySettings()
+
+    @model_validator(mode="after")
+    def _etcd_speaks_like_the_process(self) -> Self:
+        """etcd clients present the process's certificate unless the etcd section names its own."""
+        etcd, security = self.etcd, self.security
+        update = {
+            "insecure": security.insecure if etcd.insecure is None else etcd.insecure,
+            "ca_file": etcd.ca_file or security.ca_file,
+            "cert_file": etcd.cert_file or security.cert_file,
+            "key_file": etcd.key_file or security.key_file,
+        }
+        if all(getattr(etcd, k) == v for k, v in update.items()):
+            return self
+        object.__setattr__(self, "etcd", etcd.model_copy(update=update))  # frozen: filled once, at load
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -391,7 +248,7 @@ class RingriftSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_source = InitSettingsSource(settings_cls, init_kwargs=_TOML_DATA.get())
+        toml_source = InitSettingsSource(settings_cls, init_kwargs=_TOML_DATA.get() or {})
         return (init_settings, env_settings, toml_source)
 
     def grpc_port(self, service: str) -> int:
@@ -407,10 +264,10 @@ class RingriftSettings(BaseSettings):
         return 0 if self.server.port == 0 else grpc_port + METRICS_PORT_OFFSET
 
 
-_TOML_DATA: ContextVar[dict[str, Any]] = ContextVar("ringrift_toml_data", default={})
+_TOML_DATA: ContextVar[dict[str, Any] | None] = ContextVar("ringrift_toml_data", default=None)
 
 
-def _known_env_names() -> set[str]:
+def _known_env_names(settings_class: type[BaseModel]) -> set[str]:
     names = {CONFIG_FILE_ENV}
 
     def walk(model: type[BaseModel], prefix: str) -> None:
@@ -421,7 +278,7 @@ def _known_env_names() -> set[str]:
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 walk(annotation, name + ENV_NESTED_DELIMITER)
 
-    walk(RingriftSettings, ENV_PREFIX)
+    walk(settings_class, ENV_PREFIX)
     return names
 
 
@@ -429,8 +286,8 @@ def _known_env_names() -> set[str]:
 JOB_ENV_PREFIX = "RINGRIFT_JOB_"
 
 
-def _check_env_names(environ: Mapping[str, str]) -> None:
-    known = _known_env_names()
+def _check_env_names(settings_class: type[BaseModel], environ: Mapping[str, str]) -> None:
+    known = _known_env_names(settings_class)
     for name in environ:
         upper = name.upper()
         if upper.startswith(ENV_PREFIX) and upper not in known and not upper.startswith(JOB_ENV_PREFIX):
@@ -462,14 +319,17 @@ def environment_subset(names: list[str]) -> dict[str, str]:
     return {name: os.environ[name] for name in names if name in os.environ}
 
 
-def load_settings(config_file: Path | str | None = None, **overrides: Any) -> RingriftSettings:
+S = TypeVar("S", bound=ProcessSettings)
+
+
+def load_settings_of(settings_class: type[S], config_file: Path | str | None = None, **overrides: Any) -> S:
     """Build and validate the settings of this process; raise SettingsError on any problem."""
-    _check_env_names(os.environ)
+    _check_env_names(settings_class, os.environ)
     path = config_file or os.environ.get(CONFIG_FILE_ENV)
     toml_data = _read_toml(Path(path)) if path else {}
     token = _TOML_DATA.set(toml_data)
     try:
-        return RingriftSettings(**overrides)
+        return settings_class(**overrides)
     except ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors())
         source = f" (config file {path})" if path else ""
@@ -478,7 +338,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Ri
         _TOML_DATA.reset(token)
 
 
-def to_environment(settings: RingriftSettings, sections: list[str], leave_out: tuple[str, ...] = ()) -> dict[str, str]:
+def to_environment(settings: ProcessSettings, sections: list[str], leave_out: tuple[str, ...] = ()) -> dict[str, str]:
     """Sections of ``settings`` as RINGRIFT_* variables, so a process this one starts
     (an agent the autoscaler adds) reads the same values. ``leave_out``: ``section.field``
     names not to pass on."""

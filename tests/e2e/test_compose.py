@@ -26,8 +26,9 @@ from ringrift_runtime.local.ports import free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "ringrift-e2e"
+PROJECT = os.environ.get("RINGRIFT_E2E_PROJECT", "ringrift-e2e")  # another name runs beside a CI run
 SERVICE = "ringrift.orchestrator.v1.OrchestratorService"
+SERVER = "gateway.compose.ringrift"  # the name every gateway replica's certificate carries
 LEASE_TTL = 5
 
 
@@ -40,15 +41,42 @@ def _docker_available() -> str | None:
 
 
 class Stack:
-    def __init__(self, env: dict[str, str], gateway_port: int, metrics_port: int) -> None:
+    def __init__(self, env: dict[str, str], gateway_port: int, metrics_port: int, token_port: int, home: Path) -> None:
         self.env = env
         self.gateway = f"127.0.0.1:{gateway_port}"
+        self.token_gateway = f"127.0.0.1:{token_port}"
         self.metrics_port = metrics_port
         self.compose_binary = str(Path(sys.executable).parent / "docker-compose")
+        self.home = home  # the administrator's credentials, copied out of the certs job's volume
+
+    def fetch_credentials(self) -> None:
+        subprocess.run(
+            ["docker", "cp", f"{self.container('certs')}:/ca/admin", str(self.home / "admin")],
+            check=True,
+            capture_output=True,
+        )
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        admin = self.home / "admin"
+        return grpc.ssl_channel_credentials(
+            (admin / "ca.pem").read_bytes(), (admin / "key.pem").read_bytes(), (admin / "cert.pem").read_bytes()
+        )
+
+    def channel(self) -> grpc.Channel:
+        """Mutual TLS to gateway-1 as the administrator (any replica's certificate carries
+        the name gateway.<cluster>.ringrift)."""
+        return grpc.secure_channel(
+            self.gateway, self.credentials(), options=[("grpc.ssl_target_name_override", SERVER)]
+        )
 
     def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        result = subprocess.run([self.compose_binary, "-p", PROJECT, "-f", str(ROOT / "compose.yaml"), *args],
-                                capture_output=True, text=True, timeout=timeout, env=self.env)
+        result = subprocess.run(
+            [self.compose_binary, "-p", PROJECT, "-f", str(ROOT / "compose.yaml"), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"docker compose {' '.join(args)} failed: {result.stderr[-3000:]}")
         return result
@@ -63,15 +91,18 @@ class Stack:
 
     # -- the gateway, by reflection only (as a tool in another language would) ----------
 
-    def call(self, method: str, request: dict, timeout: float = 20):
-        with grpc.insecure_channel(self.gateway) as channel:
+    def call(self, method: str, request: dict, timeout: float = 20, channel: grpc.Channel | None = None):
+        with channel or self.channel() as channel:
             pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
             service = pool.FindServiceByName(SERVICE)
             rpc = service.FindMethodByName(method)
             request_class = message_factory.GetMessageClass(rpc.input_type)
             response_class = message_factory.GetMessageClass(rpc.output_type)
-            invoke = channel.unary_unary(f"/{SERVICE}/{method}", request_serializer=lambda m: m.SerializeToString(),
-                                         response_deserializer=response_class.FromString)
+            invoke = channel.unary_unary(
+                f"/{SERVICE}/{method}",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=response_class.FromString,
+            )
             reply = invoke(json_format.ParseDict(request, request_class()), timeout=timeout)
             return json_format.MessageToDict(reply, preserving_proto_field_name=True)
 
@@ -104,26 +135,44 @@ def stack(tmp_path_factory):
     images = dict(line.split("=", 1) for line in (ROOT / "dist" / "images.env").read_text().split())
     settings = tmp_path_factory.mktemp("compose") / "e2e.env"
     demo = (ROOT / "deploy" / "demo.env").read_text()
-    settings.write_text(demo + f"RINGRIFT_ETCD__LEASE_TTL_SECONDS={LEASE_TTL}\nRINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS=0.5\n")
-    gateway_port, metrics_port = free_port(), free_port()
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"), **images,
-           "RINGRIFT_ENV_FILE": str(settings), "RINGRIFT_GATEWAY_PORT": str(gateway_port),
-           "RINGRIFT_GATEWAY_METRICS_PORT": str(metrics_port)}
-    s = Stack(env, gateway_port, metrics_port)
+    settings.write_text(
+        demo + f"RINGRIFT_ETCD__LEASE_TTL_SECONDS={LEASE_TTL}\nRINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS=0.5\n"
+    )
+    gateway_port, metrics_port, token_port = free_port(), free_port(), free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        **images,
+        "RINGRIFT_ENV_FILE": str(settings),
+        "RINGRIFT_GATEWAY_PORT": str(gateway_port),
+        "RINGRIFT_GATEWAY_METRICS_PORT": str(metrics_port),
+        "RINGRIFT_GATEWAY_TOKEN_PORT": str(token_port),
+    }
+    s = Stack(env, gateway_port, metrics_port, token_port, tmp_path_factory.mktemp("credentials"))
     s.compose("down", "-v", "--remove-orphans", check=False)
     try:
         s.compose("up", "-d", "--wait", "--wait-timeout", "300", timeout=420)
+        s.fetch_credentials()
         yield s
     finally:
         logs = s.compose("logs", "--no-color", "--tail", "200", check=False).stdout
         (ROOT / "dist" / "e2e-compose.log").write_text(logs)
         s.compose("down", "-v", "--remove-orphans", "-t", "5", check=False, timeout=300)
-        left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-                              capture_output=True, text=True).stdout.split()
-        volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
-                                  f"label=com.docker.compose.project={PROJECT}"], capture_output=True, text=True).stdout.split()
-        networks = subprocess.run(["docker", "network", "ls", "-q", "--filter",
-                                   f"label=com.docker.compose.project={PROJECT}"], capture_output=True, text=True).stdout.split()
+        left = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        volumes = subprocess.run(
+            ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        networks = subprocess.run(
+            ["docker", "network", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         assert (left, volumes, networks) == ([], [], []), "docker compose down -v left things behind"
 
 
@@ -134,13 +183,56 @@ def _nodes(stack: Stack) -> list[str]:
 def test_the_stack_is_healthy_and_answers_a_reflection_call_from_outside(stack: Stack) -> None:
     config = stack.compose("config", "--quiet")
     assert config.returncode == 0
-    status = stack.wait("a leader and three agents",
-                        lambda: (s := stack.status()).get("leader_id") and len(s.get("nodes", [])) == 3 and s, 120)
+    status = stack.wait(
+        "a leader and three agents",
+        lambda: (s := stack.status()).get("leader_id") and len(s.get("nodes", [])) == 3 and s,
+        120,
+    )
     assert status["leader_id"] in ("gateway-1", "gateway-2")
-    assert {s["service"] for s in status["services"]} >= {"state", "nodes", "sync", "jobs", "selfplay", "training", "gateway"}
-    health = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .State.Health.Status}}",
-                                        stack.container("agent-1")], capture_output=True, text=True).stdout)
+    assert {s["service"] for s in status["services"]} >= {
+        "state",
+        "nodes",
+        "sync",
+        "jobs",
+        "selfplay",
+        "training",
+        "gateway",
+    }
+    health = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{json .State.Health.Status}}", stack.container("agent-1")],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert health == "healthy"
+
+
+def test_every_port_needs_a_credential_and_a_token_works_with_its_role(stack: Stack) -> None:
+    """TLS on by default: plaintext and certificate-less callers get nothing; a viewer's
+    bearer token (made as the README says) reads on the token port and cannot submit."""
+    with grpc.insecure_channel(stack.gateway) as plaintext, pytest.raises(grpc.RpcError) as caught:
+        stack.call("GetClusterStatus", {}, channel=plaintext, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    made = stack.compose(
+        "run", "--rm", "-T", "--user", "10001", "certs",
+        "ringrift certs token alice --role viewer --cluster compose --tokens-file /ca/tokens.json",
+        timeout=120,
+    )  # fmt: skip
+    token = made.stdout.strip().splitlines()[-1]
+    assert token.startswith("rrt.")
+    admin = stack.home / "admin"
+    with_token = grpc.composite_channel_credentials(
+        grpc.ssl_channel_credentials((admin / "ca.pem").read_bytes()), grpc.access_token_call_credentials(token)
+    )
+    options = [("grpc.ssl_target_name_override", SERVER)]
+    with grpc.secure_channel(stack.token_gateway, with_token, options=options) as channel:
+        nodes = stack.call("ListNodes", {}, channel=channel)
+        assert isinstance(nodes, dict)
+    with grpc.secure_channel(stack.token_gateway, with_token, options=options) as channel:
+        with pytest.raises(grpc.RpcError) as denied:
+            stack.call("SubmitJob", {"spec": {"kind": "echo", "params": {"message": "x"}}}, channel=channel)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED and "alice" in denied.value.details()
 
 
 def test_the_reference_workload_reaches_a_promoted_model(stack: Stack) -> None:
@@ -153,8 +245,21 @@ def test_the_reference_workload_reaches_a_promoted_model(stack: Stack) -> None:
     ratings = stack.call("ListRatings", {"config_key": models[0]["config_key"]}).get("ratings", [])
     assert any(r["player"] == models[0]["model_id"] for r in ratings)
     # Files moved between containers, over the agents' byte streams (not the gRPC fallback).
-    out = stack.compose("exec", "-T", "gateway-1", "ringrift", "events", "--gateway", "127.0.0.1:50050", "--json",
-                        "--type", "sync_completed", "--limit", "1000", timeout=120).stdout
+    out = stack.compose(
+        "exec",
+        "-T",
+        "gateway-1",
+        "ringrift",
+        "events",
+        "--gateway",
+        "127.0.0.1:50050",
+        "--json",
+        "--type",
+        "sync_completed",
+        "--limit",
+        "1000",
+        timeout=120,
+    ).stdout
     assert out.strip(), "no SYNC_COMPLETED event before the promotion"
     logs = stack.compose("logs", "--no-color", "agent-1", "agent-2", "agent-3").stdout
     assert logs.count("file streams on port 50070") >= 3, logs[-2000:]
@@ -166,24 +271,51 @@ def test_killing_the_leading_gateway_makes_the_other_lead(stack: Stack) -> None:
     leader, epoch = before["leaderId"], int(before["epoch"])
     other = "gateway-2" if leader == "gateway-1" else "gateway-1"
     subprocess.run(["docker", "kill", stack.container(leader)], check=True, capture_output=True)
-    after = stack.wait(f"{other} leading", lambda: (
-        s := stack.inside(other, "ringrift", "status", "--gateway", "127.0.0.1:50050", "--json"))
-        ["leaderId"] == other and int(s["epoch"]) > epoch and s, 60)
+    after = stack.wait(
+        f"{other} leading",
+        lambda: (
+            (s := stack.inside(other, "ringrift", "status", "--gateway", "127.0.0.1:50050", "--json"))["leaderId"]
+            == other
+            and int(s["epoch"]) > epoch
+            and s
+        ),
+        60,
+    )
     loops = {l["name"]: l for l in after["loops"]}
     assert loops["JobDispatcher"]["health"] == "LOOP_HEALTH_HEALTHY"
     stack.compose("start", leader)
-    stack.wait(f"{leader} healthy again", lambda: json.loads(subprocess.run(
-        ["docker", "inspect", "--format", "{{json .State.Health.Status}}", stack.container(leader)],
-        capture_output=True, text=True).stdout) == "healthy", 120, interval=2)
+    stack.wait(
+        f"{leader} healthy again",
+        lambda: (
+            json.loads(
+                subprocess.run(
+                    ["docker", "inspect", "--format", "{{json .State.Health.Status}}", stack.container(leader)],
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
+            == "healthy"
+        ),
+        120,
+        interval=2,
+    )
 
 
 def test_jobs_of_a_killed_agent_are_lost_and_retried_elsewhere(stack: Stack) -> None:
     stack.wait("three agents", lambda: _nodes(stack) == ["agent-1", "agent-2", "agent-3"], 120)
     jobs = []
     for i in range(6):  # on agent-3 or agent-2, whichever the selector prefers
-        reply = stack.call("SubmitJob", {"spec": {"kind": "sleep", "params": {"seconds": "45"},
-                                                  "requirements": {"required_node_ids": ["agent-3", "agent-2"]}},
-                                         "idempotency_key": f"e2e-lost-{i}-{time.time()}"})
+        reply = stack.call(
+            "SubmitJob",
+            {
+                "spec": {
+                    "kind": "sleep",
+                    "params": {"seconds": "45"},
+                    "requirements": {"required_node_ids": ["agent-3", "agent-2"]},
+                },
+                "idempotency_key": f"e2e-lost-{i}-{time.time()}",
+            },
+        )
         jobs.append(reply["job"]["job_id"])
 
     def on_agent_3():
@@ -195,10 +327,13 @@ def test_jobs_of_a_killed_agent_are_lost_and_retried_elsewhere(stack: Stack) -> 
 
     def retried():
         found = [stack.call("GetJob", {"job_id": j})["job"] for j in victims]
-        ok = all(any(a.get("state") == "JOB_STATE_LOST" and a.get("node_id") == "agent-3" for a in j.get("attempts", []))
-                 and j.get("node_id") == "agent-2" and j.get("state") in ("JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED",
-                                                                          "JOB_STATE_SCHEDULED", "JOB_STATE_STARTING")
-                 for j in found)
+        ok = all(
+            any(a.get("state") == "JOB_STATE_LOST" and a.get("node_id") == "agent-3" for a in j.get("attempts", []))
+            and j.get("node_id") == "agent-2"
+            and j.get("state")
+            in ("JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED", "JOB_STATE_SCHEDULED", "JOB_STATE_STARTING")
+            for j in found
+        )
         return found if ok else None
 
     stack.wait("the lost jobs retried on agent-2", retried, 180, interval=2)
@@ -216,21 +351,46 @@ def test_an_agent_cut_off_the_network_leaves_and_rejoins(stack: Stack) -> None:
     try:
         stack.wait("agent-2 gone", lambda: "agent-2" not in _nodes(stack), LEASE_TTL + 30)
     finally:
-        subprocess.run(["docker", "network", "connect", "--alias", "agent-2", network, container], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["docker", "network", "connect", "--alias", "agent-2", network, container], check=True, capture_output=True
+        )
     stack.wait("agent-2 back", lambda: "agent-2" in _nodes(stack), 120)
-    out = stack.compose("exec", "-T", "gateway-1", "ringrift", "events", "--gateway", "127.0.0.1:50050", "--json",
-                        "--type", "node_left", "--type", "node_joined", "--limit", "1000", timeout=120).stdout
+    out = stack.compose(
+        "exec",
+        "-T",
+        "gateway-1",
+        "ringrift",
+        "events",
+        "--gateway",
+        "127.0.0.1:50050",
+        "--json",
+        "--type",
+        "node_left",
+        "--type",
+        "node_joined",
+        "--limit",
+        "1000",
+        timeout=120,
+    ).stdout
     story = [(e["type"], e["subject"]) for e in map(json.loads, out.splitlines()) if e.get("subject") == "agent-2"]
     assert story[-2:] == [("EVENT_TYPE_NODE_LEFT", "agent-2"), ("EVENT_TYPE_NODE_JOINED", "agent-2")], story
 
 
 def test_the_cluster_recovers_from_an_etcd_restart(stack: Stack) -> None:
     stack.compose("restart", "-t", "5", "etcd")
-    stack.wait("a leader and three agents after the etcd restart",
-               lambda: (s := stack.status()).get("leader_id") and len(s.get("nodes", [])) == 3, 180, interval=2)
-    reply = stack.call("SubmitJob", {"spec": {"kind": "echo", "params": {"message": "after-etcd"}},
-                                     "idempotency_key": f"e2e-echo-{time.time()}"})
+    stack.wait(
+        "a leader and three agents after the etcd restart",
+        lambda: (s := stack.status()).get("leader_id") and len(s.get("nodes", [])) == 3,
+        180,
+        interval=2,
+    )
+    reply = stack.call(
+        "SubmitJob",
+        {"spec": {"kind": "echo", "params": {"message": "after-etcd"}}, "idempotency_key": f"e2e-echo-{time.time()}"},
+    )
     job_id = reply["job"]["job_id"]
-    stack.wait("a job after the restart", lambda: stack.call("GetJob", {"job_id": job_id})["job"].get("state")
-               == "JOB_STATE_SUCCEEDED", 120)
+    stack.wait(
+        "a job after the restart",
+        lambda: stack.call("GetJob", {"job_id": job_id})["job"].get("state") == "JOB_STATE_SUCCEEDED",
+        120,
+    )

@@ -5,6 +5,7 @@ agent restart. JobService is a recording stand-in served over real gRPC."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import time
@@ -17,12 +18,20 @@ import pytest
 from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
+from ringrift_agent.adapters.catalog import DEFAULT_CATALOG
+from ringrift_contracts import access
 from ringrift_runtime.grpc.server import registration
 from ringrift_runtime.grpc.status import field_violations
 from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
-from ringrift_runtime.settings import RingriftSettings
+from ringrift_runtime.security.identity import Role, service, user
+from ringrift_runtime.security.identity import agent as agent_identity
+from ringrift_runtime.security.identity import gateway as gateway_identity
 from ringrift_runtime.testing.inprocess import serve_in_process
+from ringrift_runtime.testing.pki import TestPki
+from ringrift_runtime.testing.signals import kill_group
+from ringrift_settings import RingriftSettings
+from tests.fakes.state import serve_issued_epochs
 
 S = common_pb2
 
@@ -42,38 +51,71 @@ class RecordingJobService(jobs_pb2_grpc.JobServiceServicer):
         return [e.state for e in self.events if e.job_id == job_id]
 
 
-CUSTOM_CATALOG = """
+WORKER = agent_identity("worker-1", "test")
+JOBS = service("jobs", "test")  # who runs and cancels jobs on agents
+
+CLAIM = (  # writes a game database of `wrote` games and reports `claims` games in result.json (no braces:
+    # the catalog formats every argv element)
+    "import json, os, sqlite3, sys; data, work, job, wrote, claims = sys.argv[1:6]; "
+    "rel = 'games/square8_2p/' + job + '.db'; os.makedirs(data + '/games/square8_2p', exist_ok=True); "
+    "db = sqlite3.connect(data + '/' + rel); db.execute('CREATE TABLE games (id INTEGER)'); "
+    "db.executemany('INSERT INTO games VALUES (?)', [(i,) for i in range(int(wrote))]); db.commit(); db.close(); "
+    "open(work + '/result.json', 'w').write(json.dumps(dict(games=int(claims), path=rel)))"
+)
+CUSTOM_CATALOG = f"""
 [templates.copy]
-argv = ["{python}", "-c", "import sys; print(open(sys.argv[1]).read())", "{data_dir}/{path}"]
+argv = ["{{python}}", "-c", "import sys; print(open(sys.argv[1]).read())", "{{data_dir}}/{{path}}"]
 [templates.copy.params.path]
 type = "data_path"
+required = true
+
+[templates.claim]
+argv = ["{{python}}", "-c", "{CLAIM}", "{{data_dir}}", "{{work_dir}}", "{{job_id}}", "{{wrote}}", "{{claims}}"]
+[templates.claim.params.wrote]
+type = "int"
+required = true
+[templates.claim.params.claims]
+type = "int"
 required = true
 """
 
 
 @pytest.fixture
-async def jobs_service():
+async def jobs_service(pki: TestPki):
     recorder = RecordingJobService()
-    settings = RingriftSettings(server={"port": 0}, metrics={"enabled": False})
-    async with serve_in_process([registration("ringrift.jobs.v1.JobService", recorder)], settings) as host:
+    settings = RingriftSettings(
+        server={"port": 0}, metrics={"enabled": False}, etcd={"cluster_name": "test"},
+        security=pki.security(service("jobs", "test")),
+    )  # fmt: skip
+    served = [registration("ringrift.jobs.v1.JobService", recorder)]
+    async with serve_in_process(served, settings, access=access) as host:
         yield recorder, host.address
 
 
 @pytest.fixture
-async def agent(jobs_service, etcd: EtcdServer, tmp_path: Path):
+async def issued(pki: TestPki):
+    """StateService as agents ask it which epochs were issued (up to 100 here)."""
+    async with serve_issued_epochs(pki, 100) as served:
+        yield served
+
+
+@pytest.fixture
+async def agent(jobs_service, issued, etcd: EtcdServer, tmp_path: Path, pki: TestPki):
     recorder, address = jobs_service
     catalog = tmp_path / "extra.toml"
-    default = (Path(__file__).resolve().parents[2] / "services/agent/templates/default.toml").read_text()
+    default = DEFAULT_CATALOG.read_text()
     catalog.write_text(default + CUSTOM_CATALOG)
     process = ServiceProcess(
         "agent",
         tmp_path / "agent",
         env={
+            **pki.env(WORKER),
             "RINGRIFT_AGENT__NODE_ID": "worker-1",
             "RINGRIFT_AGENT__DATA_DIR": str(tmp_path / "data"),
             "RINGRIFT_AGENT__TEMPLATES_FILE": str(catalog),
             "RINGRIFT_AGENT__KILL_GRACE_SECONDS": "1",
             "RINGRIFT_ENDPOINTS__JOBS": address,
+            "RINGRIFT_ENDPOINTS__STATE": issued[1],
             "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
             "RINGRIFT_METRICS__ENABLED": "false",
         },
@@ -87,7 +129,9 @@ async def agent(jobs_service, etcd: EtcdServer, tmp_path: Path):
 
 def run_request(job_id: str, kind: str = "sleep", attempt: int = 1, epoch: int = 5, timeout: int = 0, **params: str):
     return agent_pb2.RunJobRequest(
-        job_id=job_id, attempt=attempt, epoch=epoch,
+        job_id=job_id,
+        attempt=attempt,
+        epoch=epoch,
         spec=S.JobSpec(kind=kind, params=params, timeout_seconds=timeout),
     )
 
@@ -116,15 +160,15 @@ async def wait_events(recorder: RecordingJobService, job_id: str, states: list[i
         assert time.monotonic() < deadline, f"events for {job_id}: {recorder.states(job_id)}"
         await asyncio.sleep(0.05)
     events = [e for e in recorder.events if e.job_id == job_id]
-    for earlier, later in zip(events, events[1:]):
+    for earlier, later in itertools.pairwise(events):
         if earlier.state == later.state:
             assert earlier.agent_sequence == later.agent_sequence, "a state was reported twice as different events"
 
 
 @pytest.fixture
-async def stub(agent):
+async def stub(agent, pki: TestPki):
     process, _ = agent
-    async with grpc.aio.insecure_channel(process.address) as channel:
+    async with pki.channel(process.address, WORKER, JOBS) as channel:
         yield agent_pb2_grpc.NodeAgentServiceStub(channel)
 
 
@@ -136,10 +180,25 @@ async def test_job_runs_reports_and_streams_logs(agent, stub) -> None:
     assert status.result_json == '{"slept_seconds": 0.2}'
     await wait_events(recorder, "job-ok", [S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED])
     assert recorder.events[-1].result_json == status.result_json and recorder.events[-1].node_id == "worker-1"
-    logs = b"".join([c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id="job-ok"), timeout=10)])
+    logs = b"".join(
+        [c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id="job-ok"), timeout=10)]
+    )
     assert b"sleeping 0.2s" in logs
     templates = await stub.ListJobTemplates(agent_pb2.ListJobTemplatesRequest(), timeout=5)
     assert {"sleep", "echo", "copy"} <= {t.kind for t in templates.templates}
+
+
+async def test_a_reported_game_count_must_match_the_games_written(agent, stub) -> None:
+    """A job's result is not taken on its word: the games it claims must be in the game
+    database it names, or the attempt fails (and no game counter adds them)."""
+    _, recorder = agent
+    await stub.RunJob(run_request("job-honest", "claim", wrote="7", claims="7"), timeout=10)
+    honest = await wait_state(stub, "job-honest", S.JOB_STATE_SUCCEEDED)
+    assert '"games": 7' in honest.result_json
+    await stub.RunJob(run_request("job-inflated", "claim", wrote="3", claims="10000000"), timeout=10)
+    inflated = await wait_state(stub, "job-inflated", S.JOB_STATE_FAILED)
+    assert "reported 10000000 games but games/square8_2p/job-inflated.db holds 3" in inflated.error
+    await wait_events(recorder, "job-inflated", [S.JOB_STATE_RUNNING, S.JOB_STATE_FAILED])
 
 
 async def test_repeated_run_never_starts_a_second_process(agent, stub) -> None:
@@ -187,6 +246,14 @@ BAD = [
     (run_request("j1", kind="echo"), "spec.params[message]"),
     (run_request("j1", kind="copy", path="../../etc/passwd"), "spec.params[path]"),
     (run_request("j1", kind="copy", path="/etc/passwd"), "spec.params[path]"),
+    # The agent's own files are never a job's: fence, outbox, job state.
+    (run_request("j1", kind="copy", path="agent/outbox/zzzz.json"), "spec.params[path]"),
+    (run_request("j1", kind="copy", path="agent/fence.json"), "spec.params[path]"),
+    (run_request("j1", kind="copy", path="jobs/x/1/state.json"), "spec.params[path]"),
+    (run_request("j1", kind="copy", path="."), "spec.params[path]"),
+    # A value that starts with '-' would be an option of the job's program.
+    (run_request("j1", kind="echo", message="--help"), "spec.params[message]"),
+    (run_request("j1", kind="copy", path="-rf"), "spec.params[path]"),
     (run_request("", seconds="1"), "job_id"),
     (run_request("j1", attempt=0), "attempt"),
     (run_request("j1", epoch=0), "epoch"),
@@ -201,6 +268,53 @@ async def test_bad_run_requests_name_the_field_and_run_nothing(agent, stub, requ
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(caught.value), caught.value.details()
     assert not (await stub.ListJobs(agent_pb2.ListJobsRequest(), timeout=5)).jobs
+
+
+async def test_a_symlink_in_the_data_directory_does_not_lead_a_job_out_of_its_subtree(
+    agent, stub, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    (data / "games").mkdir(parents=True, exist_ok=True)
+    (data / "games" / "escape").symlink_to(data / "agent")  # games/escape -> the agent's own files
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.RunJob(run_request("j-link", kind="copy", path="games/escape/fence.json"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "spec.params[path]" in field_violations(caught.value)
+    assert not (await stub.ListJobs(agent_pb2.ListJobsRequest(), timeout=5)).jobs
+    (data / "games" / "real.txt").write_text("fine")
+    await stub.RunJob(run_request("j-ok", kind="copy", path="games/real.txt"), timeout=10)
+    assert (await wait_state(stub, "j-ok", S.JOB_STATE_SUCCEEDED)).exit_code == 0
+
+
+async def test_a_forged_epoch_from_any_caller_changes_nothing(agent, stub, issued, pki: TestPki, tmp_path) -> None:
+    """The first build's attack: CancelJob(unknown job, epoch 2**64-1) with no credentials
+    stored the epoch and fenced out every later leader. Now a plaintext caller cannot
+    connect, no identity but JobService may call, and JobService's own call with an epoch
+    StateService never issued is refused and not remembered."""
+    process, _ = agent
+    forged = agent_pb2.CancelJobRequest(job_id="no-such-job", epoch=2**64 - 1)
+    async with grpc.aio.insecure_channel(process.address) as plaintext:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await agent_pb2_grpc.NodeAgentServiceStub(plaintext).CancelJob(forged, timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    for caller in (
+        agent_identity("other-node", "test"),
+        service("state", "test"),
+        service("training", "test"),
+        gateway_identity("gw-1", "test"),
+        user("admin", Role.ADMIN, "test"),
+    ):
+        async with pki.channel(process.address, WORKER, caller) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await agent_pb2_grpc.NodeAgentServiceStub(channel).CancelJob(forged, timeout=5)
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED, caller
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CancelJob(forged, timeout=5)  # JobService itself, with an epoch never issued
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "never issued" in caught.value.details()
+    info = await stub.GetNodeInfo(agent_pb2.GetNodeInfoRequest(), timeout=5)
+    assert info.max_epoch_seen < 2**64 - 1
+    await stub.RunJob(run_request("after-forgery", epoch=issued[0].epoch), timeout=10)  # the leader still runs jobs
+    assert (await wait_state(stub, "after-forgery", S.JOB_STATE_SUCCEEDED)).exit_code == 0
 
 
 async def test_stale_dispatch_is_refused(agent, stub) -> None:
@@ -225,18 +339,20 @@ async def test_events_wait_on_disk_until_jobservice_is_back_even_across_a_restar
     assert sequences == sorted(sequences)
 
 
-async def test_restarted_agent_readopts_running_jobs_and_reports_vanished_ones_lost(agent) -> None:
+async def test_restarted_agent_readopts_running_jobs_and_reports_vanished_ones_lost(
+    agent, tmp_path: Path, pki: TestPki
+) -> None:
     process, recorder = agent
-    async with grpc.aio.insecure_channel(process.address) as channel:
+    async with pki.channel(process.address, WORKER, JOBS) as channel:
         stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
         kept = await stub.RunJob(run_request("job-kept", seconds="3"), timeout=10)
         gone = await stub.RunJob(run_request("job-gone", seconds="30"), timeout=10)
     process.signal(signal.SIGKILL)
     await asyncio.to_thread(process.wait, 10)
     assert psutil.pid_exists(kept.status.pid)  # jobs outlive their agent
-    os.killpg(gone.status.pid, signal.SIGKILL)
+    assert kill_group(gone.status.pid, str(tmp_path / "data"))  # its work dir is in the agent's data dir
     await asyncio.to_thread(process.start)
-    async with grpc.aio.insecure_channel(process.address) as channel:
+    async with pki.channel(process.address, WORKER, JOBS) as channel:
         stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
         lost = await wait_state(stub, "job-gone", S.JOB_STATE_LOST)
         assert "gone" in lost.error

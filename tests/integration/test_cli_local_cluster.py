@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from ringrift_cli.local_cluster import stop_from_file
+
 BIN = Path(sys.executable).parent
 
 
@@ -49,9 +51,24 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert reply["leaderId"] in ("gateway-1", "gateway-2") and int(reply["epoch"]) > 0
         assert sorted(n["nodeId"] for n in reply["nodes"]) == ["node-1", "node-2"]
         assert sorted({s["service"] for s in reply["services"]}) == [
-            "gateway", "jobs", "nodes", "selfplay", "state", "sync", "training"
+            "gateway",
+            "jobs",
+            "nodes",
+            "selfplay",
+            "state",
+            "sync",
+            "training",
         ]
         pids = [p["pid"] for p in json.loads((directory / "cluster.json").read_text())["processes"]]
+
+        listed = _ringrift("models", "--dir", str(directory), "--json")  # the group's default: the list
+        assert listed.returncode == 0 and isinstance(json.loads(listed.stdout), dict), listed.stderr
+        nothing = _ringrift("models", "rollback", "square8_2p", "--dir", str(directory))
+        assert nothing.returncode != 0 and "no best model to roll back from" in nothing.stderr + nothing.stdout
+        missing = _ringrift("models", "show", "square8_2p.g9.nothing", "--dir", str(directory))
+        assert missing.returncode != 0 and "no model 'square8_2p.g9.nothing'" in missing.stderr + missing.stdout
+        unknown = _ringrift("models", "rollback", "square19_2p", "--dir", str(directory))
+        assert unknown.returncode != 0 and "config_key" in unknown.stderr + unknown.stdout
 
         again = _ringrift("up", "--dir", str(directory))
         assert again.returncode == 1 and "already runs" in again.stderr
@@ -64,10 +81,22 @@ def test_up_status_down(tmp_path: Path) -> None:
     finally:
         if up.poll() is None:
             up.terminate()
-            up.wait(30)
+            try:
+                up.wait(30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
+        if (directory / "cluster.json").exists():  # the launcher died first: stop what it left
+            stop_from_file(directory)
 
 
 def test_status_without_a_gateway_says_what_to_do() -> None:
-    result = _ringrift("status", "--gateway", "127.0.0.1:1", "--timeout", "1")
+    result = _ringrift("--insecure", "status", "--gateway", "127.0.0.1:1", "--timeout", "1")
     assert result.returncode == 1
     assert "cannot reach the gateway at 127.0.0.1:1" in result.stderr and "ringrift up" in result.stderr
+
+
+def test_status_without_credentials_says_where_they_come_from(tmp_path: Path) -> None:
+    result = _ringrift("status", "--gateway", "127.0.0.1:1", "--dir", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no credentials" in result.stderr and "ringrift up" in result.stderr and "--ca/--cert/--key" in result.stderr

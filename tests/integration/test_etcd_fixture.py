@@ -1,23 +1,18 @@
-"""The etcd test fixture starts a real etcd on free ports and stops it by PID."""
+"""The etcd test fixture starts a real etcd on free ports with mutual TLS and stops it by
+PID; a client without a certificate of the cluster's CA gets nothing from it."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 from ringrift_runtime.local.etcd import EtcdServer, find_etcd
+from ringrift_runtime.testing.pki import TestPki
 
 
 def _etcdctl(server: EtcdServer, *args: str) -> str:
-    result = subprocess.run(
-        ["etcdctl", "--endpoints", server.endpoint, *args],
-        env={**os.environ, "ETCDCTL_API": "3"},
-        capture_output=True,
-        text=True,
-        timeout=20,
-        check=True,
-    )
-    return result.stdout
+    return server.etcdctl(*args).stdout.decode()
 
 
 def test_etcd_serves_and_keeps_data_across_restart(etcd: EtcdServer) -> None:
@@ -38,8 +33,31 @@ def test_etcd_serves_and_keeps_data_across_restart(etcd: EtcdServer) -> None:
 def test_two_fixtures_do_not_collide(etcd: EtcdServer, tmp_path) -> None:
     with EtcdServer(tmp_path / "second") as other:
         assert other.client_port != etcd.client_port
-        _etcdctl(other, "put", "k", "other")
+        other.etcdctl("put", "k", "other")
         assert _etcdctl(etcd, "get", "k", "--print-value-only").strip() == ""
+
+
+def test_a_client_without_a_certificate_of_the_cluster_cannot_register_anything(
+    etcd: EtcdServer, tmp_path: Path
+) -> None:
+    """The first build's etcd took a fake member from anyone who reached its port."""
+    member = "/ringrift/test/nodes/fake-node"
+    base = ["etcdctl", "--endpoints", etcd.url, "--dial-timeout", "3s", "--command-timeout", "5s"]
+    attempts = {
+        "plaintext": [*base[:2], f"http://{etcd.endpoint}", *base[3:]],
+        "TLS without a client certificate": [*base, "--cacert", str(etcd.tls.ca)],
+    }
+    other_ca = TestPki(tmp_path / "foreign", cluster="test")  # same cluster name, another CA
+    foreign = other_ca.files(other_ca.admin())
+    attempts["a certificate of another CA"] = [
+        *base, "--cacert", str(etcd.tls.ca), "--cert", str(foreign.cert), "--key", str(foreign.key)
+    ]  # fmt: skip
+    for name, command in attempts.items():
+        result = subprocess.run(
+            [*command, "put", member, "x"], env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, timeout=30
+        )
+        assert result.returncode != 0, name
+    assert _etcdctl(etcd, "get", member, "--print-value-only").strip() == ""
 
 
 def _alive(pid: int) -> bool:

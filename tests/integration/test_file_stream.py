@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from ringrift_agent.adapters.file_stream import (
-    FileStreamServer, OpenedStream, StreamReader, StreamUnreachable, split_host,
+    FileStreamServer,
+    OpenedStream,
+    StreamReader,
+    StreamUnreachable,
+    split_host,
 )
 from ringrift_agent.adapters.files import DataDir
 from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, NotFound
@@ -69,7 +73,11 @@ async def test_a_stream_carries_the_file_from_its_offset_and_the_hash_describes_
     content = os.urandom(3 * (1 << 20) + 123)
     write(tmp_path, content)
     opened = await server.open(PATH, 0)
-    assert (opened.size, opened.count, opened.sha256) == (len(content), len(content), hashlib.sha256(content).hexdigest())
+    assert (opened.size, opened.count, opened.sha256) == (
+        len(content),
+        len(content),
+        hashlib.sha256(content).hexdigest(),
+    )
     assert await receive(opened) == content
     tail = await server.open(PATH, 1_000_000)
     assert tail.count == len(content) - 1_000_000
@@ -204,7 +212,9 @@ async def test_a_pull_falls_back_to_grpc_when_there_is_no_stream_to_use(server, 
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     answers = {
-        "unreachable port": _Source(agent_pb2.OpenFileStreamResponse(port=closed_port, token="t", count=1, size_bytes=1)),
+        "unreachable port": _Source(
+            agent_pb2.OpenFileStreamResponse(port=closed_port, token="t", count=1, size_bytes=1)
+        ),
         "port 0": _Source(agent_pb2.OpenFileStreamResponse(count=1, size_bytes=1)),
         "older agent": _Source(error=AioRpcError(StatusCode.UNIMPLEMENTED, Metadata(), Metadata(), "unknown method")),
     }

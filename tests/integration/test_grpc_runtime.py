@@ -20,8 +20,11 @@ from ringrift_runtime.grpc.interceptors import inbound_deadline
 from ringrift_runtime.grpc.server import registration
 from ringrift_runtime.grpc.status import error_reason, field_violations
 from ringrift_runtime.logs import current_request_id
-from ringrift_runtime.settings import ClientSettings, RingriftSettings
-from ringrift_runtime.testing.inprocess import serve_in_process
+from ringrift_runtime.security.context import Security
+from ringrift_runtime.settings import ClientSettings
+from ringrift_runtime.testing.inprocess import AnyIdentity, serve_in_process
+from ringrift_runtime.testing.pki import TestPki
+from ringrift_settings import RingriftSettings
 
 STATE = "ringrift.state.v1.StateService"
 
@@ -75,9 +78,10 @@ class ScriptedState(state_pb2_grpc.StateServiceServicer):
 @pytest.fixture
 async def served(test_settings: RingriftSettings):
     servicer = ScriptedState()
-    async with serve_in_process([registration(STATE, servicer)], test_settings) as host:
-        factory = ChannelFactory(ClientSettings(deadline_seconds=5, retry_initial_backoff_seconds=0.01))
-        async with factory.channel(host.address) as channel:
+    async with serve_in_process([registration(STATE, servicer)], test_settings, access=AnyIdentity()) as host:
+        security = Security.of(test_settings)
+        factory = ChannelFactory(ClientSettings(deadline_seconds=5, retry_initial_backoff_seconds=0.01), security)
+        async with factory.channel(host.address, security.service_name("state")) as channel:
             yield servicer, state_pb2_grpc.StateServiceStub(channel), host
 
 
@@ -156,9 +160,9 @@ async def test_unavailable_is_retried_for_idempotent_methods_only(served) -> Non
     assert servicer.calls["PublishEvent"] == 1
 
 
-async def test_health_reports_each_service(served) -> None:
+async def test_health_reports_each_service(served, pki: TestPki) -> None:
     _, _, host = served
-    async with grpc.aio.insecure_channel(host.address) as channel:
+    async with pki.channel(host.address, "state") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for name in ("", STATE):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=2)
@@ -168,10 +172,12 @@ async def test_health_reports_each_service(served) -> None:
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_shutdown_drains_in_flight_calls_and_refuses_new_ones(test_settings: RingriftSettings) -> None:
+async def test_shutdown_drains_in_flight_calls_and_refuses_new_ones(
+    test_settings: RingriftSettings, pki: TestPki
+) -> None:
     servicer = ScriptedState()
-    async with serve_in_process([registration(STATE, servicer)], test_settings) as host:
-        async with grpc.aio.insecure_channel(host.address) as channel:
+    async with serve_in_process([registration(STATE, servicer)], test_settings, access=AnyIdentity()) as host:
+        async with pki.channel(host.address, "state") as channel:
             stub = state_pb2_grpc.StateServiceStub(channel)
             slow = asyncio.ensure_future(
                 stub.GetClusterStats(state_pb2.GetClusterStatsRequest(), metadata=(("x-sleep", "0.5"),), timeout=5)
@@ -190,7 +196,7 @@ def _scrape(port: int) -> str:
 
 
 async def test_metrics_count_calls_by_method_and_code() -> None:
-    settings = RingriftSettings(server={"port": 0}, metrics={"enabled": True, "port": 0})
+    settings = RingriftSettings(server={"port": 0}, metrics={"enabled": True, "port": 0}, security={"insecure": True})
     async with serve_in_process([registration(STATE, ScriptedState())], settings) as host:
         async with grpc.aio.insecure_channel(host.address) as channel:
             stub = state_pb2_grpc.StateServiceStub(channel)

@@ -3,14 +3,12 @@ ready, its service listed by reflection, RPCs answered, SIGTERM drains and exits
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
@@ -18,17 +16,20 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
 from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
+from ringrift_runtime.security.identity import Identity, agent, gateway, service
+from ringrift_runtime.testing.pki import TestPki
 
 GRACE_SECONDS = 3.0
 
 
 @pytest.fixture(params=sorted(SERVICE_BY_PROCESS))
-def service_process(request, tmp_path: Path, etcd: EtcdServer):
+def service_process(request, tmp_path: Path, etcd: EtcdServer, pki: TestPki):
     env = {
+        **pki.env(identity_of(request.param)),
         "RINGRIFT_SERVER__GRACE_SECONDS": str(GRACE_SECONDS),
         "RINGRIFT_METRICS__PORT": "0",
         "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
-        "RINGRIFT_ETCD__CLUSTER_NAME": "procs",
+        "RINGRIFT_ETCD__CLUSTER_NAME": "test",
         "RINGRIFT_INSTANCE_ID": f"{request.param}-1",
         "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'state.db'}",
     }
@@ -42,9 +43,12 @@ def service_process(request, tmp_path: Path, etcd: EtcdServer):
         process.stop()
 
 
-def test_process_serves_health_reflection_and_stops_on_sigterm(service_process: ServiceProcess, etcd: EtcdServer) -> None:
+def test_process_serves_health_reflection_and_stops_on_sigterm(
+    service_process: ServiceProcess, etcd: EtcdServer, pki: TestPki
+) -> None:
     full_name = SERVICE_BY_PROCESS[service_process.service]
-    with grpc.insecure_channel(service_process.address) as channel:
+    server = identity_of(service_process.service)
+    with pki.sync_channel(service_process.address, server, pki.admin("test")) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for name in ("", full_name):
             reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
@@ -71,19 +75,20 @@ def test_process_serves_health_reflection_and_stops_on_sigterm(service_process: 
 
 def _registry_key(service: str) -> str:
     if service == "agent":
-        return "/ringrift/procs/nodes/node-1"
-    return f"/ringrift/procs/services/{service}/{service}-1"
+        return "/ringrift/test/nodes/node-1"
+    return f"/ringrift/test/services/{service}/{service}-1"
 
 
 def _etcd_get(etcd: EtcdServer, key: str) -> str:
-    result = subprocess.run(
-        ["etcdctl", "--endpoints", etcd.endpoint, "get", key, "--print-value-only"],
-        env={**os.environ, "ETCDCTL_API": "3"},
-        capture_output=True,
-        timeout=10,
-        check=True,
-    )
-    return result.stdout.decode(errors="replace").strip()
+    return etcd.etcdctl("get", key, "--print-value-only").stdout.decode(errors="replace").strip()
+
+
+def identity_of(process: str) -> Identity:
+    if process == "gateway":
+        return gateway("gateway-1", "test")
+    if process == "agent":
+        return agent("node-1", "test")
+    return service(process, "test")
 
 
 def _wait_for(predicate, timeout: float) -> bool:
@@ -98,7 +103,12 @@ def _wait_for(predicate, timeout: float) -> bool:
 def test_unknown_setting_stops_the_process_with_a_clear_message(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "ringrift-jobs"
     result = subprocess.run(
-        [str(script)], env={"RINGRIFT_SERVER__PROT": "1", "RINGRIFT_ETCD__REGISTER_SERVICE": "false"}, capture_output=True, text=True, timeout=30, cwd=tmp_path
+        [str(script)],
+        env={"RINGRIFT_SERVER__PROT": "1", "RINGRIFT_ETCD__REGISTER_SERVICE": "false"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "unknown setting RINGRIFT_SERVER__PROT (did you mean RINGRIFT_SERVER__PORT?)" in result.stderr
@@ -118,6 +128,7 @@ def test_busy_port_fails_fast(tmp_path: Path) -> None:
                 "RINGRIFT_SERVER__PORT": str(port),
                 "RINGRIFT_METRICS__ENABLED": "false",
                 "RINGRIFT_ETCD__REGISTER_SERVICE": "false",
+                "RINGRIFT_SECURITY__INSECURE": "true",
             },
             capture_output=True,
             text=True,
@@ -126,3 +137,27 @@ def test_busy_port_fails_fast(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert f"127.0.0.1:{port}" in result.stderr
+
+
+def _start_nodes_service(tmp_path: Path, extra: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ringrift-nodes on a free port with ``extra`` settings, without etcd; its exit."""
+    script = Path(sys.executable).parent / "ringrift-nodes"
+    env = {
+        **extra,
+        "RINGRIFT_SERVER__PORT": "0",
+        "RINGRIFT_METRICS__ENABLED": "false",
+        "RINGRIFT_ETCD__REGISTER_SERVICE": "false",
+    }
+    return subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+
+
+def test_without_certificates_a_process_refuses_to_start_and_says_what_to_do(tmp_path: Path) -> None:
+    """Mutual TLS is the default: nothing listens in plaintext unless a setting says so."""
+    result = _start_nodes_service(tmp_path, {})
+    assert result.returncode == 2
+    assert "mutual TLS needs security.ca_file" in result.stderr and "RINGRIFT_SECURITY__INSECURE=true" in result.stderr
+
+
+def test_a_certificate_of_another_identity_is_refused_at_start(tmp_path: Path, pki: TestPki) -> None:
+    result = _start_nodes_service(tmp_path, pki.env(service("jobs", "test")))
+    assert result.returncode == 2 and "is service:jobs, not service:nodes" in result.stderr

@@ -29,18 +29,59 @@ def _config(*env: str) -> dict:
 
 def test_compose_config_validates_and_health_checks_each_port() -> None:
     services = _config()["services"]
-    expected = {"etcd", "state", "nodes", "sync", "jobs", "selfplay", "training", "gateway-1", "gateway-2",
-                "agent-1", "agent-2", "agent-3"}
+    expected = {
+        "certs",
+        "etcd",
+        "state",
+        "nodes",
+        "sync",
+        "jobs",
+        "selfplay",
+        "training",
+        "gateway-1",
+        "gateway-2",
+        "agent-1",
+        "agent-2",
+        "agent-3",
+    }
     assert set(services) == expected  # postgres only under its profile
     for name, service in services.items():
-        if name == "etcd":
+        if name in ("etcd", "certs"):
             continue
         process = name.split("-")[0]
         assert service["command"] == [f"ringrift-{process}"]
         assert service["healthcheck"]["test"][-1] == f"127.0.0.1:{DEFAULT_PORTS[process]}"
         assert service["depends_on"]["etcd"]["condition"] == "service_healthy"
+        assert service["depends_on"]["certs"]["condition"] == "service_completed_successfully"
     agents = {name: service["environment"] for name, service in services.items() if name.startswith("agent")}
     assert {name: env["RINGRIFT_AGENT__NODE_ID"] for name, env in agents.items()} == {n: n for n in agents}
+
+
+def test_every_process_mounts_only_its_own_certificate_and_only_gateways_the_ca_key() -> None:
+    """Mutual TLS in compose: the certs job issues one certificate per process into a volume
+    only that container mounts at /certs (an agent's container cannot read a gateway's key),
+    and the CA's key volume reaches the job and the gateways, nobody else."""
+    services = _config()["services"]
+    issued = services["certs"]["command"][0]
+    for name, service in services.items():
+        if name == "certs":
+            continue
+        mounts = {m["source"]: m["target"] for m in service.get("volumes", []) if m["type"] == "volume"}
+        own = f"certs-{name}"
+        assert mounts.get(own) == "/certs", name
+        assert [s for s in mounts if s.startswith("certs-")] == [own], name
+        assert ("ca" in mounts) == name.startswith("gateway"), name
+        kind = "service" if name in ("etcd", "state", "nodes", "sync", "jobs", "selfplay", "training") else name[:-2]
+        assert f"{kind}:{name}" in issued, name
+        if name != "etcd":
+            env = service["environment"]
+            assert (env["RINGRIFT_SECURITY__CERT_FILE"], env["RINGRIFT_SECURITY__KEY_FILE"]) == (
+                "/certs/cert.pem",
+                "/certs/key.pem",
+            )
+            assert "RINGRIFT_SECURITY__INSECURE" not in env
+    etcd = " ".join(services["etcd"]["command"])
+    assert "--client-cert-auth" in etcd and "--peer-client-cert-auth" in etcd and "http://" not in etcd
 
 
 def test_images_and_database_are_overridable_by_environment() -> None:

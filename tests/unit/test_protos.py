@@ -41,7 +41,9 @@ def test_buf_lint_catches_a_violation(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "protos", tmp_path / "protos")
     shutil.copy(ROOT / "buf.yaml", tmp_path / "buf.yaml")
     bad = tmp_path / "protos" / "ringrift" / "common" / "v1" / "bad.proto"
-    bad.write_text('syntax = "proto3";\npackage ringrift.common.v1;\n// Bad.\nenum Colour {\n  // Red.\n  RED = 0;\n}\n')
+    bad.write_text(
+        'syntax = "proto3";\npackage ringrift.common.v1;\n// Bad.\nenum Colour {\n  // Red.\n  RED = 0;\n}\n'
+    )
     result = subprocess.run([buf, "lint"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0
     assert "ENUM_ZERO_VALUE_SUFFIX" in result.stdout or "UNSPECIFIED" in result.stdout
@@ -50,26 +52,54 @@ def test_buf_lint_catches_a_violation(tmp_path: Path) -> None:
 # Methods the ADR names for each manager, plus what ARCHITECTURE.md adds.
 REQUIRED_METHODS = {
     "ringrift.state.v1.StateService": [
-        "PersistState", "LoadState", "GetClusterStats", "GetClusterEpoch", "AdvanceEpoch",
-        "PublishEvent", "WatchEvents",
+        "PersistState",
+        "LoadState",
+        "GetClusterStats",
+        "GetClusterEpoch",
+        "AdvanceEpoch",
+        "PublishEvent",
+        "WatchEvents",
     ],
     "ringrift.nodes.v1.NodeSelectorService": [
-        "SelectBestNodeForJob", "GetNodeScore", "FilterByCapability", "RankNodes", "ExplainPlacement",
+        "SelectBestNodeForJob",
+        "GetNodeScore",
+        "FilterByCapability",
+        "RankNodes",
+        "ExplainPlacement",
     ],
     "ringrift.sync.v1.SyncPlannerService": ["CollectManifests", "CreateSyncPlan", "ExecuteSyncPlan", "GetSyncTargets"],
     "ringrift.jobs.v1.JobService": [
-        "SpawnJob", "SubmitJob", "CancelJob", "GetJob", "ListJobs", "WatchJobs", "StreamJobLogs",
-        "RunDistributedSelfplay", "RunTraining", "ExportTrainingData", "CleanupOldCompletedJobs",
+        "SpawnJob",
+        "SubmitJob",
+        "CancelJob",
+        "GetJob",
+        "ListJobs",
+        "WatchJobs",
+        "StreamJobLogs",
+        "RunDistributedSelfplay",
+        "RunTraining",
+        "ExportTrainingData",
+        "CleanupOldCompletedJobs",
     ],
     "ringrift.selfplay.v1.SelfplaySchedulerService": [
-        "PickWeightedSelfplayConfig", "GetEloBasedPriorityBoost", "GetHybridJobTargets", "GetTargetJobsForNode",
+        "PickWeightedSelfplayConfig",
+        "GetEloBasedPriorityBoost",
+        "GetHybridJobTargets",
+        "GetTargetJobsForNode",
         "ExplainAllocation",
     ],
     "ringrift.training.v1.TrainingCoordinatorService": [
-        "DispatchTrainingJob", "HandleTrainingJobCompletion", "RunPostTrainingGauntlet",
+        "DispatchTrainingJob",
+        "HandleTrainingJobCompletion",
+        "RunPostTrainingGauntlet",
     ],
     "ringrift.orchestrator.v1.OrchestratorService": [
-        "GetClusterStatus", "WatchEvents", "ExplainPlacement", "ExplainAllocation", "PauseLoop", "ResumeLoop",
+        "GetClusterStatus",
+        "WatchEvents",
+        "ExplainPlacement",
+        "ExplainAllocation",
+        "PauseLoop",
+        "ResumeLoop",
     ],
     "ringrift.agent.v1.NodeAgentService": ["RunJob", "CancelJob", "GetManifest", "ReadFile", "PullFile"],
 }
@@ -116,3 +146,47 @@ def test_idempotency_keys_are_explicit() -> None:
 
 def test_every_process_serves_a_known_service() -> None:
     assert set(SERVICE_BY_PROCESS.values()) <= set(service_descriptors())
+
+
+READ_VERBS = (
+    "Get",
+    "List",
+    "Load",
+    "Explain",
+    "Rank",
+    "Filter",
+    "Select",
+    "Collect",
+    "Pick",
+    "Watch",
+    "Stream",
+    "Read",
+)
+
+
+def test_idempotency_is_declared_in_the_protos_and_drives_the_retry_policy() -> None:
+    """Every read declares NO_SIDE_EFFECTS; the channels retry exactly the methods the
+    protos declare safe to repeat, and nothing that creates or changes state otherwise."""
+    import json
+
+    from ringrift_runtime.grpc.client import service_config
+    from ringrift_runtime.grpc.contracts import idempotency_level
+    from ringrift_runtime.settings import ClientSettings
+
+    declared = set()
+    for service_name, service in service_descriptors().items():
+        for method in service.methods:
+            full = f"{service_name}/{method.name}"
+            level = idempotency_level(full)
+            if method.name.startswith(READ_VERBS):
+                assert level == "NO_SIDE_EFFECTS", f"{full} reads but does not say so"
+            if level != "IDEMPOTENCY_UNKNOWN":
+                declared.add((service_name, method.name))
+    retried = {
+        (n["service"], n["method"])
+        for config in json.loads(service_config(ClientSettings()))["methodConfig"]
+        for n in config["name"]
+    }
+    assert retried == declared
+    assert ("ringrift.jobs.v1.JobService", "SubmitJob") not in retried  # only idempotent per key: not retried
+    assert ("ringrift.jobs.v1.JobService", "CancelJob") in retried

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from ringrift_runtime.settings import DEFAULT_PORTS, SettingsError, load_settings
+from ringrift_runtime.settings import DEFAULT_PORTS, SettingsError
+from ringrift_settings import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +60,9 @@ def test_port_zero_derives_a_free_metrics_port() -> None:
 
 def test_unknown_env_variable_is_an_error_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RINGRIFT_SERVER__PROT", "1")
-    with pytest.raises(SettingsError, match=r"unknown setting RINGRIFT_SERVER__PROT \(did you mean RINGRIFT_SERVER__PORT\?\)"):
+    with pytest.raises(
+        SettingsError, match=r"unknown setting RINGRIFT_SERVER__PROT \(did you mean RINGRIFT_SERVER__PORT\?\)"
+    ):
         load_settings()
 
 
@@ -91,7 +95,7 @@ def test_endpoint_must_be_host_port() -> None:
 
 def test_settings_are_immutable() -> None:
     settings = load_settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.server.port = 1  # type: ignore[misc]
 
 

@@ -6,41 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from enum import Enum
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import aetcd
 
 from ringrift_runtime.aio import cancel_and_wait, quietly
 from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, make_client
+from ringrift_runtime.cluster.model import Change, ChangeKind, Entry
 from ringrift_runtime.settings import EtcdSettings
 
 log = logging.getLogger("ringrift.cluster.cache")
 
 T = TypeVar("T")
-
-
-class ChangeKind(Enum):
-    JOINED = "joined"
-    UPDATED = "updated"
-    LEFT = "left"
-
-
-@dataclass(frozen=True)
-class Change(Generic[T]):
-    kind: ChangeKind
-    name: str
-    value: T | None  # the new value; the last known value for LEFT
-    create_revision: int
-    revision: int
-
-
-@dataclass(frozen=True)
-class Entry(Generic[T]):
-    value: T
-    create_revision: int
-    mod_revision: int
 
 
 class PrefixCache(Generic[T]):
@@ -105,7 +83,7 @@ class PrefixCache(Generic[T]):
             queue.put_nowait(change)
 
     def _name(self, key: bytes) -> str:
-        return key[len(self._prefix):].decode()
+        return key[len(self._prefix) :].decode()
 
     async def _run(self) -> None:
         attempt = 0
@@ -119,9 +97,9 @@ class PrefixCache(Generic[T]):
                 raise ConnectionError("watch ended")
             except asyncio.CancelledError:
                 raise
-            except TRANSIENT_ERRORS + (ConnectionError,) as exc:
+            except (*TRANSIENT_ERRORS, ConnectionError) as exc:
                 log.warning("%s watch interrupted (%s); re-listing", self.name, type(exc).__name__)
-            except Exception:  # noqa: BLE001 - the cache must outlive any surprise
+            except Exception:
                 log.exception("%s watch failed; re-listing", self.name)
             await self._close_client()
             attempt += 1

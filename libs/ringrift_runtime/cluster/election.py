@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aetcd
 
 from ringrift_runtime.aio import cancel_and_wait, quietly
 from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper, LeaseLost
+from ringrift_runtime.cluster.model import Leadership
 from ringrift_runtime.errors import NotLeader
 from ringrift_runtime.settings import EtcdSettings
 
@@ -28,24 +28,6 @@ log = logging.getLogger("ringrift.cluster.election")
 
 # A term shorter than this counts as a failure for the re-campaign backoff (no flapping).
 STABLE_TERM_SECONDS = 10.0
-
-
-@dataclass
-class Leadership:
-    """One term of leadership. ``acting()`` turns false as soon as the lease is not
-    confirmed; every decision checks it and every mutation carries ``epoch``."""
-
-    epoch: int
-    candidate_id: str
-    keeper: LeaseKeeper = field(repr=False)
-    deposed: bool = False
-
-    def acting(self) -> bool:
-        return not self.deposed and self.keeper.valid()
-
-    def require(self) -> None:
-        if not self.acting():
-            raise NotLeader(f"{self.candidate_id} is no longer leader (epoch {self.epoch})")
 
 
 Lead = Callable[[Leadership], Awaitable[None]]
@@ -110,7 +92,8 @@ class LeaderElection:
                 epoch = await self._wait_until_first(client, keeper)
                 started = time.monotonic()
                 try:
-                    await self._lead_term(Leadership(epoch, self.candidate_id, keeper), lead)
+                    key = self._key[len(self._keyspace.leader) :].decode()
+                    await self._lead_term(Leadership(epoch, self.candidate_id, keeper, key=key), lead)
                 except LeaderWorkFailed:
                     if time.monotonic() - started > STABLE_TERM_SECONDS:
                         delay = self._settings.watch_retry_seconds
@@ -205,4 +188,3 @@ class LeaderElection:
         if self._key is not None:
             await quietly(asyncio.wait_for(client.delete(self._key), self._settings.request_timeout_seconds))
         await keeper.stop(revoke=True)
-

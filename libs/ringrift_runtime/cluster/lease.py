@@ -12,12 +12,12 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from aetcd import rpc
 
-from ringrift_runtime.cluster.etcd import CHANNEL_OPTIONS
+from ringrift_runtime.cluster.etcd import blocking_channel
 from ringrift_runtime.settings import EtcdSettings
 
 log = logging.getLogger("ringrift.cluster.lease")
@@ -59,9 +59,7 @@ class LeaseKeeper:
         self._loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
         granted: asyncio.Future[int] = self._loop.create_future()
-        self._thread = threading.Thread(
-            target=self._run, args=(granted,), name=f"lease-{self.name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(granted,), name=f"lease-{self.name}", daemon=True)
         self._thread.start()
         return await granted
 
@@ -92,7 +90,7 @@ class LeaseKeeper:
     # -- keeper thread ------------------------------------------------------------
     def _stub(self) -> rpc.LeaseStub:
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self._endpoint, options=list(CHANNEL_OPTIONS.items()))
+            self._channel = blocking_channel(self._settings, self._endpoint)
         return rpc.LeaseStub(self._channel)
 
     def _resolve(self, future: asyncio.Future, value=None, error: BaseException | None = None) -> None:
@@ -114,7 +112,9 @@ class LeaseKeeper:
             self.lease_id, self.granted_ttl = reply.ID, reply.TTL
             self._valid_until = sent + reply.TTL - self._margin
         except grpc.RpcError as exc:
-            self._resolve(granted, error=ConnectionError(f"etcd at {self._endpoint} refused a lease: {exc.code().name}"))
+            self._resolve(
+                granted, error=ConnectionError(f"etcd at {self._endpoint} refused a lease: {exc.code().name}")
+            )
             return
         self._resolve(granted, self.lease_id)
         interval = self.granted_ttl / 3

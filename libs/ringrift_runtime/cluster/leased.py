@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from ringrift_runtime.aio import cancel_and_wait, quietly
 from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, make_client
@@ -67,7 +67,7 @@ class LeasedKey:
                 log.warning("%s lost its registration (%s); registering again", self.name, reason)
             except asyncio.CancelledError:
                 raise
-            except TRANSIENT_ERRORS + (ConnectionError,) as exc:
+            except (*TRANSIENT_ERRORS, ConnectionError) as exc:
                 log.warning("%s cannot register in etcd (%s); retrying in %.1fs", self.name, exc, delay)
             finally:
                 await quietly(client.close())
@@ -89,4 +89,3 @@ class LeasedKey:
                 await client.put(self._key, await self._value(), lease=lease_id)
         finally:
             lost.cancel()
-

@@ -25,7 +25,9 @@ class ServiceEndpointRegistration:
         async def value() -> bytes:
             return payload
 
-        self._leased = LeasedKey(settings, Keyspace(settings.cluster_name).service(service, bound.instance), value, f"service-{service}")
+        self._leased = LeasedKey(
+            settings, Keyspace(settings.cluster_name).service(service, bound.instance), value, f"service-{service}"
+        )
 
     async def start(self) -> None:
         await self._leased.start()
@@ -37,7 +39,7 @@ class ServiceEndpointRegistration:
 def _decode_endpoint(name: str, raw: bytes) -> common_pb2.ServiceEndpoint | None:
     try:
         return common_pb2.ServiceEndpoint.FromString(raw)
-    except Exception:  # noqa: BLE001 - a foreign value under our prefix is skipped
+    except Exception:
         return None
 
 

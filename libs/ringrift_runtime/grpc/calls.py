@@ -3,7 +3,8 @@ it stands for (StaleEpoch, NotFound, DependencyUnavailable, ...), never a raw Rp
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Awaitable, TypeVar
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import grpc
 
@@ -31,6 +32,6 @@ async def stream(call_object: AsyncIterator[T]) -> AsyncIterator[T]:
 async def last(call_object: AsyncIterator[T]) -> T | None:
     """Read a progress stream to its end; its last message (None when it sent none)."""
     final = None
-    async for final in stream(call_object):
-        pass
+    async for item in stream(call_object):
+        final = item
     return final

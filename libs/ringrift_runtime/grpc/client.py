@@ -4,12 +4,12 @@ methods through the channel's retry policy, keepalive, request-id propagation.""
 from __future__ import annotations
 
 import json
-
-import grpc
+from typing import Any
 
 from ringrift_runtime.grpc.contracts import idempotent_methods
 from ringrift_runtime.grpc.interceptors import DeadlineInterceptor
-from ringrift_runtime.settings import ClientSettings
+from ringrift_runtime.security.context import Security
+from ringrift_runtime.settings import ClientSettings, EndpointSettings, ProcessSettings
 
 
 def _seconds(value: float) -> str:
@@ -33,11 +33,17 @@ def service_config(settings: ClientSettings) -> str:
 
 
 class ChannelFactory:
-    """Creates configured grpc.aio channels; one factory per process, built in main."""
+    """Creates configured grpc.aio channels (mutual TLS unless the process is insecure);
+    one factory per process, built in main."""
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, security: Security) -> None:
         self._settings = settings
+        self.security = security
         self._service_config = service_config(settings)
+
+    @classmethod
+    def of(cls, settings: ProcessSettings, security: Security | None = None) -> ChannelFactory:
+        return cls(settings.client, security or Security.of(settings))
 
     def deadline_for(self, full_method: str, streaming: bool) -> float:
         configured = self._settings.method_deadlines.get(full_method)
@@ -55,26 +61,30 @@ class ChannelFactory:
             ("grpc.http2.max_pings_without_data", 0),
         ]
 
-    def channel(self, target: str) -> grpc.aio.Channel:
-        """An insecure channel to ``target`` (host:port); close it with ``await channel.close()``."""
-        return grpc.aio.insecure_channel(
-            target,
-            options=self.options(),
-            interceptors=[DeadlineInterceptor(self.deadline_for)],
-        )
+    def channel(self, target: str, server_name: str) -> Any:
+        """A channel to ``target`` (host:port) that accepts only a server whose certificate
+        carries ``server_name``; close it with ``await channel.close()``."""
+        return self.security.channel(target, server_name, self.options(), [DeadlineInterceptor(self.deadline_for)])
+
+    def service(self, endpoints: EndpointSettings, name: str) -> Any:
+        """A channel to the control-plane service ``name`` at its configured endpoint."""
+        return self.channel(getattr(endpoints, name), self.security.service_name(name))
+
+    def agent(self, address: str, node_id: str) -> Any:
+        return self.channel(address, self.security.agent_name(node_id))
 
 
 class ChannelPool:
-    """One channel per address (agents, replicas), reused across calls; close at stop."""
+    """One channel per agent (address and node), reused across calls; close at stop."""
 
     def __init__(self, factory: ChannelFactory) -> None:
         self._factory = factory
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[tuple[str, str], Any] = {}
 
-    def channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
+    def agent(self, address: str, node_id: str) -> Any:
+        channel = self._channels.get((address, node_id))
         if channel is None:
-            channel = self._channels[address] = self._factory.channel(address)
+            channel = self._channels[(address, node_id)] = self._factory.agent(address, node_id)
         return channel
 
     async def close(self) -> None:

@@ -1,5 +1,6 @@
 """Facts about the generated contracts that the runtime needs: every RingRift service
-and method, and which methods are safe to retry."""
+and method, and which methods are safe to retry (declared in the protos with
+``option idempotency_level``; the channels' retry policy is derived from it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib
 from functools import lru_cache
 
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor_pb2 import MethodOptions
 
 AREAS = ("common", "state", "nodes", "sync", "jobs", "selfplay", "training", "orchestrator", "agent")
 
@@ -22,22 +24,6 @@ SERVICE_BY_PROCESS = {
     "agent": "ringrift.agent.v1.NodeAgentService",
 }
 
-# Read-only methods by name prefix: retrying them after UNAVAILABLE is always safe.
-READ_ONLY_PREFIXES = (
-    "Get", "List", "Load", "Explain", "Rank", "Filter", "Select", "Collect", "Pick", "Watch", "Stream", "Read",
-)
-# Mutations that are idempotent by contract (see the method comments in the protos).
-IDEMPOTENT_MUTATIONS = frozenset(
-    {
-        "ringrift.state.v1.StateService/AdvanceEpoch",
-        "ringrift.agent.v1.NodeAgentService/RunJob",
-        "ringrift.agent.v1.NodeAgentService/CancelJob",
-        "ringrift.agent.v1.NodeAgentService/OpenFileStream",
-        "ringrift.jobs.v1.JobService/ReportJobEvent",
-        "ringrift.jobs.v1.JobService/CancelJob",
-    }
-)
-
 
 @lru_cache(maxsize=1)
 def service_descriptors() -> dict[str, ServiceDescriptor]:
@@ -50,10 +36,21 @@ def service_descriptors() -> dict[str, ServiceDescriptor]:
     return found
 
 
+def idempotency_level(full_method: str) -> str:
+    """The method's ``option idempotency_level`` in its proto: NO_SIDE_EFFECTS (a read),
+    IDEMPOTENT (a mutation that repeats safely), or IDEMPOTENCY_UNKNOWN."""
+    service_name, _, method_name = full_method.partition("/")
+    service = service_descriptors().get(service_name)
+    method = service.methods_by_name.get(method_name) if service else None
+    if method is None:
+        return "IDEMPOTENCY_UNKNOWN"
+    options = method.GetOptions()
+    return MethodOptions.IdempotencyLevel.Name(options.idempotency_level)
+
+
 def is_idempotent(full_method: str) -> bool:
-    """``full_method`` is "package.Service/Method"."""
-    _, _, method = full_method.partition("/")
-    return method.startswith(READ_ONLY_PREFIXES) or full_method in IDEMPOTENT_MUTATIONS
+    """``full_method`` is "package.Service/Method"; the contract says it may be retried."""
+    return idempotency_level(full_method) in ("NO_SIDE_EFFECTS", "IDEMPOTENT")
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +62,6 @@ def idempotent_methods() -> tuple[tuple[str, str], ...]:
             if is_idempotent(f"{service_name}/{method.name}"):
                 pairs.append((service_name, method.name))
     return tuple(pairs)
-
 
 
 def generated_grpc_module(full_name: str):

@@ -7,8 +7,9 @@ import asyncio
 import inspect
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -22,6 +23,8 @@ from ringrift_runtime.logs import (
     set_request_id,
 )
 from ringrift_runtime.metrics import RpcMetrics
+from ringrift_runtime.security.authz import Authorization, reset_caller, set_caller
+from ringrift_runtime.security.identity import Identity
 
 access_log = logging.getLogger("ringrift.access")
 log = logging.getLogger("ringrift.grpc")
@@ -30,6 +33,10 @@ log = logging.getLogger("ringrift.grpc")
 _INBOUND_DEADLINE: ContextVar[float | None] = ContextVar("ringrift_inbound_deadline", default=None)
 
 QUIET_SERVICE_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+# Called once a unary call has its verdict: (method, caller, status code name, request).
+# The app decides what is worth an audit record (the gateway: users' mutating calls).
+Audit = Callable[[str, Identity | None, str, Any], Awaitable[None]]
 
 
 def inbound_deadline() -> float | None:
@@ -47,15 +54,16 @@ def _request_id_from(context: grpc.aio.ServicerContext) -> str:
 class _CallScope:
     """Everything that happens around one served call."""
 
-    def __init__(self, interceptor: "ServerInterceptor", method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, interceptor: ServerInterceptor, method: str, context: grpc.aio.ServicerContext) -> None:
         self.interceptor = interceptor
         self.method = method
         self.context = context
         self.code = grpc.StatusCode.OK
         self.started = time.perf_counter()
         self._tokens: list[tuple[ContextVar, Any]] = []
+        self._caller_token: object | None = None
 
-    def __enter__(self) -> "_CallScope":
+    def __enter__(self) -> _CallScope:
         remaining = self.context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         self._tokens.append((_INBOUND_DEADLINE, _INBOUND_DEADLINE.set(deadline)))
@@ -81,6 +89,10 @@ class _CallScope:
         status = rich_status(self.code, message, domain_error)
         await self.context.abort(self.code, message, trailing_metadata_for(status))
 
+    def hold(self, caller_token: object) -> None:
+        """The caller's identity is set for this call; reset when it ends."""
+        self._caller_token = caller_token
+
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None and issubclass(exc_type, (asyncio.CancelledError, GeneratorExit)):
             self.code = grpc.StatusCode.CANCELLED
@@ -102,16 +114,27 @@ class _CallScope:
             self.peer,
         )
         reset_request_id(self._request_token)
+        if self._caller_token is not None:
+            reset_caller(self._caller_token)
         for var, token in reversed(self._tokens):
             var.reset(token)
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Request id, error translation, access log and metrics for every served method."""
+    """Authorization (who is calling, and may they), request id, error translation, access
+    log and metrics for every served method."""
 
-    def __init__(self, metrics: RpcMetrics, log_health_checks: bool = False) -> None:
+    def __init__(
+        self,
+        metrics: RpcMetrics,
+        log_health_checks: bool = False,
+        authorization: Authorization | None = None,
+        audit: Audit | None = None,
+    ) -> None:
         self.metrics = metrics
         self.log_health_checks = log_health_checks
+        self.authorization = authorization  # None: an insecure cluster (no identities to check)
+        self.audit = audit
 
     async def intercept_service(
         self,
@@ -134,18 +157,56 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler  # client-streaming methods (reflection) pass through unchanged
+        if handler.stream_stream is not None:  # reflection
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        assert handler.stream_unary is not None
+        return grpc.stream_unary_rpc_method_handler(
+            self._wrap_unary(method, handler.stream_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _identify(self, context: grpc.aio.ServicerContext) -> Identity | None:
+        return self.authorization.identify(context) if self.authorization is not None else None
+
+    def _authorize(self, method: str, context: grpc.aio.ServicerContext) -> Identity | None:
+        identity = self._identify(context)
+        if self.authorization is not None:
+            self.authorization.check(method, identity)
+        return identity
+
+    async def _audited(self, method: str, identity: Identity | None, code: str, request: Any) -> None:
+        if self.audit is None:
+            return
+        try:
+            await self.audit(method, identity, code, request)
+        except Exception:  # the call's answer stands; the record's loss is logged loudly
+            log.error("audit record of %s by %s (%s) was not stored", method, identity, code, exc_info=True)
 
     def _wrap_unary(self, method: str, behavior: Callable[..., Any]):
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             with _CallScope(self, method, context) as scope:
+                identity = None
                 try:
+                    identity = self._identify(context)
+                    if self.authorization is not None:
+                        self.authorization.check(method, identity)
+                    scope.hold(set_caller(identity))
                     result = behavior(request, context)
-                    return await result if inspect.isawaitable(result) else result
+                    reply = await result if inspect.isawaitable(result) else result
                 except (grpc.aio.AbortError, asyncio.CancelledError):
                     raise
-                except Exception as exc:  # noqa: BLE001 - translated, never leaked
+                except Exception as exc:
+                    code = status_code_for(exc).name if isinstance(exc, errors.RingriftError) else "INTERNAL"
+                    await self._audited(method, identity, code, request)
                     await scope.fail(exc)
+                else:
+                    await self._audited(method, identity, "OK", request)
+                    return reply
 
         return unary
 
@@ -153,6 +214,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             with _CallScope(self, method, context) as scope:
                 try:
+                    scope.hold(set_caller(self._authorize(method, context)))
                     responses = behavior(request, context)
                     if inspect.isawaitable(responses):
                         responses = await responses
@@ -164,7 +226,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                             yield response
                 except (grpc.aio.AbortError, asyncio.CancelledError):
                     raise
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     await scope.fail(exc)
 
         return stream

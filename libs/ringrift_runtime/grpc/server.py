@@ -9,9 +9,10 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,9 +21,13 @@ from prometheus_client import CollectorRegistry
 
 from ringrift_runtime import __version__
 from ringrift_runtime.cluster.registry import ServiceEndpointRegistration
-from ringrift_runtime.grpc.interceptors import ServerInterceptor
+from ringrift_runtime.grpc.interceptors import Audit, ServerInterceptor
 from ringrift_runtime.metrics import RpcMetrics, SidePort
-from ringrift_runtime.settings import RingriftSettings
+from ringrift_runtime.security.authz import Authorization
+from ringrift_runtime.security.context import Security
+from ringrift_runtime.security.identity import Identity
+from ringrift_runtime.security.tokens import TokenStore
+from ringrift_runtime.settings import ProcessSettings, SettingsError
 
 log = logging.getLogger("ringrift.server")
 
@@ -52,6 +57,14 @@ class Bound:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.grpc_port}"
+
+
+class AccessTable(Protocol):
+    """Who may call what (ringrift_contracts.access)."""
+
+    def allowed(self, method: str, identity: Identity | None) -> bool: ...
+
+    def needs_identity(self, method: str) -> bool: ...
 
 
 class ServiceApp(Protocol):
@@ -84,7 +97,7 @@ class StaticApp:
         return None
 
 
-def instance_name(settings: RingriftSettings, service: str) -> str:
+def instance_name(settings: ProcessSettings, service: str) -> str:
     return settings.instance_id or f"{service}-{socket.gethostname()}-{os.getpid()}"
 
 
@@ -95,11 +108,24 @@ class GrpcHost:
         self,
         service: str,
         registrations: Sequence[ServiceRegistration],
-        settings: RingriftSettings,
+        settings: ProcessSettings,
         port: int | None = None,
         routes: dict | None = None,
+        security: Security | None = None,
+        token_port: int | None = None,
+        access: AccessTable | None = None,
+        audit: Audit | None = None,
     ) -> None:
         self.service = service
+        self.security = security or Security.of(settings)
+        authorization = None
+        if not self.security.insecure:
+            if access is None:
+                raise SettingsError(f"{service} has no authorization table: every RPC must have an entry")
+            tokens = TokenStore(settings.security.tokens_file) if settings.security.tokens_file else None
+            authorization = Authorization(self.security.cluster, access.allowed, access.needs_identity, tokens)
+        self._token_port = token_port  # the gateway's port for callers with a token instead of a certificate
+        self.token_port_bound = 0
         self._routes = routes  # extra HTTP side-port pages (the gateway's dashboard)
         self.registrations = list(registrations)
         self.settings = settings
@@ -113,7 +139,7 @@ class GrpcHost:
         self._side_port: SidePort | None = None
         self._serving = False
         self._server = grpc.aio.server(
-            interceptors=[ServerInterceptor(self.metrics, settings.logging.log_health_checks)],
+            interceptors=[ServerInterceptor(self.metrics, settings.logging.log_health_checks, authorization, audit)],
             options=[
                 ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
                 ("grpc.so_reuseport", 0),
@@ -140,13 +166,22 @@ class GrpcHost:
         names = [r.full_name for r in self.registrations]
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server)
         await self._set_all(NOT_SERVING)
-        self.port = self._server.add_insecure_port(f"{self.settings.server.host}:{self._requested_port}")
+        host = self.settings.server.host
+        self.port = self.security.add_port(self._server, f"{host}:{self._requested_port}")
         if self.port == 0:
-            raise OSError(f"cannot bind gRPC port {self.settings.server.host}:{self._requested_port}")
+            raise OSError(f"cannot bind gRPC port {host}:{self._requested_port}")
+        if self._token_port is not None and not self.security.insecure:
+            self.token_port_bound = self.security.add_port(self._server, f"{host}:{self._token_port}", False)
+            if self.token_port_bound == 0:
+                raise OSError(f"cannot bind the token port {host}:{self._token_port}")
+        self.security.warn_if_insecure()
         await self._server.start()
         if self.settings.metrics.enabled:
             side = SidePort(
-                self.settings.metrics.host, self.settings.metrics_port(self.port), self.registry, lambda: self._serving,
+                self.settings.metrics.host,
+                self.settings.metrics_port(self.port),
+                self.registry,
+                lambda: self._serving,
                 self._routes,
             )
             side.start()
@@ -183,17 +218,32 @@ class GrpcHost:
 def _write_ready_file(path: Path, host: GrpcHost) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({"grpc_port": host.port, "metrics_port": host.metrics_port, "pid": os.getpid()}))
+    ready = {
+        "grpc_port": host.port,
+        "metrics_port": host.metrics_port,
+        "token_port": host.token_port_bound,
+        "pid": os.getpid(),
+    }
+    tmp.write_text(json.dumps(ready))
     tmp.replace(path)
 
 
-async def serve(app: ServiceApp, settings: RingriftSettings) -> None:
+async def serve(app: ServiceApp, settings: ProcessSettings) -> None:
     """Run ``app`` until SIGTERM/SIGINT, then drain within the grace period."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    host = GrpcHost(app.name, app.registrations, settings, routes=getattr(app, "http_routes", None))
+    host = GrpcHost(
+        app.name,
+        app.registrations,
+        settings,
+        routes=getattr(app, "http_routes", None),
+        security=getattr(app, "security", None),
+        token_port=getattr(app, "token_port", None),
+        access=getattr(app, "access", None),
+        audit=getattr(app, "audit", None),
+    )
     await host.start()
     endpoint: ServiceEndpointRegistration | None = None
     try:

@@ -20,6 +20,8 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RingriftError], grpc.StatusCode], ...] 
     (errors.StaleEpoch, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.WrongState, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Conflict, grpc.StatusCode.ABORTED),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.DependencyUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.NotLeader, grpc.StatusCode.UNAVAILABLE),
     (errors.NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),

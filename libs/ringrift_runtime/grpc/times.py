@@ -3,13 +3,13 @@ Timestamp (zero) stands for "no time"."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def to_timestamp(value: datetime | float | None) -> Timestamp | None:
@@ -19,7 +19,7 @@ def to_timestamp(value: datetime | float | None) -> Timestamp | None:
         return None
     stamp = Timestamp()
     if isinstance(value, datetime):
-        stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+        stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
     else:
         seconds = int(value)  # whole seconds apart: value * 1e9 would lose nanoseconds to float rounding
         stamp.FromNanoseconds(seconds * 1_000_000_000 + round((value - seconds) * 1e9))
@@ -28,4 +28,4 @@ def to_timestamp(value: datetime | float | None) -> Timestamp | None:
 
 def from_timestamp(stamp: Timestamp) -> datetime | None:
     """The UTC datetime of a Timestamp, None when it is unset."""
-    return stamp.ToDatetime(tzinfo=timezone.utc) if stamp.seconds or stamp.nanos else None
+    return stamp.ToDatetime(tzinfo=UTC) if stamp.seconds or stamp.nanos else None

@@ -7,13 +7,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from ringrift_runtime.local.ports import free_port
+from ringrift_runtime.security.tls import CertFiles
+from ringrift_runtime.settings import EtcdSettings
 
 ETCD_CANDIDATES = ("etcd", "/usr/bin/etcd", "/usr/local/bin/etcd")
 
@@ -49,15 +53,21 @@ def install_etcd() -> str:
     for command in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "--no-install-recommends", "etcd-server"]):
         result = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env)
         if result.returncode != 0:
-            raise EtcdNotFound(f"installing etcd-server failed ({result.stderr.strip()[-300:]}): "
-                               "install it yourself with `apt-get install etcd-server`")
+            raise EtcdNotFound(
+                f"installing etcd-server failed ({result.stderr.strip()[-300:]}): "
+                "install it yourself with `apt-get install etcd-server`"
+            )
     return find_etcd()
 
 
 class EtcdServer:
     """One single-member etcd cluster on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, name: str = "test") -> None:
+    def __init__(
+        self, data_dir: Path, name: str = "test", tls: CertFiles | None = None, client: CertFiles | None = None
+    ) -> None:
+        self.tls = tls  # etcd's own certificate: clients and peers must present one from the same CA
+        self.client = client  # the certificate client_settings() presents
         self.binary = find_etcd()
         self.data_dir = Path(data_dir)
         self.name = name
@@ -70,6 +80,32 @@ class EtcdServer:
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
+    def client_settings(self, cluster_name: str = "test", **fields: Any) -> EtcdSettings:
+        """Settings of a client of this etcd (mutual TLS with ``client`` when etcd has TLS)."""
+        tls: dict[str, Any] = {"insecure": True}
+        if self.tls is not None:
+            assert self.client is not None, "an etcd with TLS needs a client certificate for its clients"
+            tls = {
+                "insecure": False,
+                "ca_file": self.client.ca,
+                "cert_file": self.client.cert,
+                "key_file": self.client.key,
+            }
+        return EtcdSettings(endpoints=[self.endpoint], cluster_name=cluster_name, **tls, **fields)
+
+    def etcdctl(self, *args: str, timeout: float = 10) -> subprocess.CompletedProcess[bytes]:
+        """Run etcdctl against this etcd (with the client certificate when etcd has TLS)."""
+        command = ["etcdctl", "--endpoints", self.url]
+        if self.tls is not None and self.client is not None:
+            command += ["--cacert", str(self.client.ca), "--cert", str(self.client.cert), "--key", str(self.client.key)]
+        return subprocess.run(
+            [*command, *args], env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, timeout=timeout, check=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.endpoint}"
+
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
@@ -78,29 +114,55 @@ class EtcdServer:
         if self.process and self.process.poll() is None:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        client_url = f"http://127.0.0.1:{self.client_port}"
-        peer_url = f"http://127.0.0.1:{self.peer_port}"
+        scheme = "https" if self.tls else "http"
+        client_url = f"{scheme}://127.0.0.1:{self.client_port}"
+        peer_url = f"{scheme}://127.0.0.1:{self.peer_port}"
         args = [
             self.binary,
-            "--name", self.name,
-            "--data-dir", str(self.data_dir),
-            "--listen-client-urls", client_url,
-            "--advertise-client-urls", client_url,
-            "--listen-peer-urls", peer_url,
-            "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"{self.name}={peer_url}",
-            "--initial-cluster-state", "new",
-            "--log-level", "warn",
-            "--logger", "zap",
+            "--name",
+            self.name,
+            "--data-dir",
+            str(self.data_dir),
+            "--listen-client-urls",
+            client_url,
+            "--advertise-client-urls",
+            client_url,
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+            "--initial-cluster",
+            f"{self.name}={peer_url}",
+            "--initial-cluster-state",
+            "new",
+            "--log-level",
+            "warn",
+            "--logger",
+            "zap",
+            *self._tls_args(),
         ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.wait_healthy(timeout)
 
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        ca, cert, key = str(self.tls.ca), str(self.tls.cert), str(self.tls.key)
+        return [
+            "--client-cert-auth", "--trusted-ca-file", ca, "--cert-file", cert, "--key-file", key,
+            "--peer-client-cert-auth", "--peer-trusted-ca-file", ca, "--peer-cert-file", cert, "--peer-key-file", key,
+        ]  # fmt: skip
+
     def healthy(self) -> bool:
+        context = None
+        if self.tls is not None:
+            context = ssl.create_default_context(cafile=str(self.tls.ca))
+            context.load_cert_chain(str(self.tls.cert), str(self.tls.key))
+        scheme = "https" if self.tls else "http"
         try:
-            with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=1) as reply:
+            with urllib.request.urlopen(f"{scheme}://{self.endpoint}/health", timeout=1, context=context) as reply:
                 return reply.status == 200 and b'"true"' in reply.read()
         except (urllib.error.URLError, OSError):
             return False
@@ -136,7 +198,7 @@ class EtcdServer:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
 
-    def __enter__(self) -> "EtcdServer":
+    def __enter__(self) -> EtcdServer:
         self.start()
         return self
 

@@ -7,29 +7,44 @@ import asyncio
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
+from ringrift_runtime.security.identity import Identity, agent, gateway
+from ringrift_runtime.security.identity import service as identity_service
+from ringrift_runtime.testing.pki import TestPki
+from tests.callers import hold_leader_key
 
+CLUSTER = "test"
 ELECTION_TTL = 2
 LEASE_TTL = 2
 PIPELINE_CATALOG = Path(__file__).resolve().parents[1] / "catalogs" / "pipeline.toml"
 
 
+def identity_of(service: str, name: str, env: dict[str, str]) -> Identity:
+    """The identity a process of the local cluster runs as (its certificate's)."""
+    if service == "gateway":
+        return gateway(name, CLUSTER)
+    if service == "agent":
+        return agent(env["RINGRIFT_AGENT__NODE_ID"], CLUSTER)
+    return identity_service(service, CLUSTER)
+
+
 class LocalCluster:
-    def __init__(self, etcd: EtcdServer, root: Path) -> None:
+    def __init__(self, etcd: EtcdServer, root: Path, pki: TestPki) -> None:
+        self.pki = pki
         self.etcd = etcd
         self.root = root
         self.processes: dict[str, ServiceProcess] = {}
+        self.identities: dict[str, Identity] = {}
         self.state: ServiceProcess | None = None
 
     def base_env(self) -> dict[str, str]:
         env = {
             "RINGRIFT_ETCD__ENDPOINTS": f'["{self.etcd.endpoint}"]',
-            "RINGRIFT_ETCD__CLUSTER_NAME": "test",
+            "RINGRIFT_ETCD__CLUSTER_NAME": CLUSTER,
             "RINGRIFT_ETCD__ELECTION_TTL_SECONDS": str(ELECTION_TTL),
             "RINGRIFT_ETCD__LEASE_TTL_SECONDS": str(LEASE_TTL),
             "RINGRIFT_METRICS__PORT": "0",
@@ -44,11 +59,15 @@ class LocalCluster:
 
     async def start(self, service: str, name: str, **env: str) -> ServiceProcess:
         """Start a process off the event loop (the test's loop also hosts watchers)."""
+        identity = identity_of(service, name, env)
+        self.identities[name] = identity
         process = ServiceProcess(
-            service, self.root / name, env={**self.base_env(), "RINGRIFT_INSTANCE_ID": name, **env}
+            service,
+            self.root / name,
+            env={**self.base_env(), **self.pki.env(identity), "RINGRIFT_INSTANCE_ID": name, **env},
         )
+        self.processes[name] = process  # registered first: stop_all reaches it whatever happens
         await asyncio.to_thread(process.start)
-        self.processes[name] = process
         return process
 
     async def start_state(self) -> ServiceProcess:
@@ -57,8 +76,13 @@ class LocalCluster:
         )
         return self.state
 
+    @property
+    def tokens_file(self) -> Path:
+        """The gateways' bearer tokens (``TokenStore(cluster.tokens_file).add(...)``)."""
+        return self.root / "tokens.json"
+
     async def start_gateway(self, name: str) -> ServiceProcess:
-        return await self.start("gateway", name)
+        return await self.start("gateway", name, RINGRIFT_SECURITY__TOKENS_FILE=str(self.tokens_file))
 
     async def start_agent(self, node_id: str, **env: str) -> ServiceProcess:
         settings = {
@@ -80,13 +104,35 @@ class LocalCluster:
         for process in self.processes.values():
             process.stop()
 
+    def channel(self, process: str | ServiceProcess, as_: Identity | None = None):
+        """A mutual-TLS channel to one of the cluster's processes (by name, or the process),
+        presenting ``as_``; by default the identity that usually calls it: a test
+        administrator for a gateway, JobService for an agent, a gateway for a manager."""
+        name = process if isinstance(process, str) else next(n for n, p in self.processes.items() if p is process)
+        kind = self.processes[name].service
+        if as_ is None and kind == "agent":
+            as_ = identity_service("jobs", CLUSTER)
+        elif as_ is None and kind != "gateway":
+            as_ = gateway("gw-test", CLUSTER)
+        return self.pki.channel(self.processes[name].address, self.identities[name], as_)
+
     async def epoch(self) -> state_pb2.GetClusterEpochResponse:
         assert self.state is not None
-        async with grpc.aio.insecure_channel(self.state.address) as channel:
+        async with self.channel("state") as channel:
             stub = state_pb2_grpc.StateServiceStub(channel)
             return await stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest(), timeout=5)
 
-    async def wait_for_leader(self, timeout: float = 10, above: int = 0, not_leader: str = "") -> state_pb2.GetClusterEpochResponse:
+    async def issue_epoch(self) -> int:
+        """Be the leader without a gateway: hold the lowest election key in etcd as
+        gateway gw-test and claim the term's epoch from StateService."""
+        key, _ = await hold_leader_key(self.pki.etcd_settings(self.etcd.endpoint), "gw-test")
+        async with self.channel("state", gateway("gw-test", CLUSTER)) as channel:
+            stub = state_pb2_grpc.StateServiceStub(channel)
+            return (await stub.ClaimEpoch(state_pb2.ClaimEpochRequest(leader_key=key), timeout=10)).epoch
+
+    async def wait_for_leader(
+        self, timeout: float = 10, above: int = 0, not_leader: str = ""
+    ) -> state_pb2.GetClusterEpochResponse:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             reply = await self.epoch()
@@ -99,7 +145,7 @@ class LocalCluster:
         assert self.state is not None
         from ringrift.common.v1 import common_pb2
 
-        async with grpc.aio.insecure_channel(self.state.address) as channel:
+        async with self.channel("state") as channel:
             stub = state_pb2_grpc.StateServiceStub(channel)
             reply = await stub.ListEvents(
                 state_pb2.ListEventsRequest(filter=common_pb2.EventFilter(types=types or []), limit=10_000), timeout=10
@@ -108,8 +154,8 @@ class LocalCluster:
 
 
 @pytest.fixture
-def cluster(etcd: EtcdServer, tmp_path: Path):
-    local = LocalCluster(etcd, tmp_path)
+def cluster(etcd: EtcdServer, tmp_path: Path, pki: TestPki):
+    local = LocalCluster(etcd, tmp_path, pki)
     try:
         yield local
     finally:

@@ -13,13 +13,13 @@ from ringrift_runtime.cluster.election import LeaderElection, Leadership
 from ringrift_runtime.cluster.etcd import Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper
 from ringrift_runtime.cluster.leased import LeasedKey
-from ringrift_runtime.settings import EtcdSettings
 from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.settings import EtcdSettings
 
 
 def etcd_settings(etcd: EtcdServer, **overrides) -> EtcdSettings:
-    values = {"endpoints": [etcd.endpoint], "cluster_name": "t", "lease_ttl_seconds": 2, "election_ttl_seconds": 2}
-    return EtcdSettings(**{**values, **overrides})
+    values = {"lease_ttl_seconds": 2, "election_ttl_seconds": 2}
+    return etcd.client_settings("test", **{**values, **overrides})
 
 
 async def _next(queue: asyncio.Queue, timeout: float = 5.0):

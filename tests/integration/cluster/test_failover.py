@@ -53,14 +53,14 @@ async def test_graceful_stop_hands_over_in_under_half_a_second(cluster: LocalClu
 
 
 async def _heartbeat_leader(cluster: LocalCluster) -> dict:
-    async with grpc.aio.insecure_channel(cluster.state.address) as channel:
+    async with cluster.channel("state") as channel:
         stub = state_pb2_grpc.StateServiceStub(channel)
         reply = await stub.LoadState(state_pb2.LoadStateRequest(namespace="cluster", key="leader"), timeout=5)
     return json.loads(reply.value) if reply.found else {}
 
 
 async def _stale_write_is_refused(cluster: LocalCluster, epoch: int) -> None:
-    async with grpc.aio.insecure_channel(cluster.state.address) as channel:
+    async with cluster.channel("state") as channel:
         stub = state_pb2_grpc.StateServiceStub(channel)
         event = common_pb2.Event(type=common_pb2.EVENT_TYPE_NODE_JOINED, source="old-leader", epoch=epoch)
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -21,29 +22,34 @@ import grpc
 import pytest
 
 from ringrift.common.v1 import common_pb2
-from ringrift.orchestrator.v1 import orchestrator_pb2 as O, orchestrator_pb2_grpc
+from ringrift.common.v1 import common_pb2 as C
+from ringrift.orchestrator.v1 import orchestrator_pb2 as O
+from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_runtime.security.identity import Role, service, user
+from ringrift_runtime.security.tokens import TokenStore
+from ringrift_runtime.testing.pki import TestPki
 from tests.integration.cluster.conftest import ELECTION_TTL, LocalCluster
 
 HEALTHY, PAUSED = O.LOOP_HEALTH_HEALTHY, O.LOOP_HEALTH_PAUSED
 RINGRIFT = str(Path(sys.executable).parent / "ringrift")
 
 
-async def _facade(address: str, method: str, request, timeout: float = 5):
-    async with grpc.aio.insecure_channel(address) as channel:
+async def _facade(pki: TestPki, address: str, method: str, request, timeout: float = 5):
+    async with pki.channel(address, "gateway") as channel:
         return await getattr(orchestrator_pb2_grpc.OrchestratorServiceStub(channel), method)(request, timeout=timeout)
 
 
-async def _loops(address: str) -> dict[str, O.LoopStatus]:
-    reply = await _facade(address, "ListLoops", O.ListLoopsRequest())
+async def _loops(pki: TestPki, address: str) -> dict[str, O.LoopStatus]:
+    reply = await _facade(pki, address, "ListLoops", O.ListLoopsRequest())
     return {loop.name: loop for loop in reply.loops}
 
 
-async def _wait_loops(address: str, check, timeout: float) -> dict[str, O.LoopStatus]:
+async def _wait_loops(pki: TestPki, address: str, check, timeout: float) -> dict[str, O.LoopStatus]:
     deadline = time.monotonic() + timeout
     loops = {}
     while time.monotonic() < deadline:
-        loops = await _loops(address)
+        loops = await _loops(pki, address)
         if check(loops):
             return loops
         await asyncio.sleep(0.1)
@@ -61,28 +67,36 @@ async def _gateways(cluster: LocalCluster) -> tuple[str, str]:
 async def test_the_other_replica_takes_over_the_loops_and_keeps_a_pause(cluster: LocalCluster) -> None:
     leader, other = await _gateways(cluster)
     leader_address, other_address = cluster.processes[leader].address, cluster.processes[other].address
-    running = await _wait_loops(leader_address, lambda l: l and all(x.health == HEALTHY and x.runs > 0 for x in l.values()), 10)
+    running = await _wait_loops(
+        cluster.pki, leader_address, lambda l: l and all(x.health == HEALTHY and x.runs > 0 for x in l.values()), 10
+    )
     assert set(running) == {"JobReaper", "JobDispatcher"}  # the pipeline loops are off in this cluster
     # The other replica answers from the leader's heartbeat; a pause taken there reaches the leader.
-    await _wait_loops(other_address, lambda l: l["JobDispatcher"].runs > 0, 5)
-    paused = await _facade(other_address, "PauseLoop", O.PauseLoopRequest(name="JobReaper"))
+    await _wait_loops(cluster.pki, other_address, lambda l: l["JobDispatcher"].runs > 0, 5)
+    paused = await _facade(cluster.pki, other_address, "PauseLoop", O.PauseLoopRequest(name="JobReaper"))
     assert paused.loop.health == PAUSED
-    await _wait_loops(leader_address, lambda l: l["JobReaper"].health == PAUSED, 3)
+    await _wait_loops(cluster.pki, leader_address, lambda l: l["JobReaper"].health == PAUSED, 3)
 
     before = (await cluster.epoch()).epoch
     killed_at = time.monotonic()
     cluster.processes[leader].signal(signal.SIGKILL)
     await cluster.wait_for_leader(timeout=ELECTION_TTL + 5, above=before)
     taken = await _wait_loops(
-        other_address, lambda l: l["JobDispatcher"].health == HEALTHY and l["JobDispatcher"].runs > 0, ELECTION_TTL + 5)
+        cluster.pki,
+        other_address,
+        lambda l: l["JobDispatcher"].health == HEALTHY and l["JobDispatcher"].runs > 0,
+        ELECTION_TTL + 5,
+    )
     took_over = time.monotonic() - killed_at
     assert took_over <= ELECTION_TTL + 2, f"the loops restarted {took_over:.1f} s after the kill"
     assert taken["JobReaper"].health == PAUSED  # the pause is stored, not a property of the old leader
-    resumed = await _facade(other_address, "ResumeLoop", O.ResumeLoopRequest(name="JobReaper"))
+    resumed = await _facade(cluster.pki, other_address, "ResumeLoop", O.ResumeLoopRequest(name="JobReaper"))
     assert resumed.loop.name == "JobReaper"
-    await _wait_loops(other_address, lambda l: l["JobReaper"].health == HEALTHY and l["JobReaper"].runs > 0, 5)
+    await _wait_loops(
+        cluster.pki, other_address, lambda l: l["JobReaper"].health == HEALTHY and l["JobReaper"].runs > 0, 5
+    )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await _facade(other_address, "PauseLoop", O.PauseLoopRequest(name="NoSuchLoop"))
+        await _facade(cluster.pki, other_address, "PauseLoop", O.PauseLoopRequest(name="NoSuchLoop"))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "JobReaper" in refused.value.details()
 
 
@@ -99,8 +113,9 @@ async def test_twenty_concurrent_status_requests_cost_one_computation(cluster: L
     gateway = cluster.processes[leader]
     await asyncio.sleep(1.5)  # past the cache's second
     before = _metric(gateway.metrics_port, "ringrift_gateway_status_computations")
-    replies = await asyncio.gather(*(_facade(gateway.address, "GetClusterStatus", O.GetClusterStatusRequest())
-                                     for _ in range(20)))
+    replies = await asyncio.gather(
+        *(_facade(cluster.pki, gateway.address, "GetClusterStatus", O.GetClusterStatusRequest()) for _ in range(20))
+    )
     after = _metric(gateway.metrics_port, "ringrift_gateway_status_computations")
     assert after - before == 1
     assert len({r.computed_at.ToNanoseconds() for r in replies}) == 1
@@ -113,17 +128,26 @@ async def test_twenty_concurrent_status_requests_cost_one_computation(cluster: L
 async def _store_ratings(cluster: LocalCluster) -> None:
     """Two fits of one config, as the TrainingCoordinator would store them."""
     epoch = (await cluster.epoch()).epoch
-    async with grpc.aio.insecure_channel(cluster.state.address) as channel:
+    async with cluster.channel("state", service("training", "test")) as channel:
         stub = state_pb2_grpc.StateServiceStub(channel)
         for elo in (1150.0, 1320.0):
-            await stub.PutRatings(state_pb2.PutRatingsRequest(config_key="square8_2p", epoch=epoch, ratings=[
-                common_pb2.Rating(config_key="square8_2p", player="random", elo=1000, games=100),
-                common_pb2.Rating(config_key="square8_2p", player="square8_2p.g1", elo=elo, games=100),
-            ]), timeout=5)
+            await stub.PutRatings(
+                state_pb2.PutRatingsRequest(
+                    config_key="square8_2p",
+                    epoch=epoch,
+                    ratings=[
+                        common_pb2.Rating(config_key="square8_2p", player="random", elo=1000, games=100),
+                        common_pb2.Rating(config_key="square8_2p", player="square8_2p.g1", elo=elo, games=100),
+                    ],
+                ),
+                timeout=5,
+            )
             await asyncio.sleep(1.1)
 
 
-async def test_the_dashboard_shows_live_nodes_and_a_rating_chart_without_console_errors(cluster: LocalCluster, tmp_path) -> None:
+async def test_the_dashboard_shows_live_nodes_and_a_rating_chart_without_console_errors(
+    cluster: LocalCluster, tmp_path
+) -> None:
     if shutil.which("chromium") is None:
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is missing; scripts/test.sh installs it (bootstrap.sh --tests)")
@@ -133,12 +157,24 @@ async def test_the_dashboard_shows_live_nodes_and_a_rating_chart_without_console
     await cluster.start_agent("node-2")
     await _store_ratings(cluster)
     port = cluster.processes[leader].metrics_port
+    token = TokenStore(cluster.tokens_file).add(user("watcher", Role.VIEWER, "test"), 3600)
     await asyncio.sleep(1.0)
-    status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5).read())
+    url = f"http://127.0.0.1:{port}/api/status"
+    status = json.loads(await asyncio.to_thread(_get, url, {"Authorization": f"Bearer {token}"}))
     assert [n["node_id"] for n in status["nodes"]] == ["node-1", "node-2"]
-    command = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=8000",
-               "--enable-logging=stderr", "--v=0", "--dump-dom", f"http://127.0.0.1:{port}/"]
+    command = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--virtual-time-budget=8000",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        f"http://127.0.0.1:{port}/?token={token}",  # signs the browser in (a cookie), as `ringrift up` prints it
+    ]
     result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
@@ -152,9 +188,128 @@ async def test_the_dashboard_shows_live_nodes_and_a_rating_chart_without_console
     assert console == [], f"console messages: {console}"
 
 
-def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([RINGRIFT, *args], capture_output=True, text=True, timeout=timeout,
-                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+async def test_every_mutating_user_call_is_an_audit_event_with_the_callers_identity(cluster: LocalCluster) -> None:
+    await cluster.start_state()
+    await cluster.start("nodes", "nodes")
+    await cluster.start("jobs", "jobs")
+    await cluster.start_gateway("gw-a")
+    await cluster.wait_for_leader()
+    address = cluster.processes["gw-a"].address
+    operator, viewer = user("olga", Role.OPERATOR, "test"), user("vic", Role.VIEWER, "test")
+
+    async def as_(identity, method: str, request) -> str:
+        async with cluster.pki.channel(address, "gateway", identity) as channel:
+            try:
+                await getattr(orchestrator_pb2_grpc.OrchestratorServiceStub(channel), method)(request, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                return exc.code().name
+        return "OK"
+
+    echo = C.JobSpec(kind="echo", params={"message": "audited"})
+    assert await as_(operator, "SubmitJob", O.SubmitJobRequest(spec=echo, idempotency_key="audit-1")) == "OK"
+    assert await as_(viewer, "SubmitJob", O.SubmitJobRequest(spec=echo)) == "PERMISSION_DENIED"
+    assert await as_(operator, "PauseLoop", O.PauseLoopRequest(name="JobReaper")) == "OK"
+    assert await as_(operator, "PauseLoop", O.PauseLoopRequest(name="NoSuchLoop")) == "INVALID_ARGUMENT"
+    assert await as_(viewer, "ListJobs", O.ListJobsRequest()) == "OK"  # a read: not audited
+    audit = [
+        (e.subject, e.attributes["method"].rsplit("/", 1)[1], e.attributes["code"])
+        for e in await cluster.events([C.EVENT_TYPE_AUDIT])
+    ]
+    assert audit == [
+        ("user:operator:olga", "SubmitJob", "OK"),
+        ("user:viewer:vic", "SubmitJob", "PERMISSION_DENIED"),
+        ("user:operator:olga", "PauseLoop", "OK"),
+        ("user:operator:olga", "PauseLoop", "INVALID_ARGUMENT"),
+    ]
+    first = (await cluster.events([C.EVENT_TYPE_AUDIT]))[0]
+    assert 'kind: "echo"' in first.attributes["request"] and len(first.attributes["request"]) <= 300
+    listed = await asyncio.to_thread(_cli, cluster.pki, "events", "--type", "audit", "--gateway", address, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["subject"] for line in listed.stdout.splitlines()] == [a[0] for a in audit]
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> bytes:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        return reply.read()
+
+
+def _status_of(url: str, headers: dict[str, str] | None = None) -> int:
+    try:
+        _get(url, headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    return 200
+
+
+async def test_the_dashboard_needs_a_viewer_token_and_a_known_host_and_metrics_stay_open(
+    cluster: LocalCluster,
+) -> None:
+    leader, _ = await _gateways(cluster)
+    port = cluster.processes[leader].metrics_port
+    store = TokenStore(cluster.tokens_file)
+    viewer = store.add(user("watcher", Role.VIEWER, "test"), 3600)
+    other_cluster = store.add(user("watcher", Role.ADMIN, "elsewhere"), 3600)
+    base = f"http://127.0.0.1:{port}"
+
+    def statuses() -> dict[str, int]:
+        bearer = {"Authorization": f"Bearer {viewer}"}
+        return {
+            "no credential": _status_of(f"{base}/api/status"),
+            "page without credential": _status_of(f"{base}/"),
+            "bad token": _status_of(f"{base}/api/status", {"Authorization": "Bearer rrt.0.nope"}),
+            "another cluster's token": _status_of(f"{base}/api/status", {"Authorization": f"Bearer {other_cluster}"}),
+            "viewer": _status_of(f"{base}/api/status", bearer),
+            "viewer, cookie": _status_of(f"{base}/api/ratings", {"Cookie": f"ringrift_dashboard={viewer}"}),
+            "viewer, rebinding host": _status_of(f"{base}/api/status", {**bearer, "Host": "attacker.example:80"}),
+            "metrics": _status_of(f"{base}/metrics"),
+            "healthz": _status_of(f"{base}/healthz"),
+        }
+
+    assert await asyncio.to_thread(statuses) == {
+        "no credential": 401,
+        "page without credential": 401,
+        "bad token": 401,
+        "another cluster's token": 401,
+        "viewer": 200,
+        "viewer, cookie": 200,
+        "viewer, rebinding host": 421,
+        "metrics": 200,
+        "healthz": 200,
+    }
+
+    def sign_in() -> tuple[int, str, str]:
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(f"{base}/?token={viewer}", timeout=5)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Location", ""), exc.headers.get("Set-Cookie", "")
+        return 200, "", ""
+
+    code, location, cookie = await asyncio.to_thread(sign_in)
+    assert (code, location) == (303, "/") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def _cli(pki: TestPki, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The command line as an operator, its certificate named by RINGRIFT_CLI_* variables."""
+    files = pki.files(user("test-operator", Role.OPERATOR, "test"))
+    return subprocess.run(
+        [RINGRIFT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={
+            "COLUMNS": "200",
+            "PATH": "/usr/bin:/bin",
+            "RINGRIFT_CLI_CA": str(files.ca),
+            "RINGRIFT_CLI_CERT": str(files.cert),
+            "RINGRIFT_CLI_KEY": str(files.key),
+        },
+    )
 
 
 async def test_cli_bad_input_gives_one_clear_line_and_a_non_zero_exit(cluster: LocalCluster) -> None:
@@ -174,46 +329,98 @@ async def test_cli_bad_input_gives_one_clear_line_and_a_non_zero_exit(cluster: L
         "gateway down": (["status", "--gateway", "127.0.0.1:9", "--timeout", "3"], "ringrift up"),
     }
     for name, (args, hint) in cases.items():
-        result = await asyncio.to_thread(_cli, *args)
+        result = await asyncio.to_thread(_cli, cluster.pki, *args)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode != 0, name
         assert len(lines) == 1 and hint in lines[0], (name, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout, name
-    ok = await asyncio.to_thread(_cli, "status", "--gateway", gateway, "--json")
+    ok = await asyncio.to_thread(_cli, cluster.pki, "status", "--gateway", gateway, "--json")
     assert ok.returncode == 0, ok.stderr
     status = json.loads(ok.stdout)
     assert status["leaderId"] == "gw-a" and [n["nodeId"] for n in status["nodes"]] == ["node-1"]
-    text = await asyncio.to_thread(_cli, "status", "--gateway", gateway)
+    text = await asyncio.to_thread(_cli, cluster.pki, "status", "--gateway", gateway)
     assert "leader gw-a" in text.stdout and "JobDispatcher" in text.stdout and "node-1" in text.stdout
 
 
-async def _node_ids(address: str) -> list[str]:
-    reply = await _facade(address, "ListNodes", O.ListNodesRequest(include_unschedulable=True))
+async def _node_ids(pki: TestPki, address: str) -> list[str]:
+    reply = await _facade(pki, address, "ListNodes", O.ListNodesRequest(include_unschedulable=True))
     return [n.node_id for n in reply.nodes]
 
 
 async def test_the_local_provider_starts_real_agents_and_removes_them(cluster: LocalCluster, tmp_path) -> None:
-    from ringrift_gateway.adapters.scaling import LocalProcessProvider, stop_local_agents
-    from ringrift_runtime.settings import RingriftSettings
+    from ringrift_gateway.adapters.scaling import LocalProcessProvider
+    from ringrift_runtime.local.processes import LOCAL_AGENT_PID_FILE, signal_pid_files
+    from ringrift_runtime.security.identity import gateway as gateway_identity
+    from ringrift_settings import RingriftSettings
 
     await cluster.start_state()
     gateway = (await cluster.start_gateway("gw-a")).address
-    settings = RingriftSettings(etcd={"endpoints": [cluster.etcd.endpoint], "cluster_name": "test"})
+    settings = RingriftSettings(
+        etcd={"endpoints": [cluster.etcd.endpoint], "cluster_name": "test"},
+        security={**cluster.pki.security(gateway_identity("gw-a", "test")), "ca_key_file": cluster.pki.ca_key_file},
+    )
     provider = LocalProcessProvider(settings, tmp_path / "autoscale")
     try:
         assert await provider.add(2) == ["auto-1", "auto-2"]
         deadline = time.monotonic() + 10
-        while await _node_ids(gateway) != ["auto-1", "auto-2"] and time.monotonic() < deadline:
+        while await _node_ids(cluster.pki, gateway) != ["auto-1", "auto-2"] and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        assert await _node_ids(gateway) == ["auto-1", "auto-2"]
+        assert await _node_ids(cluster.pki, gateway) == ["auto-1", "auto-2"]
         assert provider.manages("auto-1") and not provider.manages("node-1")
         await provider.remove("auto-1")
-        while await _node_ids(gateway) != ["auto-2"] and time.monotonic() < deadline + 10:
+        while await _node_ids(cluster.pki, gateway) != ["auto-2"] and time.monotonic() < deadline + 10:
             await asyncio.sleep(0.1)
-        assert await _node_ids(gateway) == ["auto-2"] and not provider.manages("auto-1")
+        assert await _node_ids(cluster.pki, gateway) == ["auto-2"] and not provider.manages("auto-1")
         assert await provider.add(1) == ["auto-3"]  # a removed node's folder stays; ids are not reused
     finally:
-        stop_local_agents(tmp_path / "autoscale")
-    while await _node_ids(gateway) and time.monotonic() < deadline + 20:
+        await asyncio.to_thread(signal_pid_files, tmp_path / "autoscale", f"*/{LOCAL_AGENT_PID_FILE}")
+    while await _node_ids(cluster.pki, gateway) and time.monotonic() < deadline + 20:
         await asyncio.sleep(0.1)
-    assert await _node_ids(gateway) == []
+    assert await _node_ids(cluster.pki, gateway) == []
+
+
+async def test_rollback_with_bad_input_names_the_field_changes_nothing_and_echoes_only_a_prefix(
+    cluster: LocalCluster,
+) -> None:
+    """RollbackModel, on the facade (operators) and on TrainingCoordinator (the gateway):
+    a malformed or unknown config, model id or reason, or a missing epoch, is refused as
+    INVALID_ARGUMENT naming the field; a well-formed request for a config without a best
+    model is FAILED_PRECONDITION; nothing in the registry changes."""
+    from ringrift.training.v1 import training_pb2 as T
+    from ringrift.training.v1 import training_pb2_grpc
+    from ringrift_runtime.grpc.status import field_violations
+
+    await cluster.start_state()
+    await cluster.start("training", "training")
+    await cluster.start_gateway("gw-a")
+    epoch = (await cluster.wait_for_leader()).epoch
+    address = cluster.processes["gw-a"].address
+    long_value = "x" * 5000
+    facade_cases = [
+        (O.RollbackModelRequest(config_key="square8_9p"), "config_key"),
+        (O.RollbackModelRequest(config_key="square10_2p"), "config_key"),  # well formed, not trained here
+        (O.RollbackModelRequest(config_key="square8_2p", to_model_id="../" + long_value), "to_model_id"),
+        (O.RollbackModelRequest(config_key="square8_2p", reason=long_value), "reason"),
+    ]
+    training = training_pb2_grpc.TrainingCoordinatorServiceStub(cluster.channel("training"))
+    training_cases = [
+        (T.RollbackModelRequest(config_key="square8_2p"), "epoch"),
+        (T.RollbackModelRequest(config_key="nope", epoch=epoch), "config_key"),
+        (T.RollbackModelRequest(config_key="square8_2p", to_model_id=long_value, epoch=epoch), "to_model_id"),
+    ]
+    for request, field in facade_cases + training_cases:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            if isinstance(request, O.RollbackModelRequest):
+                await _facade(cluster.pki, address, "RollbackModel", request, timeout=10)
+            else:
+                await training.RollbackModel(request, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, refused.value.details())
+        assert field in field_violations(refused.value), refused.value.details()
+        assert long_value[:200] not in refused.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as nothing:
+        await _facade(cluster.pki, address, "RollbackModel", O.RollbackModelRequest(config_key="square8_2p"))
+    assert nothing.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no best model to roll back from" in nothing.value.details()
+    state = state_pb2_grpc.StateServiceStub(cluster.channel("state"))
+    assert not (await state.ListModels(state_pb2.ListModelsRequest(), timeout=5)).models
+    assert not (await state.GetBestModels(state_pb2.GetBestModelsRequest(), timeout=5)).models

@@ -5,7 +5,6 @@ capabilities running real subprocesses."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 
@@ -17,12 +16,21 @@ from ringrift.common.v1 import common_pb2 as C
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
 from ringrift_runtime.grpc.status import field_violations
+from ringrift_runtime.security.identity import agent
+from ringrift_runtime.testing.signals import kill_group
 from tests.integration.cluster.conftest import LocalCluster
 
-A100 = {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA A100-SXM4-80GB", "RINGRIFT_AGENT__GPU__COUNT": "2",
-        "RINGRIFT_AGENT__GPU__MEMORY_MB": "81920"}
-RTX4090 = {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA GeForce RTX 4090", "RINGRIFT_AGENT__GPU__COUNT": "1",
-           "RINGRIFT_AGENT__GPU__MEMORY_MB": "24564", "RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'}
+A100 = {
+    "RINGRIFT_AGENT__GPU__MODEL": "NVIDIA A100-SXM4-80GB",
+    "RINGRIFT_AGENT__GPU__COUNT": "2",
+    "RINGRIFT_AGENT__GPU__MEMORY_MB": "81920",
+}
+RTX4090 = {
+    "RINGRIFT_AGENT__GPU__MODEL": "NVIDIA GeForce RTX 4090",
+    "RINGRIFT_AGENT__GPU__COUNT": "1",
+    "RINGRIFT_AGENT__GPU__MEMORY_MB": "24564",
+    "RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]',
+}
 CPU = {"RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'}
 FAST = {"RINGRIFT_JOBS__RETRY_BACKOFF_BASE_SECONDS": "0.2", "RINGRIFT_JOBS__SPAWN_VERIFICATION_SECONDS": "10"}
 
@@ -31,8 +39,12 @@ async def start_cluster(cluster: LocalCluster) -> dict:
     await cluster.start_state()
     await cluster.start("nodes", "nodes")
     await cluster.start("jobs", "jobs", **FAST)
-    await cluster.start("gateway", "gw-a", RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS="1",
-                        RINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS="0.2")
+    await cluster.start(
+        "gateway",
+        "gw-a",
+        RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS="1",
+        RINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS="0.2",
+    )
     agents = {
         "gpu-a100": await cluster.start_agent("gpu-a100", RINGRIFT_AGENT__JOB_SLOTS="6", **A100),
         "gpu-4090": await cluster.start_agent("gpu-4090", RINGRIFT_AGENT__JOB_SLOTS="6", **RTX4090),
@@ -44,8 +56,12 @@ async def start_cluster(cluster: LocalCluster) -> dict:
 
 def spec(kind: str, **requirements) -> C.JobSpec:
     params = {"seconds": "0.05"} if kind in ("selfplay", "train", "sleep") else {}
-    return C.JobSpec(kind=kind, config_key="square8_2p", params=params,
-                     requirements=C.ResourceRequirements(min_free_ram_mb=128, **requirements))
+    return C.JobSpec(
+        kind=kind,
+        config_key="square8_2p",
+        params=params,
+        requirements=C.ResourceRequirements(min_free_ram_mb=128, **requirements),
+    )
 
 
 MIX = [
@@ -72,15 +88,19 @@ async def wait_all(stub, job_ids: list[str], timeout: float) -> list[C.Job]:
 
 async def test_two_hundred_mixed_jobs_succeed_where_they_may_run(cluster: LocalCluster) -> None:
     await start_cluster(cluster)
-    async with grpc.aio.insecure_channel(cluster.processes["jobs"].address) as channel, \
-            grpc.aio.insecure_channel(cluster.processes["nodes"].address) as nodes_channel:
+    async with (
+        cluster.channel("jobs") as channel,
+        cluster.channel("nodes") as nodes_channel,
+    ):
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         nodes = nodes_pb2_grpc.NodeSelectorServiceStub(nodes_channel)
         requests = [jobs_pb2.SubmitJobRequest(spec=MIX[i % len(MIX)]()) for i in range(200)]
         submitted = (await stub.SubmitJobs(jobs_pb2.SubmitJobsRequest(jobs=requests), timeout=30)).jobs
         assert len({j.job_id for j in submitted}) == 200
         finished = await wait_all(stub, [j.job_id for j in submitted], timeout=240)
-        assert {C.JobState.Name(j.state) for j in finished} == {"JOB_STATE_SUCCEEDED"}, [j.error for j in finished if j.error][:3]
+        assert {C.JobState.Name(j.state) for j in finished} == {"JOB_STATE_SUCCEEDED"}, [
+            j.error for j in finished if j.error
+        ][:3]
         for job in finished:
             explained = await nodes.ExplainPlacement(nodes_pb2.ExplainPlacementRequest(spec=job.spec), timeout=5)
             usable = {s.node_id for s in explained.scores if s.usable}
@@ -94,7 +114,8 @@ async def test_two_hundred_mixed_jobs_succeed_where_they_may_run(cluster: LocalC
         await asyncio.sleep(1.1)
         epoch = (await cluster.epoch()).epoch
         cleaned = await stub.CleanupOldCompletedJobs(
-            jobs_pb2.CleanupOldCompletedJobsRequest(older_than_seconds=1, epoch=epoch), timeout=30)
+            jobs_pb2.CleanupOldCompletedJobsRequest(older_than_seconds=1, epoch=epoch), timeout=30
+        )
         assert cleaned.moved == 200
         assert not (await stub.ListJobs(jobs_pb2.ListJobsRequest(), timeout=5)).jobs
         archived = (await stub.GetJob(jobs_pb2.GetJobRequest(job_id=finished[0].job_id), timeout=5)).job
@@ -103,7 +124,7 @@ async def test_two_hundred_mixed_jobs_succeed_where_they_may_run(cluster: LocalC
 
 async def test_bad_submissions_name_the_field_and_queue_nothing(cluster: LocalCluster) -> None:
     await start_cluster(cluster)
-    async with grpc.aio.insecure_channel(cluster.processes["jobs"].address) as channel:
+    async with cluster.channel("jobs") as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         cases = [
             (C.JobSpec(kind="rm-rf"), "spec.kind"),
@@ -133,19 +154,28 @@ async def test_bad_submissions_name_the_field_and_queue_nothing(cluster: LocalCl
         watch.cancel()
         sequences_ok = seen[0] == C.JOB_STATE_PENDING or seen[0] in (C.JOB_STATE_SCHEDULED, C.JOB_STATE_RUNNING)
         assert sequences_ok and seen[-1] == C.JOB_STATE_SUCCEEDED
-        logs = b"".join([c.data async for c in stub.StreamJobLogs(
-            jobs_pb2.StreamJobLogsRequest(job_id=first.job.job_id), timeout=10)])
+        logs = b"".join(
+            [
+                c.data
+                async for c in stub.StreamJobLogs(jobs_pb2.StreamJobLogsRequest(job_id=first.job.job_id), timeout=10)
+            ]
+        )
         assert b"sleeping 0.05s" in logs
 
 
 async def test_jobs_of_a_dead_node_are_retried_elsewhere_and_late_results_change_nothing(cluster: LocalCluster) -> None:
     agents = await start_cluster(cluster)
     victim = agents["cpu-only"]
-    async with grpc.aio.insecure_channel(cluster.processes["jobs"].address) as channel:
+    async with cluster.channel("jobs") as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
-        long = C.JobSpec(kind="sleep", params={"seconds": "4"}, requirements=C.ResourceRequirements(
-            min_free_ram_mb=128, preferred_node_ids=["cpu-only"]))
-        job_ids = [(await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=long), timeout=10)).job.job_id for _ in range(12)]
+        long = C.JobSpec(
+            kind="sleep",
+            params={"seconds": "4"},
+            requirements=C.ResourceRequirements(min_free_ram_mb=128, preferred_node_ids=["cpu-only"]),
+        )
+        job_ids = [
+            (await stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=long), timeout=10)).job.job_id for _ in range(12)
+        ]
         deadline = time.monotonic() + 30
         while True:
             jobs = [(await stub.GetJob(jobs_pb2.GetJobRequest(job_id=j), timeout=5)).job for j in job_ids]
@@ -155,15 +185,13 @@ async def test_jobs_of_a_dead_node_are_retried_elsewhere_and_late_results_change
             assert time.monotonic() < deadline, "no job ran on the victim"
             await asyncio.sleep(0.1)
         # The node dies: its agent and every job process on it.
-        async with grpc.aio.insecure_channel(victim.address) as agent_channel:
+        async with cluster.channel(victim) as agent_channel:
             running = await agent_pb2_grpc.NodeAgentServiceStub(agent_channel).ListJobs(
-                agent_pb2.ListJobsRequest(running_only=True), timeout=5)
+                agent_pb2.ListJobsRequest(running_only=True), timeout=5
+            )
         victim.signal(signal.SIGKILL)
-        for status in running.jobs:
-            try:
-                os.killpg(status.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # A job not spawned yet reports pid 0: never signalled; every spawned one dies.
+        assert all(kill_group(s.pid, str(victim.workdir)) for s in running.jobs if s.pid > 0)
         lost_ids = {j.job_id for j in on_victim}
         finished = await wait_all(stub, job_ids, timeout=90)
         for job in finished:
@@ -172,15 +200,22 @@ async def test_jobs_of_a_dead_node_are_retried_elsewhere_and_late_results_change
                 assert job.attempt >= 2 and job.node_id != "cpu-only"
                 assert job.attempts[0].state == C.JOB_STATE_LOST
             # No job ran twice at once: each attempt ended before the next started.
-            for earlier, later in zip(job.attempts, job.attempts[1:]):
+            for earlier, later in zip(job.attempts, job.attempts[1:], strict=False):
                 assert earlier.finished_at.ToNanoseconds() <= later.started_at.ToNanoseconds()
 
         # A late completion of the superseded attempt is recorded and changes nothing.
         some = next(j for j in finished if j.job_id in lost_ids)
-        late = await stub.ReportJobEvent(jobs_pb2.ReportJobEventRequest(
-            job_id=some.job_id, attempt=1, node_id="cpu-only", state=C.JOB_STATE_SUCCEEDED, result_json='{"late": 1}'),
-            timeout=5)
+        report = jobs_pb2.ReportJobEventRequest(
+            job_id=some.job_id, attempt=1, node_id="cpu-only", state=C.JOB_STATE_SUCCEEDED, result_json='{"late": 1}'
+        )
+        async with cluster.channel("jobs", agent("cpu-only", "test")) as as_victim:
+            late = await jobs_pb2_grpc.JobServiceStub(as_victim).ReportJobEvent(report, timeout=5)
         assert not late.applied
+        # Another node cannot report in the victim's name: its certificate says who it is.
+        async with cluster.channel("jobs", agent("gpu-box", "test")) as as_other:
+            with pytest.raises(grpc.aio.AioRpcError) as forged:
+                await jobs_pb2_grpc.JobServiceStub(as_other).ReportJobEvent(report, timeout=5)
+        assert forged.value.code() == grpc.StatusCode.PERMISSION_DENIED
         after = (await stub.GetJob(jobs_pb2.GetJobRequest(job_id=some.job_id), timeout=5)).job
         assert (after.state, after.result_json, after.attempt) == (some.state, some.result_json, some.attempt)
 
@@ -194,12 +229,13 @@ async def test_top_ups_respect_the_per_node_cooldown(cluster: LocalCluster) -> N
     await cluster.wait_for_leader()
     top_up = spec("selfplay")
     top_up.top_up = True
-    async with grpc.aio.insecure_channel(cluster.processes["jobs"].address) as channel:
+    async with cluster.channel("jobs") as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
 
         async def submit(job_spec, count: int) -> list[str]:
-            reply = await stub.SubmitJobs(jobs_pb2.SubmitJobsRequest(
-                jobs=[jobs_pb2.SubmitJobRequest(spec=job_spec)] * count), timeout=10)
+            reply = await stub.SubmitJobs(
+                jobs_pb2.SubmitJobsRequest(jobs=[jobs_pb2.SubmitJobRequest(spec=job_spec)] * count), timeout=10
+            )
             return [j.job_id for j in reply.jobs]
 
         first = await submit(top_up, 3)
@@ -217,10 +253,11 @@ async def test_the_gateway_facade_passes_jobs_events_and_placement_through(clust
     from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
 
     await start_cluster(cluster)
-    async with grpc.aio.insecure_channel(cluster.processes["gw-a"].address) as channel:
+    async with cluster.channel("gw-a") as channel:
         gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-        events = gateway.WatchEvents(O.WatchEventsRequest(
-            filter=C.EventFilter(types=[C.EVENT_TYPE_JOB_SUCCEEDED])), timeout=60)
+        events = gateway.WatchEvents(
+            O.WatchEventsRequest(filter=C.EventFilter(types=[C.EVENT_TYPE_JOB_SUCCEEDED])), timeout=60
+        )
         submitted = await gateway.SubmitJob(O.SubmitJobRequest(spec=spec("sleep")), timeout=10)
         assert submitted.created
         done = await asyncio.wait_for(events.read(), 30)
@@ -230,13 +267,19 @@ async def test_the_gateway_facade_passes_jobs_events_and_placement_through(clust
         assert job.state == C.JOB_STATE_SUCCEEDED
         listed = await gateway.ListJobs(O.ListJobsRequest(kind="sleep"), timeout=5)
         assert [j.job_id for j in listed.jobs] == [job.job_id]
-        logs = b"".join([c.data async for c in gateway.StreamJobLogs(O.StreamJobLogsRequest(job_id=job.job_id), timeout=10)])
+        logs = b"".join(
+            [c.data async for c in gateway.StreamJobLogs(O.StreamJobLogsRequest(job_id=job.job_id), timeout=10)]
+        )
         assert b"sleeping" in logs
-        scores = (await gateway.ExplainPlacement(O.ExplainPlacementRequest(spec=spec("train", needs_gpu=True)), timeout=5)).scores
+        scores = (
+            await gateway.ExplainPlacement(O.ExplainPlacementRequest(spec=spec("train", needs_gpu=True)), timeout=5)
+        ).scores
         assert [s.node_id for s in scores if s.usable] == ["gpu-a100"]
 
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await gateway.SubmitJob(O.SubmitJobRequest(spec=C.JobSpec(kind="sleep", params={"seconds": "; reboot"})), timeout=10)
+            await gateway.SubmitJob(
+                O.SubmitJobRequest(spec=C.JobSpec(kind="sleep", params={"seconds": "; reboot"})), timeout=10
+            )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "spec.params[seconds]" in field_violations(caught.value)
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -18,16 +18,17 @@ import pytest
 from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
 from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from ringrift_contracts.membership import membership_cache
 from ringrift_runtime.cluster.cache import ChangeKind
-from ringrift_runtime.cluster.membership import membership_cache
 from ringrift_runtime.cluster.registry import control_plane_cache
 from ringrift_runtime.grpc.status import error_reason, field_violations
 from ringrift_runtime.settings import EtcdSettings
+from tests.fakes.state import serve_issued_epochs
 from tests.integration.cluster.conftest import LEASE_TTL, LocalCluster
 
 
 def _etcd_settings(cluster: LocalCluster) -> EtcdSettings:
-    return EtcdSettings(endpoints=[cluster.etcd.endpoint], cluster_name="test", lease_ttl_seconds=LEASE_TTL)
+    return cluster.etcd.client_settings("test", lease_ttl_seconds=LEASE_TTL)
 
 
 async def _wait(predicate, timeout: float, message: str) -> None:
@@ -43,7 +44,9 @@ async def test_agent_killed_leaves_for_every_watcher_and_rejoins(cluster: LocalC
     await cluster.start_state()
     await cluster.start_gateway("gw-a")
     await cluster.wait_for_leader()
-    agent = await cluster.start_agent("node-a", RINGRIFT_AGENT__GPU__MODEL="NVIDIA A100", RINGRIFT_AGENT__GPU__COUNT="2")
+    agent = await cluster.start_agent(
+        "node-a", RINGRIFT_AGENT__GPU__MODEL="NVIDIA A100", RINGRIFT_AGENT__GPU__COUNT="2"
+    )
     watchers = [membership_cache(_etcd_settings(cluster)) for _ in range(3)]
     queues = [w.subscribe() for w in watchers]
     for watcher in watchers:
@@ -81,7 +84,9 @@ async def test_agent_killed_leaves_for_every_watcher_and_rejoins(cluster: LocalC
         nonlocal events
         events = await cluster.events([common_pb2.EVENT_TYPE_NODE_JOINED, common_pb2.EVENT_TYPE_NODE_LEFT])
         return [e.type for e in events if e.subject == "node-a"] == [
-            common_pb2.EVENT_TYPE_NODE_JOINED, common_pb2.EVENT_TYPE_NODE_LEFT, common_pb2.EVENT_TYPE_NODE_JOINED
+            common_pb2.EVENT_TYPE_NODE_JOINED,
+            common_pb2.EVENT_TYPE_NODE_LEFT,
+            common_pb2.EVENT_TYPE_NODE_JOINED,
         ]
 
     await _wait(rejoin_recorded, 5, f"membership events are not joined/left/joined once each: {events}")
@@ -129,30 +134,38 @@ def test_agent_refuses_bad_node_ids(tmp_path: Path, node_id: str, message: str) 
 
 
 async def test_agent_fences_stale_epochs_across_restarts(cluster: LocalCluster) -> None:
-    agent = await cluster.start_agent("node-c")
+    async with serve_issued_epochs(cluster.pki, 10) as (_, state):
+        await _fences_stale_epochs(cluster, await cluster.start_agent("node-c", RINGRIFT_ENDPOINTS__STATE=state))
+
+
+async def _fences_stale_epochs(cluster: LocalCluster, agent) -> None:
 
     def request(epoch: int) -> agent_pb2.RunJobRequest:
-        return agent_pb2.RunJobRequest(job_id=f"j{epoch}", attempt=1, epoch=epoch, spec=common_pb2.JobSpec(kind="sleep"))
+        return agent_pb2.RunJobRequest(
+            job_id=f"j{epoch}", attempt=1, epoch=epoch, spec=common_pb2.JobSpec(kind="sleep")
+        )
 
     async def run_job(epoch: int) -> grpc.aio.AioRpcError:
-        async with grpc.aio.insecure_channel(agent.address) as channel:
+        async with cluster.channel(agent) as channel:
             stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.RunJob(request(epoch), timeout=5)
             return caught.value
 
-    async with grpc.aio.insecure_channel(agent.address) as channel:
+    async with cluster.channel(agent) as channel:
         admitted = await agent_pb2_grpc.NodeAgentServiceStub(channel).RunJob(request(10), timeout=5)
     assert admitted.started
     stale = await run_job(5)
     assert stale.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(stale) == "STALE_EPOCH"
+    forged = await run_job(2**63)  # never issued: refused, and not remembered
+    assert forged.code() == grpc.StatusCode.FAILED_PRECONDITION and "never issued" in forged.details()
     missing = await run_job(0)
     assert missing.code() == grpc.StatusCode.INVALID_ARGUMENT and "epoch" in field_violations(missing)
 
     await cluster.restart(agent)
     stale = await run_job(9)
     assert error_reason(stale) == "STALE_EPOCH"  # the maximum survived the restart
-    async with grpc.aio.insecure_channel(agent.address) as channel:
+    async with cluster.channel(agent) as channel:
         info = await agent_pb2_grpc.NodeAgentServiceStub(channel).GetNodeInfo(agent_pb2.GetNodeInfoRequest(), timeout=5)
     assert info.max_epoch_seen == 10 and info.node.node_id == "node-c"
 
@@ -165,7 +178,7 @@ async def test_control_plane_recovers_from_etcd_restart_under_load(cluster: Loca
 
     async def load(stop: asyncio.Event, failures: list[str]) -> int:
         calls = 0
-        async with grpc.aio.insecure_channel(gateways[0].address) as channel:
+        async with cluster.channel(gateways[0]) as channel:
             stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
             while not stop.is_set():
                 try:
@@ -189,7 +202,7 @@ async def test_control_plane_recovers_from_etcd_restart_under_load(cluster: Loca
     await services.start()
 
     async def converged() -> bool:
-        async with grpc.aio.insecure_channel(gateways[1].address) as channel:
+        async with cluster.channel(gateways[1]) as channel:
             stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
             status = await stub.GetClusterStatus(orchestrator_pb2.GetClusterStatusRequest(), timeout=5)
         registered = {name.split("/")[0] for name in services.values()}
@@ -222,8 +235,10 @@ async def test_leader_records_nodes_seen(cluster: LocalCluster) -> None:
     agent = await cluster.start_agent("node-seen")
 
     async def recorded(alive: bool) -> bool:
-        async with grpc.aio.insecure_channel(cluster.state.address) as channel:
-            reply = await state_pb2_grpc.StateServiceStub(channel).ListNodesSeen(state_pb2.ListNodesSeenRequest(), timeout=5)
+        async with cluster.channel("state") as channel:
+            reply = await state_pb2_grpc.StateServiceStub(channel).ListNodesSeen(
+                state_pb2.ListNodesSeenRequest(), timeout=5
+            )
         return any(r.node.node_id == "node-seen" and r.alive == alive for r in reply.nodes)
 
     await _wait(lambda: recorded(True), 10, "the node was never recorded as seen")

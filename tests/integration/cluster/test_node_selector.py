@@ -16,10 +16,17 @@ from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
 from ringrift_runtime.grpc.status import field_violations
 from tests.integration.cluster.conftest import LEASE_TTL, LocalCluster
 
-A100 = {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA A100-SXM4-80GB", "RINGRIFT_AGENT__GPU__COUNT": "1",
-        "RINGRIFT_AGENT__GPU__MEMORY_MB": "81920"}
-RTX4090 = {"RINGRIFT_AGENT__GPU__MODEL": "NVIDIA GeForce RTX 4090", "RINGRIFT_AGENT__GPU__COUNT": "1",
-           "RINGRIFT_AGENT__GPU__MEMORY_MB": "24564", "RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet"]'}
+A100 = {
+    "RINGRIFT_AGENT__GPU__MODEL": "NVIDIA A100-SXM4-80GB",
+    "RINGRIFT_AGENT__GPU__COUNT": "1",
+    "RINGRIFT_AGENT__GPU__MEMORY_MB": "81920",
+}
+RTX4090 = {
+    "RINGRIFT_AGENT__GPU__MODEL": "NVIDIA GeForce RTX 4090",
+    "RINGRIFT_AGENT__GPU__COUNT": "1",
+    "RINGRIFT_AGENT__GPU__MEMORY_MB": "24564",
+    "RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet"]',
+}
 SMALL = {"min_free_ram_mb": 256}
 
 
@@ -33,7 +40,7 @@ async def selector(cluster: LocalCluster):
     await cluster.start_agent("gpu-4090", **RTX4090)
     cpu = await cluster.start_agent("cpu-only", RINGRIFT_AGENT__CPU_CORES="64")
     nodes = await cluster.start("nodes", "nodes")
-    async with grpc.aio.insecure_channel(nodes.address) as channel:
+    async with cluster.channel(nodes) as channel:
         stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
         deadline = time.monotonic() + 10
         while len((await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).nodes) < 3:
@@ -44,14 +51,18 @@ async def selector(cluster: LocalCluster):
 
 async def test_best_node_and_explanation(selector) -> None:
     stub, _ = selector
-    best = await stub.SelectBestNodeForJob(nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay", needs_gpu=True)), timeout=5)
+    best = await stub.SelectBestNodeForJob(
+        nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay", needs_gpu=True)), timeout=5
+    )
     assert best.found and best.best.node_id == "gpu-a100" and best.node.node_id == "gpu-a100"
     assert best.best.gpu_power == 624 and best.best.rank == 1
 
     cpu_job = await stub.RankNodes(nodes_pb2.RankNodesRequest(spec=spec("selfplay"), top_k=3), timeout=5)
-    assert [s.node_id for s in cpu_job.ranked][0] == "cpu-only"  # 64 declared cores
+    assert next(s.node_id for s in cpu_job.ranked) == "cpu-only"  # 64 declared cores
 
-    explained = await stub.ExplainPlacement(nodes_pb2.ExplainPlacementRequest(spec=spec("train", needs_gpu=True)), timeout=5)
+    explained = await stub.ExplainPlacement(
+        nodes_pb2.ExplainPlacementRequest(spec=spec("train", needs_gpu=True)), timeout=5
+    )
     by_node = {s.node_id: s for s in explained.scores}
     assert by_node["gpu-a100"].usable and by_node["gpu-a100"].rank == 1
     assert by_node["gpu-4090"].rejection_reason == nodes_pb2.REJECTION_REASON_MISSING_ROLE
@@ -59,13 +70,16 @@ async def test_best_node_and_explanation(selector) -> None:
     assert explained.members == 3 and explained.view_revision > 0
 
     filtered = await stub.FilterByCapability(
-        nodes_pb2.FilterByCapabilityRequest(kind="selfplay", requirements=common_pb2.ResourceRequirements(needs_gpu=True, **SMALL)),
+        nodes_pb2.FilterByCapabilityRequest(
+            kind="selfplay", requirements=common_pb2.ResourceRequirements(needs_gpu=True, **SMALL)
+        ),
         timeout=5,
     )
     assert sorted(n.node_id for n in filtered.nodes) == ["gpu-4090", "gpu-a100"]
 
     local = await stub.SelectBestNodeForJob(
-        nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay", needs_gpu=True), exclude_node_ids=["gpu-a100"]), timeout=5
+        nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay", needs_gpu=True), exclude_node_ids=["gpu-a100"]),
+        timeout=5,
     )
     assert local.best.node_id == "gpu-4090"
 
@@ -74,10 +88,18 @@ async def test_best_node_and_explanation(selector) -> None:
     ("method", "request_message", "field"),
     [
         ("SelectBestNodeForJob", nodes_pb2.SelectBestNodeForJobRequest(spec=common_pb2.JobSpec()), "spec.kind"),
-        ("SelectBestNodeForJob", nodes_pb2.SelectBestNodeForJobRequest(spec=common_pb2.JobSpec(kind="x", config_key="square8")), "spec.config_key"),
+        (
+            "SelectBestNodeForJob",
+            nodes_pb2.SelectBestNodeForJobRequest(spec=common_pb2.JobSpec(kind="x", config_key="square8")),
+            "spec.config_key",
+        ),
         ("RankNodes", nodes_pb2.RankNodesRequest(spec=spec("selfplay"), top_k=0), "top_k"),
         ("GetNodeScore", nodes_pb2.GetNodeScoreRequest(node_id="10.0.0.1:50060", spec=spec("selfplay")), "node_id"),
-        ("SelectBestNodeForJob", nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay"), exclude_node_ids=[""]), "exclude_node_ids[0]"),
+        (
+            "SelectBestNodeForJob",
+            nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay"), exclude_node_ids=[""]),
+            "exclude_node_ids[0]",
+        ),
         ("FilterByCapability", nodes_pb2.FilterByCapabilityRequest(kind="Bad Kind!"), "kind"),
     ],
     ids=lambda v: str(v)[:24],
@@ -107,38 +129,52 @@ async def test_unknown_and_departed_nodes(selector) -> None:
 
 async def test_reservations_keep_other_work_away_and_survive_a_selector_restart(cluster: LocalCluster) -> None:
     await cluster.start_state()
+    assert await cluster.issue_epoch() == 1  # reservations are the leader's, fenced by its epoch
     await cluster.start_agent("gpu-a100", **A100)
     await cluster.start_agent("gpu-4090", **RTX4090)
     nodes = await cluster.start("nodes", "nodes")
 
     async def best(stub, kind: str) -> str:
         reply = await stub.SelectBestNodeForJob(
-            nodes_pb2.SelectBestNodeForJobRequest(spec=spec(kind, needs_gpu=True)), timeout=5)
+            nodes_pb2.SelectBestNodeForJobRequest(spec=spec(kind, needs_gpu=True)), timeout=5
+        )
         return reply.best.node_id
 
-    async with grpc.aio.insecure_channel(nodes.address) as channel:
+    async with cluster.channel(nodes) as channel:
         stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
         deadline = time.monotonic() + 10
         while len((await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).nodes) < 2:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
         assert await best(stub, "selfplay") == "gpu-a100"
-        reserved = await stub.ReserveNode(nodes_pb2.ReserveNodeRequest(
-            node_id="gpu-a100", purpose="training", holder="job-1", ttl_seconds=60, epoch=1), timeout=5)
+        reserved = await stub.ReserveNode(
+            nodes_pb2.ReserveNodeRequest(
+                node_id="gpu-a100", purpose="training", holder="job-1", ttl_seconds=60, epoch=1
+            ),
+            timeout=5,
+        )
         assert reserved.reservation.holder == "job-1"
         assert await best(stub, "selfplay") == "gpu-4090"
         assert await best(stub, "train") == "gpu-a100"
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.ReserveNode(nodes_pb2.ReserveNodeRequest(
-                node_id="gpu-a100", purpose="training", holder="job-2", ttl_seconds=60, epoch=1), timeout=5)
+            await stub.ReserveNode(
+                nodes_pb2.ReserveNodeRequest(
+                    node_id="gpu-a100", purpose="training", holder="job-2", ttl_seconds=60, epoch=1
+                ),
+                timeout=5,
+            )
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "job-1" in caught.value.details()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.ReserveNode(nodes_pb2.ReserveNodeRequest(
-                node_id="gpu-a100", purpose="painting", holder="x", ttl_seconds=99_999, epoch=1), timeout=5)
+            await stub.ReserveNode(
+                nodes_pb2.ReserveNodeRequest(
+                    node_id="gpu-a100", purpose="painting", holder="x", ttl_seconds=99_999, epoch=1
+                ),
+                timeout=5,
+            )
         assert {"purpose", "ttl_seconds"} <= set(field_violations(caught.value))
 
     await cluster.restart(nodes)  # the reservation lives in StateService, not in the selector
-    async with grpc.aio.insecure_channel(nodes.address) as channel:
+    async with cluster.channel(nodes) as channel:
         stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
         listed = await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)
         assert [(r.node_id, r.holder) for r in listed.reservations] == [("gpu-a100", "job-1")]
@@ -146,6 +182,10 @@ async def test_reservations_keep_other_work_away_and_survive_a_selector_restart(
         while await best(stub, "selfplay") != "gpu-4090":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
-        assert not (await stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id="gpu-a100", holder="job-2", epoch=1), timeout=5)).released
-        assert (await stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id="gpu-a100", holder="job-1", epoch=1), timeout=5)).released
+        assert not (
+            await stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id="gpu-a100", holder="job-2", epoch=1), timeout=5)
+        ).released
+        assert (
+            await stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id="gpu-a100", holder="job-1", epoch=1), timeout=5)
+        ).released
         assert await best(stub, "selfplay") == "gpu-a100"

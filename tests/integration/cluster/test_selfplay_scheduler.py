@@ -13,31 +13,57 @@ from ringrift_runtime.grpc.status import field_violations
 from tests.integration.cluster.conftest import LocalCluster
 from tests.integration.cluster.test_jobs_end_to_end import A100, CPU, RTX4090
 
-DEMO = {"RINGRIFT_PIPELINE__PROFILE": "demo", "RINGRIFT_PIPELINE__CONFIGS": '["square6_2p", "square8_2p", "square8_3p"]'}
+DEMO = {
+    "RINGRIFT_PIPELINE__PROFILE": "demo",
+    "RINGRIFT_PIPELINE__CONFIGS": '["square6_2p", "square8_2p", "square8_3p"]',
+}
+
+
+def _adjusted(base: int, adjustments) -> int:
+    """The declared hardware's base target after the live-load adjustments the answer lists
+    (this machine's real CPU and disk load: idle +2, busy CPU -1, a full disk caps at 4)."""
+    jobs = base
+    for note in adjustments:
+        if note.startswith("cpu>90%"):
+            jobs = max(2, jobs - 1)
+        elif note.startswith("idle"):
+            jobs += 2
+        elif note.startswith("disk>=70%"):
+            jobs = min(jobs, 4)
+        elif note.startswith("memory>=75%"):
+            jobs = min(jobs, 2)
+        else:
+            raise AssertionError(f"unexpected adjustment {note!r}")
+    return jobs
 
 
 async def test_scheduler_answers_from_membership_and_state(cluster: LocalCluster):
     await cluster.start_state()
     scheduler = await cluster.start("selfplay", "selfplay", **DEMO)
     await cluster.start("gateway", "gw")
-    await cluster.start_agent("gpu-a100", RINGRIFT_AGENT__CPU_CORES="64", RINGRIFT_AGENT__RAM_MB=str(512 * 1024), **A100)
-    await cluster.start_agent("gpu-4090", RINGRIFT_AGENT__CPU_CORES="32", RINGRIFT_AGENT__RAM_MB=str(128 * 1024), **RTX4090)
+    await cluster.start_agent(
+        "gpu-a100", RINGRIFT_AGENT__CPU_CORES="64", RINGRIFT_AGENT__RAM_MB=str(512 * 1024), **A100
+    )
+    await cluster.start_agent(
+        "gpu-4090", RINGRIFT_AGENT__CPU_CORES="32", RINGRIFT_AGENT__RAM_MB=str(128 * 1024), **RTX4090
+    )
     await cluster.start_agent("cpu-only", RINGRIFT_AGENT__CPU_CORES="32", RINGRIFT_AGENT__RAM_MB=str(64 * 1024), **CPU)
     epoch = (await cluster.wait_for_leader()).epoch
-    channel = grpc.aio.insecure_channel(scheduler.address)
+    channel = cluster.channel(scheduler)
     stub = selfplay_pb2_grpc.SelfplaySchedulerServiceStub(channel)
 
     a100 = await stub.GetTargetJobsForNode(S.GetTargetJobsForNodeRequest(node_id="gpu-a100"), timeout=10)
-    assert a100.tier == "a100" and 16 <= a100.target_jobs <= 18  # 16, +2 when the machine is idle
+    assert a100.tier == "a100" and a100.target_jobs == _adjusted(16, a100.adjustments), a100
     cpu = await stub.GetTargetJobsForNode(S.GetTargetJobsForNodeRequest(node_id="cpu-only"), timeout=10)
-    assert cpu.tier == "cpu" and 9 <= cpu.target_jobs <= 11
+    assert cpu.tier == "cpu" and cpu.target_jobs == _adjusted(9, cpu.adjustments), cpu
     hybrid = await stub.GetHybridJobTargets(S.GetHybridJobTargetsRequest(node_id="gpu-4090"), timeout=10)
     assert hybrid.gpu_jobs >= 8 and hybrid.cpu_only_jobs >= 1
 
     first = await stub.PickWeightedSelfplayConfig(S.PickWeightedSelfplayConfigRequest(node_id="cpu-only"), timeout=10)
     assert first.config_key in DEMO["RINGRIFT_PIPELINE__CONFIGS"] and first.seed > 0
     again = await stub.PickWeightedSelfplayConfig(
-        S.PickWeightedSelfplayConfigRequest(node_id="cpu-only", seed=first.seed), timeout=10)
+        S.PickWeightedSelfplayConfigRequest(node_id="cpu-only", seed=first.seed), timeout=10
+    )
     assert again.config_key == first.config_key
     assert all(t.starvation_floor for t in first.terms)  # nothing played yet: all below the floor
     explained = await stub.ExplainAllocation(S.ExplainAllocationRequest(), timeout=10)
@@ -45,22 +71,27 @@ async def test_scheduler_answers_from_membership_and_state(cluster: LocalCluster
     assert sum(t.probability for t in explained.terms) == pytest.approx(1.0)
     assert all(t.bootstrap_boost == 100 for t in explained.terms)
 
-    outcome = S.RecordEvaluationOutcomeRequest(config_key="square8_2p", win_rate=0.2, promoted=False, job_id="g-1", epoch=epoch)
+    outcome = S.RecordEvaluationOutcomeRequest(
+        config_key="square8_2p", win_rate=0.2, promoted=False, job_id="g-1", epoch=epoch
+    )
     recorded = await stub.RecordEvaluationOutcome(outcome, timeout=10)
     assert recorded.curriculum_weight == pytest.approx(1.3) and recorded.recent_promotion_failures == 1
     repeated = await stub.RecordEvaluationOutcome(outcome, timeout=10)  # same job: recorded once
     assert repeated.recent_promotion_failures == 1
 
     await cluster.restart(scheduler)
-    stub = selfplay_pb2_grpc.SelfplaySchedulerServiceStub(grpc.aio.insecure_channel(scheduler.address))
+    stub = selfplay_pb2_grpc.SelfplaySchedulerServiceStub(cluster.channel(scheduler))
     terms = {t.config_key: t for t in (await stub.ExplainAllocation(S.ExplainAllocationRequest(), timeout=10)).terms}
     assert terms["square8_2p"].promotion_penalty_factor == 0.7 and terms["square8_2p"].curriculum_boost == 1
 
     for request, call, field in [
         (S.GetTargetJobsForNodeRequest(node_id="Bad Node"), stub.GetTargetJobsForNode, "node_id"),
         (S.GetEloBasedPriorityBoostRequest(config_key="square8"), stub.GetEloBasedPriorityBoost, "config_key"),
-        (S.RecordEvaluationOutcomeRequest(config_key="square8_2p", win_rate=1.5, job_id="x", epoch=epoch),
-         stub.RecordEvaluationOutcome, "win_rate"),
+        (
+            S.RecordEvaluationOutcomeRequest(config_key="square8_2p", win_rate=1.5, job_id="x", epoch=epoch),
+            stub.RecordEvaluationOutcome,
+            "win_rate",
+        ),
     ]:
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await call(request, timeout=10)

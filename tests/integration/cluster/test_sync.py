@@ -29,7 +29,7 @@ async def start(cluster: LocalCluster):
     for node_id, env in (("trainer", {}), ("player-1", PLAYERS), ("player-2", PLAYERS)):
         await cluster.start_agent(node_id, **env)
     leader = await cluster.wait_for_leader()
-    channel = grpc.aio.insecure_channel(cluster.processes["sync"].address)
+    channel = cluster.channel("sync")
     return sync_pb2_grpc.SyncPlannerServiceStub(channel), leader.epoch
 
 
@@ -43,7 +43,9 @@ def games_file(path, seed: int) -> None:
 
 
 async def run(stub, plan_id: str, epoch: int) -> list[sync_pb2.ExecuteSyncPlanResponse]:
-    return [p async for p in stub.ExecuteSyncPlan(sync_pb2.ExecuteSyncPlanRequest(plan_id=plan_id, epoch=epoch), timeout=60)]
+    return [
+        p async for p in stub.ExecuteSyncPlan(sync_pb2.ExecuteSyncPlanRequest(plan_id=plan_id, epoch=epoch), timeout=60)
+    ]
 
 
 async def test_games_to_trainer_and_model_to_players_move_only_what_is_needed(cluster: LocalCluster):
@@ -63,9 +65,16 @@ async def test_games_to_trainer_and_model_to_players_move_only_what_is_needed(cl
     assert not manifests.partial and {m.node_id for m in manifests.manifests} == {"trainer", "player-1", "player-2"}
     assert sum(f.game_count for m in manifests.manifests for f in m.files) == 5 * 5
 
-    plan = (await stub.CreateSyncPlan(sync_pb2.CreateSyncPlanRequest(
-        goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER, config_key="square6_2p", target_node_ids=["trainer"],
-    ), timeout=10)).plan
+    plan = (
+        await stub.CreateSyncPlan(
+            sync_pb2.CreateSyncPlanRequest(
+                goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER,
+                config_key="square6_2p",
+                target_node_ids=["trainer"],
+            ),
+            timeout=10,
+        )
+    ).plan
     assert sorted(t.file.path for t in plan.transfers) == [f"{games}/a.db", f"{games}/b.db"]
     assert {t.target_node_id for t in plan.transfers} == {"trainer"}
     assert [s.reason for s in plan.skipped] == ["already present (same sha256)"]
@@ -76,26 +85,42 @@ async def test_games_to_trainer_and_model_to_players_move_only_what_is_needed(cl
         assert sha256_of(data(cluster, "trainer") / games / name) == sha256_of(data(cluster, holder) / games / name)
     assert not (data(cluster, "trainer") / "games/square8_2p").exists()
 
-    again = (await stub.CreateSyncPlan(sync_pb2.CreateSyncPlanRequest(
-        goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER, config_key="square6_2p", target_node_ids=["trainer"],
-    ), timeout=10)).plan
+    again = (
+        await stub.CreateSyncPlan(
+            sync_pb2.CreateSyncPlanRequest(
+                goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER,
+                config_key="square6_2p",
+                target_node_ids=["trainer"],
+            ),
+            timeout=10,
+        )
+    ).plan
     assert not again.transfers and len(again.skipped) == 3
 
     model = data(cluster, "trainer") / "models/square6_2p/m1.npz"
     model.parent.mkdir(parents=True)
     model.write_bytes(b"weights" * 1000)
-    models = (await stub.CreateSyncPlan(sync_pb2.CreateSyncPlanRequest(
-        goal=sync_pb2.SYNC_GOAL_MODEL_TO_PLAYERS, config_key="square6_2p", model_sha256=sha256_of(model),
-    ), timeout=10)).plan
+    models = (
+        await stub.CreateSyncPlan(
+            sync_pb2.CreateSyncPlanRequest(
+                goal=sync_pb2.SYNC_GOAL_MODEL_TO_PLAYERS,
+                config_key="square6_2p",
+                model_sha256=sha256_of(model),
+            ),
+            timeout=10,
+        )
+    ).plan
     assert sorted(t.target_node_id for t in models.transfers) == ["player-1", "player-2"]
     assert {t.file.path for t in models.transfers} == {"models/square6_2p/m1.npz"}
     await run(stub, models.plan_id, epoch)
     for player in ("player-1", "player-2"):
         assert (data(cluster, player) / "models/square6_2p/m1.npz").read_bytes() == model.read_bytes()
 
-    async with grpc.aio.insecure_channel(cluster.state.address) as channel:
+    async with cluster.channel("state") as channel:
         state = state_pb2_grpc.StateServiceStub(channel)
-        records = (await state.ListSyncTransfers(state_pb2.ListSyncTransfersRequest(plan_id=plan.plan_id), timeout=5)).transfers
+        records = (
+            await state.ListSyncTransfers(state_pb2.ListSyncTransfersRequest(plan_id=plan.plan_id), timeout=5)
+        ).transfers
         assert sorted(r.state for r in records) == [state_pb2.TRANSFER_STATE_COMPLETED] * 2
     types = [e.type for e in await cluster.events([C.EVENT_TYPE_SYNC_STARTED, C.EVENT_TYPE_SYNC_COMPLETED])]
     assert types == [C.EVENT_TYPE_SYNC_STARTED, C.EVENT_TYPE_SYNC_COMPLETED] * 2
@@ -109,8 +134,12 @@ async def test_bad_requests_name_the_field_and_move_nothing(cluster: LocalCluste
     cases = [
         (sync_pb2.CreateSyncPlanRequest(config_key="square6_2p"), "goal"),
         (sync_pb2.CreateSyncPlanRequest(goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER, config_key="square6"), "config_key"),
-        (sync_pb2.CreateSyncPlanRequest(goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER, config_key="square6_2p",
-                                        target_node_ids=["Bad Node!"]), "target_node_ids[0]"),
+        (
+            sync_pb2.CreateSyncPlanRequest(
+                goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER, config_key="square6_2p", target_node_ids=["Bad Node!"]
+            ),
+            "target_node_ids[0]",
+        ),
     ]
     for request, field in cases:
         with pytest.raises(grpc.aio.AioRpcError) as failed:
@@ -120,14 +149,23 @@ async def test_bad_requests_name_the_field_and_move_nothing(cluster: LocalCluste
         await run(stub, "plan-nope", epoch)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as no_model:
-        await stub.CreateSyncPlan(sync_pb2.CreateSyncPlanRequest(
-            goal=sync_pb2.SYNC_GOAL_MODEL_TO_PLAYERS, config_key="square6_2p"), timeout=10)
+        await stub.CreateSyncPlan(
+            sync_pb2.CreateSyncPlanRequest(goal=sync_pb2.SYNC_GOAL_MODEL_TO_PLAYERS, config_key="square6_2p"),
+            timeout=10,
+        )
     assert no_model.value.code() == grpc.StatusCode.NOT_FOUND
 
     games_file(data(cluster, "player-1") / "games/square6_2p/a.db", 1)
-    plan = (await stub.CreateSyncPlan(sync_pb2.CreateSyncPlanRequest(
-        goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER, config_key="square6_2p", target_node_ids=["trainer"],
-    ), timeout=10)).plan
+    plan = (
+        await stub.CreateSyncPlan(
+            sync_pb2.CreateSyncPlanRequest(
+                goal=sync_pb2.SYNC_GOAL_GAMES_TO_TRAINER,
+                config_key="square6_2p",
+                target_node_ids=["trainer"],
+            ),
+            timeout=10,
+        )
+    ).plan
     assert len(plan.transfers) == 1
     with pytest.raises(grpc.aio.AioRpcError) as unfenced:
         await run(stub, plan.plan_id, 0)

@@ -5,7 +5,7 @@ attempts that change nothing, fencing, and JOB_* events written with each change
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,8 +17,16 @@ from ringrift_state.adapters.sql_jobs import SqlJobRepository
 from ringrift_state.domain.jobs import JobQuery, JobState, NewJob, Transition
 from ringrift_state.domain.model import EventFilter
 from ringrift_state.main import MIGRATIONS
+from tests.integration.state.conftest import claim_until
 
-P, S, R, OK, F, L = JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.LOST
+P, S, R, OK, F, L = (
+    JobState.PENDING,
+    JobState.SCHEDULED,
+    JobState.RUNNING,
+    JobState.SUCCEEDED,
+    JobState.FAILED,
+    JobState.LOST,
+)
 
 
 @pytest.fixture
@@ -51,6 +59,7 @@ async def test_concurrent_submissions_get_unique_ids_and_keys_deduplicate(stores
 
 async def test_state_table_and_events(stores) -> None:
     jobs, state = stores
+    await claim_until(state, 7)
     ((created, _),) = await jobs.create([job()], 0)
     job_id = created.job_id
     ok = await jobs.transition([Transition(job_id, 1, S, from_state=P, node_id="n1")], 7)
@@ -65,21 +74,26 @@ async def test_state_table_and_events(stores) -> None:
     after = await jobs.transition([Transition(job_id, 1, F)], 7)
     assert not after[0].applied and "illegal transition SUCCEEDED -> FAILED" in after[0].reason
     types = [e.event.type for e in await state.list_events(0, EventFilter(subject=job_id), 100)]
-    assert types == [common_pb2.EVENT_TYPE_JOB_SUBMITTED, common_pb2.EVENT_TYPE_JOB_SCHEDULED,
-                     common_pb2.EVENT_TYPE_JOB_STARTED, common_pb2.EVENT_TYPE_JOB_SUCCEEDED]
+    assert types == [
+        common_pb2.EVENT_TYPE_JOB_SUBMITTED,
+        common_pb2.EVENT_TYPE_JOB_SCHEDULED,
+        common_pb2.EVENT_TYPE_JOB_STARTED,
+        common_pb2.EVENT_TYPE_JOB_SUCCEEDED,
+    ]
 
 
 async def test_lost_job_retries_as_a_new_attempt_and_late_results_change_nothing(stores) -> None:
     jobs, state = stores
+    await claim_until(state, 3)
     ((created, _),) = await jobs.create([job()], 0)
     job_id = created.job_id
     await jobs.transition([Transition(job_id, 1, S, node_id="n1"), Transition(job_id, 1, R)], 3)
-    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    later = datetime.now(UTC) + timedelta(seconds=30)
     lost = await jobs.transition([Transition(job_id, 1, L, error="node n1 left", retry=True, not_before=later)], 3)
     retried = lost[0].job
     assert retried.state == P and retried.attempt == 2 and retried.node_id == ""
     assert [(a.attempt, a.state) for a in retried.attempts] == [(1, L), (2, P)]
-    ready_now = await jobs.query(JobQuery(states=frozenset({P}), ready_before=datetime.now(timezone.utc), oldest_first=True), 10)
+    ready_now = await jobs.query(JobQuery(states=frozenset({P}), ready_before=datetime.now(UTC), oldest_first=True), 10)
     assert job_id not in [j.job_id for j in ready_now]  # backoff respected
 
     late = await jobs.transition([Transition(job_id, 1, OK, result_json='{"late": true}')], 3)
@@ -90,7 +104,7 @@ async def test_lost_job_retries_as_a_new_attempt_and_late_results_change_nothing
 
 async def test_stale_epoch_changes_nothing(stores) -> None:
     jobs, state = stores
-    await state.advance_epoch(10, "leader")
+    await claim_until(state, 10)
     ((created, _),) = await jobs.create([job()], 0)
     with pytest.raises(StaleEpoch):
         await jobs.transition([Transition(created.job_id, 1, S, node_id="n1")], 9)
@@ -120,8 +134,8 @@ async def test_old_terminal_jobs_move_to_history(stores) -> None:
     done, running = created[0].job_id, created[1].job_id
     await jobs.transition([Transition(done, 1, JobState.CANCELLED)], 0)
     await jobs.transition([Transition(running, 1, S, node_id="n1")], 0)
-    assert await jobs.archive(datetime.now(timezone.utc) - timedelta(hours=1), 0, lambda j: j.job_id.encode()) == 0
-    moved = await jobs.archive(datetime.now(timezone.utc) + timedelta(seconds=1), 0, lambda j: j.job_id.encode())
+    assert await jobs.archive(datetime.now(UTC) - timedelta(hours=1), 0, lambda j: j.job_id.encode()) == 0
+    moved = await jobs.archive(datetime.now(UTC) + timedelta(seconds=1), 0, lambda j: j.job_id.encode())
     assert moved == 1
     assert await jobs.get(done) is None and await jobs.archived(done) == done.encode()
     assert (await jobs.get(running)).state == S and await jobs.archived(running) is None
@@ -130,8 +144,8 @@ async def test_old_terminal_jobs_move_to_history(stores) -> None:
 async def test_startup_check_reports_stale_jobs_and_unknown_nodes_once(stores, database_url: str) -> None:
     from sqlalchemy import update as sql_update
 
-    from ringrift_state.adapters.startup_check import check_loaded_state
     from ringrift_state.adapters.sql_registry import SqlRegistry
+    from ringrift_state.adapters.startup_check import check_loaded_state
     from ringrift_state.adapters.tables import jobs as jobs_table
 
     jobs, state = stores
@@ -142,13 +156,17 @@ async def test_startup_check_reports_stale_jobs_and_unknown_nodes_once(stores, d
         await jobs.transition([Transition(created[0].job_id, 1, S, node_id="known")], 0)
         await jobs.transition([Transition(created[1].job_id, 1, S, node_id="ghost")], 0)
         async with engine.begin() as connection:
-            await connection.execute(sql_update(jobs_table).where(jobs_table.c.job_id == created[0].job_id)
-                                     .values(updated_at=datetime.now(timezone.utc) - timedelta(days=2)))
+            await connection.execute(
+                sql_update(jobs_table)
+                .where(jobs_table.c.job_id == created[0].job_id)
+                .values(updated_at=datetime.now(UTC) - timedelta(days=2))
+            )
         assert await check_loaded_state(engine) == 2
         await check_loaded_state(engine)  # a second start adds no duplicate events
         warnings = await state.list_events(0, EventFilter(types=frozenset({common_pb2.EVENT_TYPE_STATE_WARNING})), 10)
         assert sorted((e.event.subject, e.event.attributes["check"]) for e in warnings) == sorted(
-            [(created[0].job_id, "stale-job"), (created[1].job_id, "unknown-node")])
+            [(created[0].job_id, "stale-job"), (created[1].job_id, "unknown-node")]
+        )
         assert (await jobs.get(created[0].job_id)).state == S  # nothing changed
     finally:
         await engine.dispose()

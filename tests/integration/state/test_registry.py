@@ -13,6 +13,7 @@ from ringrift_state.adapters.sql import SqlStateRepository
 from ringrift_state.adapters.sql_registry import SqlRegistry
 from ringrift_state.domain.model import EventFilter
 from ringrift_state.main import MIGRATIONS
+from tests.integration.state.conftest import claim_until
 
 SHA = "ab" * 32
 
@@ -40,8 +41,12 @@ async def test_nodes_seen_keep_first_seen_and_liveness(stores) -> None:
 
 async def test_models_promotion_moves_the_best_pointer_and_logs_events(stores) -> None:
     registry, state = stores
-    gen0 = await registry.register_model(C.Model(config_key="square8_2p", generation=0, path="models/g0", sha256=SHA), 0)
-    gen1 = await registry.register_model(C.Model(config_key="square8_2p", generation=1, path="models/g1", sha256=SHA), 0)
+    gen0 = await registry.register_model(
+        C.Model(config_key="square8_2p", generation=0, path="models/g0", sha256=SHA), 0
+    )
+    gen1 = await registry.register_model(
+        C.Model(config_key="square8_2p", generation=1, path="models/g1", sha256=SHA), 0
+    )
     assert gen0.status == C.MODEL_STATUS_CANDIDATE and gen0.model_id != gen1.model_id
     _, previous = await registry.set_model_status(gen0.model_id, C.MODEL_STATUS_PROMOTED, "", 0)
     assert previous == ""
@@ -60,9 +65,9 @@ async def test_models_promotion_moves_the_best_pointer_and_logs_events(stores) -
 
 
 async def test_best_models_are_one_per_config_whatever_the_number_of_models(stores) -> None:
-    registry, _ = stores
+    registry, state = stores
     assert await registry.best_models([]) == []
-    promoted = {}
+    promoted, first = {}, {}
     for config in ("square8_2p", "square6_2p"):
         for generation in range(3):
             model = await registry.register_model(
@@ -71,16 +76,25 @@ async def test_best_models_are_one_per_config_whatever_the_number_of_models(stor
             if generation < 2:  # generation 2 stays a candidate: the best is generation 1
                 await registry.set_model_status(model.model_id, C.MODEL_STATUS_PROMOTED, "", 0)
                 promoted[config] = model.model_id
+                first.setdefault(config, model.model_id)
     await registry.register_model(C.Model(config_key="hex8_3p", generation=0, path="models/h", sha256=SHA), 0)
     best = await registry.best_models([])
     assert [(m.config_key, m.model_id, m.generation) for m in best] == [
-        ("square6_2p", promoted["square6_2p"], 1), ("square8_2p", promoted["square8_2p"], 1)
+        ("square6_2p", promoted["square6_2p"], 1),
+        ("square8_2p", promoted["square8_2p"], 1),
     ]
     assert best[0].path == "models/square6_2p/g1" and best[0].status == C.MODEL_STATUS_PROMOTED
     only = await registry.best_models(["square8_2p", "hex8_3p"])
     assert [m.model_id for m in only] == [promoted["square8_2p"]]
+    # Archiving the best hands the config to its newest other promoted model (self-play
+    # keeps its strongest player), never to an archived one; with none left, no best.
     await registry.set_model_status(promoted["square6_2p"], C.MODEL_STATUS_ARCHIVED, "broken", 0)
-    assert [m.config_key for m in await registry.best_models([])] == ["square8_2p"]  # never hand out an archived one
+    best = {m.config_key: m.model_id for m in await registry.best_models([])}
+    assert best == {"square6_2p": first["square6_2p"], "square8_2p": promoted["square8_2p"]}
+    events = await state.list_events(0, EventFilter(types=frozenset({C.EVENT_TYPE_MODEL_ARCHIVED})), 10)
+    assert events[-1].event.attributes["best_now"] == first["square6_2p"]
+    await registry.set_model_status(first["square6_2p"], C.MODEL_STATUS_ARCHIVED, "broken too", 0)
+    assert [m.config_key for m in await registry.best_models([])] == ["square8_2p"]
 
 
 async def test_matches_are_idempotent_per_batch_and_ratings_keep_history(stores) -> None:
@@ -98,11 +112,19 @@ async def test_matches_are_idempotent_per_batch_and_ratings_keep_history(stores)
 
 async def test_config_stats_accumulate_once_per_key(stores) -> None:
     registry, _ = stores
-    await registry.update_config_stats(S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=40, idempotency_key="j1"))
-    await registry.update_config_stats(S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=40, idempotency_key="j1"))
-    stats = await registry.update_config_stats(S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=10, mark_dispatch=True))
+    await registry.update_config_stats(
+        S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=40, idempotency_key="j1")
+    )
+    await registry.update_config_stats(
+        S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=40, idempotency_key="j1")
+    )
+    stats = await registry.update_config_stats(
+        S.UpdateConfigStatsRequest(config_key="square8_2p", add_games=10, mark_dispatch=True)
+    )
     assert (stats.games_total, stats.games_since_training) == (50, 50) and stats.last_dispatch.seconds > 0
-    stats = await registry.update_config_stats(S.UpdateConfigStatsRequest(config_key="square8_2p", mark_training_started=True))
+    stats = await registry.update_config_stats(
+        S.UpdateConfigStatsRequest(config_key="square8_2p", mark_training_started=True)
+    )
     assert (stats.games_total, stats.games_since_training) == (50, 0)
     assert [s.config_key for s in await registry.list_config_stats()] == ["square8_2p"]
 
@@ -111,7 +133,9 @@ async def test_sync_transfers_upsert_and_page(stores) -> None:
     registry, _ = stores
     transfers = [S.SyncTransfer(transfer_id=f"t{i}", plan_id="p1", state=S.TRANSFER_STATE_PLANNED) for i in range(5)]
     await registry.record_transfers(transfers, 0)
-    await registry.record_transfers([S.SyncTransfer(transfer_id="t1", plan_id="p1", state=S.TRANSFER_STATE_COMPLETED, bytes_done=9)], 0)
+    await registry.record_transfers(
+        [S.SyncTransfer(transfer_id="t1", plan_id="p1", state=S.TRANSFER_STATE_COMPLETED, bytes_done=9)], 0
+    )
     done, _ = await registry.list_transfers("p1", [S.TRANSFER_STATE_COMPLETED], 10, "")
     assert [(t.transfer_id, t.bytes_done) for t in done] == [("t1", 9)]
     page1, token = await registry.list_transfers("p1", [], 3, "")
@@ -121,7 +145,7 @@ async def test_sync_transfers_upsert_and_page(stores) -> None:
 
 async def test_registry_writes_are_fenced(stores) -> None:
     registry, state = stores
-    await state.advance_epoch(5, "leader")
+    await claim_until(state, 5)
     with pytest.raises(StaleEpoch):
         await registry.record_matches([C.MatchResult(config_key="square8_2p", player_a="a", player_b="b")], "", 4)
     with pytest.raises(StaleEpoch):

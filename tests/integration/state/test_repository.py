@@ -15,6 +15,7 @@ from ringrift_state.adapters.sql import SqlStateRepository
 from ringrift_state.adapters.tables import metadata
 from ringrift_state.domain.model import EventFilter, NewEvent
 from ringrift_state.main import MIGRATIONS
+from tests.integration.state.conftest import claim_until
 
 JOB_SUBMITTED, NODE_JOINED = 1, 9
 
@@ -51,22 +52,41 @@ async def test_migrate_twice_is_harmless(repository, database_url: str) -> None:
     assert (await repository.get_epoch()).epoch == 0
 
 
-async def test_epoch_only_moves_forward(repository) -> None:
+async def test_epochs_are_issued_in_order_once_per_election_key(repository) -> None:
     assert (await repository.get_epoch()).epoch == 0
-    assert (await repository.advance_epoch(5, "leader-a")).epoch == 0
-    assert (await repository.advance_epoch(5, "leader-a")).epoch == 5  # repeated: idempotent
+    previous, current = await repository.claim_epoch("key-a", "leader-a")
+    assert (previous.epoch, current.epoch, current.leader_id) == (0, 1, "leader-a")
+    again = await repository.claim_epoch("key-a", "leader-a")  # a retried claim: the same term
+    assert (again[0].epoch, again[1].epoch) == (1, 1)
+    previous, current = await repository.claim_epoch("key-b", "leader-b")  # the next term
+    assert (previous.epoch, current.epoch, current.leader_id) == (1, 2, "leader-b")
+    assert (await repository.advance_epoch(2, "leader-b")).epoch == 2  # the current leader: idempotent
     with pytest.raises(WrongState):
-        await repository.advance_epoch(5, "leader-b")
+        await repository.advance_epoch(2, "leader-a")  # not its epoch
     with pytest.raises(StaleEpoch) as caught:
-        await repository.advance_epoch(3, "leader-c")
-    assert (caught.value.received, caught.value.highest) == (3, 5)
-    await repository.advance_epoch(9, "leader-b")
+        await repository.advance_epoch(1, "leader-a")
+    assert (caught.value.received, caught.value.highest) == (1, 2)
+    with pytest.raises(WrongState):
+        await repository.advance_epoch(10**9, "intruder")  # an epoch can no longer be chosen by its caller
     record = await repository.get_epoch()
-    assert (record.epoch, record.leader_id) == (9, "leader-b") and record.advanced_at is not None
+    assert (record.epoch, record.leader_id) == (2, "leader-b") and record.advanced_at is not None
+
+
+async def test_a_write_under_an_epoch_never_issued_is_refused_and_changes_nothing(repository) -> None:
+    """The attack of the first build: one write with epoch 2**62 made every genuine leader
+    stale for good. Now an epoch above the highest issued is refused."""
+    await claim_until(repository, 3)
+    with pytest.raises(WrongState):
+        await repository.append_event(NewEvent(type=NODE_JOINED, source="intruder", epoch=2**62))
+    with pytest.raises(WrongState):
+        await repository.persist_state("loops", "queue", b"x", 0, epoch=2**62)
+    assert await repository.last_sequence() == 0 and (await repository.get_epoch()).epoch == 3
+    stored = await repository.append_event(NewEvent(type=NODE_JOINED, source="gateway", epoch=3))
+    assert stored.sequence == 1  # the genuine leader still writes
 
 
 async def test_stale_writes_change_nothing(repository) -> None:
-    await repository.advance_epoch(9, "leader")
+    await claim_until(repository, 9)
     with pytest.raises(StaleEpoch):
         await repository.append_event(NewEvent(type=NODE_JOINED, source="gateway", epoch=7))
     with pytest.raises(StaleEpoch):

@@ -15,16 +15,22 @@ from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.grpc.status import error_reason, field_violations
 from ringrift_runtime.local.processes import ServiceProcess
+from ringrift_runtime.security.identity import gateway, service
+from ringrift_runtime.testing.pki import TestPki
+from tests.callers import AllowedStub, drop_leader_key, hold_leader_key
 
 JOB_SUBMITTED = common_pb2.EVENT_TYPE_JOB_SUBMITTED
+STATE = "ringrift.state.v1.StateService"
 
 
 @pytest.fixture
-def state_process(tmp_path: Path):
+def state_process(tmp_path: Path, pki: TestPki, etcd):
     process = ServiceProcess(
         "state",
         tmp_path,
         env={
+            **pki.env(service("state", "test")),
+            "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
             "RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'state.db'}",
             "RINGRIFT_STATE__EVENT_POLL_SECONDS": "0.2",
             "RINGRIFT_METRICS__ENABLED": "false",
@@ -38,10 +44,23 @@ def state_process(tmp_path: Path):
         process.stop()
 
 
+def _stub(state_process: ServiceProcess, pki: TestPki) -> AllowedStub:
+    """Each method called as an identity the authorization table allows for it."""
+    return AllowedStub(pki, state_process.address, "state", state_pb2_grpc.StateServiceStub, STATE)
+
+
 @pytest.fixture
-async def stub(state_process: ServiceProcess):
-    async with grpc.aio.insecure_channel(state_process.address) as channel:
-        yield state_pb2_grpc.StateServiceStub(channel)
+async def stub(state_process: ServiceProcess, pki: TestPki):
+    async with _stub(state_process, pki) as allowed:
+        yield allowed
+
+
+async def _claim(stub: AllowedStub, etcd_settings, name: str) -> tuple[int, int]:
+    """Campaign as gateway ``name`` (its key in etcd) and claim the term's epoch;
+    (epoch, lease id)."""
+    key, lease = await hold_leader_key(etcd_settings, name)
+    reply = await stub.as_(gateway(name, "test")).ClaimEpoch(state_pb2.ClaimEpochRequest(leader_key=key), timeout=10)
+    return reply.epoch, lease
 
 
 def _event(**fields) -> common_pb2.Event:
@@ -49,8 +68,8 @@ def _event(**fields) -> common_pb2.Event:
 
 
 BAD_REQUESTS = [
-    ("AdvanceEpoch", state_pb2.AdvanceEpochRequest(leader_id="a"), "epoch"),
-    ("AdvanceEpoch", state_pb2.AdvanceEpochRequest(epoch=4), "leader_id"),
+    ("ClaimEpoch", state_pb2.ClaimEpochRequest(), "leader_key"),
+    ("ClaimEpoch", state_pb2.ClaimEpochRequest(leader_key="k" * 300), "leader_key"),
     ("PublishEvent", state_pb2.PublishEventRequest(), "event"),
     ("PublishEvent", state_pb2.PublishEventRequest(event=common_pb2.Event(source="x")), "event.type"),
     ("PublishEvent", state_pb2.PublishEventRequest(event=_event(config_key="square8")), "event.config_key"),
@@ -59,14 +78,38 @@ BAD_REQUESTS = [
     ("PersistState", state_pb2.PersistStateRequest(namespace="ns", key="k", value=b"x" * (1024 * 1024 + 1)), "value"),
     ("LoadState", state_pb2.LoadStateRequest(namespace="ns"), "key"),
     ("ListEvents", state_pb2.ListEventsRequest(limit=1_000_000), "limit"),
-    ("RegisterModel", state_pb2.RegisterModelRequest(model=common_pb2.Model(config_key="sq", path="m", sha256="ab" * 32)), "model.config_key"),
-    ("RegisterModel", state_pb2.RegisterModelRequest(model=common_pb2.Model(config_key="square8_2p", path="m", sha256="xyz")), "model.sha256"),
-    ("SetModelStatus", state_pb2.SetModelStatusRequest(model_id="m1", status=common_pb2.MODEL_STATUS_REJECTED), "reason"),
+    (
+        "RegisterModel",
+        state_pb2.RegisterModelRequest(model=common_pb2.Model(config_key="sq", path="m", sha256="ab" * 32)),
+        "model.config_key",
+    ),
+    (
+        "RegisterModel",
+        state_pb2.RegisterModelRequest(model=common_pb2.Model(config_key="square8_2p", path="m", sha256="xyz")),
+        "model.sha256",
+    ),
+    (
+        "SetModelStatus",
+        state_pb2.SetModelStatusRequest(model_id="m1", status=common_pb2.MODEL_STATUS_REJECTED),
+        "reason",
+    ),
     ("GetBestModels", state_pb2.GetBestModelsRequest(config_keys=["square8_2p", "square8"]), "config_keys[1]"),
-    ("RecordNodes", state_pb2.RecordNodesRequest(alive=[common_pb2.NodeInfo(node_id="10.0.0.1:1")]), "alive[0].node_id"),
+    (
+        "RecordNodes",
+        state_pb2.RecordNodesRequest(alive=[common_pb2.NodeInfo(node_id="10.0.0.1:1")]),
+        "alive[0].node_id",
+    ),
     ("UpdateConfigStats", state_pb2.UpdateConfigStatsRequest(config_key="square8_9p"), "config_key"),
-    ("CreateJobs", state_pb2.CreateJobsRequest(jobs=[state_pb2.NewJob(spec=common_pb2.JobSpec())]), "jobs[0].spec.kind"),
-    ("TransitionJobs", state_pb2.TransitionJobsRequest(transitions=[state_pb2.JobTransition(job_id="j", attempt=1)]), "transitions[0].to_state"),
+    (
+        "CreateJobs",
+        state_pb2.CreateJobsRequest(jobs=[state_pb2.NewJob(spec=common_pb2.JobSpec())]),
+        "jobs[0].spec.kind",
+    ),
+    (
+        "TransitionJobs",
+        state_pb2.TransitionJobsRequest(transitions=[state_pb2.JobTransition(job_id="j", attempt=1)]),
+        "transitions[0].to_state",
+    ),
 ]
 
 
@@ -88,22 +131,57 @@ async def test_oversized_request_is_refused(stub) -> None:
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-async def test_fencing_rejects_stale_leaders(stub) -> None:
-    reply = await stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=10, leader_id="gw-1"), timeout=5)
-    assert (reply.epoch, reply.previous_epoch) == (10, 0)
+async def test_fencing_rejects_stale_leaders(stub, etcd, pki: TestPki) -> None:
+    settings = pki.etcd_settings(etcd.endpoint)
+    first, first_lease = await _claim(stub, settings, "gw-1")
+    assert first == 1
+    await drop_leader_key(settings, first_lease)  # gw-1's lease ends; gw-2 leads next
+    second, _ = await _claim(stub, settings, "gw-2")
+    assert second == 2
     for call in (
-        stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=7, leader_id="gw-0"), timeout=5),
-        stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(epoch=7)), timeout=5),
-        stub.PersistState(state_pb2.PersistStateRequest(namespace="loops", key="k", epoch=7), timeout=5),
+        stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(epoch=first)), timeout=5),
+        stub.PersistState(state_pb2.PersistStateRequest(namespace="loops", key="k", epoch=first), timeout=5),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert error_reason(caught.value) == "STALE_EPOCH"
     epoch = await stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest(), timeout=5)
-    assert (epoch.epoch, epoch.leader_id) == (10, "gw-1")
-    stored = await stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(epoch=10)), timeout=5)
+    assert (epoch.epoch, epoch.leader_id) == (2, "gw-2")
+    stored = await stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(epoch=second)), timeout=5)
     assert stored.event.sequence == 1
+
+
+async def test_an_epoch_is_issued_only_to_the_gateway_whose_key_leads(stub, etcd, pki: TestPki) -> None:
+    """The first build took any epoch from anyone: one AdvanceEpoch(2**62) made every later
+    leader stale. Now an epoch is issued by StateService, to the gateway etcd shows leading."""
+    settings = pki.etcd_settings(etcd.endpoint)
+    leader_key, _ = await hold_leader_key(settings, "gw-1")
+    follower_key, _ = await hold_leader_key(settings, "gw-2")
+    as_gw1, as_gw2 = stub.as_(gateway("gw-1", "test")), stub.as_(gateway("gw-2", "test"))
+    refusals = [
+        # the leader's key, claimed by another gateway
+        (as_gw2.ClaimEpoch(state_pb2.ClaimEpochRequest(leader_key=leader_key), timeout=5), "PERMISSION_DENIED"),
+        # a key that does not lead
+        (as_gw2.ClaimEpoch(state_pb2.ClaimEpochRequest(leader_key=follower_key), timeout=5), "FAILED_PRECONDITION"),
+        # AdvanceEpoch: nobody may choose an epoch any more
+        (
+            as_gw1.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=2**62, leader_id="gw-1"), timeout=5),
+            "PERMISSION_DENIED",
+        ),
+        # a write under an epoch never issued
+        (stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(epoch=2**62)), timeout=5), "FAILED_PRECONDITION"),
+    ]
+    for call, code in refusals:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code().name == code, caught.value.details()
+    stats = await stub.GetClusterStats(state_pb2.GetClusterStatsRequest(), timeout=5)
+    assert (stats.epoch, stats.last_event_sequence) == (0, 0)  # nothing changed
+    claimed = await as_gw1.ClaimEpoch(state_pb2.ClaimEpochRequest(leader_key=leader_key), timeout=5)
+    assert (claimed.epoch, claimed.previous_epoch) == (1, 0)
+    again = await as_gw1.ClaimEpoch(state_pb2.ClaimEpochRequest(leader_key=leader_key), timeout=5)
+    assert again.epoch == 1  # a retried claim is the same term
 
 
 async def test_state_values_round_trip(stub) -> None:
@@ -153,11 +231,11 @@ async def test_watch_filters_by_type(stub) -> None:
     call.cancel()
 
 
-async def test_acknowledged_writes_survive_sigkill(state_process: ServiceProcess) -> None:
+async def test_acknowledged_writes_survive_sigkill(state_process: ServiceProcess, pki: TestPki, etcd) -> None:
     acknowledged: list[int] = []
-    async with grpc.aio.insecure_channel(state_process.address) as channel:
-        stub = state_pb2_grpc.StateServiceStub(channel)
-        await stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=42, leader_id="gw"), timeout=5)
+    settings = pki.etcd_settings(etcd.endpoint)
+    async with _stub(state_process, pki) as stub:
+        first, lease = await _claim(stub, settings, "gw")
 
         async def writer(index: int) -> None:
             for step in range(1000):
@@ -177,38 +255,52 @@ async def test_acknowledged_writes_survive_sigkill(state_process: ServiceProcess
     assert await asyncio.to_thread(state_process.wait, 10) == -signal.SIGKILL
 
     await asyncio.to_thread(state_process.start)
-    async with grpc.aio.insecure_channel(state_process.address) as channel:
-        stub = state_pb2_grpc.StateServiceStub(channel)
+    async with _stub(state_process, pki) as stub:
         stored = await stub.ListEvents(state_pb2.ListEventsRequest(limit=10_000), timeout=10)
         sequences = {e.sequence for e in stored.events}
         assert set(acknowledged) <= sequences
         assert sorted(sequences) == list(range(1, len(sequences) + 1))
         epoch = await stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest(), timeout=5)
-        assert epoch.epoch == 42  # the fencing maximum survives the restart
+        assert (epoch.epoch, epoch.leader_id) == (first, "gw")  # the issued epoch survives the restart
+        await drop_leader_key(settings, lease)
+        assert (await _claim(stub, settings, "gw-next"))[0] == first + 1  # and the next term follows it
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await stub.AdvanceEpoch(state_pb2.AdvanceEpochRequest(epoch=41, leader_id="old"), timeout=5)
+            await stub.PublishEvent(state_pb2.PublishEventRequest(event=_event(epoch=first)), timeout=5)
         assert error_reason(caught.value) == "STALE_EPOCH"
 
 
-async def test_acknowledged_job_writes_survive_sigkill(state_process: ServiceProcess) -> None:
+async def test_acknowledged_job_writes_survive_sigkill(state_process: ServiceProcess, pki: TestPki) -> None:
     """Jobs created and moved concurrently; SIGKILL mid-stream; every acknowledged
     creation and transition is there after the restart."""
     created: list[str] = []
     scheduled: set[str] = set()
-    async with grpc.aio.insecure_channel(state_process.address) as channel:
-        stub = state_pb2_grpc.StateServiceStub(channel)
+    async with _stub(state_process, pki) as stub:
 
         async def writer(index: int) -> None:
             for step in range(500):
                 try:
-                    reply = await stub.CreateJobs(state_pb2.CreateJobsRequest(jobs=[
-                        state_pb2.NewJob(spec=common_pb2.JobSpec(kind="sleep"), idempotency_key=f"{index}-{step}")
-                    ]), timeout=5)
+                    reply = await stub.CreateJobs(
+                        state_pb2.CreateJobsRequest(
+                            jobs=[
+                                state_pb2.NewJob(
+                                    spec=common_pb2.JobSpec(kind="sleep"), idempotency_key=f"{index}-{step}"
+                                )
+                            ]
+                        ),
+                        timeout=5,
+                    )
                     job_id = reply.jobs[0].job_id
                     created.append(job_id)
-                    moved = await stub.TransitionJobs(state_pb2.TransitionJobsRequest(transitions=[
-                        state_pb2.JobTransition(job_id=job_id, attempt=1, to_state=common_pb2.JOB_STATE_SCHEDULED, node_id="n1")
-                    ]), timeout=5)
+                    moved = await stub.TransitionJobs(
+                        state_pb2.TransitionJobsRequest(
+                            transitions=[
+                                state_pb2.JobTransition(
+                                    job_id=job_id, attempt=1, to_state=common_pb2.JOB_STATE_SCHEDULED, node_id="n1"
+                                )
+                            ]
+                        ),
+                        timeout=5,
+                    )
                     if moved.outcomes[0].applied:
                         scheduled.add(job_id)
                 except grpc.aio.AioRpcError:
@@ -221,9 +313,16 @@ async def test_acknowledged_job_writes_survive_sigkill(state_process: ServicePro
         await asyncio.gather(*writers)
     await asyncio.to_thread(state_process.wait, 10)
     await asyncio.to_thread(state_process.start)
-    async with grpc.aio.insecure_channel(state_process.address) as channel:
-        stub = state_pb2_grpc.StateServiceStub(channel)
+    async with _stub(state_process, pki) as stub:
         for job_id in created:
             job = (await stub.GetJob(state_pb2.GetJobRequest(job_id=job_id), timeout=5)).job
             if job_id in scheduled:
                 assert job.state == common_pb2.JOB_STATE_SCHEDULED and job.node_id == "n1"
+
+
+async def test_an_event_names_its_publisher_from_the_certificate_not_the_request(stub) -> None:
+    forged = _event(subject="x", attributes={"published_by": "gateway:gw-1", "note": "kept"})
+    as_training = stub.as_(service("training", "test"))
+    stored = await as_training.PublishEvent(state_pb2.PublishEventRequest(event=forged), timeout=5)
+    assert stored.event.attributes["published_by"] == "service:training"
+    assert stored.event.attributes["note"] == "kept"

@@ -15,7 +15,7 @@ from ringrift_gateway.domain.leader import LeaderDuties
 from ringrift_gateway.domain.loops import Loop, LoopManager, backoff_delay, start_order
 from ringrift_runtime.cluster.election import Leadership
 from ringrift_runtime.errors import NotFound, NotLeader, RingriftError, StaleEpoch
-from ringrift_runtime.settings import GatewaySettings
+from ringrift_settings import GatewaySettings
 
 
 class Keeper:
@@ -56,8 +56,23 @@ def manager(loops: list[Loop], pauses: MemoryPauses | None = None) -> LoopManage
     return LoopManager(loops, pauses or MemoryPauses(), rng=random.Random(1), backoff_base=0.001)
 
 
-def run_as_leader(loops: LoopManager, leadership: Leadership, acts: Counter):
-    duties = LeaderDuties(None, None, "gw", GatewaySettings(), acts, loops)
+class EpochRecord:
+    def __init__(self, epoch: int, leader_id: str) -> None:
+        self.epoch, self.leader_id = epoch, leader_id
+
+
+class IssuedEpochs:
+    """StateService as LeaderDuties asks it whether a stale answer is genuine."""
+
+    def __init__(self, epoch: int, leader_id: str) -> None:
+        self.record = EpochRecord(epoch, leader_id)
+
+    async def get_epoch(self) -> EpochRecord:
+        return self.record
+
+
+def run_as_leader(loops: LoopManager, leadership: Leadership, acts: Counter, issued: IssuedEpochs | None = None):
+    duties = LeaderDuties(issued or IssuedEpochs(5, "gw-2"), None, "gw", GatewaySettings(), acts, loops)
     return loops.run(lambda what, operation: duties.act(leadership, what, operation), leadership.epoch)
 
 
@@ -80,6 +95,30 @@ async def test_failures_are_retried_and_a_stale_epoch_ends_the_term() -> None:
     assert loops.records["JobDispatcher"].health == "STOPPED"  # the term is over
 
 
+async def test_a_stale_answer_naming_an_epoch_never_issued_does_not_end_the_term() -> None:
+    """A peer (say a compromised agent) answering STALE_EPOCH with a made-up epoch must
+    not depose a leader whose epoch StateService still holds as the current one."""
+    acts, calls = Counter(), []
+
+    async def operation(epoch: int) -> None:
+        calls.append(epoch)
+        if len(calls) <= 2:
+            raise StaleEpoch(3, 10**9)
+
+    leadership = Leadership(3, "gw", Keeper())
+    loops = manager([Loop("JobDispatcher", 0.01, operation)])
+    task = asyncio.ensure_future(run_as_leader(loops, leadership, acts, IssuedEpochs(3, "gw")))
+    for _ in range(500):
+        if len(calls) >= 4:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(calls) >= 4 and not leadership.deposed  # kept leading and kept running
+    assert acts.counts["stale"] == 2 and acts.counts["accepted"] >= 2
+
+
 async def test_nothing_runs_without_a_confirmed_lease() -> None:
     keeper, calls = Keeper(), []
 
@@ -88,8 +127,9 @@ async def test_nothing_runs_without_a_confirmed_lease() -> None:
 
     keeper.alive = False
     with pytest.raises(NotLeader):
-        await asyncio.wait_for(run_as_leader(manager([Loop("JobReaper", 0.01, operation)]),
-                                             Leadership(3, "gw", keeper), Counter()), 5)
+        await asyncio.wait_for(
+            run_as_leader(manager([Loop("JobReaper", 0.01, operation)]), Leadership(3, "gw", keeper), Counter()), 5
+        )
     assert calls == []
 
 
@@ -107,8 +147,13 @@ def test_start_order_follows_dependencies_and_refuses_cycles() -> None:
     async def op(epoch: int) -> None:
         return None
 
-    loops = [Loop("Trigger", 1, op, after=("Counter",)), Loop("Counter", 1, op), Loop("Idle", 1, op, after=("Queue",)),
-             Loop("Queue", 1, op, after=("Dispatch",)), Loop("Dispatch", 1, op)]
+    loops = [
+        Loop("Trigger", 1, op, after=("Counter",)),
+        Loop("Counter", 1, op),
+        Loop("Idle", 1, op, after=("Queue",)),
+        Loop("Queue", 1, op, after=("Dispatch",)),
+        Loop("Dispatch", 1, op),
+    ]
     names = [l.name for l in start_order(loops)]
     assert names.index("Counter") < names.index("Trigger")
     assert names.index("Dispatch") < names.index("Queue") < names.index("Idle")
@@ -169,23 +214,28 @@ async def test_a_paused_loop_does_not_run_and_a_new_leader_keeps_it_paused() -> 
     def counting(name):
         async def op(epoch: int) -> None:
             runs[name] += 1
+
         return op
 
     pauses = MemoryPauses()
-    first = manager([Loop("EloSync", 0.01, counting("EloSync")), Loop("JobReaper", 0.01, counting("JobReaper"))], pauses)
+    first = manager(
+        [Loop("EloSync", 0.01, counting("EloSync")), Loop("JobReaper", 0.01, counting("JobReaper"))], pauses
+    )
     with pytest.raises(NotFound, match="loops are: EloSync, JobReaper"):
         await first.set_paused("Nope", True)
     answer = await first.set_paused("EloSync", True)  # taken while not leading: stored, reported paused
-    assert answer["health"] == "PAUSED" and pauses.names == {"EloSync"}
+    assert answer.health == "PAUSED" and pauses.names == {"EloSync"}
 
     # A new leader (another replica's manager over the same store) starts with it paused.
-    second = manager([Loop("EloSync", 0.01, counting("EloSync")), Loop("JobReaper", 0.01, counting("JobReaper"))], pauses)
+    second = manager(
+        [Loop("EloSync", 0.01, counting("EloSync")), Loop("JobReaper", 0.01, counting("JobReaper"))], pauses
+    )
     task = asyncio.create_task(run_as_leader(second, Leadership(2, "gw2", Keeper()), Counter()))
     while runs["JobReaper"] < 5:
         await asyncio.sleep(0.01)
     assert runs["EloSync"] == 0 and second.records["EloSync"].health == "PAUSED"
     resumed = await second.set_paused("EloSync", False)
-    assert resumed["health"] == "HEALTHY" and pauses.names == set()
+    assert resumed.health == "HEALTHY" and pauses.names == set()
     while runs["EloSync"] < 1:
         await asyncio.sleep(0.01)
     task.cancel()

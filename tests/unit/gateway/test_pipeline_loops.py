@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from ringrift_gateway.domain.pipeline import PipelineLoops
+from ringrift_gateway.domain.loops.games import GameCounter
+from ringrift_gateway.domain.loops.queue import QueuePopulator
+from ringrift_gateway.domain.loops.training import TrainingTrigger
+from ringrift_gateway.domain.ports import EventView
 
 
 class FakeClient:
@@ -18,7 +21,8 @@ class FakeClient:
         self.added = []
         self.finished = [("j1", "square8_2p", 50), ("j2", "square6_2p", 0), ("j3", "square8_2p", 40)]
 
-    async def active_selfplay_by_node(self):
+    async def active_jobs_by_node(self, kind=""):
+        assert kind == "selfplay"
         return dict(self.active)
 
     async def best_model_paths(self):
@@ -30,12 +34,21 @@ class FakeClient:
     async def pick(self, node_id, seed):
         return "square8_2p" if node_id == "a" else "square6_2p"
 
-    async def submit_selfplay(self, jobs):
-        self.submitted.extend(jobs)
-        return len(jobs)
+    async def submit_selfplay(self, orders):
+        self.submitted.extend(orders)
+        return len(orders)
 
-    async def succeeded_selfplay(self, after):
-        return [f for i, f in enumerate(self.finished, 1) if i > after], len(self.finished)
+    async def event_page(self, after, types, limit):
+        assert types == ["JOB_SUCCEEDED"]
+        succeeded = [self.finished[0], ("t1", "square8_2p", 0), *self.finished[1:]]
+        events = [
+            EventView(i, "JOB_SUCCEEDED", job_id, {"kind": "train" if job_id == "t1" else "selfplay"})
+            for i, (job_id, _, _) in enumerate(succeeded, 1)
+        ]
+        return [e for e in events if e.sequence > after][:limit]
+
+    async def selfplay_games(self, job_id):
+        return next((config, games) for j, config, games in self.finished if j == job_id)
 
     async def add_games(self, config_key, games, job_id, epoch):
         self.added.append((job_id, config_key, games, epoch))
@@ -63,8 +76,25 @@ class Members:
         return {"a": node(), "b": node(), "c": node(), "trainer-only": node(("train",)), "d": node(draining=True)}
 
 
+class Loops:
+    """The pipeline loops on one fake client (standing for every service) and a state."""
+
+    def __init__(self, client, state):
+        self.populate_queue = QueuePopulator(client, client, client, Members(), 50, 0.2, 10)
+        self.count_games = GameCounter(_Both(state, client), client)
+        self.trigger_training = TrainingTrigger(state, client, ["square8_2p", "square6_2p"])
+
+
+class _Both:
+    """StateService as GameCounter sees it: the cursor in ``state``, events and games in ``client``."""
+
+    def __init__(self, state, client):
+        self.load_state, self.persist_state = state.load_state, state.persist_state
+        self.event_page, self.add_games = client.event_page, client.add_games
+
+
 def loops(client, state=None):
-    return PipelineLoops(client, state or FakeState(), Members(), ["square8_2p", "square6_2p"], 50, 0.2, 10)
+    return Loops(client, state or FakeState())
 
 
 async def test_every_node_is_topped_up_to_its_target_within_the_cap():
@@ -73,7 +103,11 @@ async def test_every_node_is_topped_up_to_its_target_within_the_cap():
     per_node = {n: sum(1 for node_id, _, _ in client.submitted if node_id == n) for n in "abc"}
     assert per_node == {"a": 3, "b": 10, "c": 0}  # a: 5 - 2; b: 30 capped at 10; c: full
     a_job = next(j for j in client.submitted if j[0] == "a")
-    assert a_job[1] == "square8_2p" and a_job[2] == {"games": 50, "temperature": 0.2, "model": "models/square8_2p/g3.npz"}
+    assert a_job[1] == "square8_2p" and a_job[2] == {
+        "games": 50,
+        "temperature": 0.2,
+        "model": "models/square8_2p/g3.npz",
+    }
     b_job = next(j for j in client.submitted if j[0] == "b")
     assert "model" not in b_job[2]  # no promoted model yet: generation 0 plays
 
@@ -81,7 +115,7 @@ async def test_every_node_is_topped_up_to_its_target_within_the_cap():
 async def test_games_are_counted_once_from_the_stored_cursor():
     client, state = FakeClient(), FakeState()
     assert await loops(client, state).count_games(epoch=4) == 90
-    assert [a[0] for a in client.added] == ["j1", "j3"] and json.loads(state.value) == 3
+    assert [a[0] for a in client.added] == ["j1", "j3"] and json.loads(state.value) == 4  # t1 is not self-play
     client.added.clear()
     assert await loops(client, state).count_games(epoch=5) == 0  # a new leader starts at the cursor
     assert client.added == []

@@ -14,15 +14,25 @@ from types import SimpleNamespace
 import pytest
 
 from ringrift_gateway.adapters.scaling import CommandProvider
-from ringrift_gateway.domain.upkeep import (
-    AutoScaling, DataSync, IdleRules, IdleTracker, ScalingRules, Validation, decide_scaling,
-)
+from ringrift_gateway.domain.loops.data_sync import DataSync
+from ringrift_gateway.domain.loops.idle import IdleRules, IdleTracker
+from ringrift_gateway.domain.loops.scaling import AutoScaling, ScalingRules, decide_scaling
+from ringrift_gateway.domain.loops.validation import Validation
 from ringrift_runtime.aio import SingleFlight
 from ringrift_runtime.errors import DependencyUnavailable, RingriftError, StaleEpoch
+from ringrift_settings import GatewaySettings
+
+
+def idle_rules(**fields) -> IdleRules:
+    return IdleRules.of(GatewaySettings(**fields))
+
+
+def scaling_rules(**fields) -> ScalingRules:
+    return ScalingRules.of(GatewaySettings(**{f"autoscaling_{k}": v for k, v in fields.items()}))
 
 
 def test_an_idle_node_is_fed_after_15_s_and_not_again_within_the_cooldown() -> None:
-    tracker = IdleTracker(IdleRules())
+    tracker = IdleTracker(idle_rules())
     nodes = {"cpu": (False, 0.0), "gpu": (True, 80.0)}
     assert tracker.observe(nodes, {"gpu": 2}, now=0).feed == []  # cpu idle since 0
     assert tracker.observe(nodes, {"gpu": 2}, now=14.9).feed == []
@@ -31,7 +41,7 @@ def test_an_idle_node_is_fed_after_15_s_and_not_again_within_the_cooldown() -> N
     assert tracker.observe(nodes, {"gpu": 2}, now=134).feed == []  # idle again since 100... and cooling down
     assert tracker.observe(nodes, {"gpu": 2}, now=135.1).feed == ["cpu"]
     # A node that got work in between starts its idle clock again.
-    tracker = IdleTracker(IdleRules())
+    tracker = IdleTracker(idle_rules())
     tracker.observe({"cpu": (False, 0.0)}, {}, now=0)
     tracker.observe({"cpu": (False, 0.0)}, {"cpu": 1}, now=10)
     assert tracker.observe({"cpu": (False, 0.0)}, {}, now=20).feed == []
@@ -39,11 +49,11 @@ def test_an_idle_node_is_fed_after_15_s_and_not_again_within_the_cooldown() -> N
 
 
 def test_a_gpu_below_10_percent_is_idle_and_below_5_percent_with_jobs_for_600_s_is_a_zombie() -> None:
-    tracker = IdleTracker(IdleRules(cooldown_seconds=0))
+    tracker = IdleTracker(idle_rules(idle_cooldown_seconds=0))
     busy_low = {"g": (True, 8.0)}
     tracker.observe(busy_low, {"g": 3}, now=0)
     assert tracker.observe(busy_low, {"g": 3}, now=15).feed == ["g"]  # GPU < 10 % counts as idle
-    tracker = IdleTracker(IdleRules(idle_seconds=10_000))
+    tracker = IdleTracker(idle_rules(idle_seconds=10_000))
     zombie = {"g": (True, 2.0)}
     tracker.observe(zombie, {"g": 3}, now=0)
     assert tracker.observe(zombie, {"g": 3}, now=599).restart == []
@@ -67,7 +77,7 @@ def test_a_gpu_below_10_percent_is_idle_and_below_5_percent_with_jobs_for_600_s_
     ],
 )
 def test_scaling_decisions(pending, nodes, idle, add, remove) -> None:
-    decision = decide_scaling(ScalingRules(min_nodes=1, max_nodes=8), pending, nodes, idle)
+    decision = decide_scaling(scaling_rules(min_nodes=1, max_nodes=8), pending, nodes, idle)
     assert (decision.add, decision.remove) == (add, remove)
 
 
@@ -108,9 +118,14 @@ async def test_autoscaling_acts_through_the_provider_then_cools_down() -> None:
         return {"node-1": 3}
 
     provider = FakeProvider()
-    loop = AutoScaling(SimpleNamespace(pending_jobs=pending_jobs, active_jobs_by_node=active_jobs_by_node),
-                       FakeMembers(["node-1", "auto-1"]), provider, ScalingRules(idle_seconds=3600, cooldown_seconds=600),
-                       clock=lambda: clock["now"])
+    loop = AutoScaling(
+        SimpleNamespace(pending_jobs=pending_jobs),
+        SimpleNamespace(active_jobs_by_node=active_jobs_by_node),
+        FakeMembers(["node-1", "auto-1"]),
+        provider,
+        scaling_rules(idle_seconds=3600, cooldown_seconds=600),
+        clock=lambda: clock["now"],
+    )
     decision = await loop(1)
     assert decision.add == 3 and provider.added == [3]  # 25 per node, needed 3
     clock["now"] = 300
@@ -122,8 +137,13 @@ async def test_autoscaling_acts_through_the_provider_then_cools_down() -> None:
     decision = await loop(1)
     assert decision.remove == ["auto-1"] and provider.removed == ["auto-1"]  # node-1 has jobs; not managed anyway
     # No provider: the decision is reported, nothing is done.
-    idle = AutoScaling(SimpleNamespace(pending_jobs=pending_jobs, active_jobs_by_node=active_jobs_by_node),
-                       FakeMembers(["node-1"]), None, ScalingRules())
+    idle = AutoScaling(
+        SimpleNamespace(pending_jobs=pending_jobs),
+        SimpleNamespace(active_jobs_by_node=active_jobs_by_node),
+        FakeMembers(["node-1"]),
+        None,
+        scaling_rules(),
+    )
     client.pending = 500
     assert (await idle(1)).add == 3
 
@@ -140,8 +160,8 @@ class FakeValidationClient:
     async def baseline_games(self, config_key):
         return self.games.get(config_key, {})
 
-    async def submit_validation(self, model, games, key):
-        assert key == f"validation/{model.model_id}" and games == 50
+    async def submit_validation(self, model, baselines, games, key):
+        assert key == f"validation/{model.model_id}" and games == 50 and baselines == ["random", "heuristic"]
         self.submitted.append(model.model_id)
         return f"job-{model.model_id}"
 
@@ -160,16 +180,21 @@ def model(model_id, config="square8_2p", generation=1):
 async def test_validation_queues_only_models_without_baseline_games_at_most_three_a_round() -> None:
     models = [model(f"m{i}", generation=i) for i in range(1, 8)]
     games = {"square8_2p": {"m1": {"random": 100, "heuristic": 100}, "m2": {"random": 100, "heuristic": 10}}}
-    result = {"opponents": {"random": {"wins": 48, "losses": 2, "draws": 0}, "heuristic": {"wins": 30, "losses": 20,
-                                                                                            "draws": 0},
-                            "incumbent": {"wins": 1}}}
+    result = {
+        "opponents": {
+            "random": {"wins": 48, "losses": 2, "draws": 0},
+            "heuristic": {"wins": 30, "losses": 20, "draws": 0},
+            "incumbent": {"wins": 1},
+        }
+    }
     client = FakeValidationClient(models, games, {"job-m2": ("SUCCEEDED", result), "job-m3": ("FAILED", {})})
-    outcome = await Validation(client, games=50, per_cycle=3)(epoch=4)
+    outcome = await Validation(client, client, ["random", "heuristic"], games=50, per_cycle=3)(epoch=4)
     assert "m1" not in outcome  # already validated by its training gauntlet
     assert outcome["m2"] == "validated" and outcome["m3"] == "failed"
     assert [o for o in outcome.values()].count("queued") == 3 and outcome["m7"] == "waiting"
-    assert client.recorded == [("m2", {k: v for k, v in result["opponents"].items() if k != "incumbent"},
-                                "validation/job-m2", 4)]
+    assert client.recorded == [
+        ("m2", {k: v for k, v in result["opponents"].items() if k != "incumbent"}, "validation/job-m2", 4)
+    ]
 
 
 async def test_data_sync_goes_on_past_a_failing_config_and_reports_it() -> None:
@@ -185,14 +210,16 @@ async def test_data_sync_goes_on_past_a_failing_config_and_reports_it() -> None:
         return {"square8_2p": "models/square8_2p/a.npz"}
 
     with pytest.raises(DependencyUnavailable, match="games of square6_2p"):
-        await DataSync(SimpleNamespace(move=move, best_model_paths=best), ["square6_2p", "square8_2p"])(1)
+        await DataSync(
+            SimpleNamespace(move=move), SimpleNamespace(best_model_paths=best), ["square6_2p", "square8_2p"]
+        )(1)
     assert moved == [("games", "square8_2p"), ("models", "square8_2p")]
 
     async def stale(goal, config, epoch):
         raise StaleEpoch(1, 2)
 
     with pytest.raises(StaleEpoch):  # a stale epoch ends the term, it is not just a failed config
-        await DataSync(SimpleNamespace(move=stale, best_model_paths=best), ["square8_2p"])(1)
+        await DataSync(SimpleNamespace(move=stale), SimpleNamespace(best_model_paths=best), ["square8_2p"])(1)
 
 
 async def test_the_command_provider_runs_the_operators_scripts(tmp_path) -> None:

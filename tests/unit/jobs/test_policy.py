@@ -1,11 +1,11 @@
 """JobService decisions against hand-computed cases."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ringrift_jobs.domain.policy import after_failure, assign, cooling_nodes, overdue, unverified
-from ringrift_runtime.settings import JobSettings
+from ringrift_settings import JobSettings
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = JobSettings()
 
 

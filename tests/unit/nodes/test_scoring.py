@@ -16,7 +16,7 @@ from ringrift_nodes.domain.scoring import (
     load_score,
     ram_estimate_mb,
 )
-from ringrift_runtime.settings import NodeSelectorSettings
+from ringrift_settings import NodeSelectorSettings
 
 SETTINGS = NodeSelectorSettings()
 TABLE, UNKNOWN = SETTINGS.gpu_power, SETTINGS.unknown_gpu_power
@@ -44,8 +44,15 @@ def test_gpu_power_is_table_value_times_reported_count(model: str, count: int, p
 
 @pytest.mark.parametrize(
     ("model", "weak"),
-    [("NVIDIA GeForce RTX 3060", True), ("RTX 4060 Ti", True), ("GeForce RTX 2080 SUPER", True),
-     ("GTX 1080 Ti", True), ("GTX 1660", True), ("RTX 4090", False), ("A100", False)],
+    [
+        ("NVIDIA GeForce RTX 3060", True),
+        ("RTX 4060 Ti", True),
+        ("GeForce RTX 2080 SUPER", True),
+        ("GTX 1080 Ti", True),
+        ("GTX 1660", True),
+        ("RTX 4090", False),
+        ("A100", False),
+    ],
 )
 def test_weak_gpus(model: str, weak: bool) -> None:
     assert is_weak_gpu(model, SETTINGS.weak_gpu_patterns) is weak
@@ -55,7 +62,9 @@ def test_load_score_by_hand() -> None:
     cpu_node = NodeView("n", cpu_percent=50, memory_percent=40, selfplay_jobs=2, training_jobs=1)
     # job_score = (2 + 2*1) * 12.5 = 50; load = 0.4*50 + 0.3*40 + 0.3*50 = 47
     assert load_score(cpu_node) == pytest.approx(47.0)
-    gpu_node = NodeView("g", gpu_count=1, gpu_percent=80, cpu_percent=50, memory_percent=40, selfplay_jobs=2, training_jobs=1)
+    gpu_node = NodeView(
+        "g", gpu_count=1, gpu_percent=80, cpu_percent=50, memory_percent=40, selfplay_jobs=2, training_jobs=1
+    )
     assert load_score(gpu_node) == pytest.approx(0.7 * 47 + 0.3 * 80)
     busy = NodeView("b", selfplay_jobs=20)
     assert load_score(busy) == pytest.approx(0.3 * 100)  # job score capped at 100
@@ -115,21 +124,36 @@ def test_every_hard_filter_names_its_reason() -> None:
     )
     reasons = _reasons(selector.explain(JobNeeds("train"), {}, 0))
     assert reasons == {
-        "full": Rejection.DISK_FULL, "pressure": Rejection.MEMORY_PRESSURE, "norole": Rejection.MISSING_ROLE,
-        "poor": Rejection.INSUFFICIENT_RAM, "drain": Rejection.DRAINING, "quar": Rejection.QUARANTINED,
+        "full": Rejection.DISK_FULL,
+        "pressure": Rejection.MEMORY_PRESSURE,
+        "norole": Rejection.MISSING_ROLE,
+        "poor": Rejection.INSUFFICIENT_RAM,
+        "drain": Rejection.DRAINING,
+        "quar": Rejection.QUARANTINED,
         "ok": Rejection.NONE,
     }
 
 
 def test_gpu_memory_labels_and_weak_gpus() -> None:
-    weak = NodeView("weak", gpu_model="RTX 3060", gpu_count=1, gpu_memory_mb=12288, free_ram_mb=FREE, labels={"zone": "a"})
-    strong = NodeView("strong", gpu_model="RTX 4090", gpu_count=1, gpu_memory_mb=24564, free_ram_mb=FREE, labels={"zone": "b"})
+    weak = NodeView(
+        "weak", gpu_model="RTX 3060", gpu_count=1, gpu_memory_mb=12288, free_ram_mb=FREE, labels={"zone": "a"}
+    )
+    strong = NodeView(
+        "strong", gpu_model="RTX 4090", gpu_count=1, gpu_memory_mb=24564, free_ram_mb=FREE, labels={"zone": "b"}
+    )
     selector = _selector(weak, strong)
-    assert _reasons(selector.explain(JobNeeds("selfplay", needs_gpu=True, gpu_tree_search=True), {}, 0))["weak"] is Rejection.WEAK_GPU
+    assert (
+        _reasons(selector.explain(JobNeeds("selfplay", needs_gpu=True, gpu_tree_search=True), {}, 0))["weak"]
+        is Rejection.WEAK_GPU
+    )
     assert _reasons(selector.explain(JobNeeds("selfplay", needs_gpu=True, min_gpu_memory_mb=16000), {}, 0)) == {
-        "strong": Rejection.NONE, "weak": Rejection.INSUFFICIENT_GPU_MEMORY,
+        "strong": Rejection.NONE,
+        "weak": Rejection.INSUFFICIENT_GPU_MEMORY,
     }
-    assert _reasons(selector.explain(JobNeeds("selfplay", labels={"zone": "a"}), {}, 0))["strong"] is Rejection.LABEL_MISMATCH
+    assert (
+        _reasons(selector.explain(JobNeeds("selfplay", labels={"zone": "a"}), {}, 0))["strong"]
+        is Rejection.LABEL_MISMATCH
+    )
 
 
 def test_a_pinned_job_goes_only_to_its_nodes() -> None:
@@ -142,7 +166,9 @@ def test_a_pinned_job_goes_only_to_its_nodes() -> None:
 def test_reservations_keep_other_work_away_until_they_expire() -> None:
     selector = _selector(A100, RTX4090)
     reserved = {"a100": Reservation("a100", "training", "job-1", expires_at=100.0)}
-    assert _reasons(selector.explain(JobNeeds("selfplay", needs_gpu=True), reserved, now=50))["a100"] is Rejection.RESERVED
+    assert (
+        _reasons(selector.explain(JobNeeds("selfplay", needs_gpu=True), reserved, now=50))["a100"] is Rejection.RESERVED
+    )
     assert selector.rank(JobNeeds("train", needs_gpu=True), reserved, 50, 1, frozenset())[0].node_id == "a100"
     assert selector.rank(JobNeeds("export", needs_gpu=True), reserved, 50, 1, frozenset())[0].node_id == "a100"
     assert _reasons(selector.explain(JobNeeds("selfplay", needs_gpu=True), reserved, now=150))["a100"] is Rejection.NONE
@@ -153,7 +179,9 @@ def test_locality_bonus_and_load_as_tie_breaker() -> None:
     twin_idle = NodeView("idle", gpu_model="A100", gpu_count=1, free_ram_mb=FREE, cpu_percent=10)
     selector = _selector(twin_busy, twin_idle)
     assert selector.rank(JobNeeds("selfplay", needs_gpu=True), {}, 0, 1, frozenset())[0].node_id == "idle"
-    local = selector.rank(JobNeeds("selfplay", needs_gpu=True, preferred_nodes=frozenset({"busy"})), {}, 0, 2, frozenset())
+    local = selector.rank(
+        JobNeeds("selfplay", needs_gpu=True, preferred_nodes=frozenset({"busy"})), {}, 0, 2, frozenset()
+    )
     assert [s.node_id for s in local] == ["busy", "idle"]
     assert local[0].locality_bonus == pytest.approx(624 * 0.25) and local[0].effective_power == pytest.approx(780)
     assert selector.rank(JobNeeds("selfplay", needs_gpu=True), {}, 0, 1, frozenset({"idle"}))[0].node_id == "busy"
@@ -185,9 +213,13 @@ def test_vectorised_ranking_matches_a_brute_force_sort() -> None:
     models = ["A100", "RTX 4090", "RTX 3060", "H100", ""]
     views = [
         NodeView(
-            f"n{i}", gpu_model=(m := rng.choice(models)), gpu_count=rng.randint(1, 4) if m else 0,
-            cpu_cores=rng.choice([8, 16, 32]), free_ram_mb=rng.choice([8, 32, 64]) * 1024,
-            cpu_percent=rng.choice([10, 50, 90]), memory_percent=rng.choice([20, 50, 80]),
+            f"n{i}",
+            gpu_model=(m := rng.choice(models)),
+            gpu_count=rng.randint(1, 4) if m else 0,
+            cpu_cores=rng.choice([8, 16, 32]),
+            free_ram_mb=rng.choice([8, 32, 64]) * 1024,
+            cpu_percent=rng.choice([10, 50, 90]),
+            memory_percent=rng.choice([20, 50, 80]),
             disk_percent=rng.choice([10, 75]),
         )
         for i in range(300)
@@ -210,10 +242,13 @@ def test_nodes_without_the_kind_in_their_catalog_are_rejected() -> None:
     index.upsert(NodeView("runs-all", free_ram_mb=FREE))  # grows the index and the kind column
     index.upsert(NodeView("runs-both", free_ram_mb=FREE, job_kinds=frozenset({"sleep", "selfplay"})))
     assert _reasons(selector.explain(JobNeeds("selfplay"), {}, 0)) == {
-        "runs-sleep": Rejection.UNSUPPORTED_KIND, "runs-all": Rejection.NONE, "runs-both": Rejection.NONE,
+        "runs-sleep": Rejection.UNSUPPORTED_KIND,
+        "runs-all": Rejection.NONE,
+        "runs-both": Rejection.NONE,
     }
     index.remove("runs-sleep")
     index.upsert(NodeView("runs-all", free_ram_mb=FREE, job_kinds=frozenset({"sleep"})))
     assert _reasons(selector.explain(JobNeeds("selfplay"), {}, 0)) == {
-        "runs-both": Rejection.NONE, "runs-all": Rejection.UNSUPPORTED_KIND,
+        "runs-both": Rejection.NONE,
+        "runs-all": Rejection.UNSUPPORTED_KIND,
     }

@@ -5,12 +5,22 @@ from dataclasses import replace
 
 import pytest
 
-from ringrift_runtime.pipeline_settings import PipelineSettings, SelfplaySettings, TrainingSettings
 from ringrift_selfplay.domain.priority import (
-    ConfigState, NodeFacts, bootstrap_boost, compute_terms, curriculum_boost, curriculum_weight,
-    data_starvation_boost, elo_boost, elo_gap_factor, pick, plateau, promotion_penalty,
+    ConfigState,
+    NodeFacts,
+    bootstrap_boost,
+    compute_terms,
+    curriculum_boost,
+    curriculum_weight,
+    data_starvation_boost,
+    elo_boost,
+    elo_gap_factor,
+    pick,
+    plateau,
+    promotion_penalty,
 )
 from ringrift_selfplay.domain.service import Scheduler
+from ringrift_settings import PipelineSettings, SelfplaySettings, TrainingSettings
 
 NOW = 1_000_000.0
 PIPELINE = PipelineSettings()
@@ -18,10 +28,21 @@ SELFPLAY = SelfplaySettings()
 TRAINING = TrainingSettings()
 
 
-@pytest.mark.parametrize("best, large, players, expected", [
-    (None, False, 2, 0), (1200, False, 2, 0), (1299, False, 2, 0), (1300, False, 2, 1), (1550, False, 2, 3),
-    (2500, False, 2, 3), (1550, True, 2, 4), (1550, True, 4, 5), (2500, True, 3, 5), (None, True, 3, 2),
-])
+@pytest.mark.parametrize(
+    "best, large, players, expected",
+    [
+        (None, False, 2, 0),
+        (1200, False, 2, 0),
+        (1299, False, 2, 0),
+        (1300, False, 2, 1),
+        (1550, False, 2, 3),
+        (2500, False, 2, 3),
+        (1550, True, 2, 4),
+        (1550, True, 4, 5),
+        (2500, True, 3, 5),
+        (None, True, 3, 2),
+    ],
+)
 def test_elo_boost(best, large, players, expected):
     assert elo_boost(best, large, players) == expected
 
@@ -35,22 +56,27 @@ def test_curriculum_weight_and_boost():
     weak = ((0, 0.2, False),)
     assert curriculum_weight(weak) == pytest.approx(1.3) and curriculum_boost(1.3) == 1
     assert curriculum_weight(weak * 10) == pytest.approx(2.5) and curriculum_boost(2.5) == 3  # clamp 6 -> 3
-    assert curriculum_weight(weak + ((0, 0.6, True),)) == pytest.approx(1.15)  # halfway back to 1
+    assert curriculum_weight((*weak, (0, 0.6, True))) == pytest.approx(1.15)  # halfway back to 1
 
 
-@pytest.mark.parametrize("state, expected", [
-    (dict(training_running=True, games_since_training=10), -2),  # m 0.5 -> int(-2.5)
-    (dict(games_since_training=10), 5),  # m 2.0
-    (dict(games_since_training=30), 2),  # m 1.5 -> int(2.5)
-    (dict(games_since_training=100, last_training_completed=NOW - 600), 1),  # m 1.3 -> int(1.5)
-    (dict(games_since_training=100, last_training_completed=NOW - 3600), 0),
-])
+@pytest.mark.parametrize(
+    "state, expected",
+    [
+        (dict(training_running=True, games_since_training=10), -2),  # m 0.5 -> int(-2.5)
+        (dict(games_since_training=10), 5),  # m 2.0
+        (dict(games_since_training=30), 2),  # m 1.5 -> int(2.5)
+        (dict(games_since_training=100, last_training_completed=NOW - 600), 1),  # m 1.3 -> int(1.5)
+        (dict(games_since_training=100, last_training_completed=NOW - 3600), 0),
+    ],
+)
 def test_data_starvation_boost(state, expected):
     assert data_starvation_boost(ConfigState("square8_2p", "square8", 2, **state), NOW) == expected
 
 
-@pytest.mark.parametrize("games, expected", [(0, 100), (49, 100), (50, 75), (499, 75), (500, 50), (1999, 50),
-                                             (2000, 25), (4999, 25), (5000, 0)])
+@pytest.mark.parametrize(
+    "games, expected",
+    [(0, 100), (49, 100), (50, 75), (499, 75), (500, 50), (1999, 50), (2000, 25), (4999, 25), (5000, 0)],
+)
 def test_bootstrap_boost(games, expected):
     assert bootstrap_boost(games) == expected
 
@@ -77,8 +103,15 @@ def test_plateau_and_promotion_penalty():
 
 
 def test_effective_priority_combines_the_terms_in_order():
-    state = ConfigState("square8_4p", "square8", 4, games_total=6000, games_since_training=500,
-                        best_elo=1750, elo_by_generation=(1700, 1750))
+    state = ConfigState(
+        "square8_4p",
+        "square8",
+        4,
+        games_total=6000,
+        games_since_training=500,
+        best_elo=1750,
+        elo_by_generation=(1700, 1750),
+    )
     node = NodeFacts("n", has_gpu=True, vram_gb=24, running_configs=frozenset({"square6_2p"}))
     (terms,) = compute_terms([state], node, NOW, SELFPLAY, TRAINING, PIPELINE)
     # base 1 + 1 (large) + 1.0 (2 extra players) = 3; elo boost 3 + 1 + 1 = 5; diversity 5;
@@ -94,8 +127,11 @@ def test_effective_priority_combines_the_terms_in_order():
 
 def test_filters_exclude_configs_a_node_cannot_play():
     settings = SelfplaySettings(gpu_only_configs=["square8_2p"], min_vram_gb={"square8_4p": 40})
-    states = [ConfigState("square8_2p", "square8", 2), ConfigState("square8_4p", "square8", 4),
-              ConfigState("square6_2p", "square6", 2)]
+    states = [
+        ConfigState("square8_2p", "square8", 2),
+        ConfigState("square8_4p", "square8", 4),
+        ConfigState("square6_2p", "square6", 2),
+    ]
     cpu = NodeFacts("cpu", has_gpu=False, vram_gb=0)
     terms = {t.config_key: t for t in compute_terms(states, cpu, NOW, settings, TRAINING, PIPELINE)}
     assert terms["square8_2p"].excluded_reason.startswith("no GPU")
@@ -106,8 +142,10 @@ def test_filters_exclude_configs_a_node_cannot_play():
 
 
 def test_starvation_floor_serves_starved_configs_first_and_the_soft_floor_sometimes():
-    states = [ConfigState("square8_2p", "square8", 2, games_total=10_000, games_since_training=100),
-              ConfigState("square6_2p", "square6", 2, games_total=100, games_since_training=100)]
+    states = [
+        ConfigState("square8_2p", "square8", 2, games_total=10_000, games_since_training=100),
+        ConfigState("square6_2p", "square6", 2, games_total=100, games_since_training=100),
+    ]
     terms = compute_terms(states, None, NOW, SELFPLAY, TRAINING, PIPELINE)
     assert all(pick(terms, seed, SELFPLAY).config_key == "square6_2p" for seed in range(1, 200))
     soft = [replace(states[0], games_total=20_000), replace(states[1], games_total=2500)]
@@ -123,7 +161,9 @@ def test_starvation_floor_serves_starved_configs_first_and_the_soft_floor_someti
 def test_a_pick_replays_from_its_seed():
     states = [ConfigState(k, k.split("_")[0], int(k[-2]), games_total=4000 + i) for i, k in enumerate(PIPELINE.configs)]
     terms = compute_terms(states, None, NOW, SELFPLAY, TRAINING, PIPELINE)
-    assert [pick(terms, s, SELFPLAY).config_key for s in range(1, 40)] == [pick(terms, s, SELFPLAY).config_key for s in range(1, 40)]
+    assert [pick(terms, s, SELFPLAY).config_key for s in range(1, 40)] == [
+        pick(terms, s, SELFPLAY).config_key for s in range(1, 40)
+    ]
     assert len({pick(terms, s, SELFPLAY).config_key for s in range(1, 200)}) == len(PIPELINE.configs)
 
 
@@ -180,7 +220,9 @@ def test_a_simulated_day_grows_every_config():
             chosen = pick(terms, seed, SELFPLAY).config_key
             seed += 1
             s = states[chosen]
-            states[chosen] = replace(s, games_total=s.games_total + 50, games_since_training=s.games_since_training + 50)
+            states[chosen] = replace(
+                s, games_total=s.games_total + 50, games_since_training=s.games_since_training + 50
+            )
         for k, s in states.items():
             if s.games_since_training >= 1000 and not s.training_running:
                 states[k] = replace(s, games_since_training=0, training_running=True)
@@ -189,5 +231,5 @@ def test_a_simulated_day_grows_every_config():
             for k in keys:
                 history[k].append(states[k].games_total)
     for k in keys:
-        spans = [b - a for a, b in zip([0 if k != "square6_2p" else 50_000] + history[k], history[k])]
+        spans = [b - a for a, b in zip([0 if k != "square6_2p" else 50_000] + history[k], history[k], strict=False)]
         assert all(gain > 0 for gain in spans), (k, spans)

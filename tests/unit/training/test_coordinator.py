@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from ringrift_runtime.errors import WrongState
-from ringrift_runtime.pipeline_settings import PipelineSettings, TrainingSettings
+from ringrift_settings import PipelineSettings, TrainingSettings
 from ringrift_training.domain.coordinator import Coordinator
 from ringrift_training.domain.runs import Job, ModelRef, Stage
 from ringrift_training.domain.stages import Ports
@@ -19,7 +19,9 @@ from ringrift_training.domain.stages import Ports
 CONFIG = "square8_2p"
 SETTINGS = TrainingSettings(demo_min_games=100, demo_incremental_games=50, demo_cooldown_seconds=0)
 PIPELINE = PipelineSettings(configs=[CONFIG], profile="demo")
-GOOD = {"opponents": {"random": {"wins": 95, "losses": 5, "draws": 0}, "heuristic": {"wins": 90, "losses": 10, "draws": 0}}}
+GOOD = {
+    "opponents": {"random": {"wins": 95, "losses": 5, "draws": 0}, "heuristic": {"wins": 90, "losses": 10, "draws": 0}}
+}
 
 
 class FakeState:
@@ -31,6 +33,8 @@ class FakeState:
         self.best: ModelRef | None = None
         self.matches_stored: dict[str, list] = {}
         self.ratings_put = 0
+        self.rated: set[str] = set()
+        self.rated_when_promoted: dict[str, bool] = {}
         self.games = 200
 
     async def run_events(self, after):
@@ -51,8 +55,11 @@ class FakeState:
         await self.publish("TRAINING_STAGE_CHANGED", run.run_id, run.config_key, run.attributes(), epoch, key)
 
     async def stats(self):
-        return {CONFIG: SimpleNamespace(games_total=self.games, games_since_training=self.games,
-                                        HasField=lambda name: False)}
+        return {
+            CONFIG: SimpleNamespace(
+                games_total=self.games, games_since_training=self.games, HasField=lambda name: False
+            )
+        }
 
     async def mark(self, config_key, epoch, key, started=False, completed=False):
         pass
@@ -60,13 +67,20 @@ class FakeState:
     async def best_model(self, config_key):
         return self.best
 
-    async def register(self, ref, parent, job_id, games, epoch):
-        self.models[ref.model_id] = SimpleNamespace(ref=ref, status="CANDIDATE")
+    async def register(self, ref, parent, job_id, games, epoch, lineage=None):
+        self.models[ref.model_id] = SimpleNamespace(ref=ref, status="CANDIDATE", lineage=lineage)
 
     async def set_status(self, model_id, status, reason, epoch):
         self.models[model_id].status = status
         if status == "PROMOTED":
+            self.rated_when_promoted[model_id] = model_id in self.rated
             self.best = self.models[model_id].ref
+        if status in ("ARCHIVED", "REJECTED") and self.best is not None and self.best.model_id == model_id:
+            others = [m.ref for m in self.models.values() if m.status == "PROMOTED"]  # as the registry falls back
+            self.best = max(others, key=lambda ref: ref.generation, default=None)
+
+    async def promoted_models(self, config_key):
+        return [m.ref for m in self.models.values() if m.status == "PROMOTED" and m.ref.config_key == config_key]
 
     async def record_matches(self, config_key, results, key, epoch):
         self.matches_stored.setdefault(key, list(results))
@@ -76,6 +90,7 @@ class FakeState:
 
     async def put_ratings(self, config_key, fitted, epoch):
         self.ratings_put += 1
+        self.rated |= {f.player for f in fitted}
         return fitted
 
 
@@ -105,6 +120,9 @@ class FakeJobs:
 
     def active(self, kind):
         return [j for j in self.jobs.values() if j["kind"] == kind and j["state"] == "active"]
+
+    async def nodes_of(self, job_ids):
+        return {j: f"node-of-{j}" for j in job_ids if j.startswith("selfplay-")}
 
 
 class FakeNodes:
@@ -186,6 +204,8 @@ async def test_a_first_model_goes_through_every_stage_and_the_node_is_released()
     final = c.runs[run.run_id]
     assert final.stage is Stage.PROMOTED and ports.state.models[final.candidate_model_id].status == "PROMOTED"
     assert ports.scheduler.outcomes == [(0.9, True)] and ports.state.ratings_put == 1
+    # Whoever reads the model as promoted finds its rating already stored.
+    assert ports.state.rated_when_promoted == {final.candidate_model_id: True}
     assert ("models", ()) in ports.sync.moves  # the promoted model goes to the players
 
 
@@ -233,11 +253,21 @@ async def test_a_failed_training_fails_the_run_and_releases_the_node():
     assert ports.nodes.reserved == {} and ("TRAINING_FAILED", run.run_id) in ports.state.published
 
 
-@pytest.mark.parametrize("outcome", [
-    dict(state="failed", error="agent lost"),
-    dict(result={"opponents": {"random": {"wins": 0, "losses": 0, "draws": 0}, "heuristic": {"wins": 0, "losses": 0, "draws": 0}}}),
-    dict(result={}),
-])
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        dict(state="failed", error="agent lost"),
+        dict(
+            result={
+                "opponents": {
+                    "random": {"wins": 0, "losses": 0, "draws": 0},
+                    "heuristic": {"wins": 0, "losses": 0, "draws": 0},
+                }
+            }
+        ),
+        dict(result={}),
+    ],
+)
 async def test_an_evaluation_that_errors_or_plays_no_games_never_promotes(outcome):
     c, ports = make()
     _, run, _ = await c.trigger(CONFIG, False, epoch=3)
@@ -249,26 +279,51 @@ async def test_an_evaluation_that_errors_or_plays_no_games_never_promotes(outcom
     assert ports.state.best is None and ports.scheduler.outcomes[-1][1] is False
 
 
-async def test_a_candidate_plays_the_incumbent_until_the_sprt_decides():
+def _incumbent_result(units: list[int], incumbent: str = "square8_2p.g1.x") -> dict:
+    """A 2p gauntlet job's result against the incumbent: its units, games and pairs."""
+    wins = sum(u // 2 for u in units)  # a unit of 4 half points is two won games, of 3 one won and one drawn
+    draws = sum(u % 2 for u in units)
+    losses = 2 * len(units) - wins - draws
+    counts = {"wins": wins, "losses": losses, "draws": draws}
+    return {"opponents": {incumbent: {**counts, "pairwise": counts, "units": units}}}
+
+
+async def test_a_candidate_plays_the_incumbent_until_the_gate_decides():
     state = FakeState()
     state.best = ModelRef("square8_2p.g1.x", CONFIG, 1, "models/square8_2p/g1.npz", "b" * 64)
     c, ports = make(state)
     _, run, _ = await c.trigger(CONFIG, False, epoch=3)
     await to_evaluation(c, ports, run.run_id)
-    assert sorted(j["params"].get("baselines") for j in ports.jobs.active("gauntlet")) == ["none", "random,heuristic"]
+    gauntlets = ports.jobs.active("gauntlet")
+    assert sorted(j["params"].get("baselines") for j in gauntlets) == ["none", "random,heuristic"]
+    first = next(j for j in gauntlets if j["params"]["baselines"] == "none")
+    assert first["params"]["games"] == SETTINGS.gauntlet_batch_games and first["params"]["opening_offset"] == 0
     assert ("models", ("t1",)) in ports.sync.moves  # the parent was shipped to the trainer
     ports.jobs.finish("gauntlet", result=GOOD)  # baselines
-    even = {"opponents": {"square8_2p.g1.x": {"wins": 21, "losses": 19, "draws": 0,
-                                              "pairwise": {"wins": 21, "losses": 19, "draws": 0}}}}
-    ports.jobs.finish("gauntlet", result=even)
+    ports.jobs.finish("gauntlet", result=_incumbent_result([2, 2, 3, 1] * 5))  # even so far: undecided
     await until(lambda: len(ports.jobs.active("gauntlet")) == 1)  # undecided: another batch
-    # 61-19 over 80 games: LLR 3.2 passes ln(19) = 2.94 (59-21 would not: 2.66).
-    strong = {"opponents": {"square8_2p.g1.x": {"pairwise": {"wins": 40, "losses": 0, "draws": 0}}}}
-    ports.jobs.finish("gauntlet", result=strong)
+    second = ports.jobs.active("gauntlet")[0]
+    assert second["params"]["opening_offset"] == 20  # the next openings of the book
+    ports.jobs.finish("gauntlet", result=_incumbent_result([4, 4, 3, 4] * 5))
     await until(lambda: c.runs[run.run_id].finished)
     final = c.runs[run.run_id]
-    assert final.stage is Stage.PROMOTED and final.tallies["square8_2p.g1.x"] == [61, 19, 0]
+    assert final.stage is Stage.PROMOTED and len(final.units["square8_2p.g1.x"]) == 40
+    assert "accepts H1" in final.reason and "after 56 games" in final.reason  # the crossing, not the batch end
     assert state.best.model_id == final.candidate_model_id and final.generation == 2
+
+
+async def test_a_gauntlet_that_plays_no_games_against_the_incumbent_ends_the_run_rejected():
+    state = FakeState()
+    state.best = ModelRef("square8_2p.g1.x", CONFIG, 1, "models/square8_2p/g1.npz", "b" * 64)
+    c, ports = make(state)
+    _, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    await to_evaluation(c, ports, run.run_id)
+    ports.jobs.finish("gauntlet", result=GOOD)
+    ports.jobs.finish("gauntlet", result={"opponents": {}})  # the incumbent job played nothing
+    await until(lambda: c.runs[run.run_id].finished)
+    final = c.runs[run.run_id]
+    assert final.stage is Stage.REJECTED and "played no games" in final.reason
+    assert len([j for j in ports.jobs.jobs.values() if j["kind"] == "gauntlet"]) == 2  # nothing more submitted
 
 
 async def test_another_replica_continues_a_run_from_the_stored_events():
@@ -311,3 +366,116 @@ async def test_a_run_announced_but_never_saved_is_adopted_by_the_next_trigger():
     assert started and run.run_id == "run-orphan"
     await until(lambda: ports.jobs.active("export"))
     await c.stop()
+
+
+async def test_baseline_games_count_toward_the_floors_and_their_pairwise_results_toward_the_ratings():
+    """In 4p a model of random's strength wins a quarter of its games against three random
+    players but half of its pairwise results: the floors read the first, the ratings the
+    second (stored as "won against the field" it was rated 811 against random's 1000)."""
+    from ringrift_training.domain.runs import Run
+    from ringrift_training.domain.stages import _account
+
+    state = FakeState()
+    run = Run("r4", "square8_4p", Stage.EVALUATING, candidate_model_id="square8_4p.g1.r4")
+    result = {
+        "opponents": {
+            "random": {
+                "wins": 25,
+                "losses": 75,
+                "draws": 0,
+                "pairwise": {"wins": 150, "losses": 150, "draws": 0},
+                "units": [12] * 25,
+            }
+        }
+    }
+    played = await _account(SimpleNamespace(state=state), run, "baselines", "job-1", result, epoch=3)
+    assert played == 0 and run.tallies["random"] == [25, 75, 0] and "random" not in run.units
+    (match,) = state.matches_stored["gauntlet/job-1"]
+    assert (match.player_a, match.player_b, match.wins, match.losses) == ("square8_4p.g1.r4", "random", 150, 150)
+
+
+def _promoted_line(state: FakeState, generations: int) -> list[ModelRef]:
+    refs = []
+    for generation in range(1, generations + 1):
+        ref = ModelRef(
+            f"square8_2p.g{generation}.x", CONFIG, generation, f"models/square8_2p/g{generation}.npz", "c" * 64
+        )
+        state.models[ref.model_id] = SimpleNamespace(ref=ref, status="PROMOTED")
+        refs.append(ref)
+    state.best = refs[-1]
+    return refs
+
+
+async def test_rollback_moves_the_best_back_archives_the_later_line_and_ships_the_model():
+    from ringrift_training.domain.stages import rollback
+
+    state, sync = FakeState(), FakeSync()
+    g1, g2, g3 = _promoted_line(state, 3)
+    ports = SimpleNamespace(state=state, sync=sync)
+    best, archived = await rollback(ports, CONFIG, "", "g3 plays worse in 4p", epoch=3)
+    assert best == g2 and state.best == g2 and archived == [g3.model_id]
+    assert state.models[g3.model_id].status == "ARCHIVED" and ("models", ()) in sync.moves
+    best, archived = await rollback(ports, CONFIG, g1.model_id, "", epoch=3)
+    assert best == g1 and archived == [g2.model_id] and state.best == g1
+    for to, message in [
+        ("", "no promoted model before"),
+        (g1.model_id, "already the best"),
+        ("nope", "not a promoted"),
+    ]:
+        with pytest.raises(WrongState, match=message):
+            await rollback(ports, CONFIG, to, "", epoch=3)
+    state.best = None
+    with pytest.raises(WrongState, match="no best model"):
+        await rollback(ports, CONFIG, "", "", epoch=3)
+
+
+async def test_a_run_whose_parent_was_rolled_back_is_not_promoted():
+    state = FakeState()
+    g1, g2 = _promoted_line(state, 2)
+    c, ports = make(state)
+    _, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    await to_evaluation(c, ports, run.run_id)
+    assert c.runs[run.run_id].parent_model_id == g2.model_id
+    from ringrift_training.domain.stages import rollback
+
+    await rollback(ports, CONFIG, "", "", epoch=3)  # the operator moves the best back to g1 meanwhile
+    ports.jobs.finish("gauntlet", result=GOOD)
+    ports.jobs.finish("gauntlet", result=_incumbent_result([4] * 20, g2.model_id))  # would have been promoted
+    await until(lambda: c.runs[run.run_id].finished)
+    final = c.runs[run.run_id]
+    assert final.stage is Stage.REJECTED and "no longer the best" in final.reason and state.best == g1
+
+
+async def test_the_registered_model_records_its_training_file_and_the_jobs_and_nodes_of_its_games():
+    c, ports = make()
+    _, run, _ = await c.trigger(CONFIG, False, epoch=3)
+    await until(lambda: ports.jobs.active("export"))
+    sources = [{"job_id": "selfplay-1", "games": 120, "skipped": 2}, {"job_id": "gone", "games": 80, "skipped": 0}]
+    ports.jobs.finish("export", result={"games": 200, "sources": sources, "skipped_games": 2})
+    await until(lambda: ports.jobs.active("train"))
+    ports.jobs.finish("train", result={"path": "models/x.npz", "sha256": "a" * 64, "training_games": 200})
+    await until(lambda: c.runs[run.run_id].stage is Stage.EVALUATING)
+    lineage = ports.state.models[c.runs[run.run_id].candidate_model_id].lineage
+    assert lineage.training_files == [f"training/{CONFIG}/{run.run_id}.npz"] and lineage.skipped_games == 2
+    assert lineage.sources == [
+        {"job_id": "selfplay-1", "games": 120, "skipped": 2, "node_id": "node-of-selfplay-1"},
+        {"job_id": "gone", "games": 80, "skipped": 0, "node_id": ""},
+    ]
+
+
+@pytest.mark.parametrize(("config", "units"), [("square8_2p", 200 + 20), ("square8_4p", 100 + 10)])
+def test_a_run_at_the_gauntlet_cap_still_fits_in_its_stage_event(config, units):
+    """A run is saved as event attributes, each at most StateService's limit: the units of a
+    gauntlet at its cap (plus a batch) fit; the lineage is read from the export job instead."""
+    from ringrift_state.api.mapping import MAX_ATTRIBUTE_VALUE
+    from ringrift_training.domain.gauntlet import grid
+    from ringrift_training.domain.runs import Run
+
+    players = int(config[-2])
+    parent = f"{config}.g41.01jh8m0d3w6x9y2z5a7b4c1e0f"
+    run = Run("run-01jh8m0d3w6x9y2z5a7b4c1e0f", config, Stage.EVALUATING, parent_model_id=parent)
+    run.units[parent] = [grid(players)] * units
+    run.tallies = {parent: [10**6] * 3, "random": [10**6] * 3, "heuristic": [10**6] * 3}
+    run.gauntlet_jobs = [f"incumbent:01jh8m0d3w6x9y2z5a7b4c1e{i:02d}" for i in range(12)]
+    run.accounted_jobs = list(run.gauntlet_jobs)
+    assert max(len(v) for v in run.attributes().values()) <= MAX_ATTRIBUTE_VALUE

@@ -43,3 +43,30 @@ def test_the_fit_does_not_depend_on_order_and_draws_count_half():
 def test_an_unbeaten_player_gets_a_finite_rating_above_the_rest():
     ratings = by_player(fit([Result("g1", "random", 40, 0, 0), Result("g2", "g1", 30, 10, 0)], "random", 1000))
     assert np.isfinite(ratings["g1"].elo) and ratings["g2"].elo > ratings["g1"].elo > 1300
+
+
+def pairwise(rankings: np.ndarray, names: list[str]) -> list[Result]:
+    """Each game's ranking as the pairwise results of its players (how the gauntlet stores
+    matches for every player count)."""
+    results = []
+    for order in rankings:
+        for i, a in enumerate(order):
+            for b in order[i + 1 :]:
+                results.append(Result(names[a], names[b], 1, 0, 0))
+    return results
+
+
+@pytest.mark.parametrize("players", [2, 3, 4])
+def test_plackett_luce_games_of_any_player_count_give_the_true_ratings(players):
+    """Players of known strength play Plackett–Luce games; the ratings fitted from the
+    pairwise results of those games (their marginals are Bradley–Terry) are within 30 Elo
+    of the truth, the random anchor included in as many games as the others."""
+    from ringrift_training.domain import simulation
+
+    truth = np.array([1000.0, 1150.0, 1300.0, 1400.0, 1550.0])
+    names = ["random", "heuristic", "g1", "g2", "g3"]
+    games = {2: 6000, 3: 4000, 4: 3000}[players]
+    rankings = simulation.rankings(np.random.default_rng(players), truth, games, players)
+    ratings = by_player(fit(pairwise(rankings, names), "random", 1000))
+    for name, elo in zip(names, truth, strict=True):
+        assert ratings[name].elo == pytest.approx(elo, abs=30), (name, ratings[name].elo)

@@ -147,6 +147,8 @@ class ParamSpec(_message.Message):
     MAX_FIELD_NUMBER: _builtins.int
     PATTERN_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    UNDER_FIELD_NUMBER: _builtins.int
+    ALLOW_LEADING_DASH_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name."""
     type: Global___ParamType.ValueType
@@ -163,6 +165,14 @@ class ParamSpec(_message.Message):
     """Regular expression, for strings."""
     description: _builtins.str
     """Description."""
+    allow_leading_dash: _builtins.bool
+    """For strings and data paths: a value may start with '-' (refused otherwise, since it
+    would reach the job's program as an option).
+    """
+    @_builtins.property
+    def under(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For data paths: the data subtrees (games, training, models) the path may point into."""
+
     def __init__(
         self,
         *,
@@ -174,10 +184,12 @@ class ParamSpec(_message.Message):
         max: _builtins.float = ...,
         pattern: _builtins.str = ...,
         description: _builtins.str = ...,
+        under: _abc.Iterable[_builtins.str] | None = ...,
+        allow_leading_dash: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_value", b"default_value", "description", b"description", "max", b"max", "min", b"min", "name", b"name", "pattern", b"pattern", "required", b"required", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_leading_dash", b"allow_leading_dash", "default_value", b"default_value", "description", b"description", "max", b"max", "min", b"min", "name", b"name", "pattern", b"pattern", "required", b"required", "type", b"type", "under", b"under"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

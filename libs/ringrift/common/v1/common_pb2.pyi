@@ -294,6 +294,15 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A training run moved to another stage; the attributes hold the whole run (stage,
     node, job ids, candidate), so a run is the last of its events.
     """
+    EVENT_TYPE_AUDIT: _EventType.ValueType  # 26
+    """A user's call that changes something (or tried to): the subject is the caller's
+    identity; attributes: method, code (the answer's status) and request (its first
+    characters). `ringrift events --type audit`.
+    """
+    EVENT_TYPE_MODEL_ARCHIVED: _EventType.ValueType  # 27
+    """A model was archived (taken out of use); attributes.best_now names the config's best
+    after it when the archived model was the best ("none" when no promoted model is left).
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Types of events in the cluster event log."""
@@ -351,6 +360,15 @@ EVENT_TYPE_RATINGS_UPDATED: EventType.ValueType  # 24
 EVENT_TYPE_TRAINING_STAGE_CHANGED: EventType.ValueType  # 25
 """A training run moved to another stage; the attributes hold the whole run (stage,
 node, job ids, candidate), so a run is the last of its events.
+"""
+EVENT_TYPE_AUDIT: EventType.ValueType  # 26
+"""A user's call that changes something (or tried to): the subject is the caller's
+identity; attributes: method, code (the answer's status) and request (its first
+characters). `ringrift events --type audit`.
+"""
+EVENT_TYPE_MODEL_ARCHIVED: EventType.ValueType  # 27
+"""A model was archived (taken out of use); attributes.best_now names the config's best
+after it when the archived model was the best ("none" when no promoted model is left).
 """
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
@@ -1104,6 +1122,9 @@ class Model(_message.Message):
     TRAINING_GAMES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     NODE_ID_FIELD_NUMBER: _builtins.int
+    TRAINING_FILES_FIELD_NUMBER: _builtins.int
+    GAME_SOURCES_FIELD_NUMBER: _builtins.int
+    SKIPPED_GAMES_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """Unique model id."""
     config_key: _builtins.str
@@ -1126,9 +1147,19 @@ class Model(_message.Message):
     """Number of games in its training window."""
     node_id: _builtins.str
     """Node that holds the model file."""
+    skipped_games: _builtins.int
+    """Games of the window the export skipped because they failed its checks."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was registered."""
+
+    @_builtins.property
+    def training_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Lineage: the training file(s) it was trained from (relative to a data directory)."""
+
+    @_builtins.property
+    def game_sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___GameSource]:
+        """Lineage: where the games of its training window came from, one entry per self-play job."""
 
     def __init__(
         self,
@@ -1145,14 +1176,51 @@ class Model(_message.Message):
         training_games: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         node_id: _builtins.str = ...,
+        training_files: _abc.Iterable[_builtins.str] | None = ...,
+        game_sources: _abc.Iterable[Global___GameSource] | None = ...,
+        skipped_games: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "created_at", b"created_at", "generation", b"generation", "model_id", b"model_id", "node_id", b"node_id", "parent_model_id", b"parent_model_id", "path", b"path", "sha256", b"sha256", "status", b"status", "status_reason", b"status_reason", "training_games", b"training_games", "training_job_id", b"training_job_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "created_at", b"created_at", "game_sources", b"game_sources", "generation", b"generation", "model_id", b"model_id", "node_id", b"node_id", "parent_model_id", b"parent_model_id", "path", b"path", "sha256", b"sha256", "skipped_games", b"skipped_games", "status", b"status", "status_reason", b"status_reason", "training_files", b"training_files", "training_games", b"training_games", "training_job_id", b"training_job_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Model: _TypeAlias = Model  # noqa: Y015
+
+@_typing.final
+class GameSource(_message.Message):
+    """Games of one self-play job in a model's training window."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    GAMES_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The self-play job that played them."""
+    node_id: _builtins.str
+    """The node that ran it (empty when the job is no longer known)."""
+    games: _builtins.int
+    """Games of the job in the window."""
+    skipped: _builtins.int
+    """Games of the job the export skipped (failed checks)."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        games: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["games", b"games", "job_id", b"job_id", "node_id", b"node_id", "skipped", b"skipped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GameSource: _TypeAlias = GameSource  # noqa: Y015
 
 @_typing.final
 class MatchResult(_message.Message):

@@ -188,12 +188,17 @@ class GetClusterStatusResponse(_message.Message):
     GAMES_BY_CONFIG_FIELD_NUMBER: _builtins.int
     COMPUTED_AT_FIELD_NUMBER: _builtins.int
     REPLICA_ID_FIELD_NUMBER: _builtins.int
+    INSECURE_FIELD_NUMBER: _builtins.int
     leader_id: _builtins.str
     """Current leader's identity."""
     epoch: _builtins.int
     """Current epoch."""
     replica_id: _builtins.str
     """Identity of the replica that answered."""
+    insecure: _builtins.bool
+    """The answering replica runs with security off (security.insecure): plaintext ports
+    that trust every caller. `ringrift status` shows it in red.
+    """
     @_builtins.property
     def services(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ServiceEndpoint]:
         """Control-plane services registered in etcd."""
@@ -235,10 +240,11 @@ class GetClusterStatusResponse(_message.Message):
         games_by_config: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         computed_at: _timestamp_pb2.Timestamp | None = ...,
         replica_id: _builtins.str = ...,
+        insecure: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_model_by_config", b"best_model_by_config", "computed_at", b"computed_at", "epoch", b"epoch", "games_by_config", b"games_by_config", "jobs", b"jobs", "leader_id", b"leader_id", "loops", b"loops", "nodes", b"nodes", "replica_id", b"replica_id", "services", b"services"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_model_by_config", b"best_model_by_config", "computed_at", b"computed_at", "epoch", b"epoch", "games_by_config", b"games_by_config", "insecure", b"insecure", "jobs", b"jobs", "leader_id", b"leader_id", "loops", b"loops", "nodes", b"nodes", "replica_id", b"replica_id", "services", b"services"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -813,6 +819,68 @@ class TriggerTrainingResponse(_message.Message):
 Global___TriggerTrainingResponse: _TypeAlias = TriggerTrainingResponse  # noqa: Y015
 
 @_typing.final
+class RollbackModelRequest(_message.Message):
+    """Request of RollbackModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONFIG_KEY_FIELD_NUMBER: _builtins.int
+    TO_MODEL_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    config_key: _builtins.str
+    """Config whose best model moves back."""
+    to_model_id: _builtins.str
+    """The promoted model to make the best; empty for the newest promoted model of an
+    earlier generation than the current best.
+    """
+    reason: _builtins.str
+    """Why (kept in the models' status reasons)."""
+    def __init__(
+        self,
+        *,
+        config_key: _builtins.str = ...,
+        to_model_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "reason", b"reason", "to_model_id", b"to_model_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackModelRequest: _TypeAlias = RollbackModelRequest  # noqa: Y015
+
+@_typing.final
+class RollbackModelResponse(_message.Message):
+    """Response of RollbackModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEST_FIELD_NUMBER: _builtins.int
+    ARCHIVED_MODEL_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def best(self) -> _common_pb2.Model:
+        """The config's best model now."""
+
+    @_builtins.property
+    def archived_model_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Models archived by the rollback."""
+
+    def __init__(
+        self,
+        *,
+        best: _common_pb2.Model | None = ...,
+        archived_model_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["best", b"best"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived_model_ids", b"archived_model_ids", "best", b"best"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackModelResponse: _TypeAlias = RollbackModelResponse  # noqa: Y015
+
+@_typing.final
 class GetSyncStatusRequest(_message.Message):
     """Request of GetSyncStatus."""
 
@@ -1090,3 +1158,123 @@ class ExplainAllocationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExplainAllocationResponse: _TypeAlias = ExplainAllocationResponse  # noqa: Y015
+
+@_typing.final
+class JoinClusterRequest(_message.Message):
+    """JoinCluster request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOIN_TOKEN_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    join_token: _builtins.str
+    """The one-time join token (rrj.<id>.<secret>)."""
+    node_id: _builtins.str
+    """The node id to join as (the token may be bound to one)."""
+    csr_pem: _builtins.bytes
+    """A PEM certificate request signed by the node's new key (EC P-256)."""
+    def __init__(
+        self,
+        *,
+        join_token: _builtins.str = ...,
+        node_id: _builtins.str = ...,
+        csr_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_pem", b"csr_pem", "join_token", b"join_token", "node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JoinClusterRequest: _TypeAlias = JoinClusterRequest  # noqa: Y015
+
+@_typing.final
+class JoinClusterResponse(_message.Message):
+    """JoinCluster response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    CA_PEM_FIELD_NUMBER: _builtins.int
+    CLUSTER_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    GATEWAY_ADDRESS_FIELD_NUMBER: _builtins.int
+    certificate_pem: _builtins.bytes
+    """The node's certificate (PEM), identity spiffe://ringrift/<cluster>/agent/<node_id>."""
+    ca_pem: _builtins.bytes
+    """The cluster's CA certificate (PEM)."""
+    cluster: _builtins.str
+    """The cluster's name."""
+    gateway_address: _builtins.str
+    """The gateway's mutual-TLS address, for RenewCertificate."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the certificate expires; renew before (RenewCertificate)."""
+
+    def __init__(
+        self,
+        *,
+        certificate_pem: _builtins.bytes = ...,
+        ca_pem: _builtins.bytes = ...,
+        cluster: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        gateway_address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_pem", b"ca_pem", "certificate_pem", b"certificate_pem", "cluster", b"cluster", "expires_at", b"expires_at", "gateway_address", b"gateway_address"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JoinClusterResponse: _TypeAlias = JoinClusterResponse  # noqa: Y015
+
+@_typing.final
+class RenewCertificateRequest(_message.Message):
+    """RenewCertificate request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    csr_pem: _builtins.bytes
+    """A PEM certificate request signed by the caller's new key (EC P-256)."""
+    def __init__(
+        self,
+        *,
+        csr_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csr_pem", b"csr_pem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewCertificateRequest: _TypeAlias = RenewCertificateRequest  # noqa: Y015
+
+@_typing.final
+class RenewCertificateResponse(_message.Message):
+    """RenewCertificate response."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    certificate_pem: _builtins.bytes
+    """The new certificate (PEM), for the caller's own identity."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it expires."""
+
+    def __init__(
+        self,
+        *,
+        certificate_pem: _builtins.bytes = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_pem", b"certificate_pem", "expires_at", b"expires_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewCertificateResponse: _TypeAlias = RenewCertificateResponse  # noqa: Y015

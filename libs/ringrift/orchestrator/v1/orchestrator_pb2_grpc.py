@@ -90,6 +90,11 @@ class OrchestratorServiceStub:
                 request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.TriggerTrainingRequest.SerializeToString,
                 response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.TriggerTrainingResponse.FromString,
                 _registered_method=True)
+        self.RollbackModel = channel.unary_unary(
+                '/ringrift.orchestrator.v1.OrchestratorService/RollbackModel',
+                request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelRequest.SerializeToString,
+                response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelResponse.FromString,
+                _registered_method=True)
         self.GetSyncStatus = channel.unary_unary(
                 '/ringrift.orchestrator.v1.OrchestratorService/GetSyncStatus',
                 request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetSyncStatusRequest.SerializeToString,
@@ -119,6 +124,16 @@ class OrchestratorServiceStub:
                 '/ringrift.orchestrator.v1.OrchestratorService/ExplainAllocation',
                 request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExplainAllocationRequest.SerializeToString,
                 response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExplainAllocationResponse.FromString,
+                _registered_method=True)
+        self.JoinCluster = channel.unary_unary(
+                '/ringrift.orchestrator.v1.OrchestratorService/JoinCluster',
+                request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.JoinClusterRequest.SerializeToString,
+                response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.JoinClusterResponse.FromString,
+                _registered_method=True)
+        self.RenewCertificate = channel.unary_unary(
+                '/ringrift.orchestrator.v1.OrchestratorService/RenewCertificate',
+                request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RenewCertificateRequest.SerializeToString,
+                response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RenewCertificateResponse.FromString,
                 _registered_method=True)
 
 
@@ -204,6 +219,14 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackModel(self, request, context):
+        """Move a config's best model back to an earlier promoted model (operator); self-play
+        follows the new best. `ringrift models rollback <config> [--to <model>]`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSyncStatus(self, request, context):
         """Recent sync transfers and their state.
         """
@@ -241,6 +264,24 @@ class OrchestratorServiceServicer:
 
     def ExplainAllocation(self, request, context):
         """Why self-play is allocated as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinCluster(self, request, context):
+        """A node on another machine joins: a one-time join token (`ringrift certs join-token`)
+        and a certificate request for its key; answers its certificate as agent <node_id>.
+        Called on the gateway's token port (the node has no certificate yet; the token is the
+        credential, used once). UNAUTHENTICATED for an unknown, expired or used token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewCertificate(self, request, context):
+        """A new certificate for the caller's own identity (a node renewing before expiry),
+        for the key of the request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -304,6 +345,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.TriggerTrainingRequest.FromString,
                     response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.TriggerTrainingResponse.SerializeToString,
             ),
+            'RollbackModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackModel,
+                    request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelRequest.FromString,
+                    response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelResponse.SerializeToString,
+            ),
             'GetSyncStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSyncStatus,
                     request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetSyncStatusRequest.FromString,
@@ -333,6 +379,16 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.ExplainAllocation,
                     request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExplainAllocationRequest.FromString,
                     response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExplainAllocationResponse.SerializeToString,
+            ),
+            'JoinCluster': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinCluster,
+                    request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.JoinClusterRequest.FromString,
+                    response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.JoinClusterResponse.SerializeToString,
+            ),
+            'RenewCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewCertificate,
+                    request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RenewCertificateRequest.FromString,
+                    response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RenewCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -644,6 +700,33 @@ class OrchestratorService:
             _registered_method=True)
 
     @staticmethod
+    def RollbackModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.orchestrator.v1.OrchestratorService/RollbackModel',
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelRequest.SerializeToString,
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetSyncStatus(request,
             target,
             options=(),
@@ -795,6 +878,60 @@ class OrchestratorService:
             '/ringrift.orchestrator.v1.OrchestratorService/ExplainAllocation',
             ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExplainAllocationRequest.SerializeToString,
             ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExplainAllocationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinCluster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.orchestrator.v1.OrchestratorService/JoinCluster',
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.JoinClusterRequest.SerializeToString,
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.JoinClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.orchestrator.v1.OrchestratorService/RenewCertificate',
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RenewCertificateRequest.SerializeToString,
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RenewCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

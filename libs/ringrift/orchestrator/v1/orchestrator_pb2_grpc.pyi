@@ -60,6 +60,10 @@ class OrchestratorServiceStub:
     """Ratings, with history."""
     TriggerTraining: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.TriggerTrainingRequest, _orchestrator_pb2.TriggerTrainingResponse]
     """Ask for training of a config."""
+    RollbackModel: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.RollbackModelRequest, _orchestrator_pb2.RollbackModelResponse]
+    """Move a config's best model back to an earlier promoted model (operator); self-play
+    follows the new best. `ringrift models rollback <config> [--to <model>]`.
+    """
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetSyncStatusRequest, _orchestrator_pb2.GetSyncStatusResponse]
     """Recent sync transfers and their state."""
     ListLoops: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListLoopsRequest, _orchestrator_pb2.ListLoopsResponse]
@@ -72,6 +76,16 @@ class OrchestratorServiceStub:
     """Why a job would run where."""
     ExplainAllocation: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ExplainAllocationRequest, _orchestrator_pb2.ExplainAllocationResponse]
     """Why self-play is allocated as it is."""
+    JoinCluster: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.JoinClusterRequest, _orchestrator_pb2.JoinClusterResponse]
+    """A node on another machine joins: a one-time join token (`ringrift certs join-token`)
+    and a certificate request for its key; answers its certificate as agent <node_id>.
+    Called on the gateway's token port (the node has no certificate yet; the token is the
+    credential, used once). UNAUTHENTICATED for an unknown, expired or used token.
+    """
+    RenewCertificate: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.RenewCertificateRequest, _orchestrator_pb2.RenewCertificateResponse]
+    """A new certificate for the caller's own identity (a node renewing before expiry),
+    for the key of the request.
+    """
 
 @_typing.type_check_only
 class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
@@ -102,6 +116,10 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Ratings, with history."""
     TriggerTraining: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.TriggerTrainingRequest, _orchestrator_pb2.TriggerTrainingResponse]  # type: ignore[assignment]
     """Ask for training of a config."""
+    RollbackModel: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.RollbackModelRequest, _orchestrator_pb2.RollbackModelResponse]  # type: ignore[assignment]
+    """Move a config's best model back to an earlier promoted model (operator); self-play
+    follows the new best. `ringrift models rollback <config> [--to <model>]`.
+    """
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetSyncStatusRequest, _orchestrator_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
     """Recent sync transfers and their state."""
     ListLoops: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListLoopsRequest, _orchestrator_pb2.ListLoopsResponse]  # type: ignore[assignment]
@@ -114,6 +132,16 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Why a job would run where."""
     ExplainAllocation: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ExplainAllocationRequest, _orchestrator_pb2.ExplainAllocationResponse]  # type: ignore[assignment]
     """Why self-play is allocated as it is."""
+    JoinCluster: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.JoinClusterRequest, _orchestrator_pb2.JoinClusterResponse]  # type: ignore[assignment]
+    """A node on another machine joins: a one-time join token (`ringrift certs join-token`)
+    and a certificate request for its key; answers its certificate as agent <node_id>.
+    Called on the gateway's token port (the node has no certificate yet; the token is the
+    credential, used once). UNAUTHENTICATED for an unknown, expired or used token.
+    """
+    RenewCertificate: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.RenewCertificateRequest, _orchestrator_pb2.RenewCertificateResponse]  # type: ignore[assignment]
+    """A new certificate for the caller's own identity (a node renewing before expiry),
+    for the key of the request.
+    """
 
 class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The orchestrator facade."""
@@ -209,6 +237,16 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Ask for training of a config."""
 
     @_abc_1.abstractmethod
+    def RollbackModel(
+        self,
+        request: _orchestrator_pb2.RollbackModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.RollbackModelResponse, _abc.Awaitable[_orchestrator_pb2.RollbackModelResponse]]:
+        """Move a config's best model back to an earlier promoted model (operator); self-play
+        follows the new best. `ringrift models rollback <config> [--to <model>]`.
+        """
+
+    @_abc_1.abstractmethod
     def GetSyncStatus(
         self,
         request: _orchestrator_pb2.GetSyncStatusRequest,
@@ -255,5 +293,27 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.ExplainAllocationResponse, _abc.Awaitable[_orchestrator_pb2.ExplainAllocationResponse]]:
         """Why self-play is allocated as it is."""
+
+    @_abc_1.abstractmethod
+    def JoinCluster(
+        self,
+        request: _orchestrator_pb2.JoinClusterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.JoinClusterResponse, _abc.Awaitable[_orchestrator_pb2.JoinClusterResponse]]:
+        """A node on another machine joins: a one-time join token (`ringrift certs join-token`)
+        and a certificate request for its key; answers its certificate as agent <node_id>.
+        Called on the gateway's token port (the node has no certificate yet; the token is the
+        credential, used once). UNAUTHENTICATED for an unknown, expired or used token.
+        """
+
+    @_abc_1.abstractmethod
+    def RenewCertificate(
+        self,
+        request: _orchestrator_pb2.RenewCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.RenewCertificateResponse, _abc.Awaitable[_orchestrator_pb2.RenewCertificateResponse]]:
+        """A new certificate for the caller's own identity (a node renewing before expiry),
+        for the key of the request.
+        """
 
 def add_OrchestratorServiceServicer_to_server(servicer: OrchestratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

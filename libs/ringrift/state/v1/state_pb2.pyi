@@ -399,6 +399,56 @@ class AdvanceEpochResponse(_message.Message):
 Global___AdvanceEpochResponse: _TypeAlias = AdvanceEpochResponse  # noqa: Y015
 
 @_typing.final
+class ClaimEpochRequest(_message.Message):
+    """Request of ClaimEpoch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADER_KEY_FIELD_NUMBER: _builtins.int
+    leader_key: _builtins.str
+    """The caller's election key (the part after the leader prefix): it must be the lowest
+    there, and its value must name the caller's identity.
+    """
+    def __init__(
+        self,
+        *,
+        leader_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader_key", b"leader_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimEpochRequest: _TypeAlias = ClaimEpochRequest  # noqa: Y015
+
+@_typing.final
+class ClaimEpochResponse(_message.Message):
+    """Response of ClaimEpoch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EPOCH_FIELD_NUMBER: _builtins.int
+    PREVIOUS_EPOCH_FIELD_NUMBER: _builtins.int
+    epoch: _builtins.int
+    """The epoch of the caller's term."""
+    previous_epoch: _builtins.int
+    """The epoch issued before it."""
+    def __init__(
+        self,
+        *,
+        epoch: _builtins.int = ...,
+        previous_epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "previous_epoch", b"previous_epoch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimEpochResponse: _TypeAlias = ClaimEpochResponse  # noqa: Y015
+
+@_typing.final
 class NewJob(_message.Message):
     """A job to create."""
 
@@ -649,6 +699,7 @@ class JobTransition(_message.Message):
     RETRY_FIELD_NUMBER: _builtins.int
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     PERMANENT_FIELD_NUMBER: _builtins.int
+    REPORTED_BY_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     attempt: _builtins.int
@@ -671,6 +722,11 @@ class JobTransition(_message.Message):
     """Start a new attempt (retry) after this transition."""
     permanent: _builtins.bool
     """The failure is final."""
+    reported_by: _builtins.str
+    """The node whose agent reported this (from its certificate, never from a request field):
+    applied only when the attempt was placed on that node. Empty for the control plane's
+    own transitions.
+    """
     @_builtins.property
     def not_before(self) -> _timestamp_pb2.Timestamp:
         """Earliest dispatch time of the new attempt."""
@@ -689,10 +745,11 @@ class JobTransition(_message.Message):
         retry: _builtins.bool = ...,
         not_before: _timestamp_pb2.Timestamp | None = ...,
         permanent: _builtins.bool = ...,
+        reported_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["not_before", b"not_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "error", b"error", "exit_code", b"exit_code", "from_state", b"from_state", "job_id", b"job_id", "node_id", b"node_id", "not_before", b"not_before", "permanent", b"permanent", "result_json", b"result_json", "retry", b"retry", "to_state", b"to_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "error", b"error", "exit_code", b"exit_code", "from_state", b"from_state", "job_id", b"job_id", "node_id", b"node_id", "not_before", b"not_before", "permanent", b"permanent", "reported_by", b"reported_by", "result_json", b"result_json", "retry", b"retry", "to_state", b"to_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

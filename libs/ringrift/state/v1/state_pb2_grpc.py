@@ -60,6 +60,11 @@ class StateServiceStub:
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.AdvanceEpochRequest.SerializeToString,
                 response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.AdvanceEpochResponse.FromString,
                 _registered_method=True)
+        self.ClaimEpoch = channel.unary_unary(
+                '/ringrift.state.v1.StateService/ClaimEpoch',
+                request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.ClaimEpochRequest.SerializeToString,
+                response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.ClaimEpochResponse.FromString,
+                _registered_method=True)
         self.CreateJobs = channel.unary_unary(
                 '/ringrift.state.v1.StateService/CreateJobs',
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.CreateJobsRequest.SerializeToString,
@@ -206,7 +211,18 @@ class StateServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AdvanceEpoch(self, request, context):
-        """Persist a new leader's epoch; refused as stale when a higher epoch is known.
+        """Persist a new leader's epoch. Kept for compatibility: epochs are issued by
+        ClaimEpoch, and an epoch above the highest issued is refused (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimEpoch(self, request, context):
+        """Issue the epoch of a new leader's term: only to a gateway whose election key is the
+        lowest under the leader prefix in etcd (checked here), the next after the highest
+        ever issued (so an etcd rebuilt from nothing leaves no leader stale), and the same
+        again for a repeated claim of the same key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -397,6 +413,11 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.AdvanceEpoch,
                     request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.AdvanceEpochRequest.FromString,
                     response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.AdvanceEpochResponse.SerializeToString,
+            ),
+            'ClaimEpoch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimEpoch,
+                    request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.ClaimEpochRequest.FromString,
+                    response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.ClaimEpochResponse.SerializeToString,
             ),
             'CreateJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateJobs,
@@ -645,6 +666,33 @@ class StateService:
             '/ringrift.state.v1.StateService/AdvanceEpoch',
             ringrift_dot_state_dot_v1_dot_state__pb2.AdvanceEpochRequest.SerializeToString,
             ringrift_dot_state_dot_v1_dot_state__pb2.AdvanceEpochResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimEpoch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.state.v1.StateService/ClaimEpoch',
+            ringrift_dot_state_dot_v1_dot_state__pb2.ClaimEpochRequest.SerializeToString,
+            ringrift_dot_state_dot_v1_dot_state__pb2.ClaimEpochResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,7 +47,15 @@ class StateServiceStub:
     GetClusterEpoch: _grpc.UnaryUnaryMultiCallable[_state_pb2.GetClusterEpochRequest, _state_pb2.GetClusterEpochResponse]
     """The highest epoch persisted so far."""
     AdvanceEpoch: _grpc.UnaryUnaryMultiCallable[_state_pb2.AdvanceEpochRequest, _state_pb2.AdvanceEpochResponse]
-    """Persist a new leader's epoch; refused as stale when a higher epoch is known."""
+    """Persist a new leader's epoch. Kept for compatibility: epochs are issued by
+    ClaimEpoch, and an epoch above the highest issued is refused (FAILED_PRECONDITION).
+    """
+    ClaimEpoch: _grpc.UnaryUnaryMultiCallable[_state_pb2.ClaimEpochRequest, _state_pb2.ClaimEpochResponse]
+    """Issue the epoch of a new leader's term: only to a gateway whose election key is the
+    lowest under the leader prefix in etcd (checked here), the next after the highest
+    ever issued (so an etcd rebuilt from nothing leaves no leader stale), and the same
+    again for a repeated claim of the same key.
+    """
     CreateJobs: _grpc.UnaryUnaryMultiCallable[_state_pb2.CreateJobsRequest, _state_pb2.CreateJobsResponse]
     """Create jobs (PENDING) in one transaction; idempotent per idempotency key."""
     GetJob: _grpc.UnaryUnaryMultiCallable[_state_pb2.GetJobRequest, _state_pb2.GetJobResponse]
@@ -116,7 +124,15 @@ class StateServiceAsyncStub(StateServiceStub):
     GetClusterEpoch: _aio.UnaryUnaryMultiCallable[_state_pb2.GetClusterEpochRequest, _state_pb2.GetClusterEpochResponse]  # type: ignore[assignment]
     """The highest epoch persisted so far."""
     AdvanceEpoch: _aio.UnaryUnaryMultiCallable[_state_pb2.AdvanceEpochRequest, _state_pb2.AdvanceEpochResponse]  # type: ignore[assignment]
-    """Persist a new leader's epoch; refused as stale when a higher epoch is known."""
+    """Persist a new leader's epoch. Kept for compatibility: epochs are issued by
+    ClaimEpoch, and an epoch above the highest issued is refused (FAILED_PRECONDITION).
+    """
+    ClaimEpoch: _aio.UnaryUnaryMultiCallable[_state_pb2.ClaimEpochRequest, _state_pb2.ClaimEpochResponse]  # type: ignore[assignment]
+    """Issue the epoch of a new leader's term: only to a gateway whose election key is the
+    lowest under the leader prefix in etcd (checked here), the next after the highest
+    ever issued (so an etcd rebuilt from nothing leaves no leader stale), and the same
+    again for a repeated claim of the same key.
+    """
     CreateJobs: _aio.UnaryUnaryMultiCallable[_state_pb2.CreateJobsRequest, _state_pb2.CreateJobsResponse]  # type: ignore[assignment]
     """Create jobs (PENDING) in one transaction; idempotent per idempotency key."""
     GetJob: _aio.UnaryUnaryMultiCallable[_state_pb2.GetJobRequest, _state_pb2.GetJobResponse]  # type: ignore[assignment]
@@ -212,7 +228,21 @@ class StateServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_pb2.AdvanceEpochRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_state_pb2.AdvanceEpochResponse, _abc.Awaitable[_state_pb2.AdvanceEpochResponse]]:
-        """Persist a new leader's epoch; refused as stale when a higher epoch is known."""
+        """Persist a new leader's epoch. Kept for compatibility: epochs are issued by
+        ClaimEpoch, and an epoch above the highest issued is refused (FAILED_PRECONDITION).
+        """
+
+    @_abc_1.abstractmethod
+    def ClaimEpoch(
+        self,
+        request: _state_pb2.ClaimEpochRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_state_pb2.ClaimEpochResponse, _abc.Awaitable[_state_pb2.ClaimEpochResponse]]:
+        """Issue the epoch of a new leader's term: only to a gateway whose election key is the
+        lowest under the leader prefix in etcd (checked here), the next after the highest
+        ever issued (so an etcd rebuilt from nothing leaves no leader stale), and the same
+        again for a repeated claim of the same key.
+        """
 
     @_abc_1.abstractmethod
     def CreateJobs(

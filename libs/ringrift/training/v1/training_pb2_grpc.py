@@ -70,6 +70,11 @@ class TrainingCoordinatorServiceStub:
                 request_serializer=ringrift_dot_training_dot_v1_dot_training__pb2.FitRatingsRequest.SerializeToString,
                 response_deserializer=ringrift_dot_training_dot_v1_dot_training__pb2.FitRatingsResponse.FromString,
                 _registered_method=True)
+        self.RollbackModel = channel.unary_unary(
+                '/ringrift.training.v1.TrainingCoordinatorService/RollbackModel',
+                request_serializer=ringrift_dot_training_dot_v1_dot_training__pb2.RollbackModelRequest.SerializeToString,
+                response_deserializer=ringrift_dot_training_dot_v1_dot_training__pb2.RollbackModelResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingCoordinatorServiceServicer:
@@ -127,6 +132,16 @@ class TrainingCoordinatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RollbackModel(self, request, context):
+        """Move a config's best model back to an earlier promoted model (by default the newest
+        one before the current best); the promoted models after it are archived and the new
+        best is shipped to the nodes, so self-play follows it. A run that started from an
+        archived model is rejected when it finishes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingCoordinatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +179,11 @@ def add_TrainingCoordinatorServiceServicer_to_server(servicer, server):
                     servicer.FitRatings,
                     request_deserializer=ringrift_dot_training_dot_v1_dot_training__pb2.FitRatingsRequest.FromString,
                     response_serializer=ringrift_dot_training_dot_v1_dot_training__pb2.FitRatingsResponse.SerializeToString,
+            ),
+            'RollbackModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackModel,
+                    request_deserializer=ringrift_dot_training_dot_v1_dot_training__pb2.RollbackModelRequest.FromString,
+                    response_serializer=ringrift_dot_training_dot_v1_dot_training__pb2.RollbackModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +376,33 @@ class TrainingCoordinatorService:
             '/ringrift.training.v1.TrainingCoordinatorService/FitRatings',
             ringrift_dot_training_dot_v1_dot_training__pb2.FitRatingsRequest.SerializeToString,
             ringrift_dot_training_dot_v1_dot_training__pb2.FitRatingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.training.v1.TrainingCoordinatorService/RollbackModel',
+            ringrift_dot_training_dot_v1_dot_training__pb2.RollbackModelRequest.SerializeToString,
+            ringrift_dot_training_dot_v1_dot_training__pb2.RollbackModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

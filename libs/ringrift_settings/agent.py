@@ -1,0 +1,64 @@
+"""The node agent's settings: identity, data directory, declared capabilities, jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ringrift_contracts.ids import node_id_problem
+from ringrift_runtime.settings import Section
+
+Role = Literal["selfplay", "training", "gauntlet", "export"]
+ROLES: tuple[Role, ...] = ("selfplay", "training", "gauntlet", "export")
+
+
+class GpuDeclaration(Section):
+    model: str = ""
+    count: int = Field(default=0, ge=0, le=64)
+    memory_mb: int = Field(default=0, ge=0)
+
+
+class AgentSettings(Section):
+    """The node agent: identity, data directory and declared capabilities."""
+
+    # Stable node identity (letters, digits, '-', '_'); never an address.
+    node_id: str = ""
+    data_dir: Path = Path("./ringrift-data")
+    roles: list[Role] = Field(default_factory=lambda: list(ROLES))
+    labels: dict[str, str] = Field(default_factory=dict)
+    # Declared GPUs; nvidia-smi's answer wins when it finds GPUs.
+    gpu: GpuDeclaration = GpuDeclaration()
+    # Declared overrides of detected resources (0 = detect).
+    cpu_cores: int = Field(default=0, ge=0)
+    ram_mb: int = Field(default=0, ge=0)
+    # Seconds between refreshes of the live metrics in etcd.
+    metrics_interval_seconds: float = Field(default=3.0, gt=0)
+    detect_gpus: bool = True
+    # Job catalog (TOML); None: the built-in catalog (ringrift_agent/templates/default.toml).
+    templates_file: Path | None = None
+    # Jobs this agent runs at once (0: its CPU cores); dispatch never schedules more.
+    job_slots: int = Field(default=0, ge=0, le=4096)
+    # Seconds between SIGTERM and SIGKILL when a job's process group is stopped.
+    kill_grace_seconds: float = Field(default=5.0, ge=0)
+    # Stop running jobs when the agent shuts down (a local cluster going down); by default
+    # they keep running and a restarted agent re-adopts them.
+    stop_jobs_on_shutdown: bool = False
+    # TCP port of the raw byte stream other agents pull files from (sendfile, opened by a
+    # one-use token from OpenFileStream), on server.host: 0 picks a free port; set a
+    # fixed one when a firewall sits between nodes. -1 turns it off: this agent neither
+    # serves nor uses byte streams, and pulls go over the ReadFile gRPC stream.
+    file_stream_port: int = Field(default=0, ge=-1, le=65535)
+    # Variables of the agent's environment passed to jobs; nothing else (no secrets).
+    job_env_passthrough: list[str] = Field(
+        default_factory=lambda: ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH"]
+    )
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str) -> str:
+        problem = node_id_problem(value) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value

@@ -1,0 +1,285 @@
+"""Runs job attempts as subprocesses: one work directory per attempt under
+<data>/jobs/<job_id>/<attempt>/, its own process group, stdout/stderr captured to files,
+result.json collected on exit, timeouts and cancellation kill the whole group. State is
+kept in state.json so that a restarted agent re-adopts jobs still running, finishes
+those that ended meanwhile, and reports the rest LOST: nothing is forgotten. What an
+attempt is and how it ended is the domain's (ringrift_agent.domain.attempts)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from ringrift_agent.adapters.files import check_reported_games
+from ringrift_agent.adapters.outbox import Outbox
+from ringrift_agent.domain.attempts import LOST_ON_RESTART, Attempt, Ending, Recovery, ending, recovery, timed_out
+from ringrift_contracts.jobs import JobState
+
+log = logging.getLogger("ringrift.agent.runner")
+
+MAX_RESULT_BYTES = 1024 * 1024
+POLL_SECONDS = 0.5
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _exit_code(work_dir: Path) -> int | None:
+    """The exit code the wrapper recorded in exit.json, None when there is none."""
+    recorded = _read_json(work_dir / "exit.json")
+    try:
+        return int(recorded["exit_code"]) if recorded is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _read_result(work_dir: Path) -> str:
+    path = work_dir / "result.json"
+    try:
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            return json.dumps({"error": f"result.json larger than {MAX_RESULT_BYTES} bytes was not collected"})
+        text = path.read_text()
+        json.loads(text)
+        return text
+    except FileNotFoundError:
+        return ""
+    except ValueError:
+        return json.dumps({"error": "result.json is not valid JSON"})
+
+
+class JobRunner:
+    def __init__(
+        self, data_dir: Path, node_id: str, outbox: Outbox, kill_grace_seconds: float, base_env: dict[str, str]
+    ) -> None:
+        self.data_dir = data_dir
+        self._base_env = base_env
+        self.jobs_dir = data_dir / "jobs"
+        self.node_id = node_id
+        self._outbox = outbox
+        self._kill_grace = kill_grace_seconds
+        self.attempts: dict[tuple[str, int], Attempt] = {}
+        self._processes: dict[tuple[str, int], asyncio.subprocess.Process] = {}
+        self._monitors: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._lock = asyncio.Lock()
+
+    # -- queries ---------------------------------------------------------------
+    def get(self, job_id: str, attempt: int) -> Attempt | None:
+        if attempt:
+            return self.attempts.get((job_id, attempt))
+        found = [a for key, a in self.attempts.items() if key[0] == job_id]
+        return max(found, key=lambda a: a.attempt) if found else None
+
+    def running_by_kind(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for attempt in self.attempts.values():
+            if attempt.live:
+                counts[attempt.kind] = counts.get(attempt.kind, 0) + 1
+        return counts
+
+    # -- starting --------------------------------------------------------------
+    async def run(self, attempt: Attempt, gpu_indices: list[int]) -> tuple[Attempt, bool]:
+        """Start ``attempt`` unless that (job, attempt) is known already: idempotent."""
+        async with self._lock:
+            existing = self.attempts.get(attempt.key)
+            if existing is not None:
+                return existing, False
+            self.attempts[attempt.key] = attempt
+        work_dir = Path(attempt.work_dir)
+        try:
+            await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
+            await self._spawn(attempt, work_dir, gpu_indices)
+        except OSError as exc:
+            await self._finish(
+                attempt, Ending(JobState.FAILED, error=f"could not start the job: {exc.strerror or exc}")
+            )
+            return attempt, True
+        self._watch(attempt, self._watch_child(attempt))
+        return attempt, True
+
+    def _watch(self, attempt: Attempt, watcher) -> None:
+        self._monitors[attempt.key] = asyncio.create_task(watcher, name=f"job-{attempt.job_id}")
+
+    def _env(self, attempt: Attempt, gpu_indices: list[int]) -> dict[str, str]:
+        env = dict(self._base_env)
+        env.update(
+            {
+                "RINGRIFT_JOB_ID": attempt.job_id,
+                "RINGRIFT_JOB_ATTEMPT": str(attempt.attempt),
+                "RINGRIFT_JOB_CONFIG_KEY": attempt.config_key,
+                "RINGRIFT_JOB_DATA_DIR": str(self.data_dir),
+                "RINGRIFT_JOB_WORK_DIR": attempt.work_dir,
+                "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in gpu_indices),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    async def _spawn(self, attempt: Attempt, work_dir: Path, gpu_indices: list[int]) -> None:
+        stdout = (work_dir / "stdout.log").open("ab")
+        stderr = (work_dir / "stderr.log").open("ab")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "ringrift_agent.wrapper",
+                str(work_dir),
+                "--",
+                *attempt.argv,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=asyncio.subprocess.DEVNULL,
+                cwd=work_dir,
+                env=self._env(attempt, gpu_indices),
+                start_new_session=True,
+            )
+        finally:
+            stdout.close()
+            stderr.close()
+        attempt.pid = process.pid
+        attempt.started_at = time.time()
+        try:
+            attempt.pid_created = psutil.Process(process.pid).create_time()
+        except psutil.Error:
+            attempt.pid_created = 0.0
+        attempt.state = JobState.RUNNING
+        self._processes[attempt.key] = process
+        await self._persist(attempt)
+        await self._report(attempt)
+
+    # -- watching --------------------------------------------------------------
+    async def _watch_child(self, attempt: Attempt) -> None:
+        process = self._processes[attempt.key]
+        try:
+            await asyncio.wait_for(process.wait(), max(0.0, attempt.deadline() - time.time()))
+        except TimeoutError:
+            await self._kill(attempt)
+            await process.wait()
+            await self._finish(attempt, timed_out(attempt))
+            return
+        await self._conclude(attempt)
+
+    async def _watch_adopted(self, attempt: Attempt) -> None:
+        while self._alive(attempt):
+            if time.time() > attempt.deadline():
+                await self._kill(attempt)
+                await self._finish(attempt, timed_out(attempt))
+                return
+            await asyncio.sleep(POLL_SECONDS)
+        await self._conclude(attempt)
+
+    @staticmethod
+    def _alive(attempt: Attempt) -> bool:
+        group = attempt.process_group()
+        if group is None:
+            return False
+        try:
+            process = psutil.Process(group)
+            return process.create_time() == attempt.pid_created and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    async def _conclude(self, attempt: Attempt) -> None:
+        work_dir = Path(attempt.work_dir)
+        end = ending(attempt, await asyncio.to_thread(_exit_code, work_dir))
+        result = await asyncio.to_thread(_read_result, work_dir) if end.collect_result else ""
+        if end.state is JobState.SUCCEEDED:  # a count the job reports is checked against what it wrote
+            wrong = await asyncio.to_thread(check_reported_games, self.data_dir, result)
+            if wrong:
+                end = Ending(JobState.FAILED, error=wrong)
+        await self._finish(attempt, end, result)
+
+    async def _kill(self, attempt: Attempt) -> None:
+        """SIGTERM to the attempt's own process group, SIGKILL after the grace period
+        (never the agent's own group: an attempt not spawned yet has none)."""
+        group = attempt.process_group()
+        if group is None:
+            return
+        try:
+            os.killpg(group, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + self._kill_grace
+        while time.monotonic() < deadline and self._alive(attempt):  # noqa: ASYNC110 - no event tells a group's end
+            await asyncio.sleep(0.05)
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    async def cancel(self, job_id: str, attempt_number: int) -> Attempt | None:
+        attempt = self.get(job_id, attempt_number)
+        if attempt is None or attempt.ended:
+            return attempt
+        attempt.cancel_requested = True
+        await self._kill(attempt)
+        monitor = self._monitors.get(attempt.key)
+        if monitor is not None:
+            await asyncio.wait([monitor], timeout=self._kill_grace + 2)
+        return attempt
+
+    # -- finishing and reporting ---------------------------------------------------
+    async def _finish(self, attempt: Attempt, end: Ending, result_json: str = "") -> None:
+        self._processes.pop(attempt.key, None)
+        attempt.state, attempt.exit_code, attempt.error = end.state, end.exit_code, end.error
+        attempt.result_json = result_json
+        attempt.finished_at = time.time()
+        await self._persist(attempt)
+        await self._report(attempt)
+        log.info("job %s attempt %d %s %s", attempt.job_id, attempt.attempt, end.state.name, end.error)
+
+    async def _persist(self, attempt: Attempt) -> None:
+        await asyncio.to_thread(_write_json, Path(attempt.work_dir) / "state.json", attempt.persisted())
+
+    async def _report(self, attempt: Attempt) -> None:
+        await self._outbox.put(attempt.report(self.node_id))
+
+    # -- restart -------------------------------------------------------------------
+    async def recover(self) -> dict[str, int]:
+        """Re-adopt attempts still running, finish those that ended while the agent was
+        down, report the rest LOST."""
+        records = await asyncio.to_thread(lambda: [_read_json(p) for p in self.jobs_dir.glob("*/*/state.json")])
+        outcome = {"adopted": 0, "finished": 0, "lost": 0}
+        for record in filter(None, records):
+            attempt = Attempt.from_persisted(record)
+            self.attempts[attempt.key] = attempt
+            exit_recorded = await asyncio.to_thread((Path(attempt.work_dir) / "exit.json").exists)
+            action = recovery(attempt, self._alive(attempt), exit_recorded)
+            if action is Recovery.ADOPT:
+                self._watch(attempt, self._watch_adopted(attempt))
+                outcome["adopted"] += 1
+            elif action is Recovery.CONCLUDE:
+                await self._conclude(attempt)
+                outcome["finished"] += 1
+            elif action is Recovery.LOST:
+                await self._finish(attempt, Ending(JobState.LOST, error=LOST_ON_RESTART))
+                outcome["lost"] += 1
+        return outcome
+
+    async def stop(self, kill_jobs: bool = False) -> None:
+        """Stop watching; the jobs keep running and are re-adopted after a restart, unless
+        ``kill_jobs`` (a local cluster going down for good) stops them first."""
+        if kill_jobs:
+            running = [a for a in self.attempts.values() if not a.ended and a.process_group() is not None]
+            await asyncio.gather(*(self.cancel(a.job_id, a.attempt) for a in running), return_exceptions=True)
+        monitors = [m for m in self._monitors.values() if not m.done()]
+        for monitor in monitors:
+            monitor.cancel()
+        await asyncio.gather(*monitors, return_exceptions=True)

@@ -1,0 +1,127 @@
+"""The agent's model of one job attempt: what it records, how it ended, what a restarted
+agent does about it, and which process group may be signalled. Pure: the runner
+(adapters/runner.py) owns the processes and files and asks this module what to do."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ringrift_contracts.jobs import ATTEMPT_ENDED, ATTEMPT_LIVE, JobState
+
+
+@dataclass
+class Attempt:
+    """One attempt of one job on this node, as persisted in its work directory."""
+
+    job_id: str
+    attempt: int
+    kind: str
+    config_key: str
+    work_dir: str
+    argv: list[str]
+    timeout_seconds: float
+    epoch: int
+    state: JobState = JobState.STARTING
+    pid: int = 0  # the wrapper's pid, which leads the job's process group
+    pid_created: float = 0.0  # its start time, so a recycled pid is never taken for it
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    exit_code: int = 0
+    error: str = ""
+    result_json: str = ""
+    cancel_requested: bool = False
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.job_id, self.attempt)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ATTEMPT_ENDED
+
+    @property
+    def live(self) -> bool:
+        return self.state in ATTEMPT_LIVE
+
+    def process_group(self) -> int | None:
+        """The process group to signal, or None when there is none of its own: a pid of 0
+        (not spawned yet) would signal the agent's own group, a negative one every process."""
+        return self.pid if self.pid > 0 else None
+
+    def deadline(self) -> float:
+        """Unix time by which the attempt must have ended."""
+        return self.started_at + self.timeout_seconds
+
+    def persisted(self) -> dict[str, Any]:
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record["state"] = int(self.state)
+        return record
+
+    @classmethod
+    def from_persisted(cls, record: dict[str, Any]) -> Attempt:
+        """The attempt a state.json recorded (unknown keys ignored). A cancel that was under
+        way when the agent stopped is not carried over: the process is judged afresh."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in record.items() if k in known and k != "cancel_requested"}
+        values["state"] = JobState(int(values.get("state", JobState.STARTING)))
+        return cls(**values)
+
+    def report(self, node_id: str) -> dict[str, Any]:
+        """What the agent tells JobService about this attempt now."""
+        return {
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "node_id": node_id,
+            "state": int(self.state),
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "result_json": self.result_json,
+        }
+
+
+@dataclass(frozen=True)
+class Ending:
+    state: JobState
+    exit_code: int = 0
+    error: str = ""
+    collect_result: bool = False  # read result.json
+
+
+def ending(attempt: Attempt, exit_code: int | None) -> Ending:
+    """How an attempt whose process has gone ended: cancelled when a cancel was asked,
+    LOST when the wrapper recorded no exit code (it was killed), else by its exit code."""
+    if attempt.cancel_requested:
+        return Ending(JobState.CANCELLED, error="cancelled")
+    if exit_code is None:
+        return Ending(JobState.LOST, error="the job process ended without recording an exit code")
+    if exit_code == 0:
+        return Ending(JobState.SUCCEEDED, collect_result=True)
+    return Ending(JobState.FAILED, exit_code=exit_code, error=f"exit code {exit_code}")
+
+
+def timed_out(attempt: Attempt) -> Ending:
+    return Ending(JobState.FAILED, error=f"timed out after {attempt.timeout_seconds:.0f}s")
+
+
+class Recovery(enum.Enum):
+    """What a restarted agent does about an attempt it finds on disk."""
+
+    NOTHING = "nothing"  # it had ended: remembered, not reported again
+    ADOPT = "adopt"  # still running: watch it again
+    CONCLUDE = "conclude"  # it ended while the agent was down: report how
+    LOST = "lost"  # gone without a trace
+
+
+def recovery(attempt: Attempt, alive: bool, exit_recorded: bool) -> Recovery:
+    if attempt.ended:
+        return Recovery.NOTHING
+    if attempt.state == JobState.RUNNING and alive:
+        return Recovery.ADOPT
+    if exit_recorded:
+        return Recovery.CONCLUDE
+    return Recovery.LOST
+
+
+LOST_ON_RESTART = "the agent restarted and the job process is gone"

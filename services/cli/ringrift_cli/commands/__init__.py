@@ -1,0 +1,1 @@
+"""The commands of ``ringrift``, one module per area; ``ringrift_cli.app`` registers them."""

@@ -1,0 +1,272 @@
+"""A local cluster on this machine: etcd, the six managers, two gateway replicas and
+N agents as separate processes on free loopback ports, all state and logs under one
+folder. Used by `ringrift up` / `ringrift down`.
+
+Mutual TLS as in any deployment: the cluster's CA and a certificate for every process
+(and an administrator's for the command line) are made under ``<folder>/certs`` on the
+first `ringrift up` and kept; etcd requires client certificates too."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ringrift_runtime.cluster.etcd import ETCD_IDENTITY
+from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.processes import (
+    LOCAL_AGENT_PID_FILE,
+    ServiceProcess,
+    signal_if_same,
+    signal_pid_files,
+    started_at,
+)
+from ringrift_runtime.security.directory import CertificateDirectory, security_env
+from ringrift_runtime.security.identity import Identity, Kind, Role, agent, gateway, user
+from ringrift_runtime.security.identity import service as identity_service
+from ringrift_runtime.security.tokens import TokenStore
+
+MANAGERS = ("nodes", "sync", "jobs", "selfplay", "training")
+CLUSTER_FILE = "cluster.json"
+CERTS_DIR = "certs"
+LOCAL_HOSTS = ["127.0.0.1", "localhost"]
+ADMIN = "admin"
+DASHBOARD_TOKEN_SECONDS = 30 * 86400
+
+
+def admin_of(cluster: str) -> Identity:
+    """The local cluster's administrator: the command line's identity."""
+    return user(ADMIN, Role.ADMIN, cluster)
+
+
+# Three demo agents with different declared capabilities (no GPU is needed to run them).
+DEMO_AGENTS = (
+    {
+        "RINGRIFT_AGENT__GPU__MODEL": "NVIDIA A100-SXM4-80GB",
+        "RINGRIFT_AGENT__GPU__COUNT": "1",
+        "RINGRIFT_AGENT__GPU__MEMORY_MB": "81920",
+    },
+    {
+        "RINGRIFT_AGENT__GPU__MODEL": "NVIDIA GeForce RTX 4090",
+        "RINGRIFT_AGENT__GPU__COUNT": "1",
+        "RINGRIFT_AGENT__GPU__MEMORY_MB": "24564",
+        "RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]',
+    },
+    {"RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'},
+)
+
+
+# The demo profile: the reference workload's configs, small training thresholds and short
+# loop intervals, so a laptop shows learning within minutes.
+DEMO_CONFIGS = ["square6_2p", "square8_2p", "square6_3p"]
+DEMO_ENV = {
+    "RINGRIFT_PIPELINE__PROFILE": "demo",
+    "RINGRIFT_PIPELINE__CONFIGS": json.dumps(DEMO_CONFIGS),
+    "RINGRIFT_GATEWAY__QUEUE_INTERVAL_SECONDS": "3",
+    "RINGRIFT_GATEWAY__GAMES_COUNT_INTERVAL_SECONDS": "2",
+    "RINGRIFT_GATEWAY__TRAINING_TRIGGER_INTERVAL_SECONDS": "3",
+    "RINGRIFT_GATEWAY__ELO_SYNC_INTERVAL_SECONDS": "30",
+    "RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS": "10",
+    "RINGRIFT_JOBS__DISPATCH_COOLDOWN_SECONDS": "2",
+    # Gauntlets against the incumbent in batches of 100 games (fewer rounds of jobs).
+    "RINGRIFT_TRAINING__GAUNTLET_BATCH_GAMES": "100",
+    "RINGRIFT_JOBS__RETRY_BACKOFF_BASE_SECONDS": "2",
+    "RINGRIFT_AGENT__STOP_JOBS_ON_SHUTDOWN": "true",
+}
+
+
+@dataclass
+class LocalCluster:
+    root: Path
+    agents: int = 3
+    gateways: int = 2
+    cluster_name: str = "local"
+    # Let the leader add up to this many agents (local-process provider); 0: no autoscaling.
+    autoscale_extra: int = 0
+    # Extra settings for every process (DEMO_ENV by default).
+    settings_env: dict[str, str] = field(default_factory=lambda: dict(DEMO_ENV))
+    etcd: EtcdServer | None = None
+    processes: list[tuple[str, ServiceProcess]] = field(default_factory=list)
+    dashboard_token: str = ""
+
+    @property
+    def certs(self) -> CertificateDirectory:
+        return CertificateDirectory(self.root / CERTS_DIR)
+
+    def _identity(self, service: str, name: str, extra: dict[str, str]) -> Identity:
+        if service == "gateway":
+            return gateway(name, self.cluster_name)
+        if service == "agent":
+            return agent(extra["RINGRIFT_AGENT__NODE_ID"], self.cluster_name)
+        return identity_service(service, self.cluster_name)
+
+    def _credentials(self, identity: Identity) -> dict[str, str]:
+        env = security_env(self.certs.ensure(identity, LOCAL_HOSTS), self.cluster_name)
+        if identity.kind is Kind.GATEWAY:  # it signs the certificates of agents it adds (autoscaling)
+            env["RINGRIFT_SECURITY__CA_KEY_FILE"] = str(self.certs.ca_key_file)
+            env["RINGRIFT_SECURITY__TOKENS_FILE"] = str(self.tokens_file)  # the dashboard's and users' tokens
+        return env
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.certs.path / "tokens.json"
+
+    def _prepare_certificates(self) -> None:
+        self.certs.init(self.cluster_name)
+        self.certs.ensure(admin_of(self.cluster_name), LOCAL_HOSTS)  # the command line's
+        # A viewer token for the dashboard address `ringrift up` prints (only its hash is kept).
+        self.dashboard_token = TokenStore(self.tokens_file).add(
+            user("dashboard", Role.VIEWER, self.cluster_name), DASHBOARD_TOKEN_SECONDS
+        )
+
+    def _env(self) -> dict[str, str]:
+        assert self.etcd is not None
+        env = {
+            "RINGRIFT_ETCD__ENDPOINTS": json.dumps([self.etcd.endpoint]),
+            "RINGRIFT_ETCD__CLUSTER_NAME": self.cluster_name,
+            "RINGRIFT_METRICS__PORT": "0",
+            **self.settings_env,
+        }
+        for name, process in self.processes:
+            if process.service in ("state", *MANAGERS) and name == process.service:
+                env[f"RINGRIFT_ENDPOINTS__{process.service.upper()}"] = process.address
+        return env
+
+    def _start(self, service: str, name: str, extra: dict[str, str] | None = None) -> ServiceProcess:
+        extra = extra or {}
+        credentials = self._credentials(self._identity(service, name, extra))
+        env = {**self._env(), **credentials, "RINGRIFT_INSTANCE_ID": name, **extra}
+        process = ServiceProcess(service, self.root / "logs" / name, env=env)
+        process.start(own_session=True)
+        self.processes.append((name, process))
+        self._write_cluster_file()
+        return process
+
+    @property
+    def autoscale_dir(self) -> Path:
+        return self.root / "autoscale"
+
+    def _autoscaling_env(self) -> dict[str, str]:
+        if not self.autoscale_extra:
+            return {}
+        return {
+            "RINGRIFT_GATEWAY__AUTOSCALING_PROVIDER": "local",
+            "RINGRIFT_GATEWAY__AUTOSCALING_LOCAL_DIR": str(self.autoscale_dir),
+            "RINGRIFT_GATEWAY__AUTOSCALING_MIN_NODES": str(self.agents),
+            "RINGRIFT_GATEWAY__AUTOSCALING_MAX_NODES": str(self.agents + self.autoscale_extra),
+        }
+
+    def up(self, progress: Callable[[str], None]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        progress("certificates")
+        self._prepare_certificates()
+        progress("etcd")
+        etcd_files = self.certs.ensure(identity_service(ETCD_IDENTITY, self.cluster_name), LOCAL_HOSTS)
+        self.etcd = EtcdServer(self.root / "etcd", tls=etcd_files, client=self.certs.files(admin_of(self.cluster_name)))
+        self.etcd.start()
+        progress("state")
+        self._start(
+            "state",
+            "state",
+            {"RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{self.root / 'state' / 'state.db'}"},
+        )
+        for manager in MANAGERS:
+            progress(manager)
+            self._start(manager, manager)
+        for index in range(self.gateways):
+            progress(f"gateway-{index + 1}")
+            self._start("gateway", f"gateway-{index + 1}", self._autoscaling_env())
+        for index in range(self.agents):
+            node_id = f"node-{index + 1}"
+            progress(node_id)
+            self._start(
+                "agent",
+                node_id,
+                {
+                    "RINGRIFT_AGENT__NODE_ID": node_id,
+                    "RINGRIFT_AGENT__DATA_DIR": str(self.root / "data" / node_id),
+                    **DEMO_AGENTS[index % len(DEMO_AGENTS)],
+                },
+            )
+
+    @property
+    def gateway_address(self) -> str:
+        return next(p.address for name, p in self.processes if p.service == "gateway")
+
+    @property
+    def dashboard_urls(self) -> list[str]:
+        """Each gateway's dashboard, with the viewer token that signs a browser in once."""
+        query = f"?token={self.dashboard_token}" if self.dashboard_token else ""
+        return [
+            f"http://127.0.0.1:{p.metrics_port}/{query}"
+            for _, p in self.processes
+            if p.service == "gateway" and p.metrics_port
+        ]
+
+    def _write_cluster_file(self) -> None:
+        assert self.etcd is not None
+        description = {
+            "cluster": self.cluster_name,
+            "certs": str(self.certs.path),
+            "launcher_pid": os.getpid(),
+            "launcher_started_at": started_at(os.getpid()),
+            "etcd": {
+                "endpoint": self.etcd.endpoint,
+                "pid": self.etcd.pid,
+                "started_at": started_at(self.etcd.pid or 0),
+            },
+            "processes": [
+                {
+                    "name": name,
+                    "service": p.service,
+                    "address": p.address,
+                    "pid": p.process.pid if p.process else None,
+                    "started_at": started_at(p.process.pid) if p.process else 0.0,
+                    "metrics_port": p.metrics_port,
+                    "log": str(p.log_path),
+                }
+                for name, p in self.processes
+            ],
+        }
+        tmp = self.root / (CLUSTER_FILE + ".tmp")
+        tmp.write_text(json.dumps(description, indent=2))
+        tmp.replace(self.root / CLUSTER_FILE)
+
+    def down(self) -> None:
+        """Stop agents and gateways first (with any agent the leader added), then the
+        managers, state, and etcd."""
+        for _, process in reversed(self.processes):
+            process.stop()
+        signal_pid_files(self.autoscale_dir, f"*/{LOCAL_AGENT_PID_FILE}")
+        if self.etcd is not None:
+            self.etcd.stop()
+        (self.root / CLUSTER_FILE).unlink(missing_ok=True)
+
+
+def read_cluster_file(root: Path) -> dict:
+    path = root / CLUSTER_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no local cluster in {root} (start one with `ringrift up --dir {root}`)")
+    return json.loads(path.read_text())
+
+
+def stop_from_file(root: Path, timeout: float = 20.0) -> int:
+    """Stop a cluster started by another `ringrift up` (SIGTERM to its launcher)."""
+    description = read_cluster_file(root)
+    launched = (description["launcher_pid"], description.get("launcher_started_at", 0.0))
+    if not signal_if_same(*launched):
+        # The launcher is gone: stop what it left behind directly (each process only while
+        # it is still the one the file names).
+        left = [(p["pid"] or 0, p.get("started_at", 0.0)) for p in reversed(description["processes"])]
+        left.append((description["etcd"]["pid"] or 0, description["etcd"].get("started_at", 0.0)))
+        stopped = sum(signal_if_same(pid, created) for pid, created in left)
+        signal_pid_files(root / "autoscale", f"*/{LOCAL_AGENT_PID_FILE}")
+        (root / CLUSTER_FILE).unlink(missing_ok=True)
+        return stopped
+    deadline = time.monotonic() + timeout
+    while (root / CLUSTER_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return len(description["processes"]) + 1

@@ -1,0 +1,50 @@
+"""GameCounter (BEHAVIOUR.md, Background loops): add the games of every self-play job
+that succeeded to its config's statistics, once per job (idempotent by job), resuming
+from a stored cursor over the event log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from ringrift_gateway.domain.ports import VersionedValue
+
+CURSOR = ("pipeline", "games-cursor")
+PAGE = 1000  # events read a round; the cursor moves on by what was read
+
+
+class GameEvents(Protocol):
+    async def load_state(self, namespace: str, key: str) -> VersionedValue: ...
+
+    async def persist_state(self, namespace: str, key: str, value: bytes, expected_version: int, epoch: int) -> int: ...
+
+    async def event_page(self, after: int, types: list[str], limit: int) -> list[Any]: ...
+
+    async def add_games(self, config_key: str, games: int, job_id: str, epoch: int) -> None: ...
+
+
+class GameResults(Protocol):
+    async def selfplay_games(self, job_id: str) -> tuple[str, int]: ...
+
+
+class GameCounter:
+    def __init__(self, state: GameEvents, jobs: GameResults) -> None:
+        self._state = state
+        self._jobs = jobs
+
+    async def __call__(self, epoch: int) -> int:
+        """Games added this round."""
+        stored = await self._state.load_state(*CURSOR)
+        after = int(json.loads(stored.value or b"0")) if stored.found else 0
+        cursor, added = after, 0
+        for event in await self._state.event_page(after, ["JOB_SUCCEEDED"], PAGE):
+            cursor = event.sequence
+            if event.attributes.get("kind") != "selfplay":
+                continue
+            config, games = await self._jobs.selfplay_games(event.subject)
+            if games:
+                await self._state.add_games(config, games, event.subject, epoch)
+                added += games
+        if cursor != after:
+            await self._state.persist_state(*CURSOR, json.dumps(cursor).encode(), stored.version, epoch)
+        return added

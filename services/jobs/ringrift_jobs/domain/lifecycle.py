@@ -1,0 +1,339 @@
+"""The job lifecycle (BEHAVIOUR.md, JobManager): submission checked against the agents'
+templates, agent reports with retry decisions, dispatch within job slots, reaping of
+lost, unverified and timed-out jobs, cancellation. Legality of every state change is
+StateService's job table; this module decides what to ask for."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+
+from ringrift_contracts.check import Check
+from ringrift_contracts.ids import is_kind
+from ringrift_contracts.jobparams import ParamSpec, resolve_params
+from ringrift_contracts.jobs import ON_NODE, TERMINAL, JobState
+from ringrift_contracts.limits import MAX_BATCH, MAX_ECHO
+from ringrift_jobs.domain.batching import Batcher
+from ringrift_jobs.domain.model import Job, LogChunk, Node, Outcome, Report, Spec, Transition
+from ringrift_jobs.domain.policy import after_failure, assign, cooling_nodes, overdue, unverified
+from ringrift_jobs.domain.ports import Agents, JobStore, Members, Placement
+from ringrift_runtime.errors import InvalidArgument, NotFound, RingriftError, StaleEpoch
+from ringrift_settings import JobSettings
+
+log = logging.getLogger("ringrift.jobs")
+
+MAX_PARAMS, MAX_TIMEOUT, MAX_ATTEMPTS = 64, 7 * 86400, 20
+RUN_CONCURRENCY = 64
+REPORTED_STATES = frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
+
+
+class JobLifecycle:
+    def __init__(
+        self,
+        store: JobStore,
+        placement: Placement,
+        agents: Agents,
+        members: Members,
+        settings: JobSettings,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self._placement = placement
+        self._agents = agents
+        self._members = members
+        self._settings = settings
+        self._clock = clock
+        self._now = now
+        self._templates: dict[str, dict[str, ParamSpec]] = {}
+        self._last_top_up: dict[str, float] = {}  # node -> clock time of its last top-up round
+        # Concurrent agent reports share one TransitionJobs call (one transaction).
+        self._reports: Batcher[Transition, Outcome] = Batcher(lambda batch: self.store.transition(batch), max_size=500)
+
+    @property
+    def retention_seconds(self) -> float:
+        return self._settings.retention_seconds
+
+    def members(self) -> Mapping[str, Node]:
+        return self._members.nodes()
+
+    # -- validation ---------------------------------------------------------------
+    async def _param_specs(self, kind: str) -> dict[str, ParamSpec] | None:
+        """The parameter schema of ``kind`` as an agent that runs it publishes it."""
+        if kind in self._templates:
+            return self._templates[kind]
+        for node in self._members.nodes().values():
+            if kind not in node.job_kinds:
+                continue
+            try:
+                self._templates.update(await self._agents.templates(node))
+            except RingriftError as exc:  # that agent cannot tell: ask another
+                log.warning("templates of %s unavailable: %s", node.node_id, exc)
+                continue
+            return self._templates.get(kind)
+        return None
+
+    async def check_spec(self, check: Check, field: str, spec: Spec) -> None:
+        """Everything wrong with ``spec``: its kind runs on no node, a parameter its
+        template does not know or does not accept, limits exceeded."""
+        kind = spec.kind
+        if not is_kind(kind):
+            check.kind(f"{field}.kind", kind)
+            return
+        check.config_key(f"{field}.config_key", spec.config_key, required=False)
+        check.check(f"{field}.params", len(spec.params) <= MAX_PARAMS, f"at most {MAX_PARAMS} parameters")
+        check.check(f"{field}.timeout_seconds", spec.timeout_seconds <= MAX_TIMEOUT, f"at most {MAX_TIMEOUT}")
+        check.check(f"{field}.max_attempts", spec.max_attempts <= MAX_ATTEMPTS, f"at most {MAX_ATTEMPTS}")
+        kinds = sorted({k for node in self._members.nodes().values() for k in node.job_kinds})
+        if kinds and kind not in kinds:
+            check.fail(
+                f"{field}.kind", f"unknown job kind {kind[:MAX_ECHO]!r}: no node runs it (kinds: {', '.join(kinds)})"
+            )
+            return
+        specs = await self._param_specs(kind)
+        if specs is not None:
+            resolve_params(kind, specs, spec.params, check, f"{field}.params")
+
+    # -- submission ---------------------------------------------------------------
+    async def submit(self, requests: list[tuple[Spec, str]], epoch: int = 0) -> list[tuple[Job, bool]]:
+        """Validate every spec (all violations in one error), then create them at once."""
+        check = Check()
+        for index, (spec, key) in enumerate(requests):
+            field = "spec" if len(requests) == 1 else f"jobs[{index}].spec"
+            await self.check_spec(check, field, spec)
+            check.idempotency_key(field.replace("spec", "idempotency_key"), key)
+        check.raise_if_invalid()
+        return await self.store.create(requests, epoch)
+
+    def selfplay_shares(self, games: int, max_jobs: int) -> list[int]:
+        """``games`` split as evenly as possible over one job per self-play node (at most
+        ``max_jobs``, at most one job per game)."""
+        runners = [n for n in self._members.nodes().values() if "selfplay" in n.job_kinds]
+        count = max(1, min(max_jobs or len(runners) or 1, games))
+        share, extra = divmod(games, count)
+        return [share + (index < extra) for index in range(count)]
+
+    # -- agent reports --------------------------------------------------------------
+    async def report(self, report: Report) -> bool:
+        """Record an agent's report; a failure or loss gets its retry decision. Whether
+        it applies (a superseded attempt, an illegal change) is StateService's answer."""
+        if report.state not in REPORTED_STATES:
+            raise InvalidArgument.field("state", "must be RUNNING, SUCCEEDED, FAILED, CANCELLED or LOST")
+        transition = Transition(
+            job_id=report.job_id,
+            attempt=report.attempt,
+            to_state=report.state,
+            node_id=report.node_id,
+            exit_code=report.exit_code,
+            error=report.error,
+            result_json=report.result_json,
+            reported_by=report.reported_by,
+        )
+        if report.state in (JobState.FAILED, JobState.LOST):
+            # Only a failure needs the job (its attempt limit) to decide on a retry.
+            self._decide_retry(transition, await self.store.get(report.job_id), retriable=True)
+        return (await self._reports.submit(transition)).applied
+
+    def _decide_retry(self, transition: Transition, job: Job, retriable: bool) -> None:
+        max_attempts = job.spec.max_attempts or self._settings.max_attempts
+        decision = after_failure(transition.attempt, max_attempts, retriable, self._now(), self._settings)
+        transition.retry, transition.permanent = decision.retry, decision.permanent
+        transition.not_before = decision.not_before
+
+    # -- dispatch -------------------------------------------------------------------
+    def _free_slots(self, members: Mapping[str, Node], on_nodes: list[Job]) -> tuple[dict[str, int], dict[str, int]]:
+        used: dict[str, int] = defaultdict(int)
+        gpu_used: dict[str, int] = defaultdict(int)
+        for job in on_nodes:
+            used[job.node_id] += 1
+            gpu_used[job.node_id] += job.spec.needs_gpu
+        slots = {name: max(0, (node.job_slots or 1) - used[name]) for name, node in members.items()}
+        return slots, gpu_used
+
+    async def dispatch(self, limit: int, epoch: int, only: set[str] | None = None) -> tuple[int, int]:
+        """Place up to ``limit`` pending jobs (or the ``only`` ones) within the nodes' free
+        slots, best-ranked node first, and start them; (dispatched, still pending)."""
+        pending = await self.store.dispatchable(max(1, min(limit, MAX_BATCH)))
+        if only is not None:
+            pending = [job for job in pending if job.job_id in only]
+        if not pending:
+            return 0, 0
+        members = self._members.nodes()
+        free, gpu_used = self._free_slots(members, await self.store.on_nodes())
+        groups: dict[bytes, list[Job]] = defaultdict(list)
+        for job in pending:
+            groups[job.spec.group].append(job)
+        chosen: list[tuple[Job, str]] = []
+        cooling = cooling_nodes(self._last_top_up, self._clock(), self._settings.dispatch_cooldown_seconds)
+        topped_up: set[str] = set()
+        for jobs in groups.values():
+            skip = {name for name, count in free.items() if count <= 0}
+            if jobs[0].spec.top_up:
+                skip |= cooling
+            ranked = await self._placement.rank(jobs[0].spec, min(MAX_BATCH, max(1, len(free))), sorted(skip))
+            order = [node_id for node_id in ranked if node_id not in skip]
+            for job in jobs:
+                node_id = assign(order, free)
+                if node_id is not None:
+                    chosen.append((job, node_id))
+                    if job.spec.top_up:
+                        topped_up.add(node_id)
+        for node_id in topped_up:
+            self._last_top_up[node_id] = self._clock()
+        scheduled = await self.store.transition(
+            [
+                Transition(job.job_id, job.attempt, JobState.SCHEDULED, from_state=JobState.PENDING, node_id=node_id)
+                for job, node_id in chosen
+            ],
+            epoch,
+        )
+        applied = {o.job_id for o in scheduled if o.applied}
+        semaphore = asyncio.Semaphore(RUN_CONCURRENCY)
+        started = await asyncio.gather(
+            *(
+                self._start(members, job, node_id, epoch, gpu_used, semaphore)
+                for job, node_id in chosen
+                if job.job_id in applied
+            )
+        )
+        stale = next((r for r in started if isinstance(r, StaleEpoch)), None)
+        if stale is not None:
+            raise stale
+        await self.store.transition([t for t in started if isinstance(t, Transition)], epoch)
+        return len(applied), len(pending) - len(applied)
+
+    async def _start(
+        self,
+        members: Mapping[str, Node],
+        job: Job,
+        node_id: str,
+        epoch: int,
+        gpu_used: dict[str, int],
+        semaphore: asyncio.Semaphore,
+    ) -> Transition | StaleEpoch | None:
+        """RunJob on the chosen node: STARTING once the agent took it, FAILED for good when
+        the agent refused the job as invalid, nothing (spawn verification decides) when the
+        agent could not be reached. A stale epoch is returned for the caller to raise."""
+        node = members.get(node_id)
+        if node is None:
+            return None  # left meanwhile: the reaper handles it
+        gpus: list[int] = []
+        if job.spec.needs_gpu and node.gpu_count:
+            gpus = [gpu_used[node_id] % node.gpu_count]
+            gpu_used[node_id] += 1
+        async with semaphore:
+            try:
+                await self._agents.run(node, job, epoch, gpus)
+            except StaleEpoch as exc:
+                return exc
+            except InvalidArgument as exc:
+                detail = "; ".join(f"{v.field}: {v.description}" for v in exc.violations)
+                return Transition(
+                    job.job_id,
+                    job.attempt,
+                    JobState.FAILED,
+                    from_state=JobState.SCHEDULED,
+                    error=f"refused by {node_id}: {detail}",
+                    permanent=True,
+                )
+            except RingriftError as exc:
+                log.warning("RunJob %s on %s failed (%s); spawn verification will decide", job.job_id, node_id, exc)
+                return None
+        return Transition(job.job_id, job.attempt, JobState.STARTING, from_state=JobState.SCHEDULED)
+
+    # -- reaping --------------------------------------------------------------------
+    def _reap_one(self, job: Job, members: Mapping[str, Node], now: datetime) -> tuple[Transition, str, bool] | None:
+        """What the reaper does about ``job``: (transition, counter, cancel it on its node)."""
+        transition = Transition(job.job_id, job.attempt, JobState.LOST, from_state=job.state)
+        if job.node_id not in members:
+            transition.error = f"node {job.node_id} left the cluster"
+            self._decide_retry(transition, job, retriable=True)
+            return transition, "lost", False
+        if job.state != JobState.RUNNING and job.updated_at and unverified(job.updated_at, now, self._settings):
+            transition.to_state = JobState.FAILED
+            seconds = self._settings.spawn_verification_seconds
+            transition.error = f"not confirmed running on {job.node_id} within {seconds:.0f}s"
+            self._decide_retry(transition, job, retriable=True)
+            return transition, "unverified", True
+        current = job.attempt_view()
+        timeout = job.spec.timeout_seconds or self._settings.timeout_for(job.spec.kind)
+        if job.state == JobState.RUNNING and current is not None and overdue(current.started_at, timeout, now):
+            transition.to_state, transition.error, transition.permanent = JobState.FAILED, "timed out", True
+            return transition, "timed_out", True
+        return None
+
+    async def reap(self, epoch: int) -> tuple[int, int, int]:
+        """LOST for jobs whose node left, a retry for jobs not confirmed running in time,
+        FAILED for jobs past their timeout; at most ``max_reaps_per_node`` per node a
+        round. Returns (lost, timed out, unverified)."""
+        now = self._now()
+        members = self._members.nodes()
+        per_node: dict[str, int] = defaultdict(int)
+        transitions: list[Transition] = []
+        cancels: list[tuple[Node, Job]] = []
+        counts = {"lost": 0, "timed_out": 0, "unverified": 0}
+        for job in await self.store.on_nodes():
+            if per_node[job.node_id] >= self._settings.max_reaps_per_node:
+                continue
+            verdict = self._reap_one(job, members, now)
+            if verdict is None:
+                continue
+            transition, counter, cancel = verdict
+            counts[counter] += 1
+            per_node[job.node_id] += 1
+            transitions.append(transition)
+            if cancel:
+                cancels.append((members[job.node_id], job))
+        # Recorded first (fenced: an epoch StateService did not issue stops the round here),
+        # then the agents told to stop what they run.
+        await self.store.transition(transitions, epoch)
+        for node, job in cancels:
+            try:
+                await self._agents.cancel(node, job.job_id, job.attempt, epoch)
+            except StaleEpoch:
+                raise
+            except RingriftError as exc:
+                log.warning("cancel of %s on %s failed: %s", job.job_id, node.node_id, exc)
+        return counts["lost"], counts["timed_out"], counts["unverified"]
+
+    # -- cancellation ---------------------------------------------------------------------
+    async def cancel(self, job_id: str, reason: str) -> Job:
+        """CANCELLED, and the agent told to stop it when it is on a node; a job that has
+        ended already is returned as it is."""
+        job = await self.store.get(job_id)
+        if job.state in TERMINAL:
+            return job
+        (outcome,) = await self.store.transition(
+            [
+                Transition(
+                    job.job_id, job.attempt, JobState.CANCELLED, from_state=job.state, error=reason or "cancelled"
+                )
+            ],
+            with_jobs=True,
+        )
+        node = self._members.nodes().get(job.node_id)
+        if outcome.applied and node is not None and job.state in ON_NODE:
+            epoch = await self.store.epoch()
+            if epoch:
+                try:
+                    await self._agents.cancel(node, job.job_id, job.attempt, epoch)
+                except RingriftError as exc:
+                    log.warning("cancel of %s on %s failed: %s", job_id, job.node_id, exc)
+        return outcome.job if outcome.job is not None else await self.store.get(job_id)
+
+    # -- logs -------------------------------------------------------------------------------
+    async def logs(self, job_id: str, attempt: int, follow: bool) -> AsyncIterator[LogChunk]:
+        """The output of one attempt (0: the current one), from the node that ran it."""
+        job = await self.store.get(job_id)
+        view = job.attempt_view(attempt)
+        if view is None or not view.node_id:
+            raise NotFound(f"job {job.job_id} attempt {attempt or job.attempt} has not been placed on a node")
+        node = self._members.nodes().get(view.node_id)
+        if node is None:
+            raise NotFound(f"node {view.node_id} is not a member any more; its logs are gone with it")
+        async for chunk in self._agents.logs(node, job.job_id, view.attempt, follow):
+            yield chunk

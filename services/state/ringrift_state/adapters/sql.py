@@ -1,0 +1,226 @@
+"""StateRepository on SQLAlchemy 2 async (SQLite with WAL, or PostgreSQL).
+
+Every write transaction starts with a write: an UPDATE of the single ``cluster`` row
+that also checks the fencing epoch. That takes the write lock first (SQLite never has
+to upgrade a read snapshot, which fails under WAL), serialises fenced writes with
+AdvanceEpoch on both databases, and hands out event sequences in commit order.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ringrift_runtime.errors import Conflict, StaleEpoch, WrongState
+from ringrift_state.adapters.tables import cluster, counters, events, state_values
+from ringrift_state.domain.model import EpochRecord, EventFilter, NewEvent, StateValue, StoredEvent
+
+EVENT_SEQUENCE = "event_sequence"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def lock_and_fence(connection: AsyncConnection, epoch: int) -> EpochRecord:
+    """Take the write lock; raise StaleEpoch when ``epoch`` (if non-zero) is below the maximum.
+    Every write transaction starts with this."""
+    row = (
+        await connection.execute(
+            update(cluster)
+            .where(cluster.c.id == 1)
+            .values(epoch=cluster.c.epoch)
+            .returning(cluster.c.epoch, cluster.c.leader_id, cluster.c.advanced_at)
+        )
+    ).one()
+    if epoch and epoch < row.epoch:
+        raise StaleEpoch(received=epoch, highest=row.epoch)
+    if epoch > row.epoch:
+        raise WrongState(f"epoch {epoch} was never issued (the highest is {row.epoch}): epochs come from ClaimEpoch")
+    return EpochRecord(row.epoch, row.leader_id, _utc(row.advanced_at))
+
+
+async def append_event_row(connection: AsyncConnection, event: NewEvent) -> StoredEvent:
+    """Append within the caller's write transaction (after lock_and_fence)."""
+    if event.idempotency_key:
+        existing = (
+            await connection.execute(select(events).where(events.c.idempotency_key == event.idempotency_key))
+        ).first()
+        if existing is not None:
+            return _stored(existing)
+    sequence = (
+        await connection.execute(
+            update(counters)
+            .where(counters.c.name == EVENT_SEQUENCE)
+            .values(value=counters.c.value + 1)
+            .returning(counters.c.value)
+        )
+    ).scalar_one()
+    stored = StoredEvent(sequence=sequence, time=_now(), event=event)
+    await connection.execute(
+        events.insert().values(
+            sequence=sequence,
+            type=event.type,
+            time=stored.time,
+            source=event.source,
+            subject=event.subject,
+            config_key=event.config_key,
+            attributes=json.dumps(event.attributes, sort_keys=True),
+            epoch=event.epoch,
+            idempotency_key=event.idempotency_key or None,
+        )
+    )
+    return stored
+
+
+async def append_event_rows(connection: AsyncConnection, new_events: list[NewEvent]) -> None:
+    """Append many events (without idempotency keys) with one counter bump and one insert."""
+    if not new_events:
+        return
+    last = (
+        await connection.execute(
+            update(counters)
+            .where(counters.c.name == EVENT_SEQUENCE)
+            .values(value=counters.c.value + len(new_events))
+            .returning(counters.c.value)
+        )
+    ).scalar_one()
+    now = _now()
+    first = last - len(new_events) + 1
+    await connection.execute(
+        events.insert(),
+        [
+            dict(
+                sequence=first + index,
+                type=e.type,
+                time=now,
+                source=e.source,
+                subject=e.subject,
+                config_key=e.config_key,
+                attributes=json.dumps(e.attributes, sort_keys=True),
+                epoch=e.epoch,
+                idempotency_key=None,
+            )
+            for index, e in enumerate(new_events)
+        ],
+    )
+
+
+class SqlStateRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def get_epoch(self) -> EpochRecord:
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(select(cluster).where(cluster.c.id == 1))).one()
+        return EpochRecord(row.epoch, row.leader_id, _utc(row.advanced_at))
+
+    async def advance_epoch(self, epoch: int, leader_id: str) -> EpochRecord:
+        """Kept for compatibility: only the current epoch, by its own leader, is accepted
+        (epochs are issued by claim_epoch)."""
+        async with self._engine.begin() as connection:
+            previous = await lock_and_fence(connection, epoch)
+            if leader_id != previous.leader_id:
+                raise WrongState(f"epoch {epoch} is registered to leader {previous.leader_id!r}")
+            return previous
+
+    async def claim_epoch(self, leader_key: str, leader_id: str) -> tuple[EpochRecord, EpochRecord]:
+        """The epoch of ``leader_key``'s term: the next after the highest ever issued, or
+        the one already issued to that key. (previous, current)."""
+        async with self._engine.begin() as connection:
+            previous = await lock_and_fence(connection, 0)
+            row = (await connection.execute(select(cluster.c.leader_key).where(cluster.c.id == 1))).one()
+            if row.leader_key == leader_key and previous.epoch:
+                return previous, previous
+            now = _now()
+            epoch = previous.epoch + 1
+            await connection.execute(
+                update(cluster)
+                .where(cluster.c.id == 1)
+                .values(epoch=epoch, leader_id=leader_id, leader_key=leader_key, advanced_at=now)
+            )
+            return previous, EpochRecord(epoch, leader_id, now)
+
+    async def append_event(self, event: NewEvent) -> StoredEvent:
+        async with self._engine.begin() as connection:
+            await lock_and_fence(connection, event.epoch)
+            return await append_event_row(connection, event)
+
+    async def list_events(self, after: int, event_filter: EventFilter, limit: int) -> list[StoredEvent]:
+        query = select(events).where(events.c.sequence > after)
+        if event_filter.types:
+            query = query.where(events.c.type.in_(sorted(event_filter.types)))
+        if event_filter.config_key:
+            query = query.where(events.c.config_key == event_filter.config_key)
+        if event_filter.subject:
+            query = query.where(events.c.subject == event_filter.subject)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query.order_by(events.c.sequence).limit(limit))).all()
+        return [_stored(row) for row in rows]
+
+    async def last_sequence(self) -> int:
+        async with self._engine.connect() as connection:
+            return (
+                await connection.execute(select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE))
+            ).scalar_one()
+
+    async def load_state(self, namespace: str, key: str) -> StateValue | None:
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(state_values.c.value, state_values.c.version).where(
+                        state_values.c.namespace == namespace, state_values.c.key == key
+                    )
+                )
+            ).first()
+        return StateValue(bytes(row.value), row.version) if row else None
+
+    async def persist_state(self, namespace: str, key: str, value: bytes, expected_version: int, epoch: int) -> int:
+        async with self._engine.begin() as connection:
+            await lock_and_fence(connection, epoch)
+            where = (state_values.c.namespace == namespace, state_values.c.key == key)
+            current = (await connection.execute(select(state_values.c.version).where(*where))).scalar_one_or_none()
+            if (current or 0) != expected_version:
+                raise Conflict(
+                    f"state {namespace}/{key} is at version {current or 0}, not {expected_version}; "
+                    "load it again and retry"
+                )
+            if current is None:
+                await connection.execute(
+                    state_values.insert().values(
+                        namespace=namespace, key=key, value=value, version=1, updated_at=_now()
+                    )
+                )
+                return 1
+            await connection.execute(
+                update(state_values).where(*where).values(value=value, version=current + 1, updated_at=_now())
+            )
+            return current + 1
+
+
+def _stored(row) -> StoredEvent:
+    return StoredEvent(
+        sequence=row.sequence,
+        time=_utc(row.time),
+        event=NewEvent(
+            type=row.type,
+            source=row.source,
+            subject=row.subject,
+            config_key=row.config_key,
+            attributes=json.loads(row.attributes),
+            epoch=row.epoch,
+            idempotency_key=row.idempotency_key or "",
+        ),
+    )

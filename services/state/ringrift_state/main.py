@@ -1,0 +1,59 @@
+"""Composition root of the state service: build(settings) -> app; nothing built at import."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ringrift_contracts import access
+from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
+from ringrift_runtime.grpc.server import Bound, registration
+from ringrift_runtime.process import run_service
+from ringrift_runtime.security.context import Security
+from ringrift_runtime.security.identity import Kind
+from ringrift_settings import RingriftSettings
+from ringrift_state.adapters.leaders import EtcdLeaderKeys
+from ringrift_state.adapters.sql import SqlStateRepository
+from ringrift_state.adapters.sql_jobs import SqlJobRepository
+from ringrift_state.adapters.sql_registry import SqlRegistry
+from ringrift_state.adapters.startup_check import check_loaded_state
+from ringrift_state.api.servicer import StateServicer
+from ringrift_state.domain.usecases import StateUseCases
+
+NAME = "state"
+MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
+
+
+class StateApp:
+    name = NAME
+
+    def __init__(self, settings: RingriftSettings) -> None:
+        self.security = Security.of(settings)
+        self.access = access  # who may call what (ringrift_contracts.access)
+        self.security.require(Kind.SERVICE, NAME)
+        self._engine = create_engine(settings.state.database_url)
+        self.repository = SqlStateRepository(self._engine)
+        self.leaders = EtcdLeaderKeys(settings.etcd)
+        self.use_cases = StateUseCases(
+            self.repository, settings.state.event_poll_seconds, settings.state.event_batch_size, self.leaders
+        )
+        self.jobs = SqlJobRepository(self._engine)
+        servicer = StateServicer(self.use_cases, self.jobs, SqlRegistry(self._engine), settings.jobs.max_attempts)
+        self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
+
+    async def start(self, bound: Bound) -> None:
+        await migrate(self._engine, MIGRATIONS)
+        await check_loaded_state(self._engine)
+
+    async def stop(self) -> None:
+        await self.leaders.close()
+        await self.repository.close()
+
+
+def build(settings: RingriftSettings) -> StateApp:
+    return StateApp(settings)
+
+
+def main() -> None:
+    sys.exit(run_service(NAME, build, RingriftSettings))

@@ -1,0 +1,196 @@
+"""The job lifecycle over fake ports: validation against templates, dispatch within job
+slots and cooldowns, refusals and stale epochs, reaping, reports and cancellation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ringrift_contracts.jobparams import ParamSpec
+from ringrift_contracts.jobs import JobState
+from ringrift_jobs.domain.lifecycle import JobLifecycle
+from ringrift_jobs.domain.model import Node, Report, Spec
+from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, StaleEpoch
+from ringrift_settings import JobSettings
+from tests.fakes.jobs import FakeAgents, FakeJobStore, FakeMembers, FakePlacement
+
+TEMPLATES = {"echo": {"message": ParamSpec("message", required=True)}, "sleep": {}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.wall = datetime(2026, 1, 1, tzinfo=UTC)
+        self.mono = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+def _cluster(*nodes: Node, settings: JobSettings | None = None):
+    clock = Clock()
+    members = FakeMembers(*nodes)
+    store = FakeJobStore(now=lambda: clock.wall)
+    store.advance_epoch(1)  # the leader claimed its epoch
+    agents = FakeAgents(TEMPLATES)
+    lifecycle = JobLifecycle(
+        store,
+        FakePlacement(members),
+        agents,
+        members,
+        settings or JobSettings(),
+        lambda: clock.mono,
+        lambda: clock.wall,
+    )
+    return lifecycle, store, agents, members, clock
+
+
+def node(name: str, slots: int = 2, gpus: int = 0) -> Node:
+    return Node(name, f"{name}:1", frozenset({"echo", "sleep"}), slots, gpus)
+
+
+async def test_submission_is_checked_against_the_templates_and_queues_nothing_when_bad() -> None:
+    jobs, store, *_ = _cluster(node("a"))
+    with pytest.raises(InvalidArgument) as caught:
+        await jobs.submit([(Spec("echo", params={"bogus": "1"}), ""), (Spec("train"), "")])
+    fields = {v.field for v in caught.value.violations}
+    assert fields == {"jobs[0].spec.params[bogus]", "jobs[0].spec.params[message]", "jobs[1].spec.kind"}
+    assert await store.dispatchable(10) == []
+    ((job, created),) = await jobs.submit([(Spec("echo", params={"message": "hi"}), "k1")])
+    again = await jobs.submit([(Spec("echo", params={"message": "hi"}), "k1")])
+    assert created and again == [(job, False)]
+
+
+async def test_dispatch_fills_free_slots_best_node_first_and_leaves_the_rest_pending() -> None:
+    jobs, store, agents, _, _ = _cluster(node("a", slots=2), node("b", slots=1))
+    store.advance_epoch(7)
+    await jobs.submit([(Spec("sleep"), "") for _ in range(5)])
+    dispatched, pending = await jobs.dispatch(100, epoch=7)
+    assert (dispatched, pending) == (3, 2)
+    assert sorted(n for n, *_ in agents.runs) == ["a", "a", "b"]
+    assert all(epoch == 7 for *_, epoch, _ in agents.runs)
+    states = sorted([(await store.get(job_id)).state for _, job_id, *_ in agents.runs])
+    assert states == [JobState.STARTING] * 3
+    assert await jobs.dispatch(100, epoch=7) == (0, 2)  # no slot left: nothing moves
+
+
+async def test_gpu_jobs_are_spread_over_the_gpus_of_a_node() -> None:
+    jobs, _, agents, _, _ = _cluster(node("a", slots=4, gpus=2))
+    spec = Spec("sleep", needs_gpu=True)
+    await jobs.submit([(spec, ""), (spec, ""), (spec, "")])
+    await jobs.dispatch(10, epoch=1)
+    assert sorted(tuple(g) for *_, g in agents.runs) == [(0,), (0,), (1,)]
+
+
+async def test_top_ups_wait_for_the_node_cooldown() -> None:
+    settings = JobSettings(dispatch_cooldown_seconds=120)
+    jobs, _, agents, _, clock = _cluster(node("a", slots=10), settings=settings)
+    await jobs.submit([(Spec("sleep", top_up=True), "")])
+    await jobs.dispatch(10, epoch=1)
+    await jobs.submit([(Spec("sleep", top_up=True), "")])
+    assert await jobs.dispatch(10, epoch=1) == (0, 1)
+    clock.advance(121)
+    assert await jobs.dispatch(10, epoch=1) == (1, 0)
+    assert len(agents.runs) == 2
+
+
+async def test_an_agent_that_refuses_the_job_fails_it_for_good_and_an_unreachable_one_leaves_it_to_verification() -> (
+    None
+):
+    jobs, store, agents, _, _ = _cluster(node("a", slots=1), node("b", slots=1))
+    agents.fail_with = {"a": InvalidArgument.field("spec.params[x]", "bad"), "b": DependencyUnavailable("down")}
+    (a, _), (b, _) = await jobs.submit([(Spec("sleep"), ""), (Spec("sleep"), "")])
+    await jobs.dispatch(10, epoch=1)
+    refused, unreachable = await store.get(a.job_id), await store.get(b.job_id)
+    assert refused.state == JobState.FAILED
+    assert unreachable.state == JobState.SCHEDULED
+
+
+async def test_a_stale_epoch_from_an_agent_ends_the_dispatch_round() -> None:
+    jobs, store, agents, _, _ = _cluster(node("a"))
+    store.advance_epoch(3)
+    agents.fail_with = {"a": StaleEpoch(received=3, highest=9)}
+    await jobs.submit([(Spec("sleep"), "")])
+    with pytest.raises(StaleEpoch):
+        await jobs.dispatch(10, epoch=3)
+
+
+async def test_reaping_loses_jobs_of_departed_nodes_retries_unverified_ones_and_fails_timed_out_ones() -> None:
+    settings = JobSettings(spawn_verification_seconds=30, max_reaps_per_node=10)
+    jobs, store, agents, members, clock = _cluster(node("a", 1), node("b", 1), node("c", 1), settings=settings)
+    (lost, _), (late, _), (slow, _) = await jobs.submit(
+        [(Spec("sleep"), ""), (Spec("sleep"), ""), (Spec("sleep", timeout_seconds=60), "")]
+    )
+    await jobs.dispatch(10, epoch=1)
+    placed = {job_id: n for n, job_id, *_ in agents.runs}
+    await jobs.report(Report(slow.job_id, 1, placed[slow.job_id], JobState.RUNNING))
+    await jobs.report(Report(lost.job_id, 1, placed[lost.job_id], JobState.RUNNING))
+    del members.members[placed[lost.job_id]]
+    clock.advance(61)
+    assert await jobs.reap(epoch=1) == (1, 1, 1)
+    assert (await store.get(lost.job_id)).state == JobState.PENDING  # retried: attempt 2
+    assert (await store.get(lost.job_id)).attempt == 2
+    assert (await store.get(late.job_id)).attempt == 2
+    assert (await store.get(slow.job_id)).state == JobState.FAILED
+    assert placed == {lost.job_id: "a", late.job_id: "b", slow.job_id: "c"}
+    assert sorted(agents.cancels) == sorted([("b", late.job_id, 1, 1), ("c", slow.job_id, 1, 1)])
+
+
+async def test_reaping_acts_on_at_most_the_limit_per_node_a_round() -> None:
+    settings = JobSettings(max_reaps_per_node=2)
+    jobs, _store, _, members, _ = _cluster(node("a", slots=5), settings=settings)
+    await jobs.submit([(Spec("sleep"), "") for _ in range(5)])
+    await jobs.dispatch(10, epoch=1)
+    members.members.clear()
+    assert await jobs.reap(epoch=1) == (2, 0, 0)
+    assert await jobs.reap(epoch=1) == (2, 0, 0)
+
+
+async def test_a_failure_report_retries_with_backoff_until_the_attempts_run_out() -> None:
+    settings = JobSettings(max_attempts=2, retry_backoff_base_seconds=30)
+    jobs, store, _agents, _, clock = _cluster(node("a"), settings=settings)
+    ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
+    await jobs.dispatch(10, epoch=1)
+    assert await jobs.report(Report(job.job_id, 1, "a", JobState.FAILED, exit_code=3, error="boom"))
+    assert (await store.get(job.job_id)).attempt == 2
+    assert await jobs.dispatch(10, epoch=1) == (0, 0)  # backing off
+    clock.advance(31)
+    assert (await jobs.dispatch(10, epoch=1))[0] == 1
+    assert await jobs.report(Report(job.job_id, 2, "a", JobState.FAILED, exit_code=3))
+    final = await store.get(job.job_id)
+    assert (final.state, final.attempt) == (JobState.FAILED, 2)
+    assert not await jobs.report(Report(job.job_id, 1, "a", JobState.SUCCEEDED))  # a superseded attempt
+
+
+async def test_reports_of_states_agents_do_not_send_are_refused() -> None:
+    jobs, *_ = _cluster(node("a"))
+    with pytest.raises(InvalidArgument):
+        await jobs.report(Report("J1", 1, "a", JobState.SCHEDULED))
+
+
+async def test_cancel_stops_the_job_on_its_node_and_leaves_an_ended_job_alone() -> None:
+    jobs, store, agents, _, _ = _cluster(node("a"))
+    store.advance_epoch(4)  # the leader registered its epoch
+    ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
+    await jobs.dispatch(10, epoch=4)
+    cancelled = await jobs.cancel(job.job_id, "operator")
+    assert cancelled.state == JobState.CANCELLED
+    assert agents.cancels == [("a", job.job_id, 1, 4)]
+    assert (await jobs.cancel(job.job_id, "again")).state == JobState.CANCELLED
+    assert len(agents.cancels) == 1
+
+
+async def test_logs_come_from_the_node_that_ran_the_attempt() -> None:
+    jobs, *_ = _cluster(node("a"))
+    ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
+    await jobs.dispatch(10, epoch=1)
+    chunks = [c.data async for c in jobs.logs(job.job_id, 0, follow=False)]
+    assert chunks == [f"a:{job.job_id}:1".encode()]
+
+
+def test_selfplay_games_are_split_evenly_over_the_runners() -> None:
+    jobs, *_ = _cluster(Node("a", "a:1", frozenset({"selfplay"})), Node("b", "b:1", frozenset({"selfplay"})))
+    assert jobs.selfplay_shares(101, 0) == [51, 50]
+    assert jobs.selfplay_shares(101, 1) == [101]
+    assert jobs.selfplay_shares(1, 0) == [1]

@@ -1,0 +1,101 @@
+"""Certificates, identities and tokens: what a certificate names, who signs what, when a
+certificate is due for renewal, bearer and join tokens stored only as hashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from ringrift_runtime.security import pki
+from ringrift_runtime.security.directory import CertificateDirectory, needs_issuing
+from ringrift_runtime.security.identity import Identity, Kind, Role, agent, gateway, service, user
+from ringrift_runtime.security.join import renewal_due
+from ringrift_runtime.security.tokens import TokenStore
+
+
+def test_identities_round_trip_and_refuse_what_is_not_one() -> None:
+    for identity in (
+        service("state", "demo"),
+        gateway("gw-1", "demo"),
+        agent("gpu-7", "demo"),
+        user("ann", Role.VIEWER, "demo"),
+    ):
+        assert Identity.parse(identity.uri) == identity
+    assert user("ann", Role.ADMIN, "demo").uri == "spiffe://ringrift/demo/user/admin/ann"
+    for bad in ("spiffe://other/demo/agent/x", "spiffe://ringrift/demo/agent", "spiffe://ringrift/demo/user/root/x"):
+        with pytest.raises(ValueError):
+            Identity.parse(bad)
+    with pytest.raises(ValueError):
+        Identity(Kind.AGENT, "10.0.0.1:50060/../x", "demo")
+
+
+def test_a_certificate_names_its_identity_and_only_the_ca_decides_it() -> None:
+    ca = pki.create_ca("demo")
+    issued = pki.issue(ca, gateway("gw-1", "demo"), ["10.0.0.5", "gw.example"])
+    assert pki.identities(issued.cert) == [gateway("gw-1", "demo")]
+    sans = x509.load_pem_x509_certificate(issued.cert).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    names = set(sans.value.get_values_for_type(x509.DNSName))
+    assert {"gw-1.gateway.demo.ringrift", "gateway.demo.ringrift", "gw.example"} <= names  # any replica's name too
+    key = pki.new_key()
+    from cryptography.hazmat.primitives import serialization
+
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    signed = pki.sign_request(ca, pki.request(key_pem), agent("gpu-7", "demo"), [])
+    assert pki.identities(signed) == [agent("gpu-7", "demo")]  # the request names nothing; the CA does
+    with pytest.raises(ValueError):
+        pki.sign_request(ca, b"not a request", agent("gpu-7", "demo"), [])
+    other = pki.create_ca("demo")
+    assert pki.fingerprint(ca.cert) != pki.fingerprint(other.cert) and pki.fingerprint(ca.cert).startswith("sha256:")
+
+
+def test_renewal_is_due_once_a_third_of_the_lifetime_is_left() -> None:
+    ca = pki.create_ca("demo")
+    cert = pki.issue(ca, agent("n", "demo"), [], days=30).cert
+    parsed = x509.load_pem_x509_certificate(cert)
+    assert not renewal_due(cert, parsed.not_valid_after_utc - dt.timedelta(days=11))
+    assert renewal_due(cert, parsed.not_valid_after_utc - dt.timedelta(days=9))
+    short = pki.issue(ca, agent("n", "demo"), [], days=12 / 86400).cert  # 12 s: backdated by a tenth, not 5 min
+    lifetime = x509.load_pem_x509_certificate(short)
+    assert lifetime.not_valid_after_utc - lifetime.not_valid_before_utc < dt.timedelta(seconds=14)
+    assert not renewal_due(short, lifetime.not_valid_before_utc + dt.timedelta(seconds=2))
+
+
+def test_the_directory_keeps_its_ca_and_issues_again_what_expires_soon(tmp_path: Path) -> None:
+    folder = CertificateDirectory(tmp_path / "certs", ca_key_file=tmp_path / "ca" / "ca-key.pem")
+    assert folder.init("demo") and not folder.init("demo")  # never overwritten
+    assert (tmp_path / "ca" / "ca-key.pem").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "certs" / "ca-key.pem").exists()  # the key lives where it was told
+    files = folder.issue(service("state", "demo"), [], days=10)
+    assert needs_issuing(files.cert, files.key, 30) and not needs_issuing(files.cert, files.key, 5)
+    assert needs_issuing(tmp_path / "none.pem", files.key, 30)
+    own = folder.issue_into(agent("n1", "demo"), [], tmp_path / "n1")
+    assert own.cert.read_bytes() and own.ca.read_bytes() == folder.ca_file.read_bytes()
+    assert own.key.stat().st_mode & 0o777 == 0o600
+
+
+def test_tokens_are_stored_as_hashes_and_expire(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.json")
+    token = store.add(user("ann", Role.OPERATOR, "demo"), 60)
+    assert store.verify(token) == user("ann", Role.OPERATOR, "demo")
+    assert token.split(".")[2] not in (tmp_path / "tokens.json").read_text()  # only the hash is kept
+    assert store.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    assert store.verify(token, now=10**12) is None  # expired
+    with pytest.raises(ValueError):
+        store.add(agent("n", "demo"), 60)  # processes present certificates
+
+
+def test_join_tokens_are_one_cluster_s_and_may_be_bound_to_a_node(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path / "tokens.json")
+    any_node, bound = store.add_join("demo", "", 600), store.add_join("demo", "gpu-7", 600)
+    assert store.verify_join(any_node, "demo") == (any_node.split(".")[1], "")
+    assert store.verify_join(bound, "demo") == (bound.split(".")[1], "gpu-7")
+    assert store.verify_join(bound, "other") is None and store.verify_join(bound, "demo", now=10**12) is None
+    assert store.verify(any_node) is None  # a join token is not a user's bearer token
+    entries = json.loads((tmp_path / "tokens.json").read_text())
+    assert all(any_node.split(".")[2] not in json.dumps(e) for e in entries.values())
