@@ -69,6 +69,19 @@ class SelfplaySettings(Section):
     games_per_job: int = Field(default=50, ge=1)
     # Exploration temperature of self-play jobs.
     temperature: float = Field(default=0.2, ge=0)
+    # Cost: each config's priority is multiplied by its expected Elo gain per CPU second
+    # (gain per generation / CPU seconds per game, as StateService measures them) relative
+    # to the geometric mean over the configs whose cost is measured, clamped to
+    # [cost_factor_min, cost_factor_max]; 1 for a config not yet measured. The gain is the
+    # rise of the config's best rating over its last cost_gain_generations generations per
+    # generation (at least cost_gain_floor_elo), expected_gain_prior_elo until it has that
+    # many. The starvation floor still comes first.
+    cost_aware: bool = True
+    cost_gain_generations: int = Field(default=3, ge=1)
+    expected_gain_prior_elo: float = Field(default=100.0, gt=0)
+    cost_gain_floor_elo: float = Field(default=5.0, gt=0)
+    cost_factor_min: float = Field(default=0.33, gt=0, le=1)
+    cost_factor_max: float = Field(default=3.0, ge=1)
 
 
 DEFAULT_FLOORS: dict[int, tuple[float, ...]] = {2: (0.85, 0.85), 3: (0.55, 0.45), 4: (0.45, 0.35)}

@@ -106,6 +106,7 @@ class FakeJobStore:
                     not_before=t.not_before,
                     permanent=t.permanent,
                     reported_by=t.reported_by,
+                    cpu_seconds=t.cpu_seconds,
                 ),
             )
             if record is not None and decision.attempt is not None:

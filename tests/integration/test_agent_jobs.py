@@ -62,6 +62,12 @@ CLAIM = (  # writes a game database of `wrote` games and reports `claims` games 
     "db.executemany('INSERT INTO games VALUES (?)', [(i,) for i in range(int(wrote))]); db.commit(); db.close(); "
     "open(work + '/result.json', 'w').write(json.dumps(dict(games=int(claims), path=rel)))"
 )
+# Burns CPU in a child process it waits for, as a workload's worker processes would.
+BURN = (
+    "import subprocess, sys; subprocess.run([sys.argv[1], '-c', 'import time, sys; "
+    "end = time.process_time() + float(sys.argv[1]); all(iter(lambda: time.process_time() < end, False))', "
+    "sys.argv[2]], check=True)"
+)
 CUSTOM_CATALOG = f"""
 [templates.copy]
 argv = ["{{python}}", "-c", "import sys; print(open(sys.argv[1]).read())", "{{data_dir}}/{{path}}"]
@@ -76,6 +82,12 @@ type = "int"
 required = true
 [templates.claim.params.claims]
 type = "int"
+required = true
+
+[templates.burn]
+argv = ["{{python}}", "-c", "{BURN}", "{{python}}", "{{seconds}}"]
+[templates.burn.params.seconds]
+type = "float"
 required = true
 """
 
@@ -199,6 +211,19 @@ async def test_a_reported_game_count_must_match_the_games_written(agent, stub) -
     inflated = await wait_state(stub, "job-inflated", S.JOB_STATE_FAILED)
     assert "reported 10000000 games but games/square8_2p/job-inflated.db holds 3" in inflated.error
     await wait_events(recorder, "job-inflated", [S.JOB_STATE_RUNNING, S.JOB_STATE_FAILED])
+
+
+async def test_an_attempt_reports_the_cpu_seconds_of_its_processes(agent, stub) -> None:
+    """The wrapper measures the CPU time of the job and every process it waited for, and
+    the agent reports it with the attempt's end (what the cost-aware scheduler weighs)."""
+    _, recorder = agent
+    await stub.RunJob(run_request("job-burn", "burn", seconds="0.6"), timeout=10)
+    await wait_state(stub, "job-burn", S.JOB_STATE_SUCCEEDED)
+    await wait_events(recorder, "job-burn", [S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED])
+    ended = [e for e in recorder.events if e.job_id == "job-burn" and e.state == S.JOB_STATE_SUCCEEDED][-1]
+    assert 0.6 <= ended.cpu_seconds < 30, ended.cpu_seconds  # the grandchild's 0.6 s are counted
+    running = [e for e in recorder.events if e.job_id == "job-burn" and e.state == S.JOB_STATE_RUNNING]
+    assert all(e.cpu_seconds == 0 for e in running)  # not known until the job ends
 
 
 async def test_repeated_run_never_starts_a_second_process(agent, stub) -> None:

@@ -70,6 +70,14 @@ def test_up_status_down(tmp_path: Path) -> None:
         unknown = _ringrift("models", "rollback", "square19_2p", "--dir", str(directory))
         assert unknown.returncode != 0 and "config_key" in unknown.stderr + unknown.stdout
 
+        explained = _ringrift("explain", "allocation", "--dir", str(directory), "--json")
+        assert explained.returncode == 0, explained.stderr
+        terms = json.loads(explained.stdout)
+        assert {t["configKey"] for t in terms} >= {"square6_2p", "square8_2p"}
+        # No rated generation yet: the prior gain; a config whose cost is not measured yet is not moved by it.
+        assert all(t["expectedGainElo"] == 100 and 0.33 <= t["costFactor"] <= 3 for t in terms), terms
+        assert all(t["costFactor"] == 1 for t in terms if not t.get("cpuSecondsPerGame")), terms
+
         again = _ringrift("up", "--dir", str(directory))
         assert again.returncode == 1 and "already runs" in again.stderr
 

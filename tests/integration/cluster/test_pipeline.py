@@ -139,6 +139,11 @@ async def test_two_configs_reach_two_promoted_generations_and_their_ratings_rise
     gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(cluster.channel("gateway"))
     terms = (await gateway.ExplainAllocation(O.ExplainAllocationRequest(node_id="cpu-only"), timeout=10)).terms
     assert {t.config_key for t in terms} == set(json.loads(DEMO_ENV["RINGRIFT_PIPELINE__CONFIGS"]))
+    # Agents measured the self-play jobs' CPU time; the game counter stored what a game
+    # of each trained config costs, and the allocation weighs it.
+    by_config = {t.config_key: t for t in terms}
+    assert all(by_config[key].cpu_seconds_per_game > 0 for key in done), terms
+    assert all(0.33 <= t.cost_factor <= 3.0 for t in terms), terms
     synced = await gateway.GetSyncStatus(O.GetSyncStatusRequest(), timeout=10)
     assert any(t.state == state_pb2.TRANSFER_STATE_COMPLETED for t in synced.transfers)
     with pytest.raises(grpc.aio.AioRpcError) as refused:

@@ -69,8 +69,9 @@ async def test_state_table_and_events(stores) -> None:
     wrong_from = await jobs.transition([Transition(job_id, 1, R, from_state=P)], 7)
     assert not wrong_from[0].applied and "SCHEDULED, not PENDING" in wrong_from[0].reason
     await jobs.transition([Transition(job_id, 1, R)], 7)
-    done = await jobs.transition([Transition(job_id, 1, OK, result_json='{"a": 1}')], 7)
+    done = await jobs.transition([Transition(job_id, 1, OK, result_json='{"a": 1}', cpu_seconds=12.5)], 7)
     assert done[0].job.state == OK and done[0].job.result_json == '{"a": 1}'
+    assert [a.cpu_seconds for a in done[0].job.attempts] == [12.5]  # the attempt's measured CPU time
     after = await jobs.transition([Transition(job_id, 1, F)], 7)
     assert not after[0].applied and "illegal transition SUCCEEDED -> FAILED" in after[0].reason
     types = [e.event.type for e in await state.list_events(0, EventFilter(subject=job_id), 100)]
@@ -96,10 +97,13 @@ async def test_lost_job_retries_as_a_new_attempt_and_late_results_change_nothing
     ready_now = await jobs.query(JobQuery(states=frozenset({P}), ready_before=datetime.now(UTC), oldest_first=True), 10)
     assert job_id not in [j.job_id for j in ready_now]  # backoff respected
 
-    late = await jobs.transition([Transition(job_id, 1, OK, result_json='{"late": true}')], 3)
+    late = await jobs.transition([Transition(job_id, 1, OK, result_json='{"late": true}', cpu_seconds=3.0)], 3)
     assert not late[0].applied and "superseded" in late[0].reason
     current = await jobs.get(job_id)
     assert current.state == P and current.result_json == "" and current.attempts[0].state == OK
+    assert current.attempts[0].cpu_seconds == 3.0  # recorded on the superseded attempt only
+    await jobs.transition([Transition(job_id, 1, OK)], 3)  # a report without a measurement keeps it
+    assert (await jobs.get(job_id)).attempts[0].cpu_seconds == 3.0
 
 
 async def test_stale_epoch_changes_nothing(stores) -> None:

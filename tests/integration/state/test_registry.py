@@ -129,6 +129,21 @@ async def test_config_stats_accumulate_once_per_key(stores) -> None:
     assert [s.config_key for s in await registry.list_config_stats()] == ["square8_2p"]
 
 
+async def test_config_stats_keep_the_cpu_cost_of_the_games_whose_cost_is_known(stores) -> None:
+    registry, _ = stores
+    for key, games, cpu in (("j1", 40, 80.0), ("j1", 40, 80.0), ("j2", 20, 0.0), ("j3", 10, 40.0)):
+        stats = await registry.update_config_stats(
+            S.UpdateConfigStatsRequest(
+                config_key="square8_2p", add_games=games, add_cpu_seconds=cpu, idempotency_key=key
+            )
+        )
+    # j1 once; j2's 20 games count but cost nothing known, so they stay out of the ratio.
+    assert (stats.games_total, stats.selfplay_games_timed, stats.selfplay_cpu_seconds) == (70, 50, 120.0)
+    assert stats.cpu_seconds_per_game == 2.4
+    (listed,) = await registry.list_config_stats()
+    assert listed.cpu_seconds_per_game == 2.4
+
+
 async def test_sync_transfers_upsert_and_page(stores) -> None:
     registry, _ = stores
     transfers = [S.SyncTransfer(transfer_id=f"t{i}", plan_id="p1", state=S.TRANSFER_STATE_PLANNED) for i in range(5)]

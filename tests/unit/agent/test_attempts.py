@@ -86,4 +86,5 @@ def test_the_report_carries_the_node_and_the_outcome() -> None:
         "exit_code": 2,
         "error": "exit code 2",
         "result_json": "",
+        "cpu_seconds": 0.0,
     }

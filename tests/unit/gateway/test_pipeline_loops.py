@@ -48,10 +48,10 @@ class FakeClient:
         return [e for e in events if e.sequence > after][:limit]
 
     async def selfplay_games(self, job_id):
-        return next((config, games) for j, config, games in self.finished if j == job_id)
+        return next((config, games, games * 1.5) for j, config, games in self.finished if j == job_id)
 
-    async def add_games(self, config_key, games, job_id, epoch):
-        self.added.append((job_id, config_key, games, epoch))
+    async def add_games(self, config_key, games, cpu_seconds, job_id, epoch):
+        self.added.append((job_id, config_key, games, cpu_seconds, epoch))
 
 
 class FakeState:
@@ -116,6 +116,7 @@ async def test_games_are_counted_once_from_the_stored_cursor():
     client, state = FakeClient(), FakeState()
     assert await loops(client, state).count_games(epoch=4) == 90
     assert [a[0] for a in client.added] == ["j1", "j3"] and json.loads(state.value) == 4  # t1 is not self-play
+    assert [a[3] for a in client.added] == [75.0, 60.0]  # each job's CPU time goes with its games
     client.added.clear()
     assert await loops(client, state).count_games(epoch=5) == 0  # a new leader starts at the cursor
     assert client.added == []

@@ -15,6 +15,7 @@ from ringrift_selfplay.domain.priority import (
     data_starvation_boost,
     elo_boost,
     elo_gap_factor,
+    expected_gain,
     pick,
     plateau,
     promotion_penalty,
@@ -123,6 +124,41 @@ def test_effective_priority_combines_the_terms_in_order():
     (terms,) = compute_terms([penalised], node, NOW, SELFPLAY, TRAINING, PIPELINE)
     assert terms.plateau and terms.promotion_penalty_factor == 0.7
     assert terms.effective_priority == pytest.approx(19.5 / 2 * 0.7)
+
+
+def test_expected_gain_is_the_recent_rise_per_generation_after_a_prior():
+    assert expected_gain((1000, 1100), 3, 100.0, 5.0) == 100.0  # too few generations: the prior
+    assert expected_gain((1000, 1100, 1160, 1220, 1250), 3, 100.0, 5.0) == pytest.approx(50.0)  # (1250-1100)/3
+    assert expected_gain((1000, 1300, 1290, 1295, 1299), 3, 100.0, 5.0) == 5.0  # no rise: the floor
+
+
+def test_the_cost_factor_favours_the_config_that_buys_more_elo_per_cpu_second():
+    def by_key(states, selfplay=SELFPLAY):
+        return {t.config_key: t for t in compute_terms(states, None, NOW, selfplay, TRAINING, PIPELINE)}
+
+    cheap = ConfigState("square6_2p", "square6", 2, games_total=10_000, cpu_seconds_per_game=1.0)
+    dear = ConfigState("square8_2p", "square8", 2, games_total=10_000, cpu_seconds_per_game=4.0)
+    unmeasured = ConfigState("square6_3p", "square6", 3, games_total=10_000)
+    plain = by_key([cheap, dear, unmeasured], SELFPLAY.model_copy(update={"cost_aware": False}))
+    terms = by_key([cheap, dear, unmeasured])
+    # Equal expected gains (the prior): rates 100/1 and 100/4, geometric mean 50 -> x2 and x0.5.
+    assert terms["square6_2p"].cost_factor == pytest.approx(2.0)
+    assert terms["square8_2p"].cost_factor == pytest.approx(0.5)
+    assert terms["square6_3p"].cost_factor == 1.0  # no measured cost: left alone
+    for key, before in plain.items():
+        assert before.cost_factor == 1.0
+        assert terms[key].effective_priority == pytest.approx(before.effective_priority * terms[key].cost_factor)
+    # A config that keeps gaining pays for its cost: 4x the CPU, 12x the gain per generation.
+    learning = replace(dear, elo_by_generation=(1000, 1100, 1400, 1700, 2000))
+    stalled = replace(cheap, elo_by_generation=(1000, 1100, 1120, 1140, 1175))
+    terms = by_key([stalled, learning])
+    assert terms["square8_2p"].expected_gain_elo == pytest.approx(300.0)
+    assert terms["square6_2p"].expected_gain_elo == pytest.approx(25.0)
+    assert terms["square8_2p"].cost_factor == pytest.approx(3.0**0.5)  # rates 75 and 25 per CPU second
+    # Clamped: a ten-thousandfold difference moves a config only to the bounds.
+    far = by_key([cheap, replace(dear, cpu_seconds_per_game=10_000.0)])
+    assert far["square8_2p"].cost_factor == SELFPLAY.cost_factor_min
+    assert far["square6_2p"].cost_factor == SELFPLAY.cost_factor_max
 
 
 def test_filters_exclude_configs_a_node_cannot_play():

@@ -824,6 +824,7 @@ class JobAttempt(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
     attempt: _builtins.int
     """Attempt number, starting at 1."""
     node_id: _builtins.str
@@ -834,6 +835,10 @@ class JobAttempt(_message.Message):
     """Process exit code, when it exited."""
     error: _builtins.str
     """Failure description, when it failed."""
+    cpu_seconds: _builtins.float
+    """CPU seconds (user + system) the attempt's processes used, as its agent measured
+    them; 0 when unknown.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the attempt was created."""
@@ -857,10 +862,11 @@ class JobAttempt(_message.Message):
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         exit_code: _builtins.int = ...,
         error: _builtins.str = ...,
+        cpu_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "created_at", b"created_at", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "node_id", b"node_id", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cpu_seconds", b"cpu_seconds", "created_at", b"created_at", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "node_id", b"node_id", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -501,6 +501,7 @@ class ReportJobEventRequest(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     RESULT_JSON_FIELD_NUMBER: _builtins.int
     AGENT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     attempt: _builtins.int
@@ -517,6 +518,11 @@ class ReportJobEventRequest(_message.Message):
     """Result JSON, for success."""
     agent_sequence: _builtins.int
     """Agent-side sequence number of the event, for deduplication."""
+    cpu_seconds: _builtins.float
+    """CPU seconds (user + system) the attempt's processes used, as its wrapper measured
+    them when the job exited; 0 when unknown (still running, killed, re-adopted without
+    an exit record). Finite and at least 0.
+    """
     def __init__(
         self,
         *,
@@ -528,10 +534,11 @@ class ReportJobEventRequest(_message.Message):
         error: _builtins.str = ...,
         result_json: _builtins.str = ...,
         agent_sequence: _builtins.int = ...,
+        cpu_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_sequence", b"agent_sequence", "attempt", b"attempt", "error", b"error", "exit_code", b"exit_code", "job_id", b"job_id", "node_id", b"node_id", "result_json", b"result_json", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_sequence", b"agent_sequence", "attempt", b"attempt", "cpu_seconds", b"cpu_seconds", "error", b"error", "exit_code", b"exit_code", "job_id", b"job_id", "node_id", b"node_id", "result_json", b"result_json", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

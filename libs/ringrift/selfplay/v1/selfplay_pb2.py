@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ringrift/selfplay/v1/selfplay.proto\x12\x14ringrift.selfplay.v1\"\xf3\x02\n\rPriorityTerms\x12\x12\n\nconfig_key\x18\x01 \x01(\t\x12\x0c\n\x04\x62\x61se\x18\x02 \x01(\x01\x12\x11\n\telo_boost\x18\x03 \x01(\x05\x12\x18\n\x10\x63urriculum_boost\x18\x04 \x01(\x05\x12\x1d\n\x15\x64\x61ta_starvation_boost\x18\x05 \x01(\x05\x12\x17\n\x0f\x62ootstrap_boost\x18\x06 \x01(\x05\x12\x16\n\x0e\x65lo_gap_factor\x18\x07 \x01(\x01\x12\x0f\n\x07plateau\x18\x08 \x01(\x08\x12 \n\x18promotion_penalty_factor\x18\t \x01(\x01\x12\x17\n\x0f\x64iversity_bonus\x18\n \x01(\x05\x12\x1a\n\x12\x65\x66\x66\x65\x63tive_priority\x18\x0b \x01(\x01\x12\x13\n\x0bprobability\x18\x0c \x01(\x01\x12\x13\n\x0bgames_total\x18\r \x01(\x04\x12\x18\n\x10starvation_floor\x18\x0e \x01(\x08\x12\x17\n\x0f\x65xcluded_reason\x18\x0f \x01(\t\"B\n!PickWeightedSelfplayConfigRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x04\"z\n\"PickWeightedSelfplayConfigResponse\x12\x12\n\nconfig_key\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x04\x12\x32\n\x05terms\x18\x03 \x03(\x0b\x32#.ringrift.selfplay.v1.PriorityTerms\"5\n\x1fGetEloBasedPriorityBoostRequest\x12\x12\n\nconfig_key\x18\x01 \x01(\t\"C\n GetEloBasedPriorityBoostResponse\x12\r\n\x05\x62oost\x18\x01 \x01(\x05\x12\x10\n\x08\x62\x65st_elo\x18\x02 \x01(\x01\".\n\x1bGetTargetJobsForNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"V\n\x1cGetTargetJobsForNodeResponse\x12\x13\n\x0btarget_jobs\x18\x01 \x01(\r\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x64justments\x18\x03 \x03(\t\"-\n\x1aGetHybridJobTargetsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"F\n\x1bGetHybridJobTargetsResponse\x12\x10\n\x08gpu_jobs\x18\x01 \x01(\r\x12\x15\n\rcpu_only_jobs\x18\x02 \x01(\r\"+\n\x18\x45xplainAllocationRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"O\n\x19\x45xplainAllocationResponse\x12\x32\n\x05terms\x18\x01 \x03(\x0b\x32#.ringrift.selfplay.v1.PriorityTerms\"w\n\x1eRecordEvaluationOutcomeRequest\x12\x12\n\nconfig_key\x18\x01 \x01(\t\x12\x10\n\x08win_rate\x18\x02 \x01(\x01\x12\x10\n\x08promoted\x18\x03 \x01(\x08\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\"_\n\x1fRecordEvaluationOutcomeResponse\x12\x19\n\x11\x63urriculum_weight\x18\x01 \x01(\x01\x12!\n\x19recent_promotion_failures\x18\x02 \x01(\r2\xcc\x06\n\x18SelfplaySchedulerService\x12\x94\x01\n\x1aPickWeightedSelfplayConfig\x12\x37.ringrift.selfplay.v1.PickWeightedSelfplayConfigRequest\x1a\x38.ringrift.selfplay.v1.PickWeightedSelfplayConfigResponse\"\x03\x90\x02\x01\x12\x8e\x01\n\x18GetEloBasedPriorityBoost\x12\x35.ringrift.selfplay.v1.GetEloBasedPriorityBoostRequest\x1a\x36.ringrift.selfplay.v1.GetEloBasedPriorityBoostResponse\"\x03\x90\x02\x01\x12\x82\x01\n\x14GetTargetJobsForNode\x12\x31.ringrift.selfplay.v1.GetTargetJobsForNodeRequest\x1a\x32.ringrift.selfplay.v1.GetTargetJobsForNodeResponse\"\x03\x90\x02\x01\x12\x7f\n\x13GetHybridJobTargets\x12\x30.ringrift.selfplay.v1.GetHybridJobTargetsRequest\x1a\x31.ringrift.selfplay.v1.GetHybridJobTargetsResponse\"\x03\x90\x02\x01\x12y\n\x11\x45xplainAllocation\x12..ringrift.selfplay.v1.ExplainAllocationRequest\x1a/.ringrift.selfplay.v1.ExplainAllocationResponse\"\x03\x90\x02\x01\x12\x86\x01\n\x17RecordEvaluationOutcome\x12\x34.ringrift.selfplay.v1.RecordEvaluationOutcomeRequest\x1a\x35.ringrift.selfplay.v1.RecordEvaluationOutcomeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ringrift/selfplay/v1/selfplay.proto\x12\x14ringrift.selfplay.v1\"\xc1\x03\n\rPriorityTerms\x12\x12\n\nconfig_key\x18\x01 \x01(\t\x12\x0c\n\x04\x62\x61se\x18\x02 \x01(\x01\x12\x11\n\telo_boost\x18\x03 \x01(\x05\x12\x18\n\x10\x63urriculum_boost\x18\x04 \x01(\x05\x12\x1d\n\x15\x64\x61ta_starvation_boost\x18\x05 \x01(\x05\x12\x17\n\x0f\x62ootstrap_boost\x18\x06 \x01(\x05\x12\x16\n\x0e\x65lo_gap_factor\x18\x07 \x01(\x01\x12\x0f\n\x07plateau\x18\x08 \x01(\x08\x12 \n\x18promotion_penalty_factor\x18\t \x01(\x01\x12\x17\n\x0f\x64iversity_bonus\x18\n \x01(\x05\x12\x1a\n\x12\x65\x66\x66\x65\x63tive_priority\x18\x0b \x01(\x01\x12\x13\n\x0bprobability\x18\x0c \x01(\x01\x12\x13\n\x0bgames_total\x18\r \x01(\x04\x12\x18\n\x10starvation_floor\x18\x0e \x01(\x08\x12\x17\n\x0f\x65xcluded_reason\x18\x0f \x01(\t\x12\x1c\n\x14\x63pu_seconds_per_game\x18\x10 \x01(\x01\x12\x19\n\x11\x65xpected_gain_elo\x18\x11 \x01(\x01\x12\x13\n\x0b\x63ost_factor\x18\x12 \x01(\x01\"B\n!PickWeightedSelfplayConfigRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x04\"z\n\"PickWeightedSelfplayConfigResponse\x12\x12\n\nconfig_key\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\x04\x12\x32\n\x05terms\x18\x03 \x03(\x0b\x32#.ringrift.selfplay.v1.PriorityTerms\"5\n\x1fGetEloBasedPriorityBoostRequest\x12\x12\n\nconfig_key\x18\x01 \x01(\t\"C\n GetEloBasedPriorityBoostResponse\x12\r\n\x05\x62oost\x18\x01 \x01(\x05\x12\x10\n\x08\x62\x65st_elo\x18\x02 \x01(\x01\".\n\x1bGetTargetJobsForNodeRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"V\n\x1cGetTargetJobsForNodeResponse\x12\x13\n\x0btarget_jobs\x18\x01 \x01(\r\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x64justments\x18\x03 \x03(\t\"-\n\x1aGetHybridJobTargetsRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"F\n\x1bGetHybridJobTargetsResponse\x12\x10\n\x08gpu_jobs\x18\x01 \x01(\r\x12\x15\n\rcpu_only_jobs\x18\x02 \x01(\r\"+\n\x18\x45xplainAllocationRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"O\n\x19\x45xplainAllocationResponse\x12\x32\n\x05terms\x18\x01 \x03(\x0b\x32#.ringrift.selfplay.v1.PriorityTerms\"w\n\x1eRecordEvaluationOutcomeRequest\x12\x12\n\nconfig_key\x18\x01 \x01(\t\x12\x10\n\x08win_rate\x18\x02 \x01(\x01\x12\x10\n\x08promoted\x18\x03 \x01(\x08\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\"_\n\x1fRecordEvaluationOutcomeResponse\x12\x19\n\x11\x63urriculum_weight\x18\x01 \x01(\x01\x12!\n\x19recent_promotion_failures\x18\x02 \x01(\r2\xcc\x06\n\x18SelfplaySchedulerService\x12\x94\x01\n\x1aPickWeightedSelfplayConfig\x12\x37.ringrift.selfplay.v1.PickWeightedSelfplayConfigRequest\x1a\x38.ringrift.selfplay.v1.PickWeightedSelfplayConfigResponse\"\x03\x90\x02\x01\x12\x8e\x01\n\x18GetEloBasedPriorityBoost\x12\x35.ringrift.selfplay.v1.GetEloBasedPriorityBoostRequest\x1a\x36.ringrift.selfplay.v1.GetEloBasedPriorityBoostResponse\"\x03\x90\x02\x01\x12\x82\x01\n\x14GetTargetJobsForNode\x12\x31.ringrift.selfplay.v1.GetTargetJobsForNodeRequest\x1a\x32.ringrift.selfplay.v1.GetTargetJobsForNodeResponse\"\x03\x90\x02\x01\x12\x7f\n\x13GetHybridJobTargets\x12\x30.ringrift.selfplay.v1.GetHybridJobTargetsRequest\x1a\x31.ringrift.selfplay.v1.GetHybridJobTargetsResponse\"\x03\x90\x02\x01\x12y\n\x11\x45xplainAllocation\x12..ringrift.selfplay.v1.ExplainAllocationRequest\x1a/.ringrift.selfplay.v1.ExplainAllocationResponse\"\x03\x90\x02\x01\x12\x86\x01\n\x17RecordEvaluationOutcome\x12\x34.ringrift.selfplay.v1.RecordEvaluationOutcomeRequest\x1a\x35.ringrift.selfplay.v1.RecordEvaluationOutcomeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,31 +42,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SELFPLAYSCHEDULERSERVICE'].methods_by_name['ExplainAllocation']._loaded_options = None
   _globals['_SELFPLAYSCHEDULERSERVICE'].methods_by_name['ExplainAllocation']._serialized_options = b'\220\002\001'
   _globals['_PRIORITYTERMS']._serialized_start=62
-  _globals['_PRIORITYTERMS']._serialized_end=433
-  _globals['_PICKWEIGHTEDSELFPLAYCONFIGREQUEST']._serialized_start=435
-  _globals['_PICKWEIGHTEDSELFPLAYCONFIGREQUEST']._serialized_end=501
-  _globals['_PICKWEIGHTEDSELFPLAYCONFIGRESPONSE']._serialized_start=503
-  _globals['_PICKWEIGHTEDSELFPLAYCONFIGRESPONSE']._serialized_end=625
-  _globals['_GETELOBASEDPRIORITYBOOSTREQUEST']._serialized_start=627
-  _globals['_GETELOBASEDPRIORITYBOOSTREQUEST']._serialized_end=680
-  _globals['_GETELOBASEDPRIORITYBOOSTRESPONSE']._serialized_start=682
-  _globals['_GETELOBASEDPRIORITYBOOSTRESPONSE']._serialized_end=749
-  _globals['_GETTARGETJOBSFORNODEREQUEST']._serialized_start=751
-  _globals['_GETTARGETJOBSFORNODEREQUEST']._serialized_end=797
-  _globals['_GETTARGETJOBSFORNODERESPONSE']._serialized_start=799
-  _globals['_GETTARGETJOBSFORNODERESPONSE']._serialized_end=885
-  _globals['_GETHYBRIDJOBTARGETSREQUEST']._serialized_start=887
-  _globals['_GETHYBRIDJOBTARGETSREQUEST']._serialized_end=932
-  _globals['_GETHYBRIDJOBTARGETSRESPONSE']._serialized_start=934
-  _globals['_GETHYBRIDJOBTARGETSRESPONSE']._serialized_end=1004
-  _globals['_EXPLAINALLOCATIONREQUEST']._serialized_start=1006
-  _globals['_EXPLAINALLOCATIONREQUEST']._serialized_end=1049
-  _globals['_EXPLAINALLOCATIONRESPONSE']._serialized_start=1051
-  _globals['_EXPLAINALLOCATIONRESPONSE']._serialized_end=1130
-  _globals['_RECORDEVALUATIONOUTCOMEREQUEST']._serialized_start=1132
-  _globals['_RECORDEVALUATIONOUTCOMEREQUEST']._serialized_end=1251
-  _globals['_RECORDEVALUATIONOUTCOMERESPONSE']._serialized_start=1253
-  _globals['_RECORDEVALUATIONOUTCOMERESPONSE']._serialized_end=1348
-  _globals['_SELFPLAYSCHEDULERSERVICE']._serialized_start=1351
-  _globals['_SELFPLAYSCHEDULERSERVICE']._serialized_end=2195
+  _globals['_PRIORITYTERMS']._serialized_end=511
+  _globals['_PICKWEIGHTEDSELFPLAYCONFIGREQUEST']._serialized_start=513
+  _globals['_PICKWEIGHTEDSELFPLAYCONFIGREQUEST']._serialized_end=579
+  _globals['_PICKWEIGHTEDSELFPLAYCONFIGRESPONSE']._serialized_start=581
+  _globals['_PICKWEIGHTEDSELFPLAYCONFIGRESPONSE']._serialized_end=703
+  _globals['_GETELOBASEDPRIORITYBOOSTREQUEST']._serialized_start=705
+  _globals['_GETELOBASEDPRIORITYBOOSTREQUEST']._serialized_end=758
+  _globals['_GETELOBASEDPRIORITYBOOSTRESPONSE']._serialized_start=760
+  _globals['_GETELOBASEDPRIORITYBOOSTRESPONSE']._serialized_end=827
+  _globals['_GETTARGETJOBSFORNODEREQUEST']._serialized_start=829
+  _globals['_GETTARGETJOBSFORNODEREQUEST']._serialized_end=875
+  _globals['_GETTARGETJOBSFORNODERESPONSE']._serialized_start=877
+  _globals['_GETTARGETJOBSFORNODERESPONSE']._serialized_end=963
+  _globals['_GETHYBRIDJOBTARGETSREQUEST']._serialized_start=965
+  _globals['_GETHYBRIDJOBTARGETSREQUEST']._serialized_end=1010
+  _globals['_GETHYBRIDJOBTARGETSRESPONSE']._serialized_start=1012
+  _globals['_GETHYBRIDJOBTARGETSRESPONSE']._serialized_end=1082
+  _globals['_EXPLAINALLOCATIONREQUEST']._serialized_start=1084
+  _globals['_EXPLAINALLOCATIONREQUEST']._serialized_end=1127
+  _globals['_EXPLAINALLOCATIONRESPONSE']._serialized_start=1129
+  _globals['_EXPLAINALLOCATIONRESPONSE']._serialized_end=1208
+  _globals['_RECORDEVALUATIONOUTCOMEREQUEST']._serialized_start=1210
+  _globals['_RECORDEVALUATIONOUTCOMEREQUEST']._serialized_end=1329
+  _globals['_RECORDEVALUATIONOUTCOMERESPONSE']._serialized_start=1331
+  _globals['_RECORDEVALUATIONOUTCOMERESPONSE']._serialized_end=1426
+  _globals['_SELFPLAYSCHEDULERSERVICE']._serialized_start=1429
+  _globals['_SELFPLAYSCHEDULERSERVICE']._serialized_end=2273
 # @@protoc_insertion_point(module_scope)

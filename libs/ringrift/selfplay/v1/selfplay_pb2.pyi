@@ -42,6 +42,9 @@ class PriorityTerms(_message.Message):
     GAMES_TOTAL_FIELD_NUMBER: _builtins.int
     STARVATION_FLOOR_FIELD_NUMBER: _builtins.int
     EXCLUDED_REASON_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_PER_GAME_FIELD_NUMBER: _builtins.int
+    EXPECTED_GAIN_ELO_FIELD_NUMBER: _builtins.int
+    COST_FACTOR_FIELD_NUMBER: _builtins.int
     config_key: _builtins.str
     """Config key."""
     base: _builtins.float
@@ -72,6 +75,19 @@ class PriorityTerms(_message.Message):
     """Served first by the starvation floor."""
     excluded_reason: _builtins.str
     """Excluded for the node, and why (for example "no GPU")."""
+    cpu_seconds_per_game: _builtins.float
+    """CPU seconds one game of the config costs (StateService's config statistics); 0
+    while unmeasured.
+    """
+    expected_gain_elo: _builtins.float
+    """Elo the config's best is expected to gain per generation (its recent gains, or the
+    prior while it has too few rated generations).
+    """
+    cost_factor: _builtins.float
+    """Cost factor: the config's expected Elo gain per CPU second relative to the geometric
+    mean over the configs with a measured cost, clamped to the settings' bounds; 1 when
+    unmeasured.
+    """
     def __init__(
         self,
         *,
@@ -90,10 +106,13 @@ class PriorityTerms(_message.Message):
         games_total: _builtins.int = ...,
         starvation_floor: _builtins.bool = ...,
         excluded_reason: _builtins.str = ...,
+        cpu_seconds_per_game: _builtins.float = ...,
+        expected_gain_elo: _builtins.float = ...,
+        cost_factor: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "bootstrap_boost", b"bootstrap_boost", "config_key", b"config_key", "curriculum_boost", b"curriculum_boost", "data_starvation_boost", b"data_starvation_boost", "diversity_bonus", b"diversity_bonus", "effective_priority", b"effective_priority", "elo_boost", b"elo_boost", "elo_gap_factor", b"elo_gap_factor", "excluded_reason", b"excluded_reason", "games_total", b"games_total", "plateau", b"plateau", "probability", b"probability", "promotion_penalty_factor", b"promotion_penalty_factor", "starvation_floor", b"starvation_floor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "bootstrap_boost", b"bootstrap_boost", "config_key", b"config_key", "cost_factor", b"cost_factor", "cpu_seconds_per_game", b"cpu_seconds_per_game", "curriculum_boost", b"curriculum_boost", "data_starvation_boost", b"data_starvation_boost", "diversity_bonus", b"diversity_bonus", "effective_priority", b"effective_priority", "elo_boost", b"elo_boost", "elo_gap_factor", b"elo_gap_factor", "excluded_reason", b"excluded_reason", "expected_gain_elo", b"expected_gain_elo", "games_total", b"games_total", "plateau", b"plateau", "probability", b"probability", "promotion_penalty_factor", b"promotion_penalty_factor", "starvation_floor", b"starvation_floor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

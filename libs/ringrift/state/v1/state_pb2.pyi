@@ -700,6 +700,7 @@ class JobTransition(_message.Message):
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     PERMANENT_FIELD_NUMBER: _builtins.int
     REPORTED_BY_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     attempt: _builtins.int
@@ -727,6 +728,10 @@ class JobTransition(_message.Message):
     applied only when the attempt was placed on that node. Empty for the control plane's
     own transitions.
     """
+    cpu_seconds: _builtins.float
+    """CPU seconds the attempt used (an agent's report of an ended attempt); 0 keeps the
+    recorded value. Finite and at least 0.
+    """
     @_builtins.property
     def not_before(self) -> _timestamp_pb2.Timestamp:
         """Earliest dispatch time of the new attempt."""
@@ -746,10 +751,11 @@ class JobTransition(_message.Message):
         not_before: _timestamp_pb2.Timestamp | None = ...,
         permanent: _builtins.bool = ...,
         reported_by: _builtins.str = ...,
+        cpu_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["not_before", b"not_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "error", b"error", "exit_code", b"exit_code", "from_state", b"from_state", "job_id", b"job_id", "node_id", b"node_id", "not_before", b"not_before", "permanent", b"permanent", "reported_by", b"reported_by", "result_json", b"result_json", "retry", b"retry", "to_state", b"to_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cpu_seconds", b"cpu_seconds", "error", b"error", "exit_code", b"exit_code", "from_state", b"from_state", "job_id", b"job_id", "node_id", b"node_id", "not_before", b"not_before", "permanent", b"permanent", "reported_by", b"reported_by", "result_json", b"result_json", "retry", b"retry", "to_state", b"to_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1524,12 +1530,23 @@ class ConfigStats(_message.Message):
     LAST_DISPATCH_FIELD_NUMBER: _builtins.int
     LAST_TRAINING_STARTED_FIELD_NUMBER: _builtins.int
     LAST_TRAINING_COMPLETED_FIELD_NUMBER: _builtins.int
+    SELFPLAY_CPU_SECONDS_FIELD_NUMBER: _builtins.int
+    SELFPLAY_GAMES_TIMED_FIELD_NUMBER: _builtins.int
+    CPU_SECONDS_PER_GAME_FIELD_NUMBER: _builtins.int
     config_key: _builtins.str
     """Config key."""
     games_total: _builtins.int
     """Games ever recorded."""
     games_since_training: _builtins.int
     """Games since the last training started."""
+    selfplay_cpu_seconds: _builtins.float
+    """CPU seconds of the self-play jobs whose games were added with their CPU time."""
+    selfplay_games_timed: _builtins.int
+    """Games those jobs played (the games selfplay_cpu_seconds paid for)."""
+    cpu_seconds_per_game: _builtins.float
+    """selfplay_cpu_seconds / selfplay_games_timed: what one game of the config costs;
+    0 while no job has reported its CPU time.
+    """
     @_builtins.property
     def last_dispatch(self) -> _timestamp_pb2.Timestamp:
         """Last self-play dispatch for the config."""
@@ -1551,10 +1568,13 @@ class ConfigStats(_message.Message):
         last_dispatch: _timestamp_pb2.Timestamp | None = ...,
         last_training_started: _timestamp_pb2.Timestamp | None = ...,
         last_training_completed: _timestamp_pb2.Timestamp | None = ...,
+        selfplay_cpu_seconds: _builtins.float = ...,
+        selfplay_games_timed: _builtins.int = ...,
+        cpu_seconds_per_game: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_dispatch", b"last_dispatch", "last_training_completed", b"last_training_completed", "last_training_started", b"last_training_started"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "games_since_training", b"games_since_training", "games_total", b"games_total", "last_dispatch", b"last_dispatch", "last_training_completed", b"last_training_completed", "last_training_started", b"last_training_started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "cpu_seconds_per_game", b"cpu_seconds_per_game", "games_since_training", b"games_since_training", "games_total", b"games_total", "last_dispatch", b"last_dispatch", "last_training_completed", b"last_training_completed", "last_training_started", b"last_training_started", "selfplay_cpu_seconds", b"selfplay_cpu_seconds", "selfplay_games_timed", b"selfplay_games_timed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1573,6 +1593,7 @@ class UpdateConfigStatsRequest(_message.Message):
     MARK_TRAINING_COMPLETED_FIELD_NUMBER: _builtins.int
     EPOCH_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ADD_CPU_SECONDS_FIELD_NUMBER: _builtins.int
     config_key: _builtins.str
     """Config key."""
     add_games: _builtins.int
@@ -1587,6 +1608,11 @@ class UpdateConfigStatsRequest(_message.Message):
     """Leader epoch (fencing)."""
     idempotency_key: _builtins.str
     """Key making the update idempotent (for example the self-play job id)."""
+    add_cpu_seconds: _builtins.float
+    """CPU seconds the add_games games cost (the self-play job's measured CPU time); 0 when
+    unknown, and then those games do not count toward cpu_seconds_per_game. Finite, at
+    least 0.
+    """
     def __init__(
         self,
         *,
@@ -1597,10 +1623,11 @@ class UpdateConfigStatsRequest(_message.Message):
         mark_training_completed: _builtins.bool = ...,
         epoch: _builtins.int = ...,
         idempotency_key: _builtins.str = ...,
+        add_cpu_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_games", b"add_games", "config_key", b"config_key", "epoch", b"epoch", "idempotency_key", b"idempotency_key", "mark_dispatch", b"mark_dispatch", "mark_training_completed", b"mark_training_completed", "mark_training_started", b"mark_training_started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["add_cpu_seconds", b"add_cpu_seconds", "add_games", b"add_games", "config_key", b"config_key", "epoch", b"epoch", "idempotency_key", b"idempotency_key", "mark_dispatch", b"mark_dispatch", "mark_training_completed", b"mark_training_completed", "mark_training_started", b"mark_training_started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

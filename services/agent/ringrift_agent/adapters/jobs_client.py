@@ -24,6 +24,7 @@ class JobEventSender:
             error=event["error"][:4000],
             result_json=event["result_json"],
             agent_sequence=event["agent_sequence"],
+            cpu_seconds=event.get("cpu_seconds", 0.0),  # absent from events queued by an older agent
         )
         try:
             await self._stub.ReportJobEvent(request)

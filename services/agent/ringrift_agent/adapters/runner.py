@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -42,13 +43,21 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _exit_code(work_dir: Path) -> int | None:
-    """The exit code the wrapper recorded in exit.json, None when there is none."""
+def _exit_record(work_dir: Path) -> tuple[int | None, float]:
+    """The exit code the wrapper recorded in exit.json (None when there is none) and the
+    CPU seconds it measured (0 when unknown)."""
     recorded = _read_json(work_dir / "exit.json")
+    if recorded is None:
+        return None, 0.0
     try:
-        return int(recorded["exit_code"]) if recorded is not None else None
+        code: int | None = int(recorded["exit_code"])
     except (KeyError, TypeError, ValueError):
-        return None
+        code = None
+    try:
+        cpu = float(recorded.get("cpu_seconds", 0.0))
+    except (TypeError, ValueError):
+        cpu = 0.0
+    return code, cpu if math.isfinite(cpu) and cpu > 0 else 0.0
 
 
 def _read_result(work_dir: Path) -> str:
@@ -198,7 +207,8 @@ class JobRunner:
 
     async def _conclude(self, attempt: Attempt) -> None:
         work_dir = Path(attempt.work_dir)
-        end = ending(attempt, await asyncio.to_thread(_exit_code, work_dir))
+        code, attempt.cpu_seconds = await asyncio.to_thread(_exit_record, work_dir)
+        end = ending(attempt, code)
         result = await asyncio.to_thread(_read_result, work_dir) if end.collect_result else ""
         if end.state is JobState.SUCCEEDED:  # a count the job reports is checked against what it wrote
             wrong = await asyncio.to_thread(check_reported_games, self.data_dir, result)

@@ -31,6 +31,7 @@ class Attempt:
     exit_code: int = 0
     error: str = ""
     result_json: str = ""
+    cpu_seconds: float = 0.0  # measured by the wrapper at exit; 0 while unknown
     cancel_requested: bool = False
 
     @property
@@ -78,6 +79,7 @@ class Attempt:
             "exit_code": self.exit_code,
             "error": self.error,
             "result_json": self.result_json,
+            "cpu_seconds": self.cpu_seconds,
         }
 
 

@@ -64,6 +64,7 @@ def transition_message(value: Transition) -> state_pb2.JobTransition:
         retry=value.retry,
         permanent=value.permanent,
         reported_by=value.reported_by,
+        cpu_seconds=value.cpu_seconds,
     )
     if value.not_before is not None:
         message.not_before.CopyFrom(to_timestamp(value.not_before))

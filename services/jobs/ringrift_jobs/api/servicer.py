@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ringrift.common.v1 import common_pb2
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from ringrift.state.v1 import state_pb2
@@ -48,6 +50,7 @@ def _report(request: jobs_pb2.ReportJobEventRequest) -> Report:
     check.check("attempt", request.attempt >= 1, "must be 1 or more")
     check.node_id("node_id", request.node_id)
     check.check("state", request.state in STATE_VALUES, "must be RUNNING, SUCCEEDED, FAILED, CANCELLED or LOST")
+    check.check("cpu_seconds", math.isfinite(request.cpu_seconds) and request.cpu_seconds >= 0, "must be 0 or more")
     check.raise_if_invalid()
     reporter = caller()
     if reporter is not None and request.node_id != reporter.name:  # NodeRestriction: a node speaks for itself
@@ -61,6 +64,7 @@ def _report(request: jobs_pb2.ReportJobEventRequest) -> Report:
         error=request.error,
         result_json=request.result_json,
         reported_by=reporter.name if reporter is not None else "",
+        cpu_seconds=request.cpu_seconds,
     )
 
 

@@ -132,6 +132,7 @@ class JobLifecycle:
             error=report.error,
             result_json=report.result_json,
             reported_by=report.reported_by,
+            cpu_seconds=report.cpu_seconds,
         )
         if report.state in (JobState.FAILED, JobState.LOST):
             # Only a failure needs the job (its attempt limit) to decide on a retry.

@@ -67,6 +67,7 @@ class Transition:
     not_before: datetime | None = None
     permanent: bool = False
     reported_by: str = ""  # the reporting agent's node (from its certificate)
+    cpu_seconds: float = 0.0  # the attempt's measured CPU time (0: unknown, keeps the recorded value)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Report:
     error: str = ""
     result_json: str = ""
     reported_by: str = ""  # the node the reporting agent's certificate names ("" on an insecure cluster)
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class SchedulerState:
                 "games_since_training": s.games_since_training,
                 "started": _seconds(s.last_training_started),
                 "completed": _seconds(s.last_training_completed),
+                "cpu_seconds_per_game": s.cpu_seconds_per_game,
             }
             for s in reply.stats
         }

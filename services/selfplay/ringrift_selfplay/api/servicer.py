@@ -27,6 +27,9 @@ def terms_message(t: Terms) -> selfplay_pb2.PriorityTerms:
         games_total=t.games_total,
         starvation_floor=t.starvation_floor,
         excluded_reason=t.excluded_reason,
+        cpu_seconds_per_game=t.cpu_seconds_per_game,
+        expected_gain_elo=t.expected_gain_elo,
+        cost_factor=t.cost_factor,
     )
 
 

@@ -8,6 +8,7 @@ leader or replica decides the same way.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ class ConfigState:
     elo_by_generation: tuple[float, ...] = ()
     # Evaluation outcomes, oldest first: (unix time, win rate, promoted).
     evaluations: tuple[tuple[float, float, bool], ...] = ()
+    cpu_seconds_per_game: float = 0.0  # what one self-play game costs; 0 while unmeasured
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class Terms:
     games_total: int = 0
     starvation_floor: bool = False
     excluded_reason: str = ""
+    cpu_seconds_per_game: float = 0.0
+    expected_gain_elo: float = 0.0
+    cost_factor: float = 1.0
 
 
 def clamp(value: int, low: int, high: int) -> int:
@@ -139,6 +144,29 @@ def promotion_penalty(evaluations: tuple[tuple[float, float, bool], ...], now: f
     return factor if since < lasts else 1.0
 
 
+def expected_gain(elo_by_generation: tuple[float, ...], generations: int, prior: float, floor: float) -> float:
+    """Elo per generation the config's best rose over its last ``generations``
+    generations (at least ``floor``); ``prior`` until it has more than that many."""
+    if len(elo_by_generation) <= generations:
+        return prior
+    rise = max(elo_by_generation) - max(elo_by_generation[:-generations])
+    return max(floor, rise / generations)
+
+
+def cost_factors(terms: list[Terms], selfplay: SelfplaySettings) -> None:
+    """Set each term's cost factor: its expected Elo gain per CPU second of self-play
+    over the geometric mean of that rate among the configs whose cost is measured,
+    clamped to the settings' bounds (1 for an unmeasured or excluded config, or when
+    cost awareness is off)."""
+    measured = [t for t in terms if t.cpu_seconds_per_game > 0 and not t.excluded_reason]
+    if not selfplay.cost_aware or not measured:
+        return
+    rates = {t.config_key: t.expected_gain_elo / t.cpu_seconds_per_game for t in measured}
+    mean = math.exp(sum(math.log(r) for r in rates.values()) / len(rates))
+    for t in measured:
+        t.cost_factor = min(selfplay.cost_factor_max, max(selfplay.cost_factor_min, rates[t.config_key] / mean))
+
+
 def base_priority(
     config_key: str, board: str, players: int, selfplay: SelfplaySettings, pipeline: PipelineSettings
 ) -> float:
@@ -181,14 +209,23 @@ def compute_terms(
         t.elo_gap_factor = elo_gap_factor(s.best_elo, selfplay.target_elo, training.rating_anchor_elo)
         t.plateau = plateau(s.elo_by_generation, selfplay.plateau_generations, selfplay.plateau_min_gain_elo)
         t.promotion_penalty_factor = promotion_penalty(s.evaluations, now)
+        t.cpu_seconds_per_game = s.cpu_seconds_per_game
+        t.expected_gain_elo = expected_gain(
+            s.elo_by_generation,
+            selfplay.cost_gain_generations,
+            selfplay.expected_gain_prior_elo,
+            selfplay.cost_gain_floor_elo,
+        )
+        terms.append(t)
+    cost_factors(terms, selfplay)
+    for t in terms:
         p = (
             t.base + t.elo_boost + t.curriculum_boost + t.data_starvation_boost + t.bootstrap_boost + t.diversity_bonus
         ) * t.elo_gap_factor
         if t.plateau:
             p = max(1.0, p / 2)
-        p *= t.promotion_penalty_factor
+        p *= t.promotion_penalty_factor * t.cost_factor
         t.effective_priority = 0.0 if t.excluded_reason else max(0.1, p)
-        terms.append(t)
     return terms
 
 

@@ -97,6 +97,7 @@ class Scheduler:
                     best_elo=max(rated.values()) if rated else None,
                     elo_by_generation=by_generation,
                     evaluations=tuple(evaluations.get(key, [])),
+                    cpu_seconds_per_game=s.get("cpu_seconds_per_game", 0.0),
                 )
             )
         return states

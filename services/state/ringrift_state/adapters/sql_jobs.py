@@ -49,6 +49,7 @@ def _attempt(row) -> AttemptRecord:
         _utc(row.finished_at),
         row.exit_code,
         row.error,
+        row.cpu_seconds,
     )
 
 
@@ -149,6 +150,7 @@ class SqlJobRepository:
                         finished_at=None,
                         exit_code=0,
                         error="",
+                        cpu_seconds=0.0,
                     )
                 )
             if job_rows:
@@ -309,6 +311,7 @@ class SqlJobRepository:
                     finished_at=None,
                     exit_code=0,
                     error="",
+                    cpu_seconds=0.0,
                 )
             )
             attributes = {**decision.event_attributes, "next_attempt": str(decision.next_attempt)}
@@ -335,6 +338,7 @@ class _Batch:
                 b_node_id=write.node_id,
                 b_exit_code=write.exit_code,
                 b_error=write.error,
+                b_cpu_seconds=write.cpu_seconds or None,
                 b_started=self.now if write.started else None,
                 b_finished=self.now if write.finished else None,
             )
@@ -361,6 +365,7 @@ _ATTEMPT_UPDATE = (
         node_id=func.coalesce(bindparam("b_node_id"), job_attempts.c.node_id),
         exit_code=bindparam("b_exit_code"),
         error=bindparam("b_error"),
+        cpu_seconds=func.coalesce(bindparam("b_cpu_seconds"), job_attempts.c.cpu_seconds),
         started_at=func.coalesce(bindparam("b_started"), job_attempts.c.started_at),
         finished_at=func.coalesce(bindparam("b_finished"), job_attempts.c.finished_at),
     )

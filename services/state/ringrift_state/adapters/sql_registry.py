@@ -288,6 +288,10 @@ class SqlRegistry:
             now = _stamp()
             stats.games_total += request.add_games
             stats.games_since_training += request.add_games
+            if request.add_games and request.add_cpu_seconds > 0:  # games whose cost is known
+                stats.selfplay_cpu_seconds += request.add_cpu_seconds
+                stats.selfplay_games_timed += request.add_games
+                stats.cpu_seconds_per_game = stats.selfplay_cpu_seconds / stats.selfplay_games_timed
             if request.mark_dispatch:
                 stats.last_dispatch.CopyFrom(now)
             if request.mark_training_started:

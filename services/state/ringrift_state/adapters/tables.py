@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -96,6 +97,7 @@ job_attempts = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("exit_code", Integer, nullable=False),
     Column("error", Text, nullable=False),
+    Column("cpu_seconds", Float, nullable=False, server_default="0"),
 )
 
 jobs_history = Table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from ringrift.common.v1 import common_pb2
@@ -82,6 +83,7 @@ def transitions(request: state_pb2.TransitionJobsRequest) -> list[Transition]:
         )
         check.check(f"{field}.from_state", t.from_state == 0 or t.from_state in KNOWN_STATES, "unknown job state")
         check.check(f"{field}.result_json", len(t.result_json) <= 1024 * 1024, "must be at most 1 MiB")
+        check.check(f"{field}.cpu_seconds", math.isfinite(t.cpu_seconds) and t.cpu_seconds >= 0, "must be 0 or more")
         if t.to_state not in KNOWN_STATES or (t.from_state and t.from_state not in KNOWN_STATES):
             continue  # reported above
         result.append(
@@ -98,6 +100,7 @@ def transitions(request: state_pb2.TransitionJobsRequest) -> list[Transition]:
                 not_before=from_timestamp(t.not_before),
                 permanent=t.permanent,
                 reported_by=t.reported_by,
+                cpu_seconds=t.cpu_seconds,
             )
         )
     check.raise_if_invalid()
@@ -128,6 +131,7 @@ def job_message(job: JobRecord) -> common_pb2.Job:
                 finished_at=timestamp(a.finished_at),
                 exit_code=a.exit_code,
                 error=a.error,
+                cpu_seconds=a.cpu_seconds,
             )
             for a in job.attempts
         ],

@@ -3,6 +3,8 @@ sync transfers: validate -> registry -> encode."""
 
 from __future__ import annotations
 
+import math
+
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2
 from ringrift_contracts.check import Check
@@ -122,6 +124,8 @@ class RegistryRpcs:
         check = Check()
         check.config_key("config_key", request.config_key)
         check.check("add_games", request.add_games <= 10_000_000, "at most 10,000,000 per update")
+        cpu = request.add_cpu_seconds
+        check.check("add_cpu_seconds", math.isfinite(cpu) and 0 <= cpu <= 1e9, "must be between 0 and 1e9")
         check.max_length("idempotency_key", request.idempotency_key, 256)
         check.raise_if_invalid()
         return state_pb2.UpdateConfigStatsResponse(stats=await self._registry.update_config_stats(request))

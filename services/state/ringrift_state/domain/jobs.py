@@ -57,6 +57,7 @@ class Transition:
     not_before: datetime | None = None
     permanent: bool = False
     reported_by: str = ""  # the agent's node that reported it (a report is credited only from there)
+    cpu_seconds: float = 0.0  # the attempt's measured CPU time; 0 keeps the recorded value
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class AttemptRecord:
     finished_at: datetime | None
     exit_code: int
     error: str
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class AttemptWrite:
     node_id: str | None
     exit_code: int
     error: str
+    cpu_seconds: float = 0.0  # 0 keeps the recorded value
 
     @property
     def started(self) -> bool:
@@ -172,7 +175,7 @@ def decide(current: CurrentJob | None, t: Transition) -> Decision:
     if current is None:
         return Decision(False, f"job {t.job_id} does not exist")
     if t.attempt != current.attempt:
-        write = AttemptWrite(t.attempt, t.to_state, None, t.exit_code, t.error[:MAX_STORED_ERROR])
+        write = AttemptWrite(t.attempt, t.to_state, None, t.exit_code, t.error[:MAX_STORED_ERROR], t.cpu_seconds)
         return Decision(False, f"attempt {t.attempt} was superseded by attempt {current.attempt}", attempt=write)
     if t.reported_by and t.attempt == current.attempt and current.node_id != t.reported_by:
         placed = current.node_id or "no node yet"
@@ -201,7 +204,7 @@ def decide(current: CurrentJob | None, t: Transition) -> Decision:
         )
     return Decision(
         True,
-        attempt=AttemptWrite(t.attempt, t.to_state, node_id, t.exit_code, t.error[:MAX_STORED_ERROR]),
+        attempt=AttemptWrite(t.attempt, t.to_state, node_id, t.exit_code, t.error[:MAX_STORED_ERROR], t.cpu_seconds),
         job_changes=changes,
         event_state=t.to_state if t.to_state in EVENT_STATES else None,
         event_attributes=attributes,

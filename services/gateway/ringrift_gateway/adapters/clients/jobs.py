@@ -138,11 +138,13 @@ class JobsClient:
             result = {}
         return JOB_STATES.name(job.state).upper(), result if isinstance(result, dict) else {}
 
-    async def selfplay_games(self, job_id: str) -> tuple[str, int]:
-        """(config, games) a finished self-play job reported."""
+    async def selfplay_games(self, job_id: str) -> tuple[str, int, float]:
+        """(config, games, CPU seconds) a finished self-play job reported: the CPU time of
+        the attempt that succeeded, 0 when its agent did not measure it."""
         job = await self.get(job_id)
         try:
             games = int(json.loads(job.result_json or "{}").get("games", 0))
         except (ValueError, TypeError, AttributeError):
             games = 0
-        return job.spec.config_key, games
+        cpu = next((a.cpu_seconds for a in job.attempts if a.attempt == job.attempt), 0.0)
+        return job.spec.config_key, games, cpu

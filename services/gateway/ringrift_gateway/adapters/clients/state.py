@@ -186,9 +186,14 @@ class StateClient:
         request = state_pb2.RecordMatchesRequest(matches=matches, epoch=epoch, idempotency_key=key)
         return (await call(self._stub.RecordMatches(request))).recorded
 
-    async def add_games(self, config_key: str, games: int, job_id: str, epoch: int) -> None:
+    async def add_games(self, config_key: str, games: int, cpu_seconds: float, job_id: str, epoch: int) -> None:
         request = state_pb2.UpdateConfigStatsRequest(
-            config_key=config_key, add_games=games, mark_dispatch=False, epoch=epoch, idempotency_key=f"games/{job_id}"
+            config_key=config_key,
+            add_games=games,
+            add_cpu_seconds=cpu_seconds,
+            mark_dispatch=False,
+            epoch=epoch,
+            idempotency_key=f"games/{job_id}",
         )
         await call(self._stub.UpdateConfigStats(request))
 

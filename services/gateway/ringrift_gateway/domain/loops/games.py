@@ -1,6 +1,7 @@
 """GameCounter (BEHAVIOUR.md, Background loops): add the games of every self-play job
-that succeeded to its config's statistics, once per job (idempotent by job), resuming
-from a stored cursor over the event log."""
+that succeeded to its config's statistics, with the CPU seconds the job used (the cost
+of a game the scheduler weighs), once per job (idempotent by job), resuming from a
+stored cursor over the event log."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ class GameEvents(Protocol):
 
     async def event_page(self, after: int, types: list[str], limit: int) -> list[Any]: ...
 
-    async def add_games(self, config_key: str, games: int, job_id: str, epoch: int) -> None: ...
+    async def add_games(self, config_key: str, games: int, cpu_seconds: float, job_id: str, epoch: int) -> None: ...
 
 
 class GameResults(Protocol):
-    async def selfplay_games(self, job_id: str) -> tuple[str, int]: ...
+    async def selfplay_games(self, job_id: str) -> tuple[str, int, float]:
+        """(config, games, CPU seconds of the attempt that played them; 0 when unknown)."""
+        ...
 
 
 class GameCounter:
@@ -41,9 +44,9 @@ class GameCounter:
             cursor = event.sequence
             if event.attributes.get("kind") != "selfplay":
                 continue
-            config, games = await self._jobs.selfplay_games(event.subject)
+            config, games, cpu_seconds = await self._jobs.selfplay_games(event.subject)
             if games:
-                await self._state.add_games(config, games, event.subject, epoch)
+                await self._state.add_games(config, games, cpu_seconds, event.subject, epoch)
                 added += games
         if cursor != after:
             await self._state.persist_state(*CURSOR, json.dumps(cursor).encode(), stored.version, epoch)
