@@ -65,7 +65,7 @@ TABLE: dict[str, frozenset[str]] = {
             "RecordMatches": {GATEWAY} | svc("training"),
             "UpdateConfigStats": {GATEWAY} | svc("training"),
             "RecordSyncTransfers": svc("sync"),
-            "PublishEvent": {GATEWAY} | svc("training", "sync", "selfplay"),
+            "PublishEvent": {GATEWAY} | svc("training", "sync", "selfplay", "nodes"),
         },
     ),
     # JobService: the gateway (users' jobs, the leader's rounds) and training submit and
@@ -91,6 +91,10 @@ TABLE: dict[str, frozenset[str]] = {
             "ExplainPlacement": {GATEWAY},
             "ReserveNode": {GATEWAY} | svc("training"),
             "ReleaseNode": {GATEWAY} | svc("training"),
+            # Training quarantines a node whose games keep failing their checks; an
+            # operator (through the gateway) quarantines and lifts.
+            "QuarantineNode": {GATEWAY} | svc("training"),
+            "LiftQuarantine": {GATEWAY},
         },
     ),
     **_service(
@@ -168,7 +172,16 @@ TABLE: dict[str, frozenset[str]] = {
             },
             **{
                 m: OPERATOR
-                for m in ("SubmitJob", "CancelJob", "TriggerTraining", "RollbackModel", "PauseLoop", "ResumeLoop")
+                for m in (
+                    "SubmitJob",
+                    "CancelJob",
+                    "TriggerTraining",
+                    "RollbackModel",
+                    "PauseLoop",
+                    "ResumeLoop",
+                    "QuarantineNode",
+                    "LiftQuarantine",
+                )
             },
             # A joining node has no identity yet: its one-time join token is the credential.
             "JoinCluster": {OPEN},

@@ -60,6 +60,10 @@ class NodeSelectorSettings(Section):
     max_top_k: int = Field(default=1000, ge=1)
     # Longest reservation a caller may ask for.
     max_reservation_seconds: int = Field(default=7200, ge=1)
+    # How long a quarantine lasts when the caller does not say (it ends by itself: its
+    # etcd key's lease expires), and the longest one a caller may ask for.
+    quarantine_seconds: int = Field(default=86400, ge=60)
+    max_quarantine_seconds: int = Field(default=30 * 86400, ge=60)
 
     @field_validator("ram_estimate_gb")
     @classmethod

@@ -138,6 +138,12 @@ class TrainingSettings(Section):
     # Ratings: the anchor player of every config and its fixed rating.
     rating_anchor: str = "random"
     rating_anchor_elo: float = 1000.0
+    # Data hygiene: an export that skips a node's games (they failed their checks, or
+    # their file could not be read) is a strike against that node (NODE_GAMES_REJECTED);
+    # quarantine_strikes strikes within quarantine_window_seconds quarantine it
+    # (NodeSelector's default time; 0 strikes: never).
+    quarantine_strikes: int = Field(default=3, ge=0)
+    quarantine_window_seconds: float = Field(default=86400.0, gt=0)
 
     @model_validator(mode="after")
     def _a_floor_per_baseline(self) -> TrainingSettings:

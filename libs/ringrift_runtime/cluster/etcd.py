@@ -123,6 +123,11 @@ class Keyspace:
     def leader(self) -> bytes:
         return self.root + b"leader/"
 
+    @property
+    def quarantine(self) -> bytes:
+        """Quarantined nodes, one key each under a lease that ends the quarantine."""
+        return self.root + b"quarantine/"
+
     def node(self, node_id: str) -> bytes:
         return self.nodes + node_id.encode()
 

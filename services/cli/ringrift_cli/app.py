@@ -30,6 +30,7 @@ def main(
 for module in (cluster, jobs, models, events, local):
     for command in module.COMMANDS:
         app.command()(command)
+app.add_typer(cluster.nodes_app, name="nodes")
 app.add_typer(models.models_app, name="models")
 app.add_typer(loops.loops_app, name="loops")
 app.add_typer(explain.explain_app, name="explain")

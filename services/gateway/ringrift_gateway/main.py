@@ -14,6 +14,7 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge
 
 from ringrift.common.v1 import common_pb2
+from ringrift.nodes.v1 import nodes_pb2
 from ringrift_contracts import access
 from ringrift_contracts.membership import membership_cache
 from ringrift_gateway.adapters.authority import CertificateAuthority
@@ -49,6 +50,7 @@ from ringrift_runtime.errors import RingriftError
 from ringrift_runtime.grpc.client import ChannelFactory
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
 from ringrift_runtime.grpc.server import Bound, instance_name, registration
+from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.process import run_service
 from ringrift_runtime.security.context import Security
 from ringrift_runtime.security.identity import Kind
@@ -76,6 +78,14 @@ class ClusterView:
         if include_unschedulable:
             return nodes
         return [n for n in nodes if not (n.draining or n.quarantined)]
+
+    def quarantines(self) -> list[nodes_pb2.NodeQuarantine]:
+        return [
+            nodes_pb2.NodeQuarantine(
+                node_id=node_id, reason=q.reason, since=to_timestamp(q.since), until=to_timestamp(q.until), by=q.by
+            )
+            for node_id, q in sorted(self._members.quarantined().items())
+        ]
 
     def services(self) -> list[common_pb2.ServiceEndpoint]:
         return [self._services.values()[name] for name in sorted(self._services.values())]

@@ -8,6 +8,7 @@ import sys
 
 from ringrift_contracts import access
 from ringrift_contracts.membership import membership_cache
+from ringrift_nodes.adapters.quarantine import QuarantineStore
 from ringrift_nodes.adapters.reservations import ReservationStore
 from ringrift_nodes.adapters.views import node_view
 from ringrift_nodes.api.servicer import NodeSelectorServicer
@@ -42,7 +43,8 @@ class NodesApp:
         self.security.require(Kind.SERVICE, NAME)
         self._state_channel = ChannelFactory.of(settings, self.security).service(settings.endpoints, "state")
         self.reservations = ReservationStore(self._state_channel)
-        servicer = NodeSelectorServicer(self.view, self.members, self.reservations)
+        self.quarantines = QuarantineStore(settings.etcd, self._state_channel)
+        servicer = NodeSelectorServicer(self.view, self.members, self.reservations, self.quarantines)
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
 
     async def _load_reservations(self) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from ringrift.common.v1 import common_pb2
 from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift_runtime.cluster.cache import ChangeKind
 from ringrift_runtime.grpc.status import field_violations
 from tests.integration.cluster.conftest import LEASE_TTL, LocalCluster
 
@@ -189,3 +190,118 @@ async def test_reservations_keep_other_work_away_and_survive_a_selector_restart(
             await stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id="gpu-a100", holder="job-1", epoch=1), timeout=5)
         ).released
         assert await best(stub, "selfplay") == "gpu-a100"
+
+
+async def test_a_quarantined_node_gets_no_work_from_any_view_until_lifted_or_over(cluster: LocalCluster) -> None:
+    """An operator quarantines a node through the gateway: NodeSelector stops choosing it,
+    every membership view (the gateway's, a watcher's) shows it quarantined and tells its
+    subscribers, NODE_QUARANTINED says why; lifting it brings it back. Bad requests name
+    the field and change nothing; a quarantine ends by itself when its lease does."""
+    from ringrift.orchestrator.v1 import orchestrator_pb2 as O
+    from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
+    from ringrift_contracts.membership import membership_cache, quarantine_node
+
+    await cluster.start_state()
+    await cluster.start_agent("gpu-a100", **A100)
+    await cluster.start_agent("gpu-4090", **RTX4090)
+    nodes = await cluster.start("nodes", "nodes")
+    await cluster.start_gateway("gw-a")
+    await cluster.wait_for_leader()
+    watcher = membership_cache(cluster.etcd.client_settings("test", lease_ttl_seconds=LEASE_TTL))
+    changes = watcher.subscribe()
+    await watcher.start()
+
+    async def best(stub) -> str:
+        request = nodes_pb2.SelectBestNodeForJobRequest(spec=spec("selfplay", needs_gpu=True))
+        return (await stub.SelectBestNodeForJob(request, timeout=5)).best.node_id
+
+    async def until(predicate, what: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not await predicate():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.05)
+
+    async with (
+        cluster.channel(nodes) as channel,
+        cluster.pki.channel(cluster.processes["gw-a"].address, "gateway") as operator,
+    ):
+        stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
+        facade = orchestrator_pb2_grpc.OrchestratorServiceStub(operator)
+
+        async def both_listed() -> bool:
+            return len((await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).nodes) == 2
+
+        await until(both_listed, "agents never appeared")
+        assert await best(stub) == "gpu-a100"
+
+        long_value = "x" * 5000
+        bad = [
+            (nodes_pb2.QuarantineNodeRequest(node_id="Bad Node!", reason="r"), "node_id"),
+            (nodes_pb2.QuarantineNodeRequest(node_id="gpu-a100", reason="  "), "reason"),
+            (nodes_pb2.QuarantineNodeRequest(node_id="gpu-a100", reason=long_value), "reason"),
+            (nodes_pb2.QuarantineNodeRequest(node_id="gpu-a100", reason="r", duration_seconds=5), "duration_seconds"),
+            (
+                nodes_pb2.QuarantineNodeRequest(node_id="gpu-a100", reason="r", duration_seconds=10**8),
+                "duration_seconds",
+            ),
+        ]
+        for request, field in bad:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.QuarantineNode(request, timeout=5)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+            assert field in field_violations(refused.value) and long_value[:200] not in refused.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await facade.QuarantineNode(O.QuarantineNodeRequest(node_id="gpu-a100"), timeout=10)
+        assert "reason" in field_violations(refused.value)  # the facade passes NodeSelector's answer on
+        assert not (await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).quarantines
+
+        reply = await facade.QuarantineNode(
+            O.QuarantineNodeRequest(node_id="gpu-a100", reason="its games fail their checks", duration_seconds=3600),
+            timeout=10,
+        )
+        assert reply.quarantine.until.seconds - reply.quarantine.since.seconds in (3599, 3600, 3601)
+
+        async def moved() -> bool:
+            return await best(stub) == "gpu-4090"
+
+        await until(moved, "the selector still chooses the quarantined node")
+        listed = await stub.ListNodes(nodes_pb2.ListNodesRequest(include_unschedulable=True), timeout=5)
+        assert {n.node_id: n.quarantined for n in listed.nodes} == {"gpu-a100": True, "gpu-4090": False}
+        assert [(q.node_id, q.reason) for q in listed.quarantines] == [("gpu-a100", "its games fail their checks")]
+        assert [n.node_id for n in (await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).nodes] == [
+            "gpu-4090"
+        ]
+        gateway_view = await facade.ListNodes(O.ListNodesRequest(include_unschedulable=True), timeout=10)
+        assert {n.node_id for n in gateway_view.nodes if n.quarantined} == {"gpu-a100"}
+        assert [q.node_id for q in gateway_view.quarantines] == ["gpu-a100"]
+        assert watcher.values()["gpu-a100"].quarantined and watcher.entries["gpu-a100"].value.quarantined
+        seen = []
+        while not changes.empty():
+            seen.append(changes.get_nowait())
+        assert any(c.name == "gpu-a100" and c.kind is ChangeKind.UPDATED and c.value.quarantined for c in seen)
+        (event,) = await cluster.events([common_pb2.EVENT_TYPE_NODE_QUARANTINED])
+        assert event.subject == "gpu-a100" and event.attributes["reason"] == "its games fail their checks"
+        assert event.attributes["by"].startswith("gateway:")  # the caller's certificate, not a request field
+
+        assert (await facade.LiftQuarantine(O.LiftQuarantineRequest(node_id="gpu-a100"), timeout=10)).lifted
+        assert not (await facade.LiftQuarantine(O.LiftQuarantineRequest(node_id="gpu-a100"), timeout=10)).lifted
+
+        async def back() -> bool:
+            return await best(stub) == "gpu-a100"
+
+        await until(back, "the node never came back")
+        assert not watcher.values()["gpu-a100"].quarantined
+        assert len(await cluster.events([common_pb2.EVENT_TYPE_NODE_QUARANTINE_LIFTED])) == 1
+
+    # A quarantine under a short lease ends by itself.
+    await quarantine_node(cluster.etcd.client_settings("test"), "gpu-4090", "brief", 2, "test")
+
+    async def quarantined() -> bool:
+        return watcher.values()["gpu-4090"].quarantined
+
+    async def over() -> bool:
+        return not watcher.values()["gpu-4090"].quarantined
+
+    await until(quarantined, "the short quarantine never showed")
+    await until(over, "the quarantine outlived its lease", timeout=15)
+    await watcher.stop()

@@ -36,6 +36,11 @@ class FakeState:
         self.rated: set[str] = set()
         self.rated_when_promoted: dict[str, bool] = {}
         self.games = 200
+        self.now = 1_000_000.0  # the time events are recorded at
+        self.timed: list[tuple[str, str, float]] = []  # (type, subject, time) of every event published
+
+    async def event_times(self, event_type, subject):
+        return [t for kind, about, t in self.timed if (kind, about) == (event_type, subject)]
 
     async def run_events(self, after):
         new = [(s, a) for s, a in self.events if s > after]
@@ -47,6 +52,7 @@ class FakeState:
         event = SimpleNamespace(subject=subject, type=event_type)
         self.keys[key] = event
         self.published.append((event_type, subject))
+        self.timed.append((event_type, subject, self.now))
         if event_type == "TRAINING_STAGE_CHANGED":
             self.events.append((len(self.events) + 1, dict(attributes)))
         return event
@@ -129,6 +135,7 @@ class FakeNodes:
     def __init__(self, trainers=("t1", "t2")):
         self.trainers = list(trainers)
         self.reserved: dict[str, str] = {}
+        self.quarantined: dict[str, str] = {}
 
     async def best_trainer(self, config_key, prefer, exclude):
         return next((n for n in self.trainers if n not in exclude), None)
@@ -144,6 +151,9 @@ class FakeNodes:
 
     async def gpu_trainers(self):
         return len(self.trainers)
+
+    async def quarantine(self, node_id, reason):
+        self.quarantined[node_id] = reason
 
 
 class FakeSync:
@@ -166,9 +176,9 @@ class FakeScheduler:
         self.outcomes.append((round(win_rate, 2), promoted))
 
 
-def make(state=None, jobs=None, nodes=None):
+def make(state=None, jobs=None, nodes=None, clock=lambda: 1_000_000.0):
     ports = Ports(state or FakeState(), jobs or FakeJobs(), nodes or FakeNodes(), FakeSync(), FakeScheduler())
-    return Coordinator(SETTINGS, PIPELINE, ports, clock=lambda: 1_000_000.0, poll_seconds=0.01), ports
+    return Coordinator(SETTINGS, PIPELINE, ports, clock=clock, poll_seconds=0.01), ports
 
 
 async def until(predicate, timeout=5.0):
@@ -461,6 +471,42 @@ async def test_the_registered_model_records_its_training_file_and_the_jobs_and_n
         {"job_id": "selfplay-1", "games": 120, "skipped": 2, "node_id": "node-of-selfplay-1"},
         {"job_id": "gone", "games": 80, "skipped": 0, "node_id": ""},
     ]
+
+
+async def test_a_node_whose_games_fail_their_checks_in_three_exports_within_a_day_is_quarantined():
+    """Every export that skips a node's games is a strike against it (one event per run and
+    node, whichever job of the node the games came from); the third within the window
+    quarantines it. Strikes older than the window do not count; nodes with clean games
+    are left alone."""
+    state = FakeState()
+    c, ports = make(state=state, clock=lambda: state.now)
+    bad = {"job_id": "selfplay-bad", "games": 40, "skipped": 3}
+    also_bad = {"job_id": "selfplay-bad2", "games": 10, "skipped": 1}  # node-of-... differs: another node
+    clean = {"job_id": "selfplay-ok", "games": 50, "skipped": 0}
+
+    async def export_run(now, sources, skipped_files=()):
+        state.now = now
+        started, run, _ = await c.trigger(CONFIG, True, epoch=3)
+        assert started
+        await until(lambda: ports.jobs.active("export"))
+        ports.jobs.finish("export", result={"sources": sources, "skipped_files": list(skipped_files)})
+        await until(lambda: ports.jobs.active("train"))
+        ports.jobs.finish("train", state="failed", error="stop here")
+        await until(lambda: c.runs[run.run_id].finished)
+        return run
+
+    await export_run(1_000_000.0 - 2 * 86400, [bad, clean])  # two days ago: out of the window
+    malformed = {"job_id": "selfplay-weird", "games": 1, "skipped": "lots"}  # not a count: no strike, no failure
+    await export_run(1_000_000.0 - 3600, [bad, also_bad, clean, malformed])
+    assert ports.nodes.quarantined == {}
+    await export_run(1_000_000.0 - 60, [clean], skipped_files=["selfplay-bad.db"])  # an unreadable file counts
+    assert ports.nodes.quarantined == {}  # two strikes within the day
+    await export_run(1_000_000.0, [bad, clean])
+    assert list(ports.nodes.quarantined) == ["node-of-selfplay-bad"]
+    assert "3 exports skipped its games" in ports.nodes.quarantined["node-of-selfplay-bad"]
+    strikes = [s for kind, s in state.published if kind == "NODE_GAMES_REJECTED"]
+    assert strikes.count("node-of-selfplay-bad") == 4 and strikes.count("node-of-selfplay-bad2") == 1
+    assert "node-of-selfplay-ok" not in strikes and "node-of-selfplay-weird" not in strikes
 
 
 @pytest.mark.parametrize(("config", "units"), [("square8_2p", 200 + 20), ("square8_4p", 100 + 10)])

@@ -303,6 +303,14 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A model was archived (taken out of use); attributes.best_now names the config's best
     after it when the archived model was the best ("none" when no promoted model is left).
     """
+    EVENT_TYPE_NODE_GAMES_REJECTED: _EventType.ValueType  # 28
+    """Games a node produced failed their checks at an export (subject: the node;
+    attributes: games, run_id). Repeated, they quarantine the node.
+    """
+    EVENT_TYPE_NODE_QUARANTINED: _EventType.ValueType  # 29
+    """A node was quarantined (subject: the node; attributes: reason, until, by)."""
+    EVENT_TYPE_NODE_QUARANTINE_LIFTED: _EventType.ValueType  # 30
+    """A node's quarantine was lifted by an operator (subject: the node; attributes: by)."""
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Types of events in the cluster event log."""
@@ -370,6 +378,14 @@ EVENT_TYPE_MODEL_ARCHIVED: EventType.ValueType  # 27
 """A model was archived (taken out of use); attributes.best_now names the config's best
 after it when the archived model was the best ("none" when no promoted model is left).
 """
+EVENT_TYPE_NODE_GAMES_REJECTED: EventType.ValueType  # 28
+"""Games a node produced failed their checks at an export (subject: the node;
+attributes: games, run_id). Repeated, they quarantine the node.
+"""
+EVENT_TYPE_NODE_QUARANTINED: EventType.ValueType  # 29
+"""A node was quarantined (subject: the node; attributes: reason, until, by)."""
+EVENT_TYPE_NODE_QUARANTINE_LIFTED: EventType.ValueType  # 30
+"""A node's quarantine was lifted by an operator (subject: the node; attributes: by)."""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

@@ -506,6 +506,7 @@ class ListNodesResponse(_message.Message):
     NODES_FIELD_NUMBER: _builtins.int
     RESERVATIONS_FIELD_NUMBER: _builtins.int
     VIEW_REVISION_FIELD_NUMBER: _builtins.int
+    QUARANTINES_FIELD_NUMBER: _builtins.int
     view_revision: _builtins.int
     """Revision of the membership view."""
     @_builtins.property
@@ -516,16 +517,21 @@ class ListNodesResponse(_message.Message):
     def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reservation]:
         """Active reservations."""
 
+    @_builtins.property
+    def quarantines(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeQuarantine]:
+        """Quarantines in force."""
+
     def __init__(
         self,
         *,
         nodes: _abc.Iterable[_common_pb2.NodeInfo] | None = ...,
         reservations: _abc.Iterable[Global___Reservation] | None = ...,
         view_revision: _builtins.int = ...,
+        quarantines: _abc.Iterable[Global___NodeQuarantine] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["nodes", b"nodes", "reservations", b"reservations", "view_revision", b"view_revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nodes", b"nodes", "quarantines", b"quarantines", "reservations", b"reservations", "view_revision", b"view_revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -644,3 +650,143 @@ class ReleaseNodeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReleaseNodeResponse: _TypeAlias = ReleaseNodeResponse  # noqa: Y015
+
+@_typing.final
+class NodeQuarantine(_message.Message):
+    """A node's quarantine."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """Node id."""
+    reason: _builtins.str
+    """Why (for example the games that failed their checks)."""
+    by: _builtins.str
+    """Who asked for it (an identity of the cluster)."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """When it ends by itself."""
+
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "node_id", b"node_id", "reason", b"reason", "since", b"since", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeQuarantine: _TypeAlias = NodeQuarantine  # noqa: Y015
+
+@_typing.final
+class QuarantineNodeRequest(_message.Message):
+    """Request of QuarantineNode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DURATION_SECONDS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """Node id (a member)."""
+    reason: _builtins.str
+    """Why, at most 500 characters, required."""
+    duration_seconds: _builtins.int
+    """How long, in seconds; 0 takes the selector's default (a day). At most 30 days."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        duration_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_seconds", b"duration_seconds", "node_id", b"node_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuarantineNodeRequest: _TypeAlias = QuarantineNodeRequest  # noqa: Y015
+
+@_typing.final
+class QuarantineNodeResponse(_message.Message):
+    """Response of QuarantineNode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUARANTINE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def quarantine(self) -> Global___NodeQuarantine:
+        """The quarantine now in force."""
+
+    def __init__(
+        self,
+        *,
+        quarantine: Global___NodeQuarantine | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quarantine", b"quarantine"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quarantine", b"quarantine"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuarantineNodeResponse: _TypeAlias = QuarantineNodeResponse  # noqa: Y015
+
+@_typing.final
+class LiftQuarantineRequest(_message.Message):
+    """Request of LiftQuarantine."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """Node id."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiftQuarantineRequest: _TypeAlias = LiftQuarantineRequest  # noqa: Y015
+
+@_typing.final
+class LiftQuarantineResponse(_message.Message):
+    """Response of LiftQuarantine."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIFTED_FIELD_NUMBER: _builtins.int
+    lifted: _builtins.bool
+    """Whether the node was quarantined."""
+    def __init__(
+        self,
+        *,
+        lifted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lifted", b"lifted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiftQuarantineResponse: _TypeAlias = LiftQuarantineResponse  # noqa: Y015

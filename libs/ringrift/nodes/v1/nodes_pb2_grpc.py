@@ -75,6 +75,16 @@ class NodeSelectorServiceStub:
                 request_serializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.ReleaseNodeRequest.SerializeToString,
                 response_deserializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.ReleaseNodeResponse.FromString,
                 _registered_method=True)
+        self.QuarantineNode = channel.unary_unary(
+                '/ringrift.nodes.v1.NodeSelectorService/QuarantineNode',
+                request_serializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.QuarantineNodeRequest.SerializeToString,
+                response_deserializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.QuarantineNodeResponse.FromString,
+                _registered_method=True)
+        self.LiftQuarantine = channel.unary_unary(
+                '/ringrift.nodes.v1.NodeSelectorService/LiftQuarantine',
+                request_serializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.LiftQuarantineRequest.SerializeToString,
+                response_deserializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.LiftQuarantineResponse.FromString,
+                _registered_method=True)
 
 
 class NodeSelectorServiceServicer:
@@ -137,6 +147,21 @@ class NodeSelectorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QuarantineNode(self, request, context):
+        """Quarantine a member: it takes no new work (every view of the membership shows it
+        quarantined) until the quarantine ends or is lifted. Publishes NODE_QUARANTINED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LiftQuarantine(self, request, context):
+        """End a node's quarantine. Publishes NODE_QUARANTINE_LIFTED when there was one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeSelectorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +204,16 @@ def add_NodeSelectorServiceServicer_to_server(servicer, server):
                     servicer.ReleaseNode,
                     request_deserializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.ReleaseNodeRequest.FromString,
                     response_serializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.ReleaseNodeResponse.SerializeToString,
+            ),
+            'QuarantineNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuarantineNode,
+                    request_deserializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.QuarantineNodeRequest.FromString,
+                    response_serializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.QuarantineNodeResponse.SerializeToString,
+            ),
+            'LiftQuarantine': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiftQuarantine,
+                    request_deserializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.LiftQuarantineRequest.FromString,
+                    response_serializer=ringrift_dot_nodes_dot_v1_dot_nodes__pb2.LiftQuarantineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +433,60 @@ class NodeSelectorService:
             '/ringrift.nodes.v1.NodeSelectorService/ReleaseNode',
             ringrift_dot_nodes_dot_v1_dot_nodes__pb2.ReleaseNodeRequest.SerializeToString,
             ringrift_dot_nodes_dot_v1_dot_nodes__pb2.ReleaseNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuarantineNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.nodes.v1.NodeSelectorService/QuarantineNode',
+            ringrift_dot_nodes_dot_v1_dot_nodes__pb2.QuarantineNodeRequest.SerializeToString,
+            ringrift_dot_nodes_dot_v1_dot_nodes__pb2.QuarantineNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiftQuarantine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.nodes.v1.NodeSelectorService/LiftQuarantine',
+            ringrift_dot_nodes_dot_v1_dot_nodes__pb2.LiftQuarantineRequest.SerializeToString,
+            ringrift_dot_nodes_dot_v1_dot_nodes__pb2.LiftQuarantineResponse.FromString,
             options,
             channel_credentials,
             insecure,

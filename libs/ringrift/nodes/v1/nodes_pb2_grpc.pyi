@@ -51,6 +51,12 @@ class NodeSelectorServiceStub:
     """Reserve a node for a purpose (for example training) until an expiry."""
     ReleaseNode: _grpc.UnaryUnaryMultiCallable[_nodes_pb2.ReleaseNodeRequest, _nodes_pb2.ReleaseNodeResponse]
     """Release a reservation."""
+    QuarantineNode: _grpc.UnaryUnaryMultiCallable[_nodes_pb2.QuarantineNodeRequest, _nodes_pb2.QuarantineNodeResponse]
+    """Quarantine a member: it takes no new work (every view of the membership shows it
+    quarantined) until the quarantine ends or is lifted. Publishes NODE_QUARANTINED.
+    """
+    LiftQuarantine: _grpc.UnaryUnaryMultiCallable[_nodes_pb2.LiftQuarantineRequest, _nodes_pb2.LiftQuarantineResponse]
+    """End a node's quarantine. Publishes NODE_QUARANTINE_LIFTED when there was one."""
 
 @_typing.type_check_only
 class NodeSelectorServiceAsyncStub(NodeSelectorServiceStub):
@@ -73,6 +79,12 @@ class NodeSelectorServiceAsyncStub(NodeSelectorServiceStub):
     """Reserve a node for a purpose (for example training) until an expiry."""
     ReleaseNode: _aio.UnaryUnaryMultiCallable[_nodes_pb2.ReleaseNodeRequest, _nodes_pb2.ReleaseNodeResponse]  # type: ignore[assignment]
     """Release a reservation."""
+    QuarantineNode: _aio.UnaryUnaryMultiCallable[_nodes_pb2.QuarantineNodeRequest, _nodes_pb2.QuarantineNodeResponse]  # type: ignore[assignment]
+    """Quarantine a member: it takes no new work (every view of the membership shows it
+    quarantined) until the quarantine ends or is lifted. Publishes NODE_QUARANTINED.
+    """
+    LiftQuarantine: _aio.UnaryUnaryMultiCallable[_nodes_pb2.LiftQuarantineRequest, _nodes_pb2.LiftQuarantineResponse]  # type: ignore[assignment]
+    """End a node's quarantine. Publishes NODE_QUARANTINE_LIFTED when there was one."""
 
 class NodeSelectorServiceServicer(metaclass=_abc_1.ABCMeta):
     """Placement decisions."""
@@ -140,5 +152,23 @@ class NodeSelectorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_nodes_pb2.ReleaseNodeResponse, _abc.Awaitable[_nodes_pb2.ReleaseNodeResponse]]:
         """Release a reservation."""
+
+    @_abc_1.abstractmethod
+    def QuarantineNode(
+        self,
+        request: _nodes_pb2.QuarantineNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_nodes_pb2.QuarantineNodeResponse, _abc.Awaitable[_nodes_pb2.QuarantineNodeResponse]]:
+        """Quarantine a member: it takes no new work (every view of the membership shows it
+        quarantined) until the quarantine ends or is lifted. Publishes NODE_QUARANTINED.
+        """
+
+    @_abc_1.abstractmethod
+    def LiftQuarantine(
+        self,
+        request: _nodes_pb2.LiftQuarantineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_nodes_pb2.LiftQuarantineResponse, _abc.Awaitable[_nodes_pb2.LiftQuarantineResponse]]:
+        """End a node's quarantine. Publishes NODE_QUARANTINE_LIFTED when there was one."""
 
 def add_NodeSelectorServiceServicer_to_server(servicer: NodeSelectorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

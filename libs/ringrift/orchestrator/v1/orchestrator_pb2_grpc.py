@@ -95,6 +95,16 @@ class OrchestratorServiceStub:
                 request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelRequest.SerializeToString,
                 response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelResponse.FromString,
                 _registered_method=True)
+        self.QuarantineNode = channel.unary_unary(
+                '/ringrift.orchestrator.v1.OrchestratorService/QuarantineNode',
+                request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.QuarantineNodeRequest.SerializeToString,
+                response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.QuarantineNodeResponse.FromString,
+                _registered_method=True)
+        self.LiftQuarantine = channel.unary_unary(
+                '/ringrift.orchestrator.v1.OrchestratorService/LiftQuarantine',
+                request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.LiftQuarantineRequest.SerializeToString,
+                response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.LiftQuarantineResponse.FromString,
+                _registered_method=True)
         self.GetSyncStatus = channel.unary_unary(
                 '/ringrift.orchestrator.v1.OrchestratorService/GetSyncStatus',
                 request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetSyncStatusRequest.SerializeToString,
@@ -227,6 +237,20 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QuarantineNode(self, request, context):
+        """Quarantine a node: it takes no new work until the quarantine ends or is lifted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LiftQuarantine(self, request, context):
+        """End a node's quarantine.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSyncStatus(self, request, context):
         """Recent sync transfers and their state.
         """
@@ -349,6 +373,16 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.RollbackModel,
                     request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelRequest.FromString,
                     response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelResponse.SerializeToString,
+            ),
+            'QuarantineNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuarantineNode,
+                    request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.QuarantineNodeRequest.FromString,
+                    response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.QuarantineNodeResponse.SerializeToString,
+            ),
+            'LiftQuarantine': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiftQuarantine,
+                    request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.LiftQuarantineRequest.FromString,
+                    response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.LiftQuarantineResponse.SerializeToString,
             ),
             'GetSyncStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSyncStatus,
@@ -716,6 +750,60 @@ class OrchestratorService:
             '/ringrift.orchestrator.v1.OrchestratorService/RollbackModel',
             ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelRequest.SerializeToString,
             ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.RollbackModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuarantineNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.orchestrator.v1.OrchestratorService/QuarantineNode',
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.QuarantineNodeRequest.SerializeToString,
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.QuarantineNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiftQuarantine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.orchestrator.v1.OrchestratorService/LiftQuarantine',
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.LiftQuarantineRequest.SerializeToString,
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.LiftQuarantineResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,10 @@ class OrchestratorServiceStub:
     """Move a config's best model back to an earlier promoted model (operator); self-play
     follows the new best. `ringrift models rollback <config> [--to <model>]`.
     """
+    QuarantineNode: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.QuarantineNodeRequest, _orchestrator_pb2.QuarantineNodeResponse]
+    """Quarantine a node: it takes no new work until the quarantine ends or is lifted."""
+    LiftQuarantine: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.LiftQuarantineRequest, _orchestrator_pb2.LiftQuarantineResponse]
+    """End a node's quarantine."""
     GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetSyncStatusRequest, _orchestrator_pb2.GetSyncStatusResponse]
     """Recent sync transfers and their state."""
     ListLoops: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListLoopsRequest, _orchestrator_pb2.ListLoopsResponse]
@@ -120,6 +124,10 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Move a config's best model back to an earlier promoted model (operator); self-play
     follows the new best. `ringrift models rollback <config> [--to <model>]`.
     """
+    QuarantineNode: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.QuarantineNodeRequest, _orchestrator_pb2.QuarantineNodeResponse]  # type: ignore[assignment]
+    """Quarantine a node: it takes no new work until the quarantine ends or is lifted."""
+    LiftQuarantine: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.LiftQuarantineRequest, _orchestrator_pb2.LiftQuarantineResponse]  # type: ignore[assignment]
+    """End a node's quarantine."""
     GetSyncStatus: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetSyncStatusRequest, _orchestrator_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
     """Recent sync transfers and their state."""
     ListLoops: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListLoopsRequest, _orchestrator_pb2.ListLoopsResponse]  # type: ignore[assignment]
@@ -245,6 +253,22 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Move a config's best model back to an earlier promoted model (operator); self-play
         follows the new best. `ringrift models rollback <config> [--to <model>]`.
         """
+
+    @_abc_1.abstractmethod
+    def QuarantineNode(
+        self,
+        request: _orchestrator_pb2.QuarantineNodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.QuarantineNodeResponse, _abc.Awaitable[_orchestrator_pb2.QuarantineNodeResponse]]:
+        """Quarantine a node: it takes no new work until the quarantine ends or is lifted."""
+
+    @_abc_1.abstractmethod
+    def LiftQuarantine(
+        self,
+        request: _orchestrator_pb2.LiftQuarantineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.LiftQuarantineResponse, _abc.Awaitable[_orchestrator_pb2.LiftQuarantineResponse]]:
+        """End a node's quarantine."""
 
     @_abc_1.abstractmethod
     def GetSyncStatus(

@@ -108,14 +108,21 @@ def status(gateway: str = GATEWAY, directory: Path = DIRECTORY, timeout: float =
     print_json(reply) if as_json else render_status(reply)
 
 
+nodes_app = typer.Typer(help="Cluster members: list (the default), quarantine, lift.")
+
+
+@nodes_app.callback(invoke_without_command=True)
 def nodes(
+    ctx: typer.Context,
     include_all: bool = typer.Option(False, "--all", help="include draining and quarantined nodes"),
     gateway: str = GATEWAY,
     directory: Path = DIRECTORY,
     timeout: float = TIMEOUT,
     as_json: bool = JSON,
 ) -> None:
-    """Cluster members with their capabilities and load."""
+    """Cluster members with their capabilities and load (the default)."""
+    if ctx.invoked_subcommand:
+        return
     reply = gateway_call(
         gateway,
         directory,
@@ -131,6 +138,50 @@ def nodes(
         for r in reply.reservations:
             table.add_row(r.node_id, r.holder, when(r.expires_at))
         console.print(table)
+    if reply.quarantines:
+        table = Table("node", "until", "by", "reason", title="quarantined")
+        for q in reply.quarantines:
+            table.add_row(q.node_id, when(q.until), q.by, q.reason)
+        console.print(table)
 
 
-COMMANDS = [version, health, status, nodes]
+@nodes_app.command()
+def quarantine(
+    node: str = typer.Argument(..., help="the node id"),
+    reason: str = typer.Option(..., help="why it takes no work (kept with the quarantine and in its event)"),
+    hours: float = typer.Option(0.0, help="how long (default: the cluster's, a day); it ends by itself"),
+    gateway: str = GATEWAY,
+    directory: Path = DIRECTORY,
+    timeout: float = TIMEOUT,
+    as_json: bool = JSON,
+) -> None:
+    """Quarantine a node: it takes no new work (its running jobs finish) until the
+    quarantine ends or is lifted."""
+    if hours < 0 or hours * 3600 > 2**32 - 1:
+        fail("--hours must be 0 (the default) or a positive number of hours")
+    request = orchestrator_pb2.QuarantineNodeRequest(node_id=node, reason=reason, duration_seconds=round(hours * 3600))
+    reply = gateway_call(gateway, directory, timeout, lambda stub, t: stub.QuarantineNode(request, timeout=t))
+    if as_json:
+        print_json(reply)
+        return
+    console.print(f"{node}: quarantined until {when(reply.quarantine.until)} ({reply.quarantine.reason})")
+
+
+@nodes_app.command()
+def lift(
+    node: str = typer.Argument(..., help="the node id"),
+    gateway: str = GATEWAY,
+    directory: Path = DIRECTORY,
+    timeout: float = TIMEOUT,
+    as_json: bool = JSON,
+) -> None:
+    """End a node's quarantine."""
+    request = orchestrator_pb2.LiftQuarantineRequest(node_id=node)
+    reply = gateway_call(gateway, directory, timeout, lambda stub, t: stub.LiftQuarantine(request, timeout=t))
+    if as_json:
+        print_json(reply)
+        return
+    console.print(f"{node}: quarantine lifted" if reply.lifted else f"{node} was not quarantined")
+
+
+COMMANDS = [version, health, status]

@@ -184,4 +184,17 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         return orchestrator_pb2.ResumeLoopResponse(loop=loop_status(await self._loops.set_paused(request.name, False)))
 
     async def ListNodes(self, request, context):
-        return orchestrator_pb2.ListNodesResponse(nodes=self._view.nodes(request.include_unschedulable))
+        return orchestrator_pb2.ListNodesResponse(
+            nodes=self._view.nodes(request.include_unschedulable), quarantines=self._view.quarantines()
+        )
+
+    async def QuarantineNode(self, request, context):
+        # NodeSelector validates (naming the fields) and records the caller: this replica;
+        # the operator is in the audit event.
+        quarantine = await self._clients.nodes.quarantine(request.node_id, request.reason, request.duration_seconds)
+        return orchestrator_pb2.QuarantineNodeResponse(quarantine=quarantine)
+
+    async def LiftQuarantine(self, request, context):
+        return orchestrator_pb2.LiftQuarantineResponse(
+            lifted=await self._clients.nodes.lift_quarantine(request.node_id)
+        )

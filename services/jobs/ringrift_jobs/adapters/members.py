@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ringrift.common.v1 import common_pb2
+from ringrift_contracts.membership import Membership
 from ringrift_jobs.adapters.wire import node
 from ringrift_jobs.domain.model import Node
-from ringrift_runtime.cluster.cache import PrefixCache
 
 
 class MembershipView:
-    """Node views rebuilt only when the membership changed (its revision moved)."""
+    """Node views rebuilt only when the membership changed (its revision moved, with a
+    member's record or a quarantine)."""
 
-    def __init__(self, cache: PrefixCache[common_pb2.NodeInfo]) -> None:
+    def __init__(self, cache: Membership) -> None:
         self._cache = cache
         self._revision = -1
         self._nodes: dict[str, Node] = {}

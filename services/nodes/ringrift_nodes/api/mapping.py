@@ -158,6 +158,34 @@ def release_request(request) -> tuple[str, str]:
     return request.node_id, request.holder
 
 
+def quarantine_request(request, default_seconds: int, max_seconds: int) -> tuple[str, str, int]:
+    check = Check()
+    check.node_id("node_id", request.node_id)
+    check.require("reason", request.reason.strip(), "is required (why the node takes no work)")
+    check.max_length("reason", request.reason, 500)
+    seconds = request.duration_seconds or default_seconds
+    check.check("duration_seconds", 60 <= seconds <= max_seconds, f"must be between 60 and {max_seconds} (0: default)")
+    check.raise_if_invalid()
+    return request.node_id, request.reason.strip(), seconds
+
+
+def lift_request(request) -> str:
+    check = Check()
+    check.node_id("node_id", request.node_id)
+    check.raise_if_invalid()
+    return request.node_id
+
+
+def quarantine_message(node_id: str, quarantine) -> nodes_pb2.NodeQuarantine:
+    return nodes_pb2.NodeQuarantine(
+        node_id=node_id,
+        reason=quarantine.reason,
+        since=to_timestamp(quarantine.since),
+        until=to_timestamp(quarantine.until),
+        by=quarantine.by,
+    )
+
+
 def reservation_message(reservation) -> nodes_pb2.Reservation:
     return nodes_pb2.Reservation(
         node_id=reservation.node_id,

@@ -6,13 +6,15 @@ from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
 from ringrift_nodes.api import mapping
 from ringrift_nodes.domain.view import PlacementView
 from ringrift_runtime.errors import NotFound
+from ringrift_runtime.security.authz import caller
 
 
 class NodeSelectorServicer(nodes_pb2_grpc.NodeSelectorServiceServicer):
-    def __init__(self, view: PlacementView, members, reservations=None) -> None:
+    def __init__(self, view: PlacementView, members, reservations=None, quarantines=None) -> None:
         self._view = view
-        self._members = members  # PrefixCache[NodeInfo]
+        self._members = members  # ringrift_contracts.membership.Membership
         self._reservations = reservations  # ReservationStore
+        self._quarantines = quarantines  # QuarantineStore
 
     async def SelectBestNodeForJob(self, request, context):
         needs, exclude = mapping.select_request(request)
@@ -55,6 +57,7 @@ class NodeSelectorServicer(nodes_pb2_grpc.NodeSelectorServiceServicer):
             nodes=nodes,
             reservations=[mapping.reservation_message(r) for r in self._view.active_reservations()],
             view_revision=self._members.revision,
+            quarantines=[mapping.quarantine_message(n, q) for n, q in sorted(self._members.quarantined().items())],
         )
 
     async def ReserveNode(self, request, context):
@@ -70,3 +73,21 @@ class NodeSelectorServicer(nodes_pb2_grpc.NodeSelectorServiceServicer):
         released, current = await self._reservations.release(node_id, holder, request.epoch)
         self._view.reservations = current
         return nodes_pb2.ReleaseNodeResponse(released=released)
+
+    async def QuarantineNode(self, request, context):
+        settings = self._view.settings
+        node_id, reason, seconds = mapping.quarantine_request(
+            request, settings.quarantine_seconds, settings.max_quarantine_seconds
+        )
+        record = await self._quarantines.quarantine(node_id, reason, seconds, _who())
+        return nodes_pb2.QuarantineNodeResponse(quarantine=mapping.quarantine_message(node_id, record))
+
+    async def LiftQuarantine(self, request, context):
+        node_id = mapping.lift_request(request)
+        return nodes_pb2.LiftQuarantineResponse(lifted=await self._quarantines.lift(node_id, _who()))
+
+
+def _who() -> str:
+    """Who asks, from the caller's certificate ("" on an insecure cluster)."""
+    identity = caller()
+    return str(identity) if identity is not None else ""

@@ -52,6 +52,17 @@ class State:
         events = await read_after(fetch, after, lambda e: e.sequence)
         return [(e.sequence, dict(e.attributes)) for e in events], events[-1].sequence if events else after
 
+    async def event_times(self, event_type: str, subject: str) -> list[float]:
+        """When each event of a type about a subject was recorded (unix seconds), oldest first."""
+        event_filter = C.EventFilter(types=[C.EventType.Value(f"EVENT_TYPE_{event_type}")], subject=subject)
+
+        async def fetch(position: int) -> list[C.Event]:
+            request = state_pb2.ListEventsRequest(after_sequence=position, filter=event_filter)
+            return list((await call(self._stub.ListEvents(request))).events)
+
+        events = await read_after(fetch, 0, lambda e: e.sequence)
+        return [e.time.seconds + e.time.nanos / 1e9 for e in events]
+
     async def publish(
         self, event_type: str, subject: str, config_key: str, attributes: dict, epoch: int, key: str
     ) -> C.Event:
@@ -252,6 +263,10 @@ class Nodes:
 
     async def release(self, node_id: str, holder: str, epoch: int) -> None:
         await call(self._stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id=node_id, holder=holder, epoch=epoch)))
+
+    async def quarantine(self, node_id: str, reason: str) -> None:
+        """Quarantine for NodeSelector's default time (it ends by itself)."""
+        await call(self._stub.QuarantineNode(nodes_pb2.QuarantineNodeRequest(node_id=node_id, reason=reason)))
 
     async def gpu_trainers(self) -> int:
         reply = await call(self._stub.ListNodes(nodes_pb2.ListNodesRequest()))

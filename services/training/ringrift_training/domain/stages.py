@@ -125,6 +125,7 @@ async def _exporting(
             return False
         await fail(ports, run, epoch, f"export {job.state} on {run.tried_nodes}: {job.error}", clock)
         return False
+    await strike_bad_sources(ports, settings, run, job.result, epoch, clock)  # idempotent if this step repeats
     best = await ports.state.best_model(run.config_key)
     run.generation = best.generation + 1 if best else 1
     run.parent_model_id, run.parent_path = (best.model_id, best.path) if best else ("", "")
@@ -171,7 +172,7 @@ async def handle_completion(ports: Ports, run: Run, result: dict[str, Any], epoc
         result.get("sha256", ""),
         run.node_id,
     )
-    lineage = await _lineage(ports, run)
+    lineage = await _lineage(ports, run, await _export_result(ports, run))
     await ports.state.register(
         candidate, run.parent_model_id, run.training_job_id, int(result.get("training_games", 0)), epoch, lineage
     )
@@ -195,14 +196,75 @@ async def handle_completion(ports: Ports, run: Run, result: dict[str, Any], epoc
     await save(ports, run, epoch)
 
 
-async def _lineage(ports: Ports, run: Run) -> Lineage:
-    """What the candidate was trained from, read from the export job's result (not kept
-    in the run: a run is saved as event attributes of bounded size): the training file,
-    and per self-play job of its games the node that ran it."""
+async def _export_result(ports: Ports, run: Run) -> dict[str, Any]:
+    """The export job's result (not kept in the run: a run is saved as event attributes
+    of bounded size); {} when the job is gone (archived since)."""
     try:
-        export = (await ports.jobs.get(run.export_job_id)).result if run.export_job_id else {}
-    except NotFound:  # archived since: the lineage keeps the training file only
-        export = {}
+        return (await ports.jobs.get(run.export_job_id)).result if run.export_job_id else {}
+    except NotFound:
+        return {}
+
+
+async def strike_bad_sources(
+    ports: Ports,
+    settings: TrainingSettings,
+    run: Run,
+    export: dict[str, Any],
+    epoch: int,
+    clock: Callable[[], float],
+) -> list[str]:
+    """A strike against every node whose games this run's export skipped (games that
+    failed their checks, a file that could not be read): a NODE_GAMES_REJECTED event,
+    once per run and node. A node with ``quarantine_strikes`` strikes within the window
+    is quarantined. The nodes quarantined now."""
+    bad: dict[str, int] = {}
+    for source in export.get("sources") or []:
+        skipped = _count(source.get("skipped")) if isinstance(source, dict) else 0
+        if skipped:
+            job_id = str(source.get("job_id", ""))[:64]
+            bad[job_id] = bad.get(job_id, 0) + skipped
+    for name in export.get("skipped_files") or []:
+        if isinstance(name, str) and name.endswith(".db"):
+            job_id = name[: -len(".db")][:64]
+            bad[job_id] = bad.get(job_id, 0) + 1  # an unreadable file: at least one game lost
+    if not bad or not settings.quarantine_strikes:
+        return []
+    nodes = await ports.jobs.nodes_of(sorted(bad))
+    per_node: dict[str, int] = {}
+    for job_id, games in bad.items():
+        if nodes.get(job_id):
+            per_node[nodes[job_id]] = per_node.get(nodes[job_id], 0) + games
+    quarantined = []
+    for node_id, games in sorted(per_node.items()):
+        attributes = {"games": games, "run_id": run.run_id}
+        await ports.state.publish(
+            "NODE_GAMES_REJECTED", node_id, run.config_key, attributes, epoch, f"{run.run_id}/rejected/{node_id}"
+        )
+        since = clock() - settings.quarantine_window_seconds
+        strikes = [t for t in await ports.state.event_times("NODE_GAMES_REJECTED", node_id) if t >= since]
+        if len(strikes) >= settings.quarantine_strikes:
+            reason = f"{len(strikes)} exports skipped its games within {settings.quarantine_window_seconds / 3600:g} h"
+            try:
+                await ports.nodes.quarantine(node_id, reason)
+            except RingriftError as exc:  # the strikes stay recorded: the next one quarantines it
+                log.warning("node %s not quarantined (%s): %s", node_id, reason, exc)
+                continue
+            quarantined.append(node_id)
+            log.warning("node %s quarantined: %s", node_id, reason)
+    return quarantined
+
+
+def _count(value: Any) -> int:
+    """A count a job reported; 0 when it is not a whole number of at least 0."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+async def _lineage(ports: Ports, run: Run, export: dict[str, Any]) -> Lineage:
+    """What the candidate was trained from, read from the export job's result: the
+    training file, and per self-play job of its games the node that ran it."""
     sources = [
         {"job_id": str(s.get("job_id", ""))[:64], "games": int(s.get("games", 0)), "skipped": int(s.get("skipped", 0))}
         for s in (export.get("sources") or [])[:100_000]
