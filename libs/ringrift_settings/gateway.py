@@ -16,7 +16,8 @@ class GatewaySettings(Section):
     # Seconds between the leader's fenced heartbeat writes.
     leader_heartbeat_seconds: float = Field(default=1.0, gt=0)
     # How often the leader asks JobService to dispatch pending jobs.
-    dispatch_interval_seconds: float = Field(default=0.5, gt=0)
+    # JobDispatcher runs on every JOB_* event and member join; this is its safety round.
+    dispatch_interval_seconds: float = Field(default=1.0, gt=0)
     # How often the leader asks JobService to reap lost, stuck and unverified jobs.
     reap_interval_seconds: float = Field(default=30.0, gt=0)
     # The pipeline loops (self-play queue, game counting, training triggers, ratings).

@@ -35,7 +35,7 @@ CPU = {"RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'}
 FAST = {"RINGRIFT_JOBS__RETRY_BACKOFF_BASE_SECONDS": "0.2", "RINGRIFT_JOBS__SPAWN_VERIFICATION_SECONDS": "10"}
 
 
-async def start_cluster(cluster: LocalCluster) -> dict:
+async def start_cluster(cluster: LocalCluster, dispatch_seconds: str = "0.2") -> dict:
     await cluster.start_state()
     await cluster.start("nodes", "nodes")
     await cluster.start("jobs", "jobs", **FAST)
@@ -43,7 +43,7 @@ async def start_cluster(cluster: LocalCluster) -> dict:
         "gateway",
         "gw-a",
         RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS="1",
-        RINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS="0.2",
+        RINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS=dispatch_seconds,
     )
     agents = {
         "gpu-a100": await cluster.start_agent("gpu-a100", RINGRIFT_AGENT__JOB_SLOTS="6", **A100),
@@ -290,3 +290,24 @@ async def test_the_gateway_facade_passes_jobs_events_and_placement_through(clust
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await gateway.GetJob(O.GetJobRequest(job_id=job.job_id), timeout=5)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_submission_is_dispatched_at_once_not_at_the_next_round(cluster: LocalCluster) -> None:
+    """Dispatch runs on every submission (the JOB_SUBMITTED event wakes the leader's
+    JobDispatcher): with its safety round set to ten minutes, jobs submitted one after the
+    other through the gateway still run within seconds."""
+    from ringrift.orchestrator.v1 import orchestrator_pb2 as O
+    from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
+
+    await start_cluster(cluster, dispatch_seconds="600")
+    async with cluster.channel("gw-a") as channel:
+        gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+        for _ in range(3):  # the first might meet the term's first round; the others cannot
+            started = time.monotonic()
+            submitted = await gateway.SubmitJob(O.SubmitJobRequest(spec=spec("sleep")), timeout=10)
+            while True:
+                job = (await gateway.GetJob(O.GetJobRequest(job_id=submitted.job.job_id), timeout=5)).job
+                if job.state == C.JOB_STATE_SUCCEEDED:
+                    break
+                assert time.monotonic() - started < 60, f"job {job.job_id} still {C.JobState.Name(job.state)}"
+                await asyncio.sleep(0.05)

@@ -241,3 +241,37 @@ async def test_a_paused_loop_does_not_run_and_a_new_leader_keeps_it_paused() -> 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_wake_runs_a_loop_at_once_and_one_during_a_round_is_not_lost() -> None:
+    """JobDispatcher's interval is only a safety round: a wake (a job event) runs it at
+    once; a wake that arrives while a round runs gets one more round right after it, and
+    wakes that pile up during a round cost one round, not one each."""
+    rounds: list[int] = []
+    release = asyncio.Event()
+
+    async def dispatch(epoch: int) -> None:
+        rounds.append(epoch)
+        if len(rounds) == 2:
+            await release.wait()  # a slow round; wakes arrive meanwhile
+
+    async def until(count: int) -> None:
+        while len(rounds) < count:
+            await asyncio.sleep(0.005)
+
+    loops = manager([Loop("JobDispatcher", 3600, dispatch)])
+    loops.wake("JobDispatcher")  # not leading yet: nothing to wake, no error
+    task = asyncio.create_task(run_as_leader(loops, Leadership(1, "gw", Keeper()), Counter()))
+    await asyncio.wait_for(until(1), 5)  # the first round, at the start of the term
+    loops.wake("JobDispatcher")
+    await asyncio.wait_for(until(2), 5)  # not an hour later
+    for _ in range(3):
+        loops.wake("JobDispatcher")
+    loops.wake("NoSuchLoop")
+    release.set()
+    await asyncio.wait_for(until(3), 5)
+    await asyncio.sleep(0.1)
+    assert len(rounds) == 3  # the three wakes during the slow round cost one round
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

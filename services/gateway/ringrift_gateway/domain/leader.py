@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from ringrift_gateway.domain.loops import LoopManager
@@ -24,6 +24,10 @@ log = logging.getLogger("ringrift.gateway.leader")
 T = TypeVar("T")
 HEARTBEAT = ("cluster", "leader")
 MEMBER_EVENTS = ["NODE_JOINED", "NODE_LEFT"]
+DISPATCHER = "JobDispatcher"
+# What gives dispatch something to do: a new or retried job, a slot freed by an ending one.
+DISPATCH_EVENTS = ["JOB_SUBMITTED", "JOB_RETRIED", "JOB_SUCCEEDED", "JOB_FAILED", "JOB_CANCELLED", "JOB_LOST"]
+FOLLOW_RETRY_MAX_SECONDS = 5.0
 
 
 class _Count(Protocol):
@@ -55,6 +59,10 @@ class LeaderState(Protocol):
     ) -> Any: ...
 
     async def events_after(self, after: int, types: list[str]) -> list[EventView]: ...
+
+    def follow_events(self, types: list[str]) -> AsyncIterator[EventView]:
+        """Events of the named types from now on, a stream."""
+        ...
 
     async def record_nodes(self, alive: list[Any], departed: list[str], epoch: int) -> None: ...
 
@@ -147,6 +155,7 @@ class LeaderDuties:
             await asyncio.gather(
                 self._heartbeat(leadership),
                 self._follow_members(leadership, changes),
+                self._dispatch_on_events(),
                 self.loops.run(lambda what, operation: self.act(leadership, what, operation), epoch),
             )
         finally:
@@ -204,9 +213,26 @@ class LeaderDuties:
             node = self._members.entries[node_id].value if node_id in self._members.entries else None
             await self._publish_member(leadership, ChangeKind.JOINED, node_id, revision, node)
 
+    async def _dispatch_on_events(self) -> None:
+        """JobDispatcher runs on every submission, retry and ending job (BEHAVIOUR.md:
+        no poll sets the latency): each such event in StateService's stream wakes it. A
+        broken stream is opened again; its safety round covers the gap."""
+        delay = 0.1
+        while True:
+            try:
+                async for _ in self._state.follow_events(DISPATCH_EVENTS):
+                    self.loops.wake(DISPATCHER)
+                    delay = 0.1
+            except RingriftError as exc:
+                log.warning("job events not followed (%s); dispatch runs on its safety round meanwhile", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, FOLLOW_RETRY_MAX_SECONDS)
+
     async def _follow_members(self, leadership: Leadership, changes: asyncio.Queue[Change[Any]]) -> None:
         while True:
             change = await changes.get()
+            if change.kind is ChangeKind.JOINED:
+                self.loops.wake(DISPATCHER)  # a new node: pending jobs may fit now
             if change.kind in (ChangeKind.JOINED, ChangeKind.LEFT):
                 await self._publish_member(leadership, change.kind, change.name, change.create_revision, change.value)
 

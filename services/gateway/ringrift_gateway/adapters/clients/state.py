@@ -69,6 +69,12 @@ class StateClient:
 
         return [_view(e) for e in await read_after(fetch, after, lambda e: e.sequence)]
 
+    async def follow_events(self, types: list[str]) -> AsyncIterator[EventView]:
+        """Events of the named types from now on, as StateService records them."""
+        after = (await self.cluster_stats()).last_event_sequence
+        async for reply in self.watch_events(after, C.EventFilter(types=_event_types(types))):
+            yield _view(reply.event)
+
     async def event_page(self, after: int, types: list[str], limit: int) -> list[EventView]:
         """One page of events of the named types after ``after`` (a loop's bounded round)."""
         request = state_pb2.ListEventsRequest(

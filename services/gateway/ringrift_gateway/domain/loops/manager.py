@@ -255,6 +255,7 @@ class LoopManager:
                     record.next_run_at = None
                     await self._sleep(loop.name, min(loop.interval, PAUSED_REFRESH_SECONDS))
                     continue
+                self._wake[loop.name].clear()  # a wake during the round runs the next one at once
                 delay = await self._round(loop, record, act, epoch)
                 first_round[loop.name].set()
                 record.next_run_at = self._clock() + delay
@@ -287,9 +288,14 @@ class LoopManager:
             self.metrics.observe(loop.name, outcome, time.monotonic() - started, record.consecutive_errors)
         return backoff_delay(record.consecutive_errors, loop.interval, self._rng, self._backoff_base)
 
+    def wake(self, name: str) -> None:
+        """Run loop ``name`` now rather than at its next interval (an event it serves
+        happened); a wake during a round runs one more round right after it."""
+        if self.leading and name in self._wake:
+            self._wake[name].set()
+
     async def _sleep(self, name: str, seconds: float) -> None:
         wake = self._wake[name]
-        wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), seconds)
         except TimeoutError:

@@ -1,0 +1,114 @@
+"""How long from SubmitJob to SUCCEEDED for one trivial job?
+
+Starts a real local cluster as `ringrift up` does (etcd, StateService, the six managers,
+two gateways, three agents, mutual TLS everywhere) with the pipeline loops off, so the
+agents are idle. Then submits ``echo`` jobs through the gateway one at a time and times
+each from the SubmitJob call to its JOB_SUCCEEDED event on the gateway's WatchEvents
+stream (opened before the first submission). The agent runs every job as a real process
+(the wrapper, then the job's own interpreter), which is most of the time.
+
+    .venv/bin/python -m bench.latency [--jobs 100] [--quick] [--json]
+
+``--json`` prints one object: jobs, p50_ms, p90_ms, p99_ms, max_ms, safety_round_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+
+from bench._common import machine
+from ringrift.common.v1 import common_pb2 as C
+from ringrift.orchestrator.v1 import orchestrator_pb2 as O
+from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
+from ringrift_cli.local_cluster import LocalCluster, admin_of
+from ringrift_runtime.security.identity import any_gateway
+from ringrift_runtime.security.tls import channel_credentials
+from ringrift_settings import GatewaySettings
+
+ENV = {"RINGRIFT_GATEWAY__PIPELINE_LOOPS": "false"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def measure(address: str, cluster: LocalCluster, jobs: int) -> list[float]:
+    files = cluster.certs.files(admin_of(cluster.cluster_name))
+    options = [("grpc.ssl_target_name_override", any_gateway(cluster.cluster_name))]
+    async with grpc.aio.secure_channel(address, channel_credentials(files), options=options) as channel:
+        gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+        deadline = time.monotonic() + 60
+        while True:  # a leader with its loops, and three agents
+            status = await gateway.GetClusterStatus(O.GetClusterStatusRequest(), timeout=10)
+            if status.leader_id and len(status.nodes) >= cluster.agents and status.loops:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit("the local cluster did not come up within 60 s")
+            await asyncio.sleep(0.5)
+        watch = gateway.WatchEvents(
+            O.WatchEventsRequest(filter=C.EventFilter(types=[C.EVENT_TYPE_JOB_SUCCEEDED, C.EVENT_TYPE_JOB_FAILED]))
+        )
+        spec = C.JobSpec(kind="echo", params={"message": "hi"})
+        latencies = []
+        for index in range(jobs + 3):  # three warm-up jobs first
+            started = time.perf_counter()
+            submitted = await gateway.SubmitJob(O.SubmitJobRequest(spec=spec), timeout=10)
+            while True:
+                event = (await asyncio.wait_for(watch.read(), 30)).event
+                if event.subject == submitted.job.job_id:
+                    break
+            if event.type != C.EVENT_TYPE_JOB_SUCCEEDED:
+                raise SystemExit(f"job {submitted.job.job_id} failed: {event.attributes.get('error', '')}")
+            if index >= 3:
+                latencies.append((time.perf_counter() - started) * 1000)
+        watch.cancel()
+        return latencies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.latency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="30 jobs")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    jobs = 30 if args.quick else args.jobs
+    with tempfile.TemporaryDirectory(prefix="ringrift-latency-") as root:
+        cluster = LocalCluster(Path(root), settings_env=dict(ENV))
+        try:
+            cluster.up(lambda step: None)
+            latencies = asyncio.run(measure(cluster.gateway_address, cluster, jobs))
+        finally:
+            cluster.down()
+    figures = {
+        "jobs": jobs,
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p90_ms": round(percentile(latencies, 0.9), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1),
+        "safety_round_s": GatewaySettings().dispatch_interval_seconds,
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    print(f"# submit -> SUCCEEDED, one echo job at a time, idle 3-agent local cluster ({machine()})")
+    print("| jobs | p50 ms | p90 ms | p99 ms | max ms | dispatch safety round |")
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| {jobs} | {figures['p50_ms']} | {figures['p90_ms']} | {figures['p99_ms']} | {figures['max_ms']} "
+        f"| {figures['safety_round_s']:g} s |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
