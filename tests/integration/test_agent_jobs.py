@@ -84,6 +84,9 @@ required = true
 type = "int"
 required = true
 
+[templates.missing]
+argv = ["/nonexistent/ringrift-program"]
+
 [templates.burn]
 argv = ["{{python}}", "-c", "{BURN}", "{{python}}", "{{seconds}}"]
 [templates.burn.params.seconds]
@@ -197,7 +200,7 @@ async def test_job_runs_reports_and_streams_logs(agent, stub) -> None:
     )
     assert b"sleeping 0.2s" in logs
     templates = await stub.ListJobTemplates(agent_pb2.ListJobTemplatesRequest(), timeout=5)
-    assert {"sleep", "echo", "copy"} <= {t.kind for t in templates.templates}
+    assert {"sleep", "echo", "true", "copy"} <= {t.kind for t in templates.templates}
 
 
 async def test_a_reported_game_count_must_match_the_games_written(agent, stub) -> None:
@@ -224,6 +227,16 @@ async def test_an_attempt_reports_the_cpu_seconds_of_its_processes(agent, stub) 
     assert 0.6 <= ended.cpu_seconds < 30, ended.cpu_seconds  # the grandchild's 0.6 s are counted
     running = [e for e in recorder.events if e.job_id == "job-burn" and e.state == S.JOB_STATE_RUNNING]
     assert all(e.cpu_seconds == 0 for e in running)  # not known until the job ends
+
+
+async def test_a_program_that_cannot_start_fails_with_exit_code_127_and_says_why(agent, stub) -> None:
+    await stub.RunJob(run_request("job-missing", "missing"), timeout=10)
+    status = await wait_state(stub, "job-missing", S.JOB_STATE_FAILED)
+    assert status.exit_code == 127 and "exit code 127" in status.error  # failed, not lost
+    logs = b"".join(
+        [c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id="job-missing"), timeout=10)]
+    )
+    assert b"cannot start /nonexistent/ringrift-program" in logs
 
 
 async def test_repeated_run_never_starts_a_second_process(agent, stub) -> None:
