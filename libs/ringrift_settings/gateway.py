@@ -18,6 +18,8 @@ class GatewaySettings(Section):
     # How often the leader asks JobService to dispatch pending jobs.
     # JobDispatcher runs on every JOB_* event and member join; this is its safety round.
     dispatch_interval_seconds: float = Field(default=1.0, gt=0)
+    # JobCleanup: terminal jobs to history and old history deleted (JobService's windows).
+    cleanup_interval_seconds: float = Field(default=3600.0, gt=0)
     # How often the leader asks JobService to reap lost, stuck and unverified jobs.
     reap_interval_seconds: float = Field(default=30.0, gt=0)
     # The pipeline loops (self-play queue, game counting, training triggers, ratings).

@@ -30,8 +30,11 @@ class JobSettings(Section):
     # Per-node pause between bulk self-play top-ups.
     dispatch_cooldown_seconds: float = Field(default=120.0, ge=0)
     max_reaps_per_node: int = Field(default=10, ge=1)
-    # Terminal jobs stay in the live table this long, then move to history.
+    # Terminal jobs stay in the live table this long, then move to history, which keeps
+    # them history_retention_days (BEHAVIOUR.md, Retention); the leader's JobCleanup loop
+    # applies both.
     retention_seconds: float = Field(default=86400.0, ge=0)
+    history_retention_days: float = Field(default=30.0, gt=0)
     max_batch: int = Field(default=1000, ge=1)
 
     @field_validator("timeout_seconds")

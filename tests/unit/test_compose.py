@@ -103,3 +103,13 @@ def test_the_compose_demo_settings_are_the_local_clusters() -> None:
     lines = (ROOT / "deploy" / "demo.env").read_text().splitlines()
     settings = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     assert settings == DEMO_ENV
+
+
+def test_etcd_compacts_its_history_in_compose_as_in_ringrift_up_and_the_tests() -> None:
+    """Without auto-compaction every NodeInfo refresh stays in etcd's history until its
+    quota is full and it refuses writes; compose's etcd runs with the flags the local
+    etcd (``ringrift up``, the test fixture) uses."""
+    from ringrift_runtime.local.etcd import COMPACTION_ARGS
+
+    command = _config()["services"]["etcd"]["command"]
+    assert COMPACTION_ARGS and all(flag in command for flag in COMPACTION_ARGS), command

@@ -21,6 +21,11 @@ from ringrift_runtime.settings import EtcdSettings
 
 ETCD_CANDIDATES = ("etcd", "/usr/bin/etcd", "/usr/local/bin/etcd")
 
+# Retention (BEHAVIOUR.md): etcd keeps the last 10,000 revisions and compacts the rest, or
+# every agent's NodeInfo refresh fills its quota within a day at 100 agents. compose.yaml's
+# etcd runs with the same flags (a test compares them).
+COMPACTION_ARGS = ("--auto-compaction-mode=revision", "--auto-compaction-retention=10000")
+
 
 class EtcdNotFound(RuntimeError):
     pass
@@ -139,6 +144,7 @@ class EtcdServer:
             "warn",
             "--logger",
             "zap",
+            *COMPACTION_ARGS,
             *self._tls_args(),
         ]
         log = self.log_path.open("ab")

@@ -27,7 +27,7 @@ NOT_STARTED = 127
 def _record(work_dir: str, code: int, cpu_seconds: float) -> None:
     tmp = os.path.join(work_dir, "exit.json.tmp")
     # Integers and finite floats: their repr is JSON.
-    text = '{"exit_code": %d, "finished_at": %r, "cpu_seconds": %r}' % (code, time.time(), float(cpu_seconds))
+    text = f'{{"exit_code": {int(code)}, "finished_at": {time.time()!r}, "cpu_seconds": {float(cpu_seconds)!r}}}'
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, text.encode())

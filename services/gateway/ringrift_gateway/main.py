@@ -36,7 +36,7 @@ from ringrift_gateway.domain.loops import Loop, LoopManager
 from ringrift_gateway.domain.loops.data_sync import DataSync
 from ringrift_gateway.domain.loops.games import GameCounter
 from ringrift_gateway.domain.loops.idle import IdleDetection, IdleRules
-from ringrift_gateway.domain.loops.jobs import JobDispatcher, JobReaper
+from ringrift_gateway.domain.loops.jobs import JobCleanup, JobDispatcher, JobReaper
 from ringrift_gateway.domain.loops.queue import QueuePopulator
 from ringrift_gateway.domain.loops.ratings import EloSync
 from ringrift_gateway.domain.loops.scaling import AutoScaling, ScalingRules
@@ -115,6 +115,12 @@ def build_loops(settings: RingriftSettings, clients: Downstream, members: Member
             g.dispatch_interval_seconds,
             JobDispatcher(clients.jobs),
             description="pending jobs to nodes",
+        ),
+        Loop(
+            "JobCleanup",
+            g.cleanup_interval_seconds,
+            JobCleanup(clients.jobs),
+            description="terminal jobs to history after a day, history deleted after 30 days",
         ),
     ]
     if not g.pipeline_loops:

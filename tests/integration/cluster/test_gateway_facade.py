@@ -70,7 +70,7 @@ async def test_the_other_replica_takes_over_the_loops_and_keeps_a_pause(cluster:
     running = await _wait_loops(
         cluster.pki, leader_address, lambda l: l and all(x.health == HEALTHY and x.runs > 0 for x in l.values()), 10
     )
-    assert set(running) == {"JobReaper", "JobDispatcher"}  # the pipeline loops are off in this cluster
+    assert set(running) == {"JobReaper", "JobDispatcher", "JobCleanup"}  # the pipeline loops are off here
     # The other replica answers from the leader's heartbeat; a pause taken there reaches the leader.
     await _wait_loops(cluster.pki, other_address, lambda l: l["JobDispatcher"].runs > 0, 5)
     paused = await _facade(cluster.pki, other_address, "PauseLoop", O.PauseLoopRequest(name="JobReaper"))
@@ -121,7 +121,7 @@ async def test_twenty_concurrent_status_requests_cost_one_computation(cluster: L
     assert len({r.computed_at.ToNanoseconds() for r in replies}) == 1
     status = replies[0]
     assert status.leader_id == leader and status.epoch > 0
-    assert {l.name for l in status.loops} == {"JobReaper", "JobDispatcher"}
+    assert {l.name for l in status.loops} == {"JobReaper", "JobDispatcher", "JobCleanup"}
     assert [n.node_id for n in status.nodes] == ["node-1"]
 
 

@@ -143,6 +143,11 @@ async def test_old_terminal_jobs_move_to_history(stores) -> None:
     assert moved == 1
     assert await jobs.get(done) is None and await jobs.archived(done) == done.encode()
     assert (await jobs.get(running)).state == S and await jobs.archived(running) is None
+    # History is kept its window, then deleted (a job still live is not touched).
+    assert await jobs.delete_history(datetime.now(UTC) - timedelta(days=30), 0) == 0
+    assert await jobs.archived(done) == done.encode()
+    assert await jobs.delete_history(datetime.now(UTC) + timedelta(seconds=1), 0) == 1
+    assert await jobs.archived(done) is None and (await jobs.get(running)).state == S
 
 
 async def test_startup_check_reports_stale_jobs_and_unknown_nodes_once(stores, database_url: str) -> None:

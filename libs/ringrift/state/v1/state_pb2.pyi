@@ -861,19 +861,23 @@ class ArchiveJobsRequest(_message.Message):
 
     OLDER_THAN_SECONDS_FIELD_NUMBER: _builtins.int
     EPOCH_FIELD_NUMBER: _builtins.int
+    DELETE_HISTORY_OLDER_THAN_SECONDS_FIELD_NUMBER: _builtins.int
     older_than_seconds: _builtins.int
     """Terminal jobs unchanged for at least this many seconds are moved."""
     epoch: _builtins.int
     """Leader epoch (fencing)."""
+    delete_history_older_than_seconds: _builtins.int
+    """Jobs archived at least this many seconds ago are deleted from history; 0 keeps them."""
     def __init__(
         self,
         *,
         older_than_seconds: _builtins.int = ...,
         epoch: _builtins.int = ...,
+        delete_history_older_than_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "older_than_seconds", b"older_than_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delete_history_older_than_seconds", b"delete_history_older_than_seconds", "epoch", b"epoch", "older_than_seconds", b"older_than_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -886,16 +890,20 @@ class ArchiveJobsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MOVED_FIELD_NUMBER: _builtins.int
+    DELETED_FIELD_NUMBER: _builtins.int
     moved: _builtins.int
     """Jobs moved to history."""
+    deleted: _builtins.int
+    """Jobs deleted from history."""
     def __init__(
         self,
         *,
         moved: _builtins.int = ...,
+        deleted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["moved", b"moved"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "moved", b"moved"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

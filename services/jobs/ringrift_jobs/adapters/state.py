@@ -58,9 +58,13 @@ class StateJobStore:
         )
         return [wire.outcome(o) for o in (await call(self._stub.TransitionJobs(request))).outcomes]
 
-    async def archive(self, older_than_seconds: int, epoch: int) -> int:
-        request = state_pb2.ArchiveJobsRequest(older_than_seconds=older_than_seconds, epoch=epoch)
-        return (await call(self._stub.ArchiveJobs(request))).moved
+    async def archive(self, older_than_seconds: int, epoch: int, history_seconds: int = 0) -> tuple[int, int]:
+        """(jobs moved to history, jobs deleted from history)."""
+        request = state_pb2.ArchiveJobsRequest(
+            older_than_seconds=older_than_seconds, epoch=epoch, delete_history_older_than_seconds=history_seconds
+        )
+        reply = await call(self._stub.ArchiveJobs(request))
+        return reply.moved, reply.deleted
 
     async def epoch(self) -> int:
         return (await call(self._stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest()))).epoch

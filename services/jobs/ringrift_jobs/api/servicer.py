@@ -170,5 +170,5 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def CleanupOldCompletedJobs(self, request, context):
         _leader_epoch(request.epoch)
         older_than = request.older_than_seconds or int(self._jobs.retention_seconds)
-        moved = await self._store.archive(older_than, request.epoch)
-        return jobs_pb2.CleanupOldCompletedJobsResponse(moved=moved)
+        moved, deleted = await self._store.archive(older_than, request.epoch, int(self._jobs.history_seconds))
+        return jobs_pb2.CleanupOldCompletedJobsResponse(moved=moved, deleted=deleted)

@@ -58,6 +58,10 @@ class JobLifecycle:
     def retention_seconds(self) -> float:
         return self._settings.retention_seconds
 
+    @property
+    def history_seconds(self) -> float:
+        return self._settings.history_retention_days * 86400
+
     def members(self) -> Mapping[str, Node]:
         return self._members.nodes()
 

@@ -222,6 +222,24 @@ class SqlJobRepository:
                 await connection.execute(jobs.delete().where(jobs.c.job_id.in_(ids)))
                 moved += len(ids)
 
+    async def delete_history(self, archived_before: datetime, epoch: int, batch: int = 1000) -> int:
+        """Delete jobs archived before ``archived_before`` from history, one batch per
+        transaction (retention: history is kept a window, then goes)."""
+        deleted = 0
+        while True:
+            async with self._engine.begin() as connection:
+                await lock_and_fence(connection, epoch)
+                ids = [
+                    row.job_id
+                    for row in await connection.execute(
+                        select(jobs_history.c.job_id).where(jobs_history.c.archived_at < archived_before).limit(batch)
+                    )
+                ]
+                if not ids:
+                    return deleted
+                await connection.execute(jobs_history.delete().where(jobs_history.c.job_id.in_(ids)))
+                deleted += len(ids)
+
     async def query(self, query: JobQuery, limit: int, after_job_id: str = "") -> list[JobRecord]:
         statement = select(jobs.c.job_id)
         if query.states:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -110,6 +111,7 @@ jobs_history = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("archived_at", DateTime(timezone=True), nullable=False),
     Column("job", LargeBinary, nullable=False),
+    Index("ix_jobs_history_archived_at", "archived_at"),  # retention deletes by it
 )
 
 # Registry tables: the full protobuf message plus the columns queries filter on.

@@ -41,11 +41,16 @@ class StateServicer(RegistryRpcs, state_pb2_grpc.StateServiceServicer):
         return state_pb2.GetJobResponse(job=common_pb2.Job.FromString(archived))
 
     async def ArchiveJobs(self, request, context):
-        cutoff = datetime.now(UTC) - timedelta(seconds=request.older_than_seconds)
+        now = datetime.now(UTC)
+        cutoff = now - timedelta(seconds=request.older_than_seconds)
         moved = await self._jobs.archive(
             cutoff, request.epoch, lambda j: jobs_mapping.job_message(j).SerializeToString()
         )
-        return state_pb2.ArchiveJobsResponse(moved=moved)
+        deleted = 0
+        if request.delete_history_older_than_seconds:
+            history_cutoff = now - timedelta(seconds=request.delete_history_older_than_seconds)
+            deleted = await self._jobs.delete_history(history_cutoff, request.epoch)
+        return state_pb2.ArchiveJobsResponse(moved=moved, deleted=deleted)
 
     async def ListJobs(self, request, context):
         query, size, token = jobs_mapping.list_query(request)

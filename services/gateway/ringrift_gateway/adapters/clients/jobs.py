@@ -33,6 +33,10 @@ class JobsClient:
     async def reap(self, epoch: int) -> jobs_pb2.ReapJobsResponse:
         return await call(self._stub.ReapJobs(jobs_pb2.ReapJobsRequest(epoch=epoch)))
 
+    async def cleanup(self, epoch: int) -> jobs_pb2.CleanupOldCompletedJobsResponse:
+        """Terminal jobs to history and old history deleted, by JobService's windows."""
+        return await call(self._stub.CleanupOldCompletedJobs(jobs_pb2.CleanupOldCompletedJobsRequest(epoch=epoch)))
+
     # -- the facade --------------------------------------------------------------------
     async def submit(self, spec: C.JobSpec, key: str) -> jobs_pb2.SubmitJobResponse:
         return await call(self._stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec, idempotency_key=key)))

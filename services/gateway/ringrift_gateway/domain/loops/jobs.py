@@ -1,6 +1,7 @@
-"""JobDispatcher and JobReaper (BEHAVIOUR.md, Background loops): JobService places pending
-jobs and reaps lost, stuck and unverified ones; the leader's loops ask it to, with the
-epoch."""
+"""JobDispatcher, JobReaper and JobCleanup (BEHAVIOUR.md, Background loops and
+Retention): JobService places pending jobs, reaps lost, stuck and unverified ones, and
+moves terminal jobs to history and deletes old history; the leader's loops ask it to,
+with the epoch."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ class JobRounds(Protocol):
     async def dispatch(self, epoch: int) -> Any: ...
 
     async def reap(self, epoch: int) -> Any: ...
+
+    async def cleanup(self, epoch: int) -> Any: ...
 
 
 class JobDispatcher:
@@ -27,3 +30,11 @@ class JobReaper:
 
     async def __call__(self, epoch: int) -> Any:
         return await self._jobs.reap(epoch)
+
+
+class JobCleanup:
+    def __init__(self, jobs: JobRounds) -> None:
+        self._jobs = jobs
+
+    async def __call__(self, epoch: int) -> Any:
+        return await self._jobs.cleanup(epoch)
