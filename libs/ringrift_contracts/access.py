@@ -174,6 +174,7 @@ TABLE: dict[str, frozenset[str]] = {
                 m: OPERATOR
                 for m in (
                     "SubmitJob",
+                    "SubmitJobs",
                     "CancelJob",
                     "TriggerTraining",
                     "RollbackModel",

@@ -424,3 +424,65 @@ async def test_rollback_with_bad_input_names_the_field_changes_nothing_and_echoe
     state = state_pb2_grpc.StateServiceStub(cluster.channel("state"))
     assert not (await state.ListModels(state_pb2.ListModelsRequest(), timeout=5)).models
     assert not (await state.GetBestModels(state_pb2.GetBestModelsRequest(), timeout=5)).models
+
+
+async def test_jobs_are_submitted_in_batches_all_or_nothing_and_idempotent_per_item(
+    cluster: LocalCluster, tmp_path
+) -> None:
+    """SubmitJobs on the facade: every item validated first, one bad item refuses the
+    whole batch naming its index and field (nothing created), keys make each item
+    idempotent; the CLI submits --count copies and JSON-lines files through it."""
+    from ringrift_runtime.grpc.status import field_violations
+
+    await cluster.start_state()
+    await cluster.start("nodes", "nodes")
+    await cluster.start("jobs", "jobs")
+    await cluster.start_gateway("gw-a")
+    await cluster.wait_for_leader()
+    await cluster.start_agent("node-1")
+    gateway = cluster.processes["gw-a"].address
+    deadline = time.monotonic() + 10
+    while await _node_ids(cluster.pki, gateway) != ["node-1"]:  # its catalog is what submissions are checked against
+        assert time.monotonic() < deadline, "node-1 never joined"
+        await asyncio.sleep(0.1)
+
+    def sleep(seconds: str, key: str = "") -> O.SubmitJobRequest:  # a kind of this cluster's catalog
+        return O.SubmitJobRequest(spec=C.JobSpec(kind="sleep", params={"seconds": seconds}), idempotency_key=key)
+
+    async def count_jobs() -> int:
+        return len((await _facade(cluster.pki, gateway, "ListJobs", O.ListJobsRequest())).jobs)
+
+    async def submit(*items: O.SubmitJobRequest) -> O.SubmitJobsResponse:
+        return await _facade(cluster.pki, gateway, "SubmitJobs", O.SubmitJobsRequest(jobs=items), timeout=30)
+
+    first = await submit(sleep("0", "k1"), sleep("0.01"))
+    assert list(first.created) == [True, True] and len({j.job_id for j in first.jobs}) == 2
+    again = await submit(sleep("0", "k1"), sleep("0.02"))
+    assert list(again.created) == [False, True] and again.jobs[0].job_id == first.jobs[0].job_id
+    before = await count_jobs()
+    bad = O.SubmitJobRequest(spec=C.JobSpec(kind="sleep", params={"seconds": "; reboot"}))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await submit(sleep("0"), sleep("0"), bad)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert any(f.startswith("jobs[2].spec.params") for f in field_violations(refused.value)), refused.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as too_many:
+        await submit(*[sleep("0")] * 1001)
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "jobs" in field_violations(too_many.value)
+    assert await count_jobs() == before  # nothing of a refused batch was created
+
+    counted = await asyncio.to_thread(
+        _cli, cluster.pki, "submit", "sleep", "-p", "seconds=0", "--count", "3", "--gateway", gateway, "--json"
+    )
+    assert counted.returncode == 0, counted.stderr
+    assert json.loads(counted.stdout)["created"] == [True, True, True]
+    lines = tmp_path / "jobs.jsonl"
+    lines.write_text('{"kind": "sleep", "params": {"seconds": 0}}\n\n{"kind": "sleep", "idempotency_key": "t1"}\n')
+    from_file = await asyncio.to_thread(_cli, cluster.pki, "submit", "-f", str(lines), "--gateway", gateway)
+    assert from_file.returncode == 0 and "submitted 2 jobs" in from_file.stdout, from_file.stderr
+    assert await count_jobs() == before + 5
+    lines.write_text('{"kind": "sleep"}\n{"kind": "sleep", "colour": "red"}\n')
+    wrong = await asyncio.to_thread(_cli, cluster.pki, "submit", "-f", str(lines), "--gateway", gateway)
+    assert wrong.returncode == 2 and "line 2: unknown field 'colour'" in wrong.stderr
+    neither = await asyncio.to_thread(_cli, cluster.pki, "submit", "--gateway", gateway)
+    assert neither.returncode == 2 and "give a job kind" in neither.stderr
+    assert await count_jobs() == before + 5

@@ -112,7 +112,9 @@ class SubmitJobsRequest(_message.Message):
     JOBS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmitJobRequest]:
-        """Jobs to submit, at most 1000."""
+        """Jobs to submit, at most 1000. Every item is validated first; one invalid item (named
+        jobs[<index>].<field>) refuses the whole batch and creates nothing.
+        """
 
     def __init__(
         self,
@@ -134,18 +136,26 @@ class SubmitJobsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     JOBS_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Job]:
         """Jobs in request order."""
+
+    @_builtins.property
+    def created(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bool]:
+        """Per job, in request order: created now (false: its idempotency key named an
+        existing job, which is returned).
+        """
 
     def __init__(
         self,
         *,
         jobs: _abc.Iterable[_common_pb2.Job] | None = ...,
+        created: _abc.Iterable[_builtins.bool] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "jobs", b"jobs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

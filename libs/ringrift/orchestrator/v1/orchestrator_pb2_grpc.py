@@ -50,6 +50,11 @@ class OrchestratorServiceStub:
                 request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobRequest.SerializeToString,
                 response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.SubmitJobs = channel.unary_unary(
+                '/ringrift.orchestrator.v1.OrchestratorService/SubmitJobs',
+                request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobsRequest.SerializeToString,
+                response_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobsResponse.FromString,
+                _registered_method=True)
         self.CancelJob = channel.unary_unary(
                 '/ringrift.orchestrator.v1.OrchestratorService/CancelJob',
                 request_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.CancelJobRequest.SerializeToString,
@@ -168,6 +173,14 @@ class OrchestratorServiceServicer:
 
     def SubmitJob(self, request, context):
         """Submit a job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitJobs(self, request, context):
+        """Submit up to 1000 jobs in one call: every item validated first (one invalid item,
+        named jobs[<index>].<field>, refuses the whole batch), idempotent per item key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -328,6 +341,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.SubmitJob,
                     request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobRequest.FromString,
                     response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'SubmitJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJobs,
+                    request_deserializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobsRequest.FromString,
+                    response_serializer=ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobsResponse.SerializeToString,
             ),
             'CancelJob': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelJob,
@@ -507,6 +525,33 @@ class OrchestratorService:
             '/ringrift.orchestrator.v1.OrchestratorService/SubmitJob',
             ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobRequest.SerializeToString,
             ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.orchestrator.v1.OrchestratorService/SubmitJobs',
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobsRequest.SerializeToString,
+            ringrift_dot_orchestrator_dot_v1_dot_orchestrator__pb2.SubmitJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,10 @@ class OrchestratorServiceStub:
     """Members with capabilities and load."""
     SubmitJob: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SubmitJobRequest, _orchestrator_pb2.SubmitJobResponse]
     """Submit a job."""
+    SubmitJobs: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SubmitJobsRequest, _orchestrator_pb2.SubmitJobsResponse]
+    """Submit up to 1000 jobs in one call: every item validated first (one invalid item,
+    named jobs[<index>].<field>, refuses the whole batch), idempotent per item key.
+    """
     CancelJob: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelJobRequest, _orchestrator_pb2.CancelJobResponse]
     """Cancel a job."""
     GetJob: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetJobRequest, _orchestrator_pb2.GetJobResponse]
@@ -104,6 +108,10 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """Members with capabilities and load."""
     SubmitJob: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SubmitJobRequest, _orchestrator_pb2.SubmitJobResponse]  # type: ignore[assignment]
     """Submit a job."""
+    SubmitJobs: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SubmitJobsRequest, _orchestrator_pb2.SubmitJobsResponse]  # type: ignore[assignment]
+    """Submit up to 1000 jobs in one call: every item validated first (one invalid item,
+    named jobs[<index>].<field>, refuses the whole batch), idempotent per item key.
+    """
     CancelJob: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CancelJobRequest, _orchestrator_pb2.CancelJobResponse]  # type: ignore[assignment]
     """Cancel a job."""
     GetJob: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetJobRequest, _orchestrator_pb2.GetJobResponse]  # type: ignore[assignment]
@@ -179,6 +187,16 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.SubmitJobResponse, _abc.Awaitable[_orchestrator_pb2.SubmitJobResponse]]:
         """Submit a job."""
+
+    @_abc_1.abstractmethod
+    def SubmitJobs(
+        self,
+        request: _orchestrator_pb2.SubmitJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.SubmitJobsResponse, _abc.Awaitable[_orchestrator_pb2.SubmitJobsResponse]]:
+        """Submit up to 1000 jobs in one call: every item validated first (one invalid item,
+        named jobs[<index>].<field>, refuses the whole batch), idempotent per item key.
+        """
 
     @_abc_1.abstractmethod
     def CancelJob(

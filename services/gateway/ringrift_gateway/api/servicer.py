@@ -127,6 +127,11 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         reply = await self._clients.jobs.submit(request.spec, request.idempotency_key)
         return orchestrator_pb2.SubmitJobResponse(job=reply.job, created=reply.created)
 
+    async def SubmitJobs(self, request, context):
+        # JobService validates every item (naming jobs[<index>].<field>) and the batch size.
+        reply = await self._clients.jobs.submit_many([(j.spec, j.idempotency_key) for j in request.jobs])
+        return orchestrator_pb2.SubmitJobsResponse(jobs=reply.jobs, created=reply.created)
+
     async def CancelJob(self, request, context):
         return orchestrator_pb2.CancelJobResponse(job=await self._clients.jobs.cancel(request.job_id, request.reason))
 

@@ -74,8 +74,13 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._store = store
 
     async def _submit(self, specs: list[tuple[common_pb2.JobSpec, str]], epoch: int = 0) -> list[common_pb2.Job]:
+        return [job for job, _ in await self._submit_all(specs, epoch)]
+
+    async def _submit_all(
+        self, specs: list[tuple[common_pb2.JobSpec, str]], epoch: int = 0
+    ) -> list[tuple[common_pb2.Job, bool]]:
         created = await self._jobs.submit([(wire.spec(s), key) for s, key in specs], epoch)
-        return [job.wire for job, _ in created]
+        return [(job.wire, fresh) for job, fresh in created]
 
     async def SubmitJob(self, request, context):
         created = await self._jobs.submit([(wire.spec(request.spec), request.idempotency_key)])
@@ -86,7 +91,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         check = Check()
         check.batch("jobs", len(request.jobs))
         check.raise_if_invalid()
-        return jobs_pb2.SubmitJobsResponse(jobs=await self._submit([(j.spec, j.idempotency_key) for j in request.jobs]))
+        created = await self._submit_all([(j.spec, j.idempotency_key) for j in request.jobs])
+        return jobs_pb2.SubmitJobsResponse(jobs=[job for job, _ in created], created=[fresh for _, fresh in created])
 
     async def SpawnJob(self, request, context):
         _leader_epoch(request.epoch)

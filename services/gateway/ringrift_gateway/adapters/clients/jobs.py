@@ -41,6 +41,10 @@ class JobsClient:
     async def submit(self, spec: C.JobSpec, key: str) -> jobs_pb2.SubmitJobResponse:
         return await call(self._stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec, idempotency_key=key)))
 
+    async def submit_many(self, requests: list[tuple[C.JobSpec, str]]) -> jobs_pb2.SubmitJobsResponse:
+        items = [jobs_pb2.SubmitJobRequest(spec=spec, idempotency_key=key) for spec, key in requests]
+        return await call(self._stub.SubmitJobs(jobs_pb2.SubmitJobsRequest(jobs=items)))
+
     async def cancel(self, job_id: str, reason: str) -> C.Job:
         return (await call(self._stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id, reason=reason)))).job
 
