@@ -21,42 +21,21 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import grpc
-
-from bench._common import machine
+from bench._cluster import gateway_channel, local_cluster, wait_ready
+from bench._common import machine, percentile
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.orchestrator.v1 import orchestrator_pb2 as O
 from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
-from ringrift_cli.local_cluster import LocalCluster, admin_of
-from ringrift_runtime.security.identity import any_gateway
-from ringrift_runtime.security.tls import channel_credentials
+from ringrift_cli.local_cluster import LocalCluster
 from ringrift_settings import GatewaySettings
 
-ENV = {"RINGRIFT_GATEWAY__PIPELINE_LOOPS": "false"}
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def measure(address: str, cluster: LocalCluster, jobs: int) -> dict[str, list[float]]:
-    files = cluster.certs.files(admin_of(cluster.cluster_name))
-    options = [("grpc.ssl_target_name_override", any_gateway(cluster.cluster_name))]
-    async with grpc.aio.secure_channel(address, channel_credentials(files), options=options) as channel:
+async def measure(cluster: LocalCluster, jobs: int) -> dict[str, list[float]]:
+    async with gateway_channel(cluster) as channel:
         gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-        deadline = time.monotonic() + 60
-        while True:  # a leader with its loops, and three agents
-            status = await gateway.GetClusterStatus(O.GetClusterStatusRequest(), timeout=10)
-            if status.leader_id and len(status.nodes) >= cluster.agents and status.loops:
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit("the local cluster did not come up within 60 s")
-            await asyncio.sleep(0.5)
+        await wait_ready(gateway, cluster.agents)
         watch = gateway.WatchEvents(
             O.WatchEventsRequest(filter=C.EventFilter(types=[C.EVENT_TYPE_JOB_SUCCEEDED, C.EVENT_TYPE_JOB_FAILED]))
         )
@@ -85,22 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     jobs = 30 if args.quick else args.jobs
-    with tempfile.TemporaryDirectory(prefix="ringrift-latency-") as root:
-        cluster = LocalCluster(Path(root), settings_env=dict(ENV))
-        try:
-            cluster.up(lambda step: None)
-            latencies = asyncio.run(measure(cluster.gateway_address, cluster, jobs))
-        finally:
-            cluster.down()
+    with local_cluster() as cluster:
+        latencies = asyncio.run(measure(cluster, jobs))
     true, echo = latencies["true"], latencies["echo"]
     figures = {
         "jobs": jobs,
         "p50_ms": round(statistics.median(true), 1),
-        "p90_ms": round(percentile(true, 0.9), 1),
-        "p99_ms": round(percentile(true, 0.99), 1),
+        "p90_ms": round(percentile(true, 90), 1),
+        "p99_ms": round(percentile(true, 99), 1),
         "max_ms": round(max(true), 1),
         "echo_p50_ms": round(statistics.median(echo), 1),
-        "echo_p99_ms": round(percentile(echo, 0.99), 1),
+        "echo_p99_ms": round(percentile(echo, 99), 1),
         "safety_round_s": GatewaySettings().dispatch_interval_seconds,
     }
     if args.json:
@@ -112,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for kind, values in latencies.items():
         print(
-            f"| {kind} | {jobs} | {statistics.median(values):.1f} | {percentile(values, 0.9):.1f} "
-            f"| {percentile(values, 0.99):.1f} | {max(values):.1f} |"
+            f"| {kind} | {jobs} | {statistics.median(values):.1f} | {percentile(values, 90):.1f} "
+            f"| {percentile(values, 99):.1f} | {max(values):.1f} |"
         )
     return 0
 

@@ -3,15 +3,17 @@ the job runs can still learn its exit code (a re-adopted process is not its chil
 
     python -S .../ringrift_agent/wrapper.py WORK_DIR -- ARGV...
 
-The wrapper leads the job's process group; SIGTERM and SIGINT are forwarded to the job
-and the exit code still recorded, with the CPU seconds (user + system) the job used: the
-rusage of the job's process as its wrapper reaps it, which includes every descendant the
-job itself waited for (a process the job left running past its own exit is not counted).
-A program that cannot be started is recorded as exit code 127, as a shell would.
-exit.json is written atomically.
+The wrapper leads the job's process group. It catches SIGTERM and SIGINT before the job
+starts and forwards them to it, so it always outlives its job and reaps it (a job is
+never left a zombie for whatever init the machine has): a signal that comes before the
+job started means the job never starts. It records the exit code and the CPU seconds
+(user + system) the job used: the job's rusage as the wrapper reaps it, which includes
+every descendant the job itself waited for (a process the job left running past its own
+exit is not counted). A program that cannot be started is exit code 127, as a shell
+would say. exit.json is written atomically.
 
 It is on every job's path, so it starts lean: the agent runs it by file path without the
-site module, and it imports only os, signal, sys and time (no subprocess, no json).
+site module, and it imports only os, signal, sys and time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import time
 
 NOT_STARTED = 127
+FORWARDED = (signal.SIGTERM, signal.SIGINT)
 
 
 def _record(work_dir: str, code: int, cpu_seconds: float) -> None:
@@ -37,25 +40,42 @@ def _record(work_dir: str, code: int, cpu_seconds: float) -> None:
     os.replace(tmp, os.path.join(work_dir, "exit.json"))
 
 
+def _exec(argv: list[str]) -> None:
+    """In the forked child: the job's program, with the signals back to their defaults."""
+    for signum in FORWARDED:
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        os.write(2, f"cannot start {argv[0]}: {exc.strerror or exc}\n".encode())
+    os._exit(NOT_STARTED)
+
+
 def main() -> int:
     work_dir = sys.argv[1]
     argv = sys.argv[sys.argv.index("--") + 1 :]
-    try:
-        pid = os.posix_spawnp(argv[0], argv, os.environ)
-    except OSError as exc:
-        sys.stderr.write(f"cannot start {argv[0]}: {exc.strerror or exc}\n")
-        _record(work_dir, NOT_STARTED, 0.0)
-        return NOT_STARTED
+    child = 0
+    received: list[int] = []
 
     def forward(signum, frame) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+        received.append(signum)
+        if child:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    _, status, usage = os.wait4(pid, 0)  # retried after a forwarded signal (PEP 475)
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    if received:  # stopped before the job started: it never does
+        _record(work_dir, -received[0], 0.0)
+        return 128 + received[0]
+    child = os.fork()
+    if child == 0:
+        _exec(argv)
+    if received:  # it came while the job was being started
+        os.kill(child, received[0])
+    _, status, usage = os.wait4(child, 0)  # retried after a forwarded signal (PEP 475)
     code = os.waitstatus_to_exitcode(status)  # negative: killed by that signal
     _record(work_dir, code, usage.ru_utime + usage.ru_stime)
     return code if code >= 0 else 128 - code
