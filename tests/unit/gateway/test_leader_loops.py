@@ -275,3 +275,40 @@ async def test_a_wake_runs_a_loop_at_once_and_one_during_a_round_is_not_lost() -
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_wakes_of_a_paused_loop_do_not_spin_it_and_a_resume_runs_it_at_once() -> None:
+    runs: list[int] = []
+
+    async def dispatch(epoch: int) -> None:
+        runs.append(epoch)
+
+    pauses = MemoryPauses()
+    pauses.names = {"JobDispatcher"}
+    loops = manager([Loop("JobDispatcher", 3600, dispatch)], pauses)
+    sleeps = 0
+    sleep = loops._sleep
+
+    async def counting_sleep(name: str, seconds: float) -> None:
+        nonlocal sleeps
+        sleeps += 1
+        await sleep(name, seconds)
+
+    loops._sleep = counting_sleep  # type: ignore[method-assign]
+    task = asyncio.create_task(run_as_leader(loops, Leadership(1, "gw", Keeper()), Counter()))
+    await asyncio.sleep(0.05)
+    for _ in range(50):
+        loops.wake("JobDispatcher")
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.2)
+    assert runs == [] and sleeps <= 60, sleeps  # paused: each wake costs a look at most, never a spin
+    await loops.set_paused("JobDispatcher", False)
+    await asyncio.wait_for(_until(lambda: len(runs) == 1), 5)  # resumed: at once, not an hour later
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def _until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0.005)

@@ -250,12 +250,14 @@ class LoopManager:
         try:
             while True:
                 await self._refresh_paused()
+                # Wakes from here on run the next round: one during this round is kept, and
+                # a paused loop's wakes do not spin it.
+                self._wake[loop.name].clear()
                 if record.paused:
                     first_round[loop.name].set()  # a paused loop does not hold the others back
                     record.next_run_at = None
                     await self._sleep(loop.name, min(loop.interval, PAUSED_REFRESH_SECONDS))
                     continue
-                self._wake[loop.name].clear()  # a wake during the round runs the next one at once
                 delay = await self._round(loop, record, act, epoch)
                 first_round[loop.name].set()
                 record.next_run_at = self._clock() + delay
