@@ -17,12 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from ringrift.common.v1 import common_pb2
+from ringrift.nodes.v1 import nodes_pb2
 from ringrift_contracts.ids import node_id_problem
 from ringrift_runtime.aio import cancel_and_wait, quietly
 from ringrift_runtime.cluster.cache import PrefixCache
 from ringrift_runtime.cluster.etcd import Keyspace, make_client
 from ringrift_runtime.cluster.leased import LeasedKey
 from ringrift_runtime.cluster.model import Change, ChangeKind, Entry
+from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.settings import EtcdSettings
 
 log = logging.getLogger("ringrift.cluster.membership")
@@ -63,6 +65,16 @@ class Quarantine:
     since: float  # unix seconds
     until: float
     by: str  # who asked (an identity)
+
+
+def quarantine_message(node_id: str, quarantine: Quarantine) -> nodes_pb2.NodeQuarantine:
+    return nodes_pb2.NodeQuarantine(
+        node_id=node_id,
+        reason=quarantine.reason,
+        since=to_timestamp(quarantine.since),
+        until=to_timestamp(quarantine.until),
+        by=quarantine.by,
+    )
 
 
 def _decode_quarantine(name: str, raw: bytes) -> Quarantine | None:

@@ -16,7 +16,7 @@ from prometheus_client import Counter, Gauge
 from ringrift.common.v1 import common_pb2
 from ringrift.nodes.v1 import nodes_pb2
 from ringrift_contracts import access
-from ringrift_contracts.membership import membership_cache
+from ringrift_contracts.membership import membership_cache, quarantine_message
 from ringrift_gateway.adapters.authority import CertificateAuthority
 from ringrift_gateway.adapters.clients.jobs import JobsClient
 from ringrift_gateway.adapters.clients.nodes import NodesClient
@@ -50,7 +50,6 @@ from ringrift_runtime.errors import RingriftError
 from ringrift_runtime.grpc.client import ChannelFactory
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
 from ringrift_runtime.grpc.server import Bound, instance_name, registration
-from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.process import run_service
 from ringrift_runtime.security.context import Security
 from ringrift_runtime.security.identity import Kind
@@ -80,12 +79,7 @@ class ClusterView:
         return [n for n in nodes if not (n.draining or n.quarantined)]
 
     def quarantines(self) -> list[nodes_pb2.NodeQuarantine]:
-        return [
-            nodes_pb2.NodeQuarantine(
-                node_id=node_id, reason=q.reason, since=to_timestamp(q.since), until=to_timestamp(q.until), by=q.by
-            )
-            for node_id, q in sorted(self._members.quarantined().items())
-        ]
+        return [quarantine_message(node_id, q) for node_id, q in sorted(self._members.quarantined().items())]
 
     def services(self) -> list[common_pb2.ServiceEndpoint]:
         return [self._services.values()[name] for name in sorted(self._services.values())]

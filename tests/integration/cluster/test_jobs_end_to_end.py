@@ -216,6 +216,15 @@ async def test_jobs_of_a_dead_node_are_retried_elsewhere_and_late_results_change
             with pytest.raises(grpc.aio.AioRpcError) as forged:
                 await jobs_pb2_grpc.JobServiceStub(as_other).ReportJobEvent(report, timeout=5)
         assert forged.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # A CPU time that is not a number of seconds is refused, naming the field.
+        negative = jobs_pb2.ReportJobEventRequest()
+        negative.CopyFrom(report)
+        negative.cpu_seconds = -5.0
+        async with cluster.channel("jobs", agent("cpu-only", "test")) as as_victim:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await jobs_pb2_grpc.JobServiceStub(as_victim).ReportJobEvent(negative, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "cpu_seconds" in field_violations(refused.value)
         after = (await stub.GetJob(jobs_pb2.GetJobRequest(job_id=some.job_id), timeout=5)).job
         assert (after.state, after.result_json, after.attempt) == (some.state, some.result_json, some.attempt)
 

@@ -101,6 +101,16 @@ BAD_REQUESTS = [
     ),
     ("UpdateConfigStats", state_pb2.UpdateConfigStatsRequest(config_key="square8_9p"), "config_key"),
     (
+        "UpdateConfigStats",
+        state_pb2.UpdateConfigStatsRequest(config_key="square8_2p", add_games=5, add_cpu_seconds=-1.0),
+        "add_cpu_seconds",
+    ),
+    (
+        "UpdateConfigStats",
+        state_pb2.UpdateConfigStatsRequest(config_key="square8_2p", add_games=5, add_cpu_seconds=float("nan")),
+        "add_cpu_seconds",
+    ),
+    (
         "CreateJobs",
         state_pb2.CreateJobsRequest(jobs=[state_pb2.NewJob(spec=common_pb2.JobSpec())]),
         "jobs[0].spec.kind",
@@ -109,6 +119,17 @@ BAD_REQUESTS = [
         "TransitionJobs",
         state_pb2.TransitionJobsRequest(transitions=[state_pb2.JobTransition(job_id="j", attempt=1)]),
         "transitions[0].to_state",
+    ),
+    (
+        "TransitionJobs",
+        state_pb2.TransitionJobsRequest(
+            transitions=[
+                state_pb2.JobTransition(
+                    job_id="j", attempt=1, to_state=common_pb2.JOB_STATE_SUCCEEDED, cpu_seconds=float("inf")
+                )
+            ]
+        ),
+        "transitions[0].cpu_seconds",
     ),
 ]
 

@@ -176,16 +176,6 @@ def lift_request(request) -> str:
     return request.node_id
 
 
-def quarantine_message(node_id: str, quarantine) -> nodes_pb2.NodeQuarantine:
-    return nodes_pb2.NodeQuarantine(
-        node_id=node_id,
-        reason=quarantine.reason,
-        since=to_timestamp(quarantine.since),
-        until=to_timestamp(quarantine.until),
-        by=quarantine.by,
-    )
-
-
 def reservation_message(reservation) -> nodes_pb2.Reservation:
     return nodes_pb2.Reservation(
         node_id=reservation.node_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift_contracts.membership import quarantine_message
 from ringrift_nodes.api import mapping
 from ringrift_nodes.domain.view import PlacementView
 from ringrift_runtime.errors import NotFound
@@ -57,7 +58,7 @@ class NodeSelectorServicer(nodes_pb2_grpc.NodeSelectorServiceServicer):
             nodes=nodes,
             reservations=[mapping.reservation_message(r) for r in self._view.active_reservations()],
             view_revision=self._members.revision,
-            quarantines=[mapping.quarantine_message(n, q) for n, q in sorted(self._members.quarantined().items())],
+            quarantines=[quarantine_message(n, q) for n, q in sorted(self._members.quarantined().items())],
         )
 
     async def ReserveNode(self, request, context):
@@ -80,7 +81,7 @@ class NodeSelectorServicer(nodes_pb2_grpc.NodeSelectorServiceServicer):
             request, settings.quarantine_seconds, settings.max_quarantine_seconds
         )
         record = await self._quarantines.quarantine(node_id, reason, seconds, _who())
-        return nodes_pb2.QuarantineNodeResponse(quarantine=mapping.quarantine_message(node_id, record))
+        return nodes_pb2.QuarantineNodeResponse(quarantine=quarantine_message(node_id, record))
 
     async def LiftQuarantine(self, request, context):
         node_id = mapping.lift_request(request)

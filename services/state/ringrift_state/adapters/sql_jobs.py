@@ -183,62 +183,57 @@ class SqlJobRepository:
             row = (await connection.execute(select(jobs_history.c.job).where(jobs_history.c.job_id == job_id))).first()
         return bytes(row.job) if row else None
 
+    async def _in_batches(self, epoch: int, pick, act) -> int:
+        """Run ``act(connection, ids)`` on the ids ``pick`` (a limited select of job ids)
+        finds, one fenced transaction per batch, until it finds none; how many in all."""
+        done = 0
+        while True:
+            async with self._engine.begin() as connection:
+                await lock_and_fence(connection, epoch)
+                ids = [row.job_id for row in await connection.execute(pick)]
+                if not ids:
+                    return done
+                await act(connection, ids)
+                done += len(ids)
+
     async def archive(self, older_than: datetime, epoch: int, encode, batch: int = 1000) -> int:
         """Move terminal jobs last changed before ``older_than`` to history, one batch per
         transaction; ``encode(JobRecord) -> bytes`` serializes each with its attempts."""
         terminal = [int(s) for s in TERMINAL]
-        moved = 0
-        while True:
-            async with self._engine.begin() as connection:
-                await lock_and_fence(connection, epoch)
-                ids = [
-                    row.job_id
-                    for row in await connection.execute(
-                        select(jobs.c.job_id)
-                        .where(jobs.c.state.in_(terminal), jobs.c.updated_at < older_than)
-                        .limit(batch)
+        pick = select(jobs.c.job_id).where(jobs.c.state.in_(terminal), jobs.c.updated_at < older_than).limit(batch)
+
+        async def move(connection, ids: list[str]) -> None:
+            loaded = await self._load(connection, ids)
+            now = _now()
+            await connection.execute(
+                jobs_history.insert(),
+                [
+                    dict(
+                        job_id=j.job_id,
+                        kind=j.kind,
+                        config_key=j.config_key,
+                        state=int(j.state),
+                        updated_at=j.updated_at,
+                        archived_at=now,
+                        job=encode(j),
                     )
-                ]
-                if not ids:
-                    return moved
-                loaded = await self._load(connection, ids)
-                now = _now()
-                await connection.execute(
-                    jobs_history.insert(),
-                    [
-                        dict(
-                            job_id=j.job_id,
-                            kind=j.kind,
-                            config_key=j.config_key,
-                            state=int(j.state),
-                            updated_at=j.updated_at,
-                            archived_at=now,
-                            job=encode(j),
-                        )
-                        for j in loaded.values()
-                    ],
-                )
-                await connection.execute(job_attempts.delete().where(job_attempts.c.job_id.in_(ids)))
-                await connection.execute(jobs.delete().where(jobs.c.job_id.in_(ids)))
-                moved += len(ids)
+                    for j in loaded.values()
+                ],
+            )
+            await connection.execute(job_attempts.delete().where(job_attempts.c.job_id.in_(ids)))
+            await connection.execute(jobs.delete().where(jobs.c.job_id.in_(ids)))
+
+        return await self._in_batches(epoch, pick, move)
 
     async def delete_history(self, archived_before: datetime, epoch: int, batch: int = 1000) -> int:
         """Delete jobs archived before ``archived_before`` from history, one batch per
         transaction (retention: history is kept a window, then goes)."""
-        deleted = 0
-        while True:
-            async with self._engine.begin() as connection:
-                await lock_and_fence(connection, epoch)
-                ids = [
-                    row.job_id
-                    for row in await connection.execute(
-                        select(jobs_history.c.job_id).where(jobs_history.c.archived_at < archived_before).limit(batch)
-                    )
-                ]
-                if not ids:
-                    return deleted
-                await connection.execute(jobs_history.delete().where(jobs_history.c.job_id.in_(ids)))
-                deleted += len(ids)
+        pick = select(jobs_history.c.job_id).where(jobs_history.c.archived_at < archived_before).limit(batch)
+
+        async def delete(connection, ids: list[str]) -> None:
+            await connection.execute(jobs_history.delete().where(jobs_history.c.job_id.in_(ids)))
+
+        return await self._in_batches(epoch, pick, delete)
 
     async def query(self, query: JobQuery, limit: int, after_job_id: str = "") -> list[JobRecord]:
         statement = select(jobs.c.job_id)
