@@ -61,7 +61,7 @@ class State:
             return list((await call(self._stub.ListEvents(request))).events)
 
         events = await read_after(fetch, 0, lambda e: e.sequence)
-        return [e.time.seconds + e.time.nanos / 1e9 for e in events]
+        return [_seconds(e.time) for e in events]
 
     async def publish(
         self, event_type: str, subject: str, config_key: str, attributes: dict, epoch: int, key: str
