@@ -8,9 +8,10 @@ cd "$ROOT"
 
 # etcd for membership and election tests; PostgreSQL so the state suite runs against both databases.
 APT_PACKAGES=(etcd-server etcd-client postgresql)
-# With --tests: what only the test suite needs (Chromium for the dashboard test).
+# With --tests: what only the test suite needs (Chromium for the dashboard test, Prometheus
+# and promtool for the monitoring tests).
 if [ "${1:-}" = "--tests" ]; then
-  APT_PACKAGES+=(chromium)
+  APT_PACKAGES+=(chromium prometheus)
 fi
 
 missing=()

@@ -8,10 +8,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from ringrift_cli.local_cluster import stop_from_file
+from tests.integration.local_up import local_cluster
 
 BIN = Path(sys.executable).parent
 
@@ -30,21 +29,7 @@ def _ringrift(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
 
 def test_up_status_down(tmp_path: Path) -> None:
     directory = tmp_path / "cluster"
-    up = subprocess.Popen(
-        [str(BIN / "ringrift"), "up", "--dir", str(directory), "--agents", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        output = ""
-        while "press Ctrl-C to stop" not in output and time.monotonic() < deadline:
-            line = up.stdout.readline()
-            assert line or up.poll() is None, output
-            output += line
-        assert "press Ctrl-C to stop" in output, output
-
+    with local_cluster(directory) as (up, _):
         status = _ringrift("status", "--dir", str(directory), "--json")
         assert status.returncode == 0, status.stderr
         reply = json.loads(status.stdout)
@@ -86,16 +71,6 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert up.wait(30) == 0
         assert not any(_alive(pid) for pid in pids)
         assert not (directory / "cluster.json").exists()
-    finally:
-        if up.poll() is None:
-            up.terminate()
-            try:
-                up.wait(30)
-            except subprocess.TimeoutExpired:
-                up.kill()
-                up.wait()
-        if (directory / "cluster.json").exists():  # the launcher died first: stop what it left
-            stop_from_file(directory)
 
 
 def test_status_without_a_gateway_says_what_to_do() -> None:

@@ -81,7 +81,10 @@ def test_every_process_mounts_only_its_own_certificate_and_only_gateways_the_ca_
             )
             assert "RINGRIFT_SECURITY__INSECURE" not in env
     etcd = " ".join(services["etcd"]["command"])
-    assert "--client-cert-auth" in etcd and "--peer-client-cert-auth" in etcd and "http://" not in etcd
+    assert "--client-cert-auth" in etcd and "--peer-client-cert-auth" in etcd
+    # Plain HTTP only for /metrics and /health (no keys), as every process's metrics port.
+    plain = [flag for flag in services["etcd"]["command"] if "http://" in flag]
+    assert plain == ["--listen-metrics-urls=http://0.0.0.0:2381"], plain
 
 
 def test_images_and_database_are_overridable_by_environment() -> None:

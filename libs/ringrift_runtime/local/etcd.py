@@ -78,6 +78,8 @@ class EtcdServer:
         self.name = name
         self.client_port = free_port()
         self.peer_port = free_port()
+        # Plain-HTTP /metrics and /health on loopback only (Prometheus scrapes it; no keys).
+        self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -144,6 +146,8 @@ class EtcdServer:
             "warn",
             "--logger",
             "zap",
+            "--listen-metrics-urls",
+            f"http://127.0.0.1:{self.metrics_port}",
             *COMPACTION_ARGS,
             *self._tls_args(),
         ]

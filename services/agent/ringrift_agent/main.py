@@ -131,7 +131,12 @@ class AgentApp:
                 name="certificate-renewal",
             )
         self.node_info = NodeInfoSource(
-            agent, self.probe, bound.address, sorted(self.catalog), self.runner.running_by_kind
+            agent,
+            self.probe,
+            bound.address,
+            sorted(self.catalog),
+            self.runner.running_by_kind,
+            f"{bound.host}:{bound.metrics_port}" if bound.metrics_port else "",
         )
         await self.node_info.detect()
         self._registration = node_registration(

@@ -31,6 +31,9 @@ from ringrift_runtime.security.tokens import TokenStore
 
 MANAGERS = ("nodes", "sync", "jobs", "selfplay", "training")
 CLUSTER_FILE = "cluster.json"
+PROMETHEUS_FILE = "prometheus.yml"
+# The alert rules shipped in the repository (absent from an installed package: then none).
+ALERT_RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "alerts.yml"
 CERTS_DIR = "certs"
 LOCAL_HOSTS = ["127.0.0.1", "localhost"]
 ADMIN = "admin"
@@ -215,6 +218,7 @@ class LocalCluster:
             "launcher_started_at": started_at(os.getpid()),
             "etcd": {
                 "endpoint": self.etcd.endpoint,
+                "metrics_port": self.etcd.metrics_port,
                 "pid": self.etcd.pid,
                 "started_at": started_at(self.etcd.pid or 0),
             },
@@ -234,6 +238,47 @@ class LocalCluster:
         tmp = self.root / (CLUSTER_FILE + ".tmp")
         tmp.write_text(json.dumps(description, indent=2))
         tmp.replace(self.root / CLUSTER_FILE)
+        tmp = self.root / (PROMETHEUS_FILE + ".tmp")
+        tmp.write_text(self.prometheus_config())
+        tmp.replace(self.prometheus_file)
+
+    @property
+    def prometheus_file(self) -> Path:
+        return self.root / PROMETHEUS_FILE
+
+    def prometheus_config(self, interval_seconds: int = 5) -> str:
+        """A Prometheus configuration for this cluster (JSON, which is YAML): the gateways'
+        service discovery for every process, etcd's metrics, and the shipped alert rules;
+        the same shape as deploy/prometheus/prometheus.yml for compose."""
+        assert self.etcd is not None
+        gateways = [p.metrics_port for _, p in self.processes if p.service == "gateway" and p.metrics_port]
+        config = {
+            "global": {
+                "scrape_interval": f"{interval_seconds}s",
+                "evaluation_interval": f"{interval_seconds}s",
+                "external_labels": {"cluster": self.cluster_name},
+            },
+            "rule_files": [str(ALERT_RULES)] if ALERT_RULES.is_file() else [],
+            "scrape_configs": [
+                {
+                    "job_name": "ringrift",
+                    "http_sd_configs": [
+                        {"url": f"http://127.0.0.1:{port}/sd/prometheus", "refresh_interval": f"{interval_seconds}s"}
+                        for port in gateways
+                    ],
+                },
+                {
+                    "job_name": "etcd",
+                    "static_configs": [
+                        {
+                            "targets": [f"127.0.0.1:{self.etcd.metrics_port}"],
+                            "labels": {"cluster": self.cluster_name, "service": "etcd"},
+                        }
+                    ],
+                },
+            ],
+        }
+        return json.dumps(config, indent=2) + "\n"
 
     def down(self) -> None:
         """Stop agents and gateways first (with any agent the leader added), then the

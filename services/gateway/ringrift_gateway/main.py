@@ -29,6 +29,7 @@ from ringrift_gateway.adapters.scaling import CommandProvider, LocalProcessProvi
 from ringrift_gateway.api.audit import AuditTrail
 from ringrift_gateway.api.dashboard import Dashboard
 from ringrift_gateway.api.dashboard_access import DashboardAccess
+from ringrift_gateway.api.prometheus import SD_PATH, ClusterCollector, sd_route
 from ringrift_gateway.api.servicer import Clients, OrchestratorServicer
 from ringrift_gateway.api.status import ClusterStatus
 from ringrift_gateway.domain.leader import LeaderDuties
@@ -236,6 +237,7 @@ class GatewayApp:
             self.security.insecure,
         )
         self.http_routes = access_to_dashboard.routes(self.dashboard.routes()) if settings.gateway.dashboard else {}
+        self.http_routes[SD_PATH] = sd_route(settings.etcd.cluster_name, self.services.values, self.members.values)
 
     async def start(self, bound: Bound) -> None:
         await self.members.start(wait=False)
@@ -246,6 +248,13 @@ class GatewayApp:
             "Cluster status computations since start (shared by concurrent requests).",
             registry=bound.registry,
         ).set_function(lambda: self.status.computations)
+        bound.registry.register(
+            ClusterCollector(
+                self.members.values,
+                lambda: self.election is not None and self.election.is_leader,
+                lambda: self.election.terms if self.election is not None else 0,
+            )
+        )
         self.dashboard.bind(asyncio.get_running_loop())
         if self.authority is not None:
             self.authority.address = bound.address

@@ -13,6 +13,7 @@ from ringrift_runtime.security.context import Security
 from ringrift_runtime.security.identity import Kind
 from ringrift_settings import RingriftSettings
 from ringrift_training.adapters.clients import Jobs, Nodes, Scheduler, State, Sync
+from ringrift_training.adapters.metrics import RunCollector
 from ringrift_training.api.servicer import TrainingCoordinatorServicer
 from ringrift_training.domain.coordinator import Coordinator
 from ringrift_training.domain.stages import Ports
@@ -43,7 +44,7 @@ class TrainingApp:
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], TrainingCoordinatorServicer(self.coordinator))]
 
     async def start(self, bound: Bound) -> None:
-        pass
+        bound.registry.register(RunCollector(lambda: self.coordinator.runs))
 
     async def stop(self) -> None:
         await self.coordinator.stop()

@@ -606,6 +606,7 @@ class NodeInfo(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     JOB_KINDS_FIELD_NUMBER: _builtins.int
     JOB_SLOTS_FIELD_NUMBER: _builtins.int
+    METRICS_ADDRESS_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Stable node identity: lower-case letters, digits, '-' and '_', 1..63 characters,
     starting with a letter or digit; never an address.
@@ -622,6 +623,10 @@ class NodeInfo(_message.Message):
     """Agent software version."""
     job_slots: _builtins.int
     """How many jobs the agent runs at once; dispatch never schedules more."""
+    metrics_address: _builtins.str
+    """host:port of the agent's HTTP metrics port (/metrics), empty when it has none;
+    the gateway lists it for Prometheus service discovery.
+    """
     @_builtins.property
     def declared(self) -> Global___NodeCapabilities:
         """Capabilities declared in the agent's settings."""
@@ -659,10 +664,11 @@ class NodeInfo(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         job_kinds: _abc.Iterable[_builtins.str] | None = ...,
         job_slots: _builtins.int = ...,
+        metrics_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["declared", b"declared", "detected", b"detected", "metrics", b"metrics", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_version", b"agent_version", "declared", b"declared", "detected", b"detected", "draining", b"draining", "hostname", b"hostname", "job_kinds", b"job_kinds", "job_slots", b"job_slots", "metrics", b"metrics", "node_id", b"node_id", "quarantined", b"quarantined", "started_at", b"started_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_version", b"agent_version", "declared", b"declared", "detected", b"detected", "draining", b"draining", "hostname", b"hostname", "job_kinds", b"job_kinds", "job_slots", b"job_slots", "metrics", b"metrics", "metrics_address", b"metrics_address", "node_id", b"node_id", "quarantined", b"quarantined", "started_at", b"started_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

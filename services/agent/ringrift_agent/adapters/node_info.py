@@ -28,12 +28,14 @@ class NodeInfoSource:
         address: str,
         job_kinds: list[str],
         running_jobs_by_kind: Callable[[], dict[str, int]],
+        metrics_address: str = "",
     ) -> None:
         self._settings = settings
         self._probe = probe
         self._address = address
         self._job_kinds = job_kinds
         self._running = running_jobs_by_kind
+        self._metrics_address = metrics_address
         self._started_at = to_timestamp(now())
         self._detected_gpus: list = []
 
@@ -90,4 +92,5 @@ class NodeInfoSource:
             started_at=self._started_at,
             job_kinds=self._job_kinds,
             job_slots=self._settings.job_slots or self._probe.cpu_cores(),
+            metrics_address=self._metrics_address,
         )

@@ -147,6 +147,9 @@ def up(
                 soft_wrap=True,
                 highlight=False,
             )
+        console.print(
+            f"prometheus: prometheus --config.file={cluster.prometheus_file}", soft_wrap=True, highlight=False
+        )
         console.print("self-play, training and gauntlets start by themselves; promotions show below")
         console.print("running; press Ctrl-C to stop")
         progress = TrainingProgress(cluster.gateway_address, directory)
