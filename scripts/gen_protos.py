@@ -2,12 +2,13 @@
 """Generate the Python contracts from protos/ into libs/ (or another directory).
 
 One script produces everything under libs/ringrift/: messages (*_pb2.py), gRPC stubs
-(*_pb2_grpc.py), and mypy-protobuf stubs (*.pyi) for both. The output is committed;
-tests/unit/test_protos.py regenerates into a temporary directory and fails on any
-difference, so edit the .proto files and run this script, never the output.
+(*_pb2_grpc.py), and mypy-protobuf stubs (*.pyi) for both, and the API reference
+docs/api.md from the protos' comments. The output is committed; tests/unit/test_protos.py
+regenerates into a temporary directory and fails on any difference, so edit the .proto
+files and run this script, never the output.
 
-    python scripts/gen_protos.py            # regenerate libs/ringrift
-    python scripts/gen_protos.py --out DIR  # generate elsewhere (the drift test)
+    python scripts/gen_protos.py            # regenerate libs/ringrift and docs/api.md
+    python scripts/gen_protos.py --out DIR --docs FILE  # generate elsewhere (the drift test)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,12 +72,35 @@ def generate(out: Path) -> list[Path]:
     return sorted(p for p in target.rglob("*") if p.is_file())
 
 
+def descriptors():
+    """The protos as a FileDescriptorSet with their comments (source info)."""
+    import grpc_tools
+    from google.protobuf import descriptor_pb2
+    from grpc_tools import protoc
+
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "set.binpb"
+        files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
+        args = ["grpc_tools.protoc", f"-I{PROTO_ROOT}", f"-I{well_known}", "--include_source_info"]
+        if protoc.main([*args, f"--descriptor_set_out={out}", *files]) != 0:
+            raise SystemExit("protoc failed to build the descriptor set")
+        return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "libs", help="output root")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "api.md", help="the API reference to write")
     args = parser.parse_args(argv)
     written = generate(args.out)
     print(f"generated {len(written)} files under {args.out / PACKAGE}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from api_docs import render  # beside this script
+
+    args.docs.parent.mkdir(parents=True, exist_ok=True)
+    args.docs.write_text(render(descriptors()))
+    print(f"wrote the API reference to {args.docs}")
     return 0
 
 

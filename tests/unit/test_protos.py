@@ -21,7 +21,10 @@ def _tree(root: Path) -> dict[str, Path]:
 
 
 def test_generated_code_matches_protos(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--out", str(tmp_path)], check=True)
+    docs = tmp_path / "api.md"
+    script = str(ROOT / "scripts" / "gen_protos.py")
+    subprocess.run([sys.executable, script, "--out", str(tmp_path), "--docs", str(docs)], check=True)
+    assert docs.read_text() == (ROOT / "docs" / "api.md").read_text(), "stale docs/api.md: run scripts/gen_protos.py"
     fresh, committed = _tree(tmp_path / "ringrift"), _tree(ROOT / "libs" / "ringrift")
     assert sorted(fresh) == sorted(committed), "generated file set differs: run scripts/gen_protos.py"
     differing = [name for name in fresh if not filecmp.cmp(fresh[name], committed[name], shallow=False)]
@@ -47,6 +50,51 @@ def test_buf_lint_catches_a_violation(tmp_path: Path) -> None:
     result = subprocess.run([buf, "lint"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0
     assert "ENUM_ZERO_VALUE_SUFFIX" in result.stdout or "UNSPECIFIED" in result.stdout
+
+
+RELEASED = ROOT / "releases" / "protos-v1.binpb"
+
+
+def _buf() -> str:
+    buf = shutil.which("buf", path=str(Path(sys.executable).parent)) or shutil.which("buf")
+    assert buf, "buf is not installed: pip install -e '.[dev]' (package buf-bin)"
+    return buf
+
+
+def test_contracts_do_not_break_the_released_v1() -> None:
+    """buf breaking (buf.yaml: FILE rules, which include wire and JSON compatibility)
+    against the image of the last released contracts."""
+    result = subprocess.run([_buf(), "breaking", "--against", str(RELEASED)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# (text in common.proto, its replacement, a word buf's complaint contains or None when compatible)
+CHANGES = [
+    ("  uint32 job_slots = 12;", "  uint32 job_slots = 14;", "job_slots"),  # wire: a field renumbered
+    ("  uint32 job_slots = 12;", "  string job_slots = 12;", "job_slots"),  # wire: a type changed
+    ("  uint32 job_slots = 12;", "  uint32 slots = 12;", "job_slots"),  # JSON: a field renamed
+    ("  uint32 job_slots = 12;", "  reserved 12;", "job_slots"),  # a field deleted
+    ("  uint32 job_slots = 12;", "  uint32 job_slots = 12;\n  // New.\n  uint32 extra_slots = 99;", None),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "complaint"), CHANGES)
+def test_buf_breaking_refuses_incompatible_changes_only(
+    tmp_path: Path, old: str, new: str, complaint: str | None
+) -> None:
+    shutil.copytree(ROOT / "protos", tmp_path / "protos")
+    shutil.copy(ROOT / "buf.yaml", tmp_path / "buf.yaml")
+    common = tmp_path / "protos" / "ringrift" / "common" / "v1" / "common.proto"
+    text = common.read_text()
+    assert old in text
+    common.write_text(text.replace(old, new))
+    result = subprocess.run(
+        [_buf(), "breaking", "--against", str(RELEASED)], cwd=tmp_path, capture_output=True, text=True
+    )
+    if complaint is None:
+        assert result.returncode == 0, result.stdout + result.stderr
+    else:
+        assert result.returncode != 0 and complaint in result.stdout, result.stdout + result.stderr
 
 
 # Methods the ADR names for each manager, plus what ARCHITECTURE.md adds.
