@@ -9,9 +9,10 @@ cd "$ROOT"
 # etcd for membership and election tests; PostgreSQL so the state suite runs against both databases.
 APT_PACKAGES=(etcd-server etcd-client postgresql)
 # With --tests: what only the test suite needs (Chromium for the dashboard test, Prometheus
-# and promtool for the monitoring tests).
+# and promtool for the monitoring tests, protoc with the well-known types for stubs in other
+# languages).
 if [ "${1:-}" = "--tests" ]; then
-  APT_PACKAGES+=(chromium prometheus)
+  APT_PACKAGES+=(chromium prometheus protobuf-compiler libprotobuf-dev)
 fi
 
 missing=()

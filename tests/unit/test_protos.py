@@ -97,6 +97,35 @@ def test_buf_breaking_refuses_incompatible_changes_only(
         assert result.returncode != 0 and complaint in result.stdout, result.stdout + result.stderr
 
 
+def test_the_stub_recipe_generates_code_for_other_languages(tmp_path: Path) -> None:
+    """examples/clients/buf.gen.yaml as a user runs it, with the plugins built into protoc
+    (Python, C++): every proto file gives its stubs."""
+    import yaml
+
+    assert shutil.which("protoc"), "protoc is missing: scripts/bootstrap.sh --tests installs Debian's protobuf-compiler"
+    template = yaml.safe_load((ROOT / "examples" / "clients" / "buf.gen.yaml").read_text())
+    assert {p.get("protoc_builtin") or p.get("local") for p in template["plugins"]} >= {
+        "python",
+        "cpp",
+        "grpc_cpp_plugin",
+        "protoc-gen-go",
+        "protoc-gen-go-grpc",
+        "protoc-gen-prost",
+        "protoc-gen-tonic",
+    }
+    template["plugins"] = [p for p in template["plugins"] if "protoc_builtin" in p]
+    template["inputs"] = [{"directory": str(ROOT / "protos")}]
+    (tmp_path / "buf.gen.yaml").write_text(yaml.safe_dump(template))
+    result = subprocess.run(
+        [_buf(), "generate", "--template", "buf.gen.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    protos = sorted(p.relative_to(ROOT / "protos").with_suffix("") for p in (ROOT / "protos").rglob("*.proto"))
+    for proto in protos:
+        assert (tmp_path / "gen" / "cpp" / f"{proto}.pb.cc").is_file(), proto
+        assert (tmp_path / "gen" / "python" / f"{proto}_pb2.py").is_file(), proto
+
+
 # Methods the ADR names for each manager, plus what ARCHITECTURE.md adds.
 REQUIRED_METHODS = {
     "ringrift.state.v1.StateService": [
