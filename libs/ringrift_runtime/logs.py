@@ -1,8 +1,9 @@
 """Logging with request ids.
 
-The request id of the call being served (or made) lives in a context variable; the
-server interceptor sets it from the ``x-request-id`` metadata (or creates one), the
-client interceptor passes it on, and every log record carries it.
+The request id of the call being served lives in a context variable and every log record
+carries it. It is the call's trace id (the server interceptor sets it from the call's
+span, which continues the caller's W3C trace context; see tracing.py), so a log line
+leads to the trace and one trace's lines can be found in every process's log.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from contextvars import ContextVar
 
 from ringrift_runtime.settings import LoggingSettings
 
-REQUEST_ID_METADATA_KEY = "x-request-id"
 _REQUEST_ID: ContextVar[str] = ContextVar("ringrift_request_id", default="-")
 
 
@@ -33,7 +33,8 @@ def reset_request_id(token) -> None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
+    """A request id for a call without a trace (health checks)."""
+    return uuid.uuid4().hex
 
 
 class _RequestIdFilter(logging.Filter):

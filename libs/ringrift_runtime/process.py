@@ -9,9 +9,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ringrift_runtime.grpc.server import ServiceApp, serve
+from ringrift_runtime.grpc.server import ServiceApp, instance_name, serve
 from ringrift_runtime.logs import configure_logging
 from ringrift_runtime.settings import ProcessSettings, SettingsError, load_settings_of
+from ringrift_runtime.tracing import configure_tracing, shutdown_tracing
 
 EXIT_BAD_SETTINGS = 2
 
@@ -41,6 +42,11 @@ def run_service(
         print(f"ringrift-{service}: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     configure_logging(settings.logging, service)
+    try:
+        configure_tracing(settings.tracing, service, instance_name(settings, service))
+    except SettingsError as exc:
+        print(f"ringrift-{service}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
 
     async def build_and_serve() -> None:
         if prepare is not None:
@@ -56,4 +62,6 @@ def run_service(
     except OSError as exc:
         logging.getLogger("ringrift").error("%s failed to start: %s", service, exc)
         return 1
+    finally:
+        shutdown_tracing()  # the last spans reach the exporter
     return 0

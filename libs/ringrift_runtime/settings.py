@@ -91,6 +91,27 @@ class LoggingSettings(Section):
     log_health_checks: bool = False
 
 
+class TracingSettings(Section):
+    """OpenTelemetry traces. Every call carries W3C trace context (``traceparent``) and the
+    request id in logs is the trace id, whatever the exporter; spans leave the process only
+    when an exporter is set: ``otlp`` (a collector at ``otlp_endpoint``) or ``file`` (JSON
+    lines, one file per process, in ``directory``)."""
+
+    exporter: Literal["none", "otlp", "file"] = "none"
+    otlp_endpoint: str = "http://localhost:4317"
+    # Plain gRPC to the collector (a collector on the same host or a sidecar).
+    otlp_insecure: bool = False
+    directory: Path | None = None
+    # Fraction of new traces recorded (calls that arrive with a trace follow its decision).
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _file_needs_a_directory(self) -> Self:
+        if self.exporter == "file" and self.directory is None:
+            raise ValueError("tracing.exporter 'file' needs tracing.directory (RINGRIFT_TRACING__DIRECTORY)")
+        return self
+
+
 class EndpointSettings(Section):
     """Where clients find each control-plane service (host:port)."""
 
@@ -219,6 +240,7 @@ class ProcessSettings(BaseSettings):
     server: ServerSettings = ServerSettings()
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()
     endpoints: EndpointSettings = EndpointSettings()
     client: ClientSettings = ClientSettings()
     etcd: EtcdSettings = EtcdSettings()

@@ -18,10 +18,13 @@ READY = "press Ctrl-C to stop"
 
 
 @contextmanager
-def local_cluster(directory: Path, agents: int = 2, timeout: float = 90) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """The running launcher and what it printed up to its prompt."""
+def local_cluster(
+    directory: Path, agents: int = 2, *options: str, timeout: float = 90
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The running launcher (more ``options`` of `ringrift up` given) and what it printed
+    up to its prompt."""
     up = subprocess.Popen(
-        [str(BIN / "ringrift"), "up", "--dir", str(directory), "--agents", str(agents)],
+        [str(BIN / "ringrift"), "up", "--dir", str(directory), "--agents", str(agents), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -4,6 +4,7 @@ retries of UNAVAILABLE on idempotent methods only, metrics, health and graceful 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import urllib.request
 
@@ -136,10 +137,14 @@ async def test_stream_errors_are_translated_after_items(served) -> None:
 async def test_every_call_gets_a_deadline_and_a_request_id(served) -> None:
     servicer, stub, _ = served
     await stub.GetClusterStats(state_pb2.GetClusterStatsRequest())
-    await stub.GetClusterStats(state_pb2.GetClusterStatsRequest(), metadata=(("x-request-id", "abc123"),), timeout=2)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"  # W3C trace context of a caller
+    await stub.GetClusterStats(state_pb2.GetClusterStatsRequest(), metadata=(("traceparent", traceparent),), timeout=2)
     (first_id, first_remaining), (second_id, second_remaining) = servicer.seen
-    assert first_id not in ("", "-") and first_remaining is not None and 3 < first_remaining <= 5.1
-    assert second_id == "abc123" and second_remaining is not None and second_remaining <= 2.1
+    # The request id is the trace id: a new trace's, or the caller's.
+    assert re.fullmatch("[0-9a-f]{32}", first_id) and first_id != trace_id
+    assert first_remaining is not None and 3 < first_remaining <= 5.1
+    assert second_id == trace_id and second_remaining is not None and second_remaining <= 2.1
 
 
 async def test_deadline_exceeded_is_reported(served) -> None:

@@ -1,5 +1,6 @@
-"""Interceptors: one server interceptor for request ids, error translation, access log
-and metrics; client interceptors for deadlines and request-id propagation."""
+"""Interceptors: one server interceptor for trace context and request ids, error
+translation, access log and metrics; client interceptors for deadlines and trace context
+propagation (W3C traceparent)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from typing import Any
 
 import grpc
 
-from ringrift_runtime import errors
+from ringrift_runtime import errors, tracing
 from ringrift_runtime.grpc.status import rich_status, status_code_for, trailing_metadata_for
 from ringrift_runtime.logs import (
-    REQUEST_ID_METADATA_KEY,
     current_request_id,
     new_request_id,
     reset_request_id,
@@ -44,13 +44,6 @@ def inbound_deadline() -> float | None:
     return _INBOUND_DEADLINE.get()
 
 
-def _request_id_from(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == REQUEST_ID_METADATA_KEY and isinstance(value, str) and 0 < len(value) <= 64:
-            return value
-    return new_request_id()
-
-
 class _CallScope:
     """Everything that happens around one served call."""
 
@@ -67,7 +60,15 @@ class _CallScope:
         remaining = self.context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
         self._tokens.append((_INBOUND_DEADLINE, _INBOUND_DEADLINE.set(deadline)))
-        self._request_token = set_request_id(_request_id_from(self.context))
+        # The call's span continues the caller's trace (traceparent) or starts one; its trace
+        # id is the request id of every log line the call writes. Health checks and
+        # reflection get no span (they would drown the traces).
+        self.span: tracing.Span | None = None
+        request_id = ""
+        if not self.method.startswith(QUIET_SERVICE_PREFIXES):
+            self.span, self._trace_token = tracing.start_server_span(self.method, self.context.invocation_metadata())
+            request_id = tracing.trace_id_of(self.span)
+        self._request_token = set_request_id(request_id or new_request_id())
         # Read the peer while the call is alive: a streaming handler's scope can close
         # after the client went away, and context.peer() on a finished call crashes
         # grpcio (SIGSEGV) when the call has been released.
@@ -114,6 +115,8 @@ class _CallScope:
             self.peer,
         )
         reset_request_id(self._request_token)
+        if self.span is not None:
+            tracing.end_server_span(self.span, self._trace_token, code_name)
         if self._caller_token is not None:
             reset_caller(self._caller_token)
         for var, token in reversed(self._tokens):
@@ -238,15 +241,14 @@ def _with_defaults(details: grpc.aio.ClientCallDetails, default_timeout: float) 
     if inbound is not None:
         timeout = min(timeout, max(0.0, inbound - time.monotonic()))
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    if REQUEST_ID_METADATA_KEY not in metadata:
-        request_id = current_request_id()
-        metadata.add(REQUEST_ID_METADATA_KEY, request_id if request_id != "-" else new_request_id())
+    tracing.inject(metadata)
     return details._replace(timeout=timeout, metadata=metadata)
 
 
 class DeadlineInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
     """Every outbound call gets a deadline (the caller's, else the method's configured
-    one, never beyond the deadline of the call being served) and the request id."""
+    one, never beyond the deadline of the call being served) and the current trace
+    context."""
 
     def __init__(self, deadline_for: Callable[[str, bool], float]) -> None:
         self._deadline_for = deadline_for

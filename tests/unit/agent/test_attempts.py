@@ -77,7 +77,8 @@ def test_the_record_survives_a_restart_but_a_cancel_in_progress_does_not() -> No
 
 
 def test_the_report_carries_the_node_and_the_outcome() -> None:
-    report = attempt(state=S.FAILED, exit_code=2, error="exit code 2").report("node-1")
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    report = attempt(state=S.FAILED, exit_code=2, error="exit code 2", traceparent=traceparent).report("node-1")
     assert report == {
         "job_id": "J1",
         "attempt": 1,
@@ -87,4 +88,5 @@ def test_the_report_carries_the_node_and_the_outcome() -> None:
         "error": "exit code 2",
         "result_json": "",
         "cpu_seconds": 0.0,
+        "traceparent": traceparent,  # the reports continue the RunJob call's trace
     }

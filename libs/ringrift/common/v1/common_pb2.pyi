@@ -786,6 +786,7 @@ class JobSpec(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     TOP_UP_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Job kind; must exist in the executing agent's template catalog
     (for example "selfplay", "export", "train", "gauntlet", "validate").
@@ -801,6 +802,11 @@ class JobSpec(_message.Message):
     top_up: _builtins.bool
     """A bulk self-play top-up (as the queue populator submits them): a node receives
     top-ups in at most one dispatch round per dispatch cooldown (120 s by default).
+    """
+    traceparent: _builtins.str
+    """W3C trace context ("00-<32 hex trace id>-<16 hex span id>-<2 hex flags>") that the
+    job's dispatch, its run on an agent and the agent's reports continue. Empty on submit:
+    JobService records the SubmitJob call's own trace context.
     """
     @_builtins.property
     def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -823,10 +829,11 @@ class JobSpec(_message.Message):
         max_attempts: _builtins.int = ...,
         priority: _builtins.int = ...,
         top_up: _builtins.bool = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requirements", b"requirements"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "kind", b"kind", "max_attempts", b"max_attempts", "params", b"params", "priority", b"priority", "requirements", b"requirements", "timeout_seconds", b"timeout_seconds", "top_up", b"top_up"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_key", b"config_key", "kind", b"kind", "max_attempts", b"max_attempts", "params", b"params", "priority", b"priority", "requirements", b"requirements", "timeout_seconds", b"timeout_seconds", "top_up", b"top_up", "traceparent", b"traceparent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,7 @@ import grpc
 
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from ringrift_agent.adapters.outbox import Rejected
+from ringrift_runtime.tracing import resumed
 
 PERMANENT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
 
@@ -27,7 +28,11 @@ class JobEventSender:
             cpu_seconds=event.get("cpu_seconds", 0.0),  # absent from events queued by an older agent
         )
         try:
-            await self._stub.ReportJobEvent(request)
+            # Later than the RunJob call, in the same trace (events queued by an older agent
+            # have none and start their own).
+            attributes = {"job.id": request.job_id, "job.attempt": str(request.attempt)}
+            with resumed("report job event", event.get("traceparent", ""), attributes):
+                await self._stub.ReportJobEvent(request)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in PERMANENT:
                 raise Rejected(f"{exc.code().name}: {exc.details()}") from None

@@ -36,6 +36,7 @@ from ringrift_runtime.fencing import FileEpochFence
 from ringrift_runtime.grpc.status import domain_error
 from ringrift_runtime.grpc.times import to_timestamp
 from ringrift_runtime.security.tls import ContextSource
+from ringrift_runtime.tracing import current_traceparent
 from ringrift_settings import JobSettings
 
 MAX_RUN_REQUEST_BYTES = 64 * 1024
@@ -179,6 +180,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
             argv=build_argv(template, values, builtins),
             timeout_seconds=timeout,
             epoch=request.epoch,
+            traceparent=current_traceparent(),
         )
         attempt, started = await self._runner.run(attempt, list(request.gpu_indices))
         return agent_pb2.RunJobResponse(status=status_message(attempt), started=started)

@@ -32,6 +32,7 @@ class Attempt:
     error: str = ""
     result_json: str = ""
     cpu_seconds: float = 0.0  # measured by the wrapper at exit; 0 while unknown
+    traceparent: str = ""  # the RunJob call's trace context: the reports continue it
     cancel_requested: bool = False
 
     @property
@@ -80,6 +81,7 @@ class Attempt:
             "error": self.error,
             "result_json": self.result_json,
             "cpu_seconds": self.cpu_seconds,
+            "traceparent": self.traceparent,
         }
 
 

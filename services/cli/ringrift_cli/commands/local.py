@@ -104,6 +104,9 @@ def up(
     autoscale: int = typer.Option(
         0, min=0, max=16, help="let the leader add up to this many agents when work piles up"
     ),
+    traces: Path | None = typer.Option(
+        None, "--traces", help="write every process's trace spans as JSON lines into this folder"
+    ),
 ) -> None:
     """Start a local cluster (etcd, six managers, gateways, agents) and keep it running until Ctrl-C."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -124,6 +127,11 @@ def up(
             except EtcdNotFound as exc:
                 fail(str(exc))
     cluster = LocalCluster(directory, agents=agents, gateways=gateways, autoscale_extra=autoscale)
+    if traces is not None:
+        cluster.settings_env |= {
+            "RINGRIFT_TRACING__EXPORTER": "file",
+            "RINGRIFT_TRACING__DIRECTORY": str(traces.resolve()),
+        }
     stopping = {"now": False}
 
     def request_stop(signum, frame) -> None:

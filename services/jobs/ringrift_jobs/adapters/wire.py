@@ -11,6 +11,11 @@ from ringrift_runtime.grpc.times import from_timestamp, to_timestamp
 
 
 def spec(message: common_pb2.JobSpec) -> Spec:
+    placed = message
+    if message.traceparent:  # jobs of different traces still place alike
+        placed = common_pb2.JobSpec()
+        placed.CopyFrom(message)
+        placed.ClearField("traceparent")
     return Spec(
         kind=message.kind,
         config_key=message.config_key,
@@ -19,7 +24,8 @@ def spec(message: common_pb2.JobSpec) -> Spec:
         max_attempts=message.max_attempts,
         top_up=message.top_up,
         needs_gpu=message.requirements.needs_gpu,
-        group=message.SerializeToString(deterministic=True),
+        traceparent=message.traceparent,
+        group=placed.SerializeToString(deterministic=True),
         wire=message,
     )
 
@@ -35,6 +41,7 @@ def spec_message(value: Spec) -> common_pb2.JobSpec:
         max_attempts=value.max_attempts,
         top_up=value.top_up,
         requirements=common_pb2.ResourceRequirements(needs_gpu=value.needs_gpu),
+        traceparent=value.traceparent,
     )
 
 

@@ -16,6 +16,7 @@ from ringrift_jobs.domain.lifecycle import JobLifecycle
 from ringrift_jobs.domain.model import Report
 from ringrift_runtime.errors import PermissionDenied
 from ringrift_runtime.security.authz import caller
+from ringrift_runtime.tracing import current_traceparent
 
 JOB_EVENTS = [
     common_pb2.EVENT_TYPE_JOB_SUBMITTED,
@@ -29,6 +30,20 @@ JOB_EVENTS = [
 ]
 MAX_GAMES = 10_000_000
 STATE_VALUES = frozenset(int(s) for s in JobState)
+
+
+def _traced(spec: common_pb2.JobSpec) -> common_pb2.JobSpec:
+    """The spec with the current call's trace context when it names none: the job's
+    dispatch, run and reports then join the trace of its submission."""
+    if spec.traceparent:
+        return spec
+    traceparent = current_traceparent()
+    if not traceparent:
+        return spec
+    stamped = common_pb2.JobSpec()
+    stamped.CopyFrom(spec)
+    stamped.traceparent = traceparent
+    return stamped
 
 
 def _job_id(request) -> str:
@@ -79,11 +94,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def _submit_all(
         self, specs: list[tuple[common_pb2.JobSpec, str]], epoch: int = 0
     ) -> list[tuple[common_pb2.Job, bool]]:
-        created = await self._jobs.submit([(wire.spec(s), key) for s, key in specs], epoch)
+        created = await self._jobs.submit([(wire.spec(_traced(s)), key) for s, key in specs], epoch)
         return [(job.wire, fresh) for job, fresh in created]
 
     async def SubmitJob(self, request, context):
-        created = await self._jobs.submit([(wire.spec(request.spec), request.idempotency_key)])
+        created = await self._jobs.submit([(wire.spec(_traced(request.spec)), request.idempotency_key)])
         ((job, fresh),) = created
         return jobs_pb2.SubmitJobResponse(job=job.wire, created=fresh)
 

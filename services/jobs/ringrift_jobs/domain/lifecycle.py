@@ -22,6 +22,7 @@ from ringrift_jobs.domain.model import Job, LogChunk, Node, Outcome, Report, Spe
 from ringrift_jobs.domain.policy import after_failure, assign, cooling_nodes, overdue, unverified
 from ringrift_jobs.domain.ports import Agents, JobStore, Members, Placement
 from ringrift_runtime.errors import InvalidArgument, NotFound, RingriftError, StaleEpoch
+from ringrift_runtime.tracing import TRACEPARENT_PATTERN, resumed
 from ringrift_settings import JobSettings
 
 log = logging.getLogger("ringrift.jobs")
@@ -92,6 +93,11 @@ class JobLifecycle:
         check.check(f"{field}.params", len(spec.params) <= MAX_PARAMS, f"at most {MAX_PARAMS} parameters")
         check.check(f"{field}.timeout_seconds", spec.timeout_seconds <= MAX_TIMEOUT, f"at most {MAX_TIMEOUT}")
         check.check(f"{field}.max_attempts", spec.max_attempts <= MAX_ATTEMPTS, f"at most {MAX_ATTEMPTS}")
+        check.check(
+            f"{field}.traceparent",
+            not spec.traceparent or bool(TRACEPARENT_PATTERN.match(spec.traceparent)),
+            "must be a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>, or empty",
+        )
         kinds = sorted({k for node in self._members.nodes().values() for k in node.job_kinds})
         if kinds and kind not in kinds:
             check.fail(
@@ -231,23 +237,26 @@ class JobLifecycle:
             gpus = [gpu_used[node_id] % node.gpu_count]
             gpu_used[node_id] += 1
         async with semaphore:
-            try:
-                await self._agents.run(node, job, epoch, gpus)
-            except StaleEpoch as exc:
-                return exc
-            except InvalidArgument as exc:
-                detail = "; ".join(f"{v.field}: {v.description}" for v in exc.violations)
-                return Transition(
-                    job.job_id,
-                    job.attempt,
-                    JobState.FAILED,
-                    from_state=JobState.SCHEDULED,
-                    error=f"refused by {node_id}: {detail}",
-                    permanent=True,
-                )
-            except RingriftError as exc:
-                log.warning("RunJob %s on %s failed (%s); spawn verification will decide", job.job_id, node_id, exc)
-                return None
+            # The job's own trace (its SubmitJob's) continues here: RunJob and the agent's
+            # reports join it.
+            with resumed("dispatch job", job.spec.traceparent, {"job.id": job.job_id, "node.id": node_id}):
+                try:
+                    await self._agents.run(node, job, epoch, gpus)
+                except StaleEpoch as exc:
+                    return exc
+                except InvalidArgument as exc:
+                    detail = "; ".join(f"{v.field}: {v.description}" for v in exc.violations)
+                    return Transition(
+                        job.job_id,
+                        job.attempt,
+                        JobState.FAILED,
+                        from_state=JobState.SCHEDULED,
+                        error=f"refused by {node_id}: {detail}",
+                        permanent=True,
+                    )
+                except RingriftError as exc:
+                    log.warning("RunJob %s on %s failed (%s); spawn verification will decide", job.job_id, node_id, exc)
+                    return None
         return Transition(job.job_id, job.attempt, JobState.STARTING, from_state=JobState.SCHEDULED)
 
     # -- reaping --------------------------------------------------------------------

@@ -23,6 +23,7 @@ class Spec:
     max_attempts: int = 0
     top_up: bool = False
     needs_gpu: bool = False
+    traceparent: str = ""  # the trace the job's dispatch, run and reports continue
     group: bytes = b""  # equal for specs that place alike (one ranking serves them all)
     wire: Any = None  # the JobSpec message as submitted
 
