@@ -5,7 +5,8 @@ One script produces everything under libs/ringrift/: messages (*_pb2.py), gRPC s
 (*_pb2_grpc.py), and mypy-protobuf stubs (*.pyi) for both, and the API reference
 docs/api.md from the protos' comments. The output is committed; tests/unit/test_protos.py
 regenerates into a temporary directory and fails on any difference, so edit the .proto
-files and run this script, never the output.
+files and run this script, never the output. It also writes the Python client's typed
+methods (libs/ringrift_client/methods.py).
 
     python scripts/gen_protos.py            # regenerate libs/ringrift and docs/api.md
     python scripts/gen_protos.py --out DIR --docs FILE  # generate elsewhere (the drift test)
@@ -92,15 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "libs", help="output root")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "api.md", help="the API reference to write")
+    parser.add_argument(
+        "--client",
+        type=Path,
+        default=ROOT / "libs" / "ringrift_client" / "methods.py",
+        help="the Python client's typed methods to write",
+    )
     args = parser.parse_args(argv)
     written = generate(args.out)
     print(f"generated {len(written)} files under {args.out / PACKAGE}")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from api_docs import render  # beside this script
+    import api_docs  # beside this script
+    import client_methods
 
+    files = descriptors()
     args.docs.parent.mkdir(parents=True, exist_ok=True)
-    args.docs.write_text(render(descriptors()))
+    args.docs.write_text(api_docs.render(files))
     print(f"wrote the API reference to {args.docs}")
+    args.client.parent.mkdir(parents=True, exist_ok=True)
+    args.client.write_text(client_methods.render(files))
+    print(f"wrote the client's typed methods to {args.client}")
     return 0
 
 

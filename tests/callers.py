@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ringrift_client import AsyncClient, Context
 from ringrift_contracts import access
-from ringrift_runtime.security.identity import Identity, Kind, Role, agent, gateway, service, user
+from ringrift_runtime.security.identity import Identity, Kind, Role, agent, any_gateway, gateway, service, user
 from ringrift_runtime.security.tls import ReloadingChannel
 from ringrift_runtime.testing.election import drop_leader_key, hold_leader_key
 from ringrift_runtime.testing.pki import TestPki
@@ -69,3 +70,11 @@ class AllowedStub:
 
 
 __all__ = ["AllowedStub", "Kind", "allowed_identity", "drop_leader_key", "hold_leader_key", "identity_of"]
+
+
+def gateway_client(pki: TestPki, address: str, as_: Identity | None = None) -> AsyncClient:
+    """ringrift_client at a gateway, presenting ``as_`` (a test administrator by default):
+    how users and the CLI call the facade."""
+    caller = as_ or pki.admin()
+    files = pki.files(caller)
+    return AsyncClient(Context(address, files.ca, files.cert, files.key, server_name=any_gateway(caller.cluster)))

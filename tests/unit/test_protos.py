@@ -21,10 +21,13 @@ def _tree(root: Path) -> dict[str, Path]:
 
 
 def test_generated_code_matches_protos(tmp_path: Path) -> None:
-    docs = tmp_path / "api.md"
+    docs, methods = tmp_path / "api.md", tmp_path / "methods.py"
     script = str(ROOT / "scripts" / "gen_protos.py")
-    subprocess.run([sys.executable, script, "--out", str(tmp_path), "--docs", str(docs)], check=True)
+    arguments = ["--out", str(tmp_path), "--docs", str(docs), "--client", str(methods)]
+    subprocess.run([sys.executable, script, *arguments], check=True)
     assert docs.read_text() == (ROOT / "docs" / "api.md").read_text(), "stale docs/api.md: run scripts/gen_protos.py"
+    committed_methods = (ROOT / "libs" / "ringrift_client" / "methods.py").read_text()
+    assert methods.read_text() == committed_methods, "stale ringrift_client/methods.py: run scripts/gen_protos.py"
     fresh, committed = _tree(tmp_path / "ringrift"), _tree(ROOT / "libs" / "ringrift")
     assert sorted(fresh) == sorted(committed), "generated file set differs: run scripts/gen_protos.py"
     differing = [name for name in fresh if not filecmp.cmp(fresh[name], committed[name], shallow=False)]

@@ -1,22 +1,20 @@
 """Who the command line is to the gateway: a client certificate (the local cluster's
 administrator by default, under ``<dir>/certs``), a bearer token on the gateway's token
 port, or nothing at all against a cluster that runs insecure. Chosen once per command
-by the global options (``ringrift --cert ... status``) or RINGRIFT_CLI_* variables."""
+by the global options (``ringrift --cert ... status``) or RINGRIFT_CLI_* variables, and
+handed to ringrift_client as a Context."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import grpc
 
 from ringrift_cli.console import fail
-from ringrift_cli.local_cluster import CERTS_DIR, admin_of, read_cluster_file
+from ringrift_cli.local_cluster import CLIENT_FILE
+from ringrift_client.config import ConfigError, Context, load_context
 from ringrift_runtime.security import pki
-from ringrift_runtime.security.directory import file_name
 from ringrift_runtime.security.identity import any_gateway
-from ringrift_runtime.security.tls import CertFiles, channel_credentials
+from ringrift_runtime.security.tls import CertFiles
 from ringrift_runtime.settings import SettingsError, load_settings_of
 from ringrift_settings import RingriftSettings
 
@@ -35,15 +33,15 @@ class Options:
 OPTIONS = Options()
 
 
-def _local_files(directory: Path) -> CertFiles | None:
-    try:
-        description = read_cluster_file(directory)
-    except FileNotFoundError:
+def _local_context(directory: Path) -> Context | None:
+    """The administrator's context `ringrift up` wrote for its cluster (<dir>/client.toml)."""
+    path = directory / CLIENT_FILE
+    if not path.exists():
         return None
-    certs = Path(description.get("certs", directory / CERTS_DIR))
-    name = file_name(admin_of(description.get("cluster", "local")))
-    files = CertFiles(certs / "ca.pem", certs / f"{name}.pem", certs / f"{name}-key.pem")
-    return files if files.cert.exists() else None
+    try:
+        return load_context(config=path)
+    except ConfigError as exc:
+        fail(f"cannot use the local cluster's credentials: {exc}", 2)
 
 
 def _process_files() -> CertFiles | None:
@@ -58,36 +56,34 @@ def _process_files() -> CertFiles | None:
     return CertFiles(security.ca_file, security.cert_file, security.key_file)
 
 
-def channel(address: str, directory: Path) -> Any:
-    """A channel to the gateway at ``address`` with the credentials the options name."""
+def context(address: str, directory: Path) -> Context:
+    """Where and who the command line is to the gateway at ``address``, as the options say."""
     if OPTIONS.insecure:
-        return grpc.aio.insecure_channel(address)
+        return Context(address, insecure=True)
     if OPTIONS.token:
         if OPTIONS.ca is None:
             fail("a token needs the cluster's CA certificate to check the gateway: pass --ca ca.pem", 2)
-        credentials = grpc.composite_channel_credentials(
-            grpc.ssl_channel_credentials(OPTIONS.ca.read_bytes()), grpc.access_token_call_credentials(OPTIONS.token)
-        )
-        return grpc.aio.secure_channel(address, credentials)
+        return Context(address, ca=OPTIONS.ca, token=OPTIONS.token)
     if OPTIONS.cert or OPTIONS.key or OPTIONS.ca:
         if not (OPTIONS.cert and OPTIONS.key and OPTIONS.ca):
             fail("a client certificate needs all of --ca, --cert and --key", 2)
         files = CertFiles(OPTIONS.ca, OPTIONS.cert, OPTIONS.key)
     else:
-        local = _local_files(directory) or _process_files()
-        if local is None:
+        local = _local_context(directory)
+        if local is not None:
+            return replace(local, address=address)
+        process = _process_files()
+        if process is None:
             fail(
                 f"no credentials: no local cluster in {directory} (start one with `ringrift up`, or pass --dir); "
                 "for another cluster pass --ca/--cert/--key (from `ringrift certs issue`) or --token",
                 2,
             )
-        files = local
+        files = process
     try:
         identities = pki.identities(files.cert.read_bytes())
-        credentials = channel_credentials(files)
     except (OSError, ValueError) as exc:
         fail(f"cannot use the certificate {files.cert}: {exc}", 2)
     if not identities:
         fail(f"{files.cert} names no RingRift identity (make one with `ringrift certs issue`)", 2)
-    options = [("grpc.ssl_target_name_override", any_gateway(identities[0].cluster))]
-    return grpc.aio.secure_channel(address, credentials, options=options)
+    return Context(address, files.ca, files.cert, files.key, server_name=any_gateway(identities[0].cluster))

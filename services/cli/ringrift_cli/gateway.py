@@ -1,5 +1,5 @@
-"""How the command line reaches the gateway: over gRPC only, at --gateway or the local
-cluster's address; a failed call becomes one line and an exit code (2 when the gateway
+"""How the command line reaches the gateway: through ringrift_client only, at --gateway or
+the local cluster's address; a failed call becomes one line and an exit code (2 when the gateway
 refused the request, 1 when it could not be reached or failed)."""
 
 from __future__ import annotations
@@ -7,15 +7,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 import typer
 
-from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from ringrift.orchestrator.v1 import orchestrator_pb2
 from ringrift_cli import credentials
 from ringrift_cli.console import fail
 from ringrift_cli.local_cluster import read_cluster_file
+from ringrift_client import AsyncClient, ConfigError, RingriftError
 from ringrift_runtime.settings import DEFAULT_PORTS
 
 T = TypeVar("T")
@@ -38,6 +39,12 @@ JSON = typer.Option(False, "--json", help="print JSON for scripts")
 
 
 UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+REFUSED = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.ALREADY_EXISTS,
+)
 
 
 def gateway_address(gateway: str | None, directory: Path) -> str:
@@ -51,37 +58,32 @@ def gateway_address(gateway: str | None, directory: Path) -> str:
 
 
 async def fetch_status(address: str, timeout: float, directory: Path) -> orchestrator_pb2.GetClusterStatusResponse:
-    async with credentials.channel(address, directory) as channel:
-        stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-        return await stub.GetClusterStatus(orchestrator_pb2.GetClusterStatusRequest(), timeout=timeout)
+    async with AsyncClient(credentials.context(address, directory)) as client:
+        return await client.get_cluster_status(timeout=timeout)
 
 
 def gateway_call(
-    gateway: str | None, directory: Path, timeout: float, operation: Callable[[Any, float], Awaitable[T]]
+    gateway: str | None, directory: Path, timeout: float, operation: Callable[[AsyncClient, float], Awaitable[T]]
 ) -> T:
-    """Run ``operation(stub, timeout)`` against the gateway; a failure becomes one line
-    saying what to do, and a non-zero exit (2 for a request the gateway refused as
-    invalid or unknown, 1 otherwise)."""
+    """Run ``operation(client, timeout)`` against the gateway (a ringrift_client
+    AsyncClient); a failure becomes one line saying what to do, and a non-zero exit (2 for
+    a request the gateway refused as invalid or unknown, 1 otherwise)."""
     address = gateway_address(gateway, directory)
 
     async def run() -> T:
-        async with credentials.channel(address, directory) as channel:
-            return await operation(orchestrator_pb2_grpc.OrchestratorServiceStub(channel), timeout)
+        async with AsyncClient(credentials.context(address, directory)) as client:
+            return await operation(client, timeout)
 
     try:
         return asyncio.run(run())
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() in UNREACHABLE and "gateway" not in (exc.details() or ""):
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    except RingriftError as exc:
+        if exc.code in UNREACHABLE and "gateway" not in exc.message:
             fail(
-                f"cannot reach the gateway at {address} ({exc.code().name}): start a cluster with `ringrift up` "
+                f"cannot reach the gateway at {address} ({exc.code.name}): start a cluster with `ringrift up` "
                 "or pass --gateway host:port"
             )
-        refused = exc.code() in (
-            grpc.StatusCode.INVALID_ARGUMENT,
-            grpc.StatusCode.NOT_FOUND,
-            grpc.StatusCode.FAILED_PRECONDITION,
-            grpc.StatusCode.ALREADY_EXISTS,
-        )
-        fail(f"{exc.code().name.lower().replace('_', ' ')}: {exc.details()}", 2 if refused else 1)
+        fail(f"{exc.code.name.lower().replace('_', ' ')}: {exc.message}", 2 if exc.code in REFUSED else 1)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

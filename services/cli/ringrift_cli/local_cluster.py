@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ringrift_client.config import Context, context_file
 from ringrift_runtime.cluster.etcd import ETCD_IDENTITY
 from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import (
@@ -25,12 +26,13 @@ from ringrift_runtime.local.processes import (
     started_at,
 )
 from ringrift_runtime.security.directory import CertificateDirectory, security_env
-from ringrift_runtime.security.identity import Identity, Kind, Role, agent, gateway, user
+from ringrift_runtime.security.identity import Identity, Kind, Role, agent, any_gateway, gateway, user
 from ringrift_runtime.security.identity import service as identity_service
 from ringrift_runtime.security.tokens import TokenStore
 
 MANAGERS = ("nodes", "sync", "jobs", "selfplay", "training")
 CLUSTER_FILE = "cluster.json"
+CLIENT_FILE = "client.toml"  # the administrator's context for ringrift_client (and the CLI)
 PROMETHEUS_FILE = "prometheus.yml"
 # The alert rules shipped in the repository (absent from an installed package: then none).
 ALERT_RULES = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "alerts.yml"
@@ -241,6 +243,17 @@ class LocalCluster:
         tmp = self.root / (PROMETHEUS_FILE + ".tmp")
         tmp.write_text(self.prometheus_config())
         tmp.replace(self.prometheus_file)
+        if any(p.service == "gateway" for _, p in self.processes):
+            tmp = self.root / (CLIENT_FILE + ".tmp")
+            tmp.write_text(context_file("local", self.client_context(), relative_to=self.root))
+            tmp.replace(self.root / CLIENT_FILE)
+
+    def client_context(self) -> Context:
+        """The administrator at the first gateway: what `ringrift` and ringrift_client use."""
+        files = self.certs.files(admin_of(self.cluster_name))
+        return Context(
+            self.gateway_address, files.ca, files.cert, files.key, server_name=any_gateway(self.cluster_name)
+        )
 
     @property
     def prometheus_file(self) -> Path:

@@ -15,9 +15,11 @@ from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
 from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift_client import InvalidArgument, NotFound, Unavailable
 from ringrift_runtime.grpc.status import field_violations
 from ringrift_runtime.security.identity import agent
 from ringrift_runtime.testing.signals import kill_group
+from tests.callers import gateway_client
 from tests.integration.cluster.conftest import LocalCluster
 
 A100 = {
@@ -258,64 +260,46 @@ async def test_top_ups_respect_the_per_node_cooldown(cluster: LocalCluster) -> N
 
 
 async def test_the_gateway_facade_passes_jobs_events_and_placement_through(cluster: LocalCluster) -> None:
-    from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-    from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
-
+    """Through ringrift_client, as users call it: a job's events, state, listing and log,
+    placement, and refusals as typed errors naming the field."""
     await start_cluster(cluster)
-    async with cluster.channel("gw-a") as channel:
-        gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-        events = gateway.WatchEvents(
-            O.WatchEventsRequest(filter=C.EventFilter(types=[C.EVENT_TYPE_JOB_SUCCEEDED])), timeout=60
-        )
-        submitted = await gateway.SubmitJob(O.SubmitJobRequest(spec=spec("sleep")), timeout=10)
+    async with gateway_client(cluster.pki, cluster.processes["gw-a"].address) as gateway:
+        events = gateway.watch(types=[C.EVENT_TYPE_JOB_SUCCEEDED], timeout=60)
+        submitted = await gateway.submit_job(spec=spec("sleep"))
         assert submitted.created
-        done = await asyncio.wait_for(events.read(), 30)
-        assert done.event.subject == submitted.job.job_id
-        events.cancel()
-        job = (await gateway.GetJob(O.GetJobRequest(job_id=submitted.job.job_id), timeout=5)).job
+        done = await asyncio.wait_for(anext(events), 30)
+        assert done.subject == submitted.job.job_id
+        await events.aclose()
+        job = await gateway.wait(submitted.job.job_id, timeout=30)
         assert job.state == C.JOB_STATE_SUCCEEDED
-        listed = await gateway.ListJobs(O.ListJobsRequest(kind="sleep"), timeout=5)
+        listed = await gateway.list_jobs(kind="sleep")
         assert [j.job_id for j in listed.jobs] == [job.job_id]
-        logs = b"".join(
-            [c.data async for c in gateway.StreamJobLogs(O.StreamJobLogsRequest(job_id=job.job_id), timeout=10)]
-        )
-        assert b"sleeping" in logs
-        scores = (
-            await gateway.ExplainPlacement(O.ExplainPlacementRequest(spec=spec("train", needs_gpu=True)), timeout=5)
-        ).scores
+        assert b"sleeping" in b"".join([chunk async for chunk in gateway.logs(job.job_id)])
+        scores = (await gateway.explain_placement(spec=spec("train", needs_gpu=True))).scores
         assert [s.node_id for s in scores if s.usable] == ["gpu-a100"]
 
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await gateway.SubmitJob(
-                O.SubmitJobRequest(spec=C.JobSpec(kind="sleep", params={"seconds": "; reboot"})), timeout=10
-            )
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "spec.params[seconds]" in field_violations(caught.value)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await gateway.CancelJob(O.CancelJobRequest(job_id="01NOSUCHJOB"), timeout=5)
-        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(InvalidArgument) as refused:
+            await gateway.submit_job(spec=C.JobSpec(kind="sleep", params={"seconds": "; reboot"}))
+        assert "spec.params[seconds]" in refused.value.fields
+        with pytest.raises(NotFound):
+            await gateway.cancel_job(job_id="01NOSUCHJOB")
 
         await asyncio.to_thread(cluster.processes["jobs"].stop)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await gateway.GetJob(O.GetJobRequest(job_id=job.job_id), timeout=5)
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(Unavailable):
+            await gateway.get_job(job_id=job.job_id)
 
 
 async def test_a_submission_is_dispatched_at_once_not_at_the_next_round(cluster: LocalCluster) -> None:
     """Dispatch runs on every submission (the JOB_SUBMITTED event wakes the leader's
     JobDispatcher): with its safety round set to ten minutes, jobs submitted one after the
     other through the gateway still run within seconds."""
-    from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-    from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
-
     await start_cluster(cluster, dispatch_seconds="600")
-    async with cluster.channel("gw-a") as channel:
-        gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+    async with gateway_client(cluster.pki, cluster.processes["gw-a"].address) as gateway:
         for _ in range(3):  # the first might meet the term's first round; the others cannot
             started = time.monotonic()
-            submitted = await gateway.SubmitJob(O.SubmitJobRequest(spec=spec("sleep")), timeout=10)
+            submitted = await gateway.submit_job(spec=spec("sleep"))
             while True:
-                job = (await gateway.GetJob(O.GetJobRequest(job_id=submitted.job.job_id), timeout=5)).job
+                job = (await gateway.get_job(job_id=submitted.job.job_id)).job
                 if job.state == C.JOB_STATE_SUCCEEDED:
                     break
                 assert time.monotonic() - started < 60, f"job {job.job_id} still {C.JobState.Name(job.state)}"

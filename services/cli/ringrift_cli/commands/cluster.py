@@ -103,7 +103,7 @@ def status(gateway: str = GATEWAY, directory: Path = DIRECTORY, timeout: float =
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.GetClusterStatus(orchestrator_pb2.GetClusterStatusRequest(), timeout=t),
+        lambda client, t: client.get_cluster_status(orchestrator_pb2.GetClusterStatusRequest(), timeout=t),
     )
     print_json(reply) if as_json else render_status(reply)
 
@@ -127,7 +127,9 @@ def nodes(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.ListNodes(orchestrator_pb2.ListNodesRequest(include_unschedulable=include_all), timeout=t),
+        lambda client, t: client.list_nodes(
+            orchestrator_pb2.ListNodesRequest(include_unschedulable=include_all), timeout=t
+        ),
     )
     if as_json:
         print_json(reply)
@@ -160,7 +162,7 @@ def quarantine(
     if hours < 0 or hours * 3600 > 2**32 - 1:
         fail("--hours must be 0 (the default) or a positive number of hours")
     request = orchestrator_pb2.QuarantineNodeRequest(node_id=node, reason=reason, duration_seconds=round(hours * 3600))
-    reply = gateway_call(gateway, directory, timeout, lambda stub, t: stub.QuarantineNode(request, timeout=t))
+    reply = gateway_call(gateway, directory, timeout, lambda client, t: client.quarantine_node(request, timeout=t))
     if as_json:
         print_json(reply)
         return
@@ -177,7 +179,7 @@ def lift(
 ) -> None:
     """End a node's quarantine."""
     request = orchestrator_pb2.LiftQuarantineRequest(node_id=node)
-    reply = gateway_call(gateway, directory, timeout, lambda stub, t: stub.LiftQuarantine(request, timeout=t))
+    reply = gateway_call(gateway, directory, timeout, lambda client, t: client.lift_quarantine(request, timeout=t))
     if as_json:
         print_json(reply)
         return

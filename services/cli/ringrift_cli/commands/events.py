@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import grpc
 import typer
 
 from ringrift.common.v1 import common_pb2
@@ -49,23 +48,23 @@ def events(
             soft_wrap=True,
         )
 
-    async def watch(stub, t):
+    async def watch(client, t):
         last: list = []
-        call = stub.WatchEvents(request, timeout=None if follow else t)
+        events = client.watch_events(request, timeout=None if follow else t)
         if follow:
-            async for item in call:
+            async for item in events:
                 show(item.event)
             return
         # Without --follow: read what is there now (the stream goes live after the backlog).
         try:
             while True:
-                item = await asyncio.wait_for(call.read(), 1.0)
-                if item is grpc.aio.EOF:
-                    break
+                item = await asyncio.wait_for(anext(events), 1.0)
                 last.append(item.event)
                 last = last[-limit:]
-        except TimeoutError:
-            call.cancel()
+        except (TimeoutError, StopAsyncIteration):
+            pass
+        finally:
+            await events.aclose()
         for event in last:
             show(event)
 

@@ -32,7 +32,7 @@ def explain_placement(
 ) -> None:
     """Score every node for a job, with the reason a node is rejected."""
     request = orchestrator_pb2.ExplainPlacementRequest(spec=job_spec(kind, config, param, node))
-    reply = gateway_call(gateway, directory, timeout, lambda stub, t: stub.ExplainPlacement(request, timeout=t))
+    reply = gateway_call(gateway, directory, timeout, lambda client, t: client.explain_placement(request, timeout=t))
     if as_json:
         print_json(list(reply.scores))
         return
@@ -77,7 +77,7 @@ def explain_allocation(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.ExplainAllocation(orchestrator_pb2.ExplainAllocationRequest(node_id=node), timeout=t),
+        lambda client, t: client.explain_allocation(orchestrator_pb2.ExplainAllocationRequest(node_id=node), timeout=t),
     )
     if as_json:
         print_json(list(reply.terms))

@@ -40,7 +40,7 @@ def jobs(
         node_id=node,
         page=common_pb2.PageRequest(page_size=limit),
     )
-    reply = gateway_call(gateway, directory, timeout, lambda stub, t: stub.ListJobs(request, timeout=t))
+    reply = gateway_call(gateway, directory, timeout, lambda client, t: client.list_jobs(request, timeout=t))
     if as_json:
         print_json(list(reply.jobs))
         return
@@ -128,7 +128,7 @@ def _submit_many(
         batch = orchestrator_pb2.SubmitJobsRequest(jobs=requests[start : start + BATCH])
         if start:  # on stderr: should a later batch be refused, what went before is known
             err.print(f"submitted {start} of {len(requests)} jobs", highlight=False)
-        reply = gateway_call(gateway, directory, timeout, lambda stub, t, b=batch: stub.SubmitJobs(b, timeout=t))
+        reply = gateway_call(gateway, directory, timeout, lambda client, t, b=batch: client.submit_jobs(b, timeout=t))
         done.jobs.extend(reply.jobs)
         done.created.extend(reply.created)
     if as_json:
@@ -172,7 +172,7 @@ def submit(
         )
         return
     request = orchestrator_pb2.SubmitJobRequest(spec=job_spec(kind, config, param, node), idempotency_key=key)
-    reply = gateway_call(gateway, directory, timeout, lambda stub, t: stub.SubmitJob(request, timeout=t))
+    reply = gateway_call(gateway, directory, timeout, lambda client, t: client.submit_job(request, timeout=t))
     if as_json:
         print_json(reply)
     else:
@@ -195,7 +195,7 @@ def cancel(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.CancelJob(orchestrator_pb2.CancelJobRequest(job_id=job_id, reason=reason), timeout=t),
+        lambda client, t: client.cancel_job(orchestrator_pb2.CancelJobRequest(job_id=job_id, reason=reason), timeout=t),
     )
     print_json(reply) if as_json else console.print(f"{reply.job.job_id}: {state_name(reply.job.state)}")
 
@@ -212,7 +212,7 @@ def job(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.GetJob(orchestrator_pb2.GetJobRequest(job_id=job_id), timeout=t),
+        lambda client, t: client.get_job(orchestrator_pb2.GetJobRequest(job_id=job_id), timeout=t),
     )
     if as_json:
         print_json(reply)
@@ -251,8 +251,8 @@ def logs(
     """A job's output, from the node that ran it."""
     request = orchestrator_pb2.StreamJobLogsRequest(job_id=job_id, attempt=attempt, follow=follow)
 
-    async def stream(stub, t):
-        async for chunk in stub.StreamJobLogs(request, timeout=None if follow else t):
+    async def stream(client, t):
+        async for chunk in client.stream_job_logs(request, timeout=None if follow else t):
             target = sys.stderr.buffer if chunk.stderr else sys.stdout.buffer
             target.write(chunk.data)
             target.flush()

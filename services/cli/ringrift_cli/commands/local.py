@@ -7,17 +7,17 @@ import signal
 import time
 from pathlib import Path
 
-import grpc
 import typer
 from rich.table import Table
 
 from ringrift.common.v1 import common_pb2
-from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from ringrift.orchestrator.v1 import orchestrator_pb2
 from ringrift_cli import credentials
 from ringrift_cli.console import console, err, fail
 from ringrift_cli.gateway import DEFAULT_DIR, fetch_status
 from ringrift_cli.local_cluster import LocalCluster, read_cluster_file, stop_from_file
 from ringrift_cli.render import render_status
+from ringrift_client import AsyncClient, RingriftError
 from ringrift_runtime.local.etcd import EtcdNotFound, find_etcd, install_etcd
 
 
@@ -31,7 +31,7 @@ def wait_for_cluster(
             reply = asyncio.run(fetch_status(cluster.gateway_address, 5, cluster.root))
             if reply.leader_id and len(reply.nodes) >= agents:
                 return reply
-        except grpc.aio.AioRpcError:
+        except RingriftError:
             pass
         time.sleep(0.2)
     if reply is None:
@@ -50,17 +50,16 @@ class TrainingProgress:
 
     def _fetch(self):
         async def fetch():
-            async with credentials.channel(self._address, self._directory) as channel:
-                stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-                models = await stub.ListModels(
+            async with AsyncClient(credentials.context(self._address, self._directory)) as client:
+                models = await client.list_models(
                     orchestrator_pb2.ListModelsRequest(statuses=[common_pb2.MODEL_STATUS_PROMOTED]), timeout=5
                 )
-                ratings = await stub.ListRatings(orchestrator_pb2.ListRatingsRequest(), timeout=5)
+                ratings = await client.list_ratings(orchestrator_pb2.ListRatingsRequest(), timeout=5)
                 return models, ratings
 
         try:
             return asyncio.run(fetch())
-        except grpc.aio.AioRpcError:
+        except RingriftError:
             return None
 
     def report(self, out) -> None:

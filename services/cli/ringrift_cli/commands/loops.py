@@ -26,20 +26,18 @@ def loops_list(
     if ctx.invoked_subcommand:
         return
     reply = gateway_call(
-        gateway, directory, timeout, lambda stub, t: stub.ListLoops(orchestrator_pb2.ListLoopsRequest(), timeout=t)
+        gateway, directory, timeout, lambda client, t: client.list_loops(orchestrator_pb2.ListLoopsRequest(), timeout=t)
     )
     print_json(list(reply.loops)) if as_json else console.print(loops_table(reply.loops))
 
 
 def set_loop(name: str, paused: bool, gateway: str | None, directory: Path, timeout: float) -> None:
-    method, request = (
-        ("PauseLoop", orchestrator_pb2.PauseLoopRequest)
-        if paused
-        else ("ResumeLoop", orchestrator_pb2.ResumeLoopRequest)
-    )
-    reply = gateway_call(
-        gateway, directory, timeout, lambda stub, t: getattr(stub, method)(request(name=name), timeout=t)
-    )
+    def call(client, t):
+        if paused:
+            return client.pause_loop(orchestrator_pb2.PauseLoopRequest(name=name), timeout=t)
+        return client.resume_loop(orchestrator_pb2.ResumeLoopRequest(name=name), timeout=t)
+
+    reply = gateway_call(gateway, directory, timeout, call)
     console.print(f"{reply.loop.name}: {'paused' if paused else 'resumed'}")
 
 

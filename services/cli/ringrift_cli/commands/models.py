@@ -32,7 +32,7 @@ def models(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.ListModels(orchestrator_pb2.ListModelsRequest(config_key=config), timeout=t),
+        lambda client, t: client.list_models(orchestrator_pb2.ListModelsRequest(config_key=config), timeout=t),
     )
     if as_json:
         print_json(reply)
@@ -67,7 +67,7 @@ def show(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.ListModels(orchestrator_pb2.ListModelsRequest(), timeout=t),
+        lambda client, t: client.list_models(orchestrator_pb2.ListModelsRequest(), timeout=t),
     )
     found = next((m for m in reply.models if m.model_id == model_id), None)
     if found is None:
@@ -106,7 +106,7 @@ def rollback(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.RollbackModel(
+        lambda client, t: client.rollback_model(
             orchestrator_pb2.RollbackModelRequest(config_key=config, to_model_id=to, reason=reason), timeout=t
         ),
     )
@@ -132,7 +132,7 @@ def elo(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.ListRatings(
+        lambda client, t: client.list_ratings(
             orchestrator_pb2.ListRatingsRequest(config_key=config, include_history=history), timeout=t
         ),
     )
@@ -157,7 +157,7 @@ def train(
         gateway,
         directory,
         timeout,
-        lambda stub, t: stub.TriggerTraining(
+        lambda client, t: client.trigger_training(
             orchestrator_pb2.TriggerTrainingRequest(config_key=config, force=force), timeout=t
         ),
     )
