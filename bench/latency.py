@@ -23,20 +23,18 @@ import statistics
 import sys
 import time
 
-from bench._cluster import gateway_channel, local_cluster, wait_ready
+from bench._cluster import gateway_client, local_cluster, wait_ready
 from bench._common import machine, percentile
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
 from ringrift_cli.local_cluster import LocalCluster
 from ringrift_settings import GatewaySettings
 
 
 async def measure(cluster: LocalCluster, jobs: int) -> dict[str, list[float]]:
-    async with gateway_channel(cluster) as channel:
-        gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+    async with gateway_client(cluster) as gateway:
         await wait_ready(gateway, cluster.agents)
-        watch = gateway.WatchEvents(
+        watch = gateway.watch_events(
             O.WatchEventsRequest(filter=C.EventFilter(types=[C.EVENT_TYPE_JOB_SUCCEEDED, C.EVENT_TYPE_JOB_FAILED]))
         )
         specs = {"true": C.JobSpec(kind="true"), "echo": C.JobSpec(kind="echo", params={"message": "hi"})}
@@ -44,16 +42,16 @@ async def measure(cluster: LocalCluster, jobs: int) -> dict[str, list[float]]:
         for kind, spec in specs.items():
             for index in range(jobs + 3):  # three warm-up jobs first
                 started = time.perf_counter()
-                submitted = await gateway.SubmitJob(O.SubmitJobRequest(spec=spec), timeout=10)
+                submitted = await gateway.submit_job(spec=spec, timeout=10)
                 while True:
-                    event = (await asyncio.wait_for(watch.read(), 30)).event
+                    event = (await asyncio.wait_for(anext(watch), 30)).event
                     if event.subject == submitted.job.job_id:
                         break
                 if event.type != C.EVENT_TYPE_JOB_SUCCEEDED:
                     raise SystemExit(f"job {submitted.job.job_id} failed: {event.attributes.get('error', '')}")
                 if index >= 3:
                     latencies[kind].append((time.perf_counter() - started) * 1000)
-        watch.cancel()
+        await watch.aclose()
         return latencies
 
 

@@ -22,11 +22,10 @@ import time
 
 import psutil
 
-from bench._cluster import gateway_channel, local_cluster, wait_ready
+from bench._cluster import gateway_client, local_cluster, wait_ready
 from bench._common import machine
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
 from ringrift_cli.local_cluster import LocalCluster
 
 MIB = 1024 * 1024
@@ -48,23 +47,22 @@ def rss(cluster: LocalCluster) -> dict[str, float]:
 
 async def run_jobs(cluster: LocalCluster, jobs: int) -> float:
     """Submit ``jobs`` true jobs and wait until all succeeded; the seconds it took."""
-    async with gateway_channel(cluster) as channel:
-        gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+    async with gateway_client(cluster) as gateway:
         await wait_ready(gateway, cluster.agents)
         started = time.monotonic()
-        done = gateway.WatchEvents(
+        done = gateway.watch_events(
             O.WatchEventsRequest(filter=C.EventFilter(types=[C.EVENT_TYPE_JOB_SUCCEEDED, C.EVENT_TYPE_JOB_FAILED]))
         )
         for start in range(0, jobs, 1000):
             batch = [O.SubmitJobRequest(spec=C.JobSpec(kind="true")) for _ in range(min(1000, jobs - start))]
-            await gateway.SubmitJobs(O.SubmitJobsRequest(jobs=batch), timeout=60)
+            await gateway.submit_jobs(O.SubmitJobsRequest(jobs=batch), timeout=60)
         finished = 0
         while finished < jobs:
-            event = (await asyncio.wait_for(done.read(), 120)).event
+            event = (await asyncio.wait_for(anext(done), 120)).event
             if event.type == C.EVENT_TYPE_JOB_FAILED:
                 raise SystemExit(f"job {event.subject} failed: {event.attributes.get('error', '')}")
             finished += 1
-        done.cancel()
+        await done.aclose()
         return time.monotonic() - started
 
 

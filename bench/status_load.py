@@ -19,36 +19,33 @@ import multiprocessing
 import sys
 import time
 
-from bench._cluster import admin_channel, gateway_channel, local_cluster, wait_ready
+from bench._cluster import admin_client, gateway_client, local_cluster, wait_ready
 from bench._common import machine, percentile
-from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
-from ringrift_cli.local_cluster import LocalCluster
+from ringrift_cli.local_cluster import CLIENT_FILE, LocalCluster
 
 
-async def _load(where: tuple[str, str, str], seconds: float, concurrency: int) -> list[float]:
-    async with admin_channel(*where) as channel:
-        gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+async def _load(config: str, seconds: float, concurrency: int) -> list[float]:
+    async with admin_client(config) as gateway:
         latencies: list[float] = []
         deadline = time.monotonic() + seconds
 
         async def worker() -> None:
             while time.monotonic() < deadline:
                 started = time.perf_counter()
-                await gateway.GetClusterStatus(O.GetClusterStatusRequest(), timeout=10)
+                await gateway.get_cluster_status(timeout=10)
                 latencies.append((time.perf_counter() - started) * 1000)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return latencies
 
 
-def _client(where: tuple[str, str, str], seconds: float, concurrency: int, results) -> None:
-    results.put(asyncio.run(_load(where, seconds, concurrency)))
+def _client(config: str, seconds: float, concurrency: int, results) -> None:
+    results.put(asyncio.run(_load(config, seconds, concurrency)))
 
 
 async def _ready(cluster: LocalCluster) -> None:
-    async with gateway_channel(cluster) as channel:
-        await wait_ready(orchestrator_pb2_grpc.OrchestratorServiceStub(channel), cluster.agents)
+    async with gateway_client(cluster) as gateway:
+        await wait_ready(gateway, cluster.agents)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     with local_cluster() as cluster:
         asyncio.run(_ready(cluster))
         results = context.Queue()
-        where = (cluster.gateway_address, str(cluster.certs.path), cluster.cluster_name)
+        where = str(cluster.root / CLIENT_FILE)
         clients = [
             context.Process(target=_client, args=(where, seconds, args.concurrency, results))
             for _ in range(args.clients)

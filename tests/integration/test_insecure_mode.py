@@ -8,10 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
-
-from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
+from ringrift_client import AsyncClient
 from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
 
@@ -43,10 +40,8 @@ async def test_an_insecure_cluster_says_so_at_start_and_in_status(tmp_path: Path
         )
         processes.append(gateway)
         await asyncio.to_thread(gateway.start)
-        async with grpc.aio.insecure_channel(gateway.address) as channel:
-            status = await orchestrator_pb2_grpc.OrchestratorServiceStub(channel).GetClusterStatus(
-                O.GetClusterStatusRequest(), timeout=10
-            )
+        async with AsyncClient.connect(gateway.address, insecure=True) as client:
+            status = await client.get_cluster_status(timeout=10)
         assert status.insecure and status.replica_id == "gw"
         shown = await asyncio.to_thread(
             subprocess.run,

@@ -24,9 +24,8 @@ import pytest
 from ringrift.common.v1 import common_pb2
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
-from ringrift_client import FailedPrecondition, InvalidArgument
+from ringrift_client import FailedPrecondition, InvalidArgument, RingriftError
 from ringrift_runtime.security.identity import Role, service, user
 from ringrift_runtime.security.tokens import TokenStore
 from ringrift_runtime.testing.pki import TestPki
@@ -202,11 +201,12 @@ async def test_every_mutating_user_call_is_an_audit_event_with_the_callers_ident
     operator, viewer = user("olga", Role.OPERATOR, "test"), user("vic", Role.VIEWER, "test")
 
     async def as_(identity, method: str, request) -> str:
-        async with cluster.pki.channel(address, "gateway", identity) as channel:
+        name = re.sub(r"(?<=[a-z])([A-Z])", r"_\1", method).lower()
+        async with gateway_client(cluster.pki, address, identity) as client:
             try:
-                await getattr(orchestrator_pb2_grpc.OrchestratorServiceStub(channel), method)(request, timeout=10)
-            except grpc.aio.AioRpcError as exc:
-                return exc.code().name
+                await getattr(client, name)(request, timeout=10)
+            except RingriftError as exc:
+                return exc.code.name
         return "OK"
 
     echo = C.JobSpec(kind="echo", params={"message": "audited"})

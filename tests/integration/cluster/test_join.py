@@ -14,12 +14,11 @@ import pytest
 from cryptography import x509
 
 from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
-from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
 from ringrift_runtime.local.processes import ServiceProcess
 from ringrift_runtime.security import pki as certificates
 from ringrift_runtime.security.identity import Kind, agent, service
 from ringrift_runtime.security.tokens import TokenStore
+from tests.callers import gateway_client
 from tests.integration.cluster.conftest import CLUSTER, PIPELINE_CATALOG, LocalCluster
 
 CERT_SECONDS = 12  # short, so the test sees a renewal
@@ -87,8 +86,8 @@ async def test_a_node_joins_with_a_one_time_token_and_renews_its_certificate(clu
     assert key_mode & 0o777 == 0o600
 
     async def member() -> bool:
-        async with cluster.pki.channel(gateway.address, "gateway") as channel:
-            reply = await orchestrator_pb2_grpc.OrchestratorServiceStub(channel).ListNodes(O.ListNodesRequest())
+        async with gateway_client(cluster.pki, gateway.address) as client:
+            reply = await client.list_nodes()
         return "far-node" in {n.node_id for n in reply.nodes}
 
     deadline = time.monotonic() + 15

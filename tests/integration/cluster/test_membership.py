@@ -17,12 +17,13 @@ import pytest
 
 from ringrift.agent.v1 import agent_pb2, agent_pb2_grpc
 from ringrift.common.v1 import common_pb2
-from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from ringrift_client import RingriftError
 from ringrift_contracts.membership import membership_cache
 from ringrift_runtime.cluster.cache import ChangeKind
 from ringrift_runtime.cluster.registry import control_plane_cache
 from ringrift_runtime.grpc.status import error_reason, field_violations
 from ringrift_runtime.settings import EtcdSettings
+from tests.callers import gateway_client
 from tests.fakes.state import serve_issued_epochs
 from tests.integration.cluster.conftest import LEASE_TTL, LocalCluster
 
@@ -178,14 +179,13 @@ async def test_control_plane_recovers_from_etcd_restart_under_load(cluster: Loca
 
     async def load(stop: asyncio.Event, failures: list[str]) -> int:
         calls = 0
-        async with cluster.channel(gateways[0]) as channel:
-            stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
+        async with gateway_client(cluster.pki, gateways[0].address) as client:
             while not stop.is_set():
                 try:
-                    await stub.GetClusterStatus(orchestrator_pb2.GetClusterStatusRequest(), timeout=5)
+                    await client.get_cluster_status(timeout=5)
                     calls += 1
-                except grpc.aio.AioRpcError as exc:
-                    failures.append(exc.code().name)
+                except RingriftError as exc:
+                    failures.append(exc.code.name)
                 await asyncio.sleep(0)
         return calls
 
@@ -202,9 +202,8 @@ async def test_control_plane_recovers_from_etcd_restart_under_load(cluster: Loca
     await services.start()
 
     async def converged() -> bool:
-        async with cluster.channel(gateways[1]) as channel:
-            stub = orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
-            status = await stub.GetClusterStatus(orchestrator_pb2.GetClusterStatusRequest(), timeout=5)
+        async with gateway_client(cluster.pki, gateways[1].address) as client:
+            status = await client.get_cluster_status(timeout=5)
         registered = {name.split("/")[0] for name in services.values()}
         return (
             sorted(members.values()) == ["node-a", "node-b"]

@@ -13,8 +13,10 @@ import pytest
 
 from ringrift.common.v1 import common_pb2
 from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift_client import InvalidArgument
 from ringrift_runtime.cluster.cache import ChangeKind
 from ringrift_runtime.grpc.status import field_violations
+from tests.callers import gateway_client
 from tests.integration.cluster.conftest import LEASE_TTL, LocalCluster
 
 A100 = {
@@ -198,7 +200,6 @@ async def test_a_quarantined_node_gets_no_work_from_any_view_until_lifted_or_ove
     subscribers, NODE_QUARANTINED says why; lifting it brings it back. Bad requests name
     the field and change nothing; a quarantine ends by itself when its lease does."""
     from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-    from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
     from ringrift_contracts.membership import membership_cache, quarantine_node
 
     await cluster.start_state()
@@ -223,10 +224,9 @@ async def test_a_quarantined_node_gets_no_work_from_any_view_until_lifted_or_ove
 
     async with (
         cluster.channel(nodes) as channel,
-        cluster.pki.channel(cluster.processes["gw-a"].address, "gateway") as operator,
+        gateway_client(cluster.pki, cluster.processes["gw-a"].address) as facade,
     ):
         stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
-        facade = orchestrator_pb2_grpc.OrchestratorServiceStub(operator)
 
         async def both_listed() -> bool:
             return len((await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).nodes) == 2
@@ -250,12 +250,12 @@ async def test_a_quarantined_node_gets_no_work_from_any_view_until_lifted_or_ove
                 await stub.QuarantineNode(request, timeout=5)
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
             assert field in field_violations(refused.value) and long_value[:200] not in refused.value.details()
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await facade.QuarantineNode(O.QuarantineNodeRequest(node_id="gpu-a100"), timeout=10)
-        assert "reason" in field_violations(refused.value)  # the facade passes NodeSelector's answer on
+        with pytest.raises(InvalidArgument) as named:
+            await facade.quarantine_node(node_id="gpu-a100", timeout=10)
+        assert "reason" in named.value.fields  # the facade passes NodeSelector's answer on
         assert not (await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).quarantines
 
-        reply = await facade.QuarantineNode(
+        reply = await facade.quarantine_node(
             O.QuarantineNodeRequest(node_id="gpu-a100", reason="its games fail their checks", duration_seconds=3600),
             timeout=10,
         )
@@ -271,7 +271,7 @@ async def test_a_quarantined_node_gets_no_work_from_any_view_until_lifted_or_ove
         assert [n.node_id for n in (await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)).nodes] == [
             "gpu-4090"
         ]
-        gateway_view = await facade.ListNodes(O.ListNodesRequest(include_unschedulable=True), timeout=10)
+        gateway_view = await facade.list_nodes(include_unschedulable=True, timeout=10)
         assert {n.node_id for n in gateway_view.nodes if n.quarantined} == {"gpu-a100"}
         assert [q.node_id for q in gateway_view.quarantines] == ["gpu-a100"]
         assert watcher.values()["gpu-a100"].quarantined and watcher.entries["gpu-a100"].value.quarantined
@@ -283,8 +283,8 @@ async def test_a_quarantined_node_gets_no_work_from_any_view_until_lifted_or_ove
         assert event.subject == "gpu-a100" and event.attributes["reason"] == "its games fail their checks"
         assert event.attributes["by"].startswith("gateway:")  # the caller's certificate, not a request field
 
-        assert (await facade.LiftQuarantine(O.LiftQuarantineRequest(node_id="gpu-a100"), timeout=10)).lifted
-        assert not (await facade.LiftQuarantine(O.LiftQuarantineRequest(node_id="gpu-a100"), timeout=10)).lifted
+        assert (await facade.lift_quarantine(node_id="gpu-a100", timeout=10)).lifted
+        assert not (await facade.lift_quarantine(node_id="gpu-a100", timeout=10)).lifted
 
         async def back() -> bool:
             return await best(stub) == "gpu-a100"

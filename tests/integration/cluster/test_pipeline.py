@@ -15,7 +15,6 @@ import json
 import logging
 import time
 
-import grpc
 import pytest
 
 from ringrift.common.v1 import common_pb2 as C
@@ -133,23 +132,23 @@ async def test_two_configs_reach_two_promoted_generations_and_their_ratings_rise
     # The gateway's facade over the pipeline: allocation, sync status, and a training
     # request that the leader carries out.
     from ringrift.orchestrator.v1 import orchestrator_pb2 as O
-    from ringrift.orchestrator.v1 import orchestrator_pb2_grpc
-    from ringrift_runtime.grpc.status import field_violations
+    from ringrift_client import FailedPrecondition, InvalidArgument
+    from tests.callers import gateway_client
 
-    gateway = orchestrator_pb2_grpc.OrchestratorServiceStub(cluster.channel("gateway"))
-    terms = (await gateway.ExplainAllocation(O.ExplainAllocationRequest(node_id="cpu-only"), timeout=10)).terms
+    gateway = gateway_client(cluster.pki, cluster.processes["gateway"].address)  # as users call it
+    terms = (await gateway.explain_allocation(node_id="cpu-only", timeout=10)).terms
     assert {t.config_key for t in terms} == set(json.loads(DEMO_ENV["RINGRIFT_PIPELINE__CONFIGS"]))
     # Agents measured the self-play jobs' CPU time; the game counter stored what a game
     # of each trained config costs, and the allocation weighs it.
     by_config = {t.config_key: t for t in terms}
     assert all(by_config[key].cpu_seconds_per_game > 0 for key in done), terms
     assert all(0.33 <= t.cost_factor <= 3.0 for t in terms), terms
-    synced = await gateway.GetSyncStatus(O.GetSyncStatusRequest(), timeout=10)
+    synced = await gateway.get_sync_status(timeout=10)
     assert any(t.state == state_pb2.TRANSFER_STATE_COMPLETED for t in synced.transfers)
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await gateway.TriggerTraining(O.TriggerTrainingRequest(config_key="square19_2p"), timeout=10)
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "config_key" in field_violations(refused.value)
-    accepted = await gateway.TriggerTraining(O.TriggerTrainingRequest(config_key=done[0], force=True), timeout=10)
+    with pytest.raises(InvalidArgument) as named:
+        await gateway.trigger_training(config_key="square19_2p", timeout=10)
+    assert "config_key" in named.value.fields
+    accepted = await gateway.trigger_training(config_key=done[0], force=True, timeout=10)
     assert accepted.accepted
     # A forced request waits for a run of the config in progress: 120 s from when none is.
     in_progress = (T.TRAINING_STAGE_EXPORTING, T.TRAINING_STAGE_TRAINING, T.TRAINING_STAGE_EVALUATING)
@@ -167,11 +166,10 @@ async def test_two_configs_reach_two_promoted_generations_and_their_ratings_rise
     # An operator rolls the config back to its first promoted model: the later ones are
     # archived, the registry's best is generation 1 again, and self-play follows it.
     first = promoted[done[0]][0]
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await gateway.RollbackModel(O.RollbackModelRequest(config_key=done[0], to_model_id="no-such-model"), timeout=30)
-    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "not a promoted model" in refused.value.details()
-    rolled = await gateway.RollbackModel(
+    with pytest.raises(FailedPrecondition) as refused:
+        await gateway.rollback_model(config_key=done[0], to_model_id="no-such-model", timeout=30)
+    assert "not a promoted model" in refused.value.message
+    rolled = await gateway.rollback_model(
         O.RollbackModelRequest(config_key=done[0], to_model_id=first.model_id, reason="pipeline test"), timeout=30
     )
     rolled_at = time.time()
@@ -181,10 +179,11 @@ async def test_two_configs_reach_two_promoted_generations_and_their_ratings_rise
     page = C.PageRequest(page_size=1000)
     deadline = time.monotonic() + 180
     while True:  # a self-play job queued after the rollback (a round already under way may finish first)
-        listed = await gateway.ListJobs(O.ListJobsRequest(kind="selfplay", config_key=done[0], page=page), timeout=10)
+        listed = await gateway.list_jobs(O.ListJobsRequest(kind="selfplay", config_key=done[0], page=page), timeout=10)
         fresh = [j for j in listed.jobs if j.created_at.seconds > rolled_at + 10]
         if fresh:
             assert all(j.spec.params["model"] == first.path for j in fresh), [dict(j.spec.params) for j in fresh]
             break
         assert time.monotonic() < deadline, "no self-play job of the config after the rollback"
         await asyncio.sleep(2)
+    await gateway.close()
