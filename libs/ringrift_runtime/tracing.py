@@ -9,6 +9,7 @@ agent, reported later) keeps the trace in the job's ``traceparent`` and resumes 
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -20,8 +21,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ringrift_runtime.settings import SettingsError, TracingSettings
@@ -29,7 +31,14 @@ from ringrift_runtime.settings import SettingsError, TracingSettings
 TRACEPARENT = "traceparent"
 TRACEPARENT_PATTERN = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _PROPAGATOR = TraceContextTextMapPropagator()
+_IDS = RandomIdGenerator()
 _provider: TracerProvider | None = None
+_tracer: trace.Tracer | None = None
+# Spans are recorded only when they go somewhere; without an exporter a call's span is a
+# bare context (trace id, span id, the caller's sampling flag): ids for logs and calls,
+# at a fraction of the cost.
+_exporting = False
+_sample_ratio = 1.0
 
 __all__ = ["Span", "SpanKind", "Status", "StatusCode"]
 
@@ -40,7 +49,8 @@ def _one_line(span: ReadableSpan) -> str:
 
 def configure_tracing(settings: TracingSettings, service: str, instance: str) -> TracerProvider:
     """Install this process's tracer provider (once, at start) with the configured exporter."""
-    global _provider
+    global _provider, _tracer, _exporting, _sample_ratio
+    _exporting, _sample_ratio = settings.exporter != "none", settings.sample_ratio
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"ringrift-{service}", "service.instance.id": instance}),
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
@@ -60,16 +70,16 @@ def configure_tracing(settings: TracingSettings, service: str, instance: str) ->
         # The batch processor writes from its own thread, never on the event loop.
         exporter = ConsoleSpanExporter(out=out, formatter=_one_line)
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
-    _provider = provider
+    _provider, _tracer = provider, None
     return provider
 
 
 def shutdown_tracing() -> None:
     """Flush and stop the exporter (at process exit)."""
-    global _provider
+    global _provider, _tracer
     if _provider is not None:
         _provider.shutdown()
-        _provider = None
+        _provider, _tracer = None, None
 
 
 def _file_safe(name: str) -> str:
@@ -77,17 +87,43 @@ def _file_safe(name: str) -> str:
 
 
 def tracer() -> trace.Tracer:
-    """This process's tracer; a provider of its own (no export) until configure_tracing."""
-    global _provider
-    if _provider is None:
-        _provider = TracerProvider()
-    return _provider.get_tracer("ringrift")
+    """This process's tracer (made once: the SDK builds a new one per get_tracer); a
+    provider of its own (no export) until configure_tracing."""
+    global _provider, _tracer
+    if _tracer is None:
+        if _provider is None:
+            _provider = TracerProvider()
+        _tracer = _provider.get_tracer("ringrift")
+    return _tracer
 
 
-def extract(metadata: Any) -> otel_context.Context:
-    """The caller's trace context from gRPC invocation metadata (pairs of key, value)."""
-    carrier = {key: value for key, value in metadata or () if key == TRACEPARENT and isinstance(value, str)}
-    return _PROPAGATOR.extract(carrier)
+def parent_of(metadata: Any) -> SpanContext | None:
+    """The caller's span context from gRPC invocation metadata (pairs of key, value), or
+    None when it sent no valid traceparent."""
+    for key, value in metadata or ():
+        if key == TRACEPARENT and isinstance(value, str):
+            return _span_context(value)
+    return None
+
+
+def _span_context(traceparent: str) -> SpanContext | None:
+    if not TRACEPARENT_PATTERN.match(traceparent):
+        return None
+    _, trace_id, span_id, flags = traceparent.split("-")
+    if int(trace_id, 16) == 0 or int(span_id, 16) == 0:
+        return None
+    return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16)))
+
+
+def _bare_span(parent: SpanContext | None) -> Span:
+    """A non-recording span continuing ``parent`` (its sampling flag kept) or beginning a
+    trace (sampled at the configured ratio, for processes downstream that export)."""
+    if parent is not None:
+        trace_id, flags = parent.trace_id, parent.trace_flags
+    else:
+        trace_id = _IDS.generate_trace_id()
+        flags = TraceFlags(TraceFlags.SAMPLED if random.random() < _sample_ratio else TraceFlags.DEFAULT)
+    return NonRecordingSpan(SpanContext(trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=flags))
 
 
 def inject(metadata: MutableMapping[str, str] | Any) -> None:
@@ -111,40 +147,51 @@ def trace_id_of(span: Span) -> str:
     return format(context.trace_id, "032x") if context.is_valid else ""
 
 
-def context_of(traceparent: str) -> otel_context.Context | None:
-    """The context a stored traceparent stands for; None when it is empty or malformed."""
-    if not traceparent or not TRACEPARENT_PATTERN.match(traceparent):
-        return None
-    return _PROPAGATOR.extract({TRACEPARENT: traceparent})
+def _parent_context(parent: SpanContext | None) -> otel_context.Context | None:
+    return trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
 
 
 @contextmanager
 def resumed(name: str, traceparent: str, attributes: Mapping[str, str] | None = None) -> Iterator[Span]:
-    """A span continuing the trace ``traceparent`` recorded (a new trace when it has none),
-    current for the block: calls made inside carry it on."""
-    parent = context_of(traceparent)
-    with tracer().start_as_current_span(name, context=parent, attributes=dict(attributes or {})) as span:
-        yield span
+    """A span continuing the trace ``traceparent`` recorded (a new trace when it is empty
+    or malformed), current for the block: calls made inside carry it on."""
+    parent = _span_context(traceparent) if traceparent else None
+    if not _exporting:
+        span = _bare_span(parent)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield span
+        finally:
+            otel_context.detach(token)
+        return
+    context = _parent_context(parent)
+    with tracer().start_as_current_span(name, context=context, attributes=dict(attributes or {})) as recorded:
+        yield recorded
 
 
 def start_server_span(method: str, metadata: Any) -> tuple[Span, object]:
     """The span of one served call, made current; end it with end_server_span."""
-    service, _, name = method.lstrip("/").partition("/")
-    span = tracer().start_span(
-        method.lstrip("/"),
-        context=extract(metadata),
-        kind=SpanKind.SERVER,
-        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
-    )
+    parent = parent_of(metadata)
+    if not _exporting:
+        span = _bare_span(parent)
+    else:
+        service, _, name = method.lstrip("/").partition("/")
+        span = tracer().start_span(
+            method.lstrip("/"),
+            context=_parent_context(parent),
+            kind=SpanKind.SERVER,
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+        )
     token = otel_context.attach(trace.set_span_in_context(span))
     return span, token
 
 
 def end_server_span(span: Span, token: object, code_name: str) -> None:
-    span.set_attribute("rpc.grpc.status_code", code_name)
-    if code_name not in ("OK", "CANCELLED", "NOT_FOUND", "ALREADY_EXISTS", "INVALID_ARGUMENT"):
-        span.set_status(Status(StatusCode.ERROR, code_name))
-    span.end()
+    if span.is_recording():
+        span.set_attribute("rpc.grpc.status_code", code_name)
+        if code_name not in ("OK", "CANCELLED", "NOT_FOUND", "ALREADY_EXISTS", "INVALID_ARGUMENT"):
+            span.set_status(Status(StatusCode.ERROR, code_name))
+        span.end()
     otel_context.detach(token)  # type: ignore[arg-type]
 
 
