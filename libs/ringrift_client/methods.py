@@ -66,7 +66,7 @@ class Methods:
         return self._stream("StreamJobLogs", _request(orchestrator_pb2.StreamJobLogsRequest, request, fields), timeout)
 
     def watch_events(self, request: orchestrator_pb2.WatchEventsRequest | None = None, /, *, timeout: float | None = None, **fields: Any) -> Iterator[orchestrator_pb2.WatchEventsResponse]:
-        """The cluster event stream, resumable by sequence."""
+        """The cluster event stream, resumable by sequence; from a sequence deleted past the event retention window it ends OUT_OF_RANGE naming the oldest available one."""
         return self._stream("WatchEvents", _request(orchestrator_pb2.WatchEventsRequest, request, fields), timeout)
 
     def list_models(self, request: orchestrator_pb2.ListModelsRequest | None = None, /, *, timeout: float | None = None, **fields: Any) -> orchestrator_pb2.ListModelsResponse:
@@ -168,7 +168,7 @@ class AsyncMethods:
         return self._stream("StreamJobLogs", _request(orchestrator_pb2.StreamJobLogsRequest, request, fields), timeout)
 
     def watch_events(self, request: orchestrator_pb2.WatchEventsRequest | None = None, /, *, timeout: float | None = None, **fields: Any) -> AsyncIterator[orchestrator_pb2.WatchEventsResponse]:
-        """The cluster event stream, resumable by sequence."""
+        """The cluster event stream, resumable by sequence; from a sequence deleted past the event retention window it ends OUT_OF_RANGE naming the oldest available one."""
         return self._stream("WatchEvents", _request(orchestrator_pb2.WatchEventsRequest, request, fields), timeout)
 
     async def list_models(self, request: orchestrator_pb2.ListModelsRequest | None = None, /, *, timeout: float | None = None, **fields: Any) -> orchestrator_pb2.ListModelsResponse:

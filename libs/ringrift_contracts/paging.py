@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from ringrift_runtime.errors import OutOfRange
+
 T = TypeVar("T")
 
 # What a token-paged call returns for one page: its items and the next page's token ("" at the end).
@@ -41,9 +43,16 @@ async def after_sequence(
     fetch: Callable[[int], Awaitable[Sequence[T]]], after: int, sequence: Callable[[T], int]
 ) -> AsyncIterator[T]:
     """Every item ``fetch(after)`` returns, then the items after the last one, and so on
-    until a page comes back empty. ``sequence(item)`` is an item's position."""
+    until a page comes back empty. ``sequence(item)`` is an item's position. Items deleted
+    past their retention (OUT_OF_RANGE) are skipped: reading resumes at the oldest kept."""
     while True:
-        batch = await fetch(after)
+        try:
+            batch = await fetch(after)
+        except OutOfRange as exc:
+            if exc.oldest_available - 1 <= after:
+                raise
+            after = exc.oldest_available - 1
+            continue
         if not batch:
             return
         for item in batch:

@@ -90,6 +90,17 @@ class PermissionDenied(RingriftError):
     reason = "PERMISSION_DENIED"
 
 
+class OutOfRange(RingriftError):
+    """A position before what is kept (events compacted past their retention); the
+    metadata's ``oldest_available`` says where reading can resume."""
+
+    reason = "OUT_OF_RANGE"
+
+    def __init__(self, message: str, oldest_available: int) -> None:
+        super().__init__(message, oldest_available=str(oldest_available))
+        self.oldest_available = oldest_available
+
+
 class Conflict(RingriftError):
     """A concurrent change won; re-read and retry."""
 

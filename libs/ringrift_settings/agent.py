@@ -42,6 +42,16 @@ class AgentSettings(Section):
     job_slots: int = Field(default=0, ge=0, le=4096)
     # Seconds between SIGTERM and SIGKILL when a job's process group is stopped.
     kill_grace_seconds: float = Field(default=5.0, ge=0)
+    # Retention: the work directory of an attempt (its log, state, exit and result files;
+    # data files live under data_dir) is deleted this many hours after the attempt ended,
+    # checked every work_dir_prune_seconds; its log and status are gone from the agent then.
+    work_dir_retention_hours: float = Field(default=72.0, gt=0)
+    work_dir_prune_seconds: float = Field(default=3600.0, gt=0)
+    # Each job's stdout and stderr logs are capped at this many bytes, checked every
+    # job_log_check_seconds while it runs and once when it ends: past the cap the newest
+    # half is kept behind a line saying how much was dropped.
+    job_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    job_log_check_seconds: float = Field(default=10.0, gt=0)
     # Stop running jobs when the agent shuts down (a local cluster going down); by default
     # they keep running and a restarted agent re-adopts them.
     stop_jobs_on_shutdown: bool = False

@@ -15,3 +15,11 @@ class StateSettings(Section):
     event_poll_seconds: float = Field(default=1.0, gt=0)
     # Maximum events per ListEvents page / WatchEvents catch-up batch.
     event_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Retention: events recorded more than this many days ago are deleted (checked every
+    # event_compaction_seconds); reading after a deleted sequence is OUT_OF_RANGE naming the
+    # oldest kept one, and reading from 0 starts there.
+    event_retention_days: float = Field(default=30.0, gt=0)
+    event_compaction_seconds: float = Field(default=3600.0, gt=0)
+    # Retention: each config keeps its newest this many rating fits (ListRatings with
+    # history); the matches stay, so ratings can always be fitted again.
+    rating_fits_kept: int = Field(default=500, ge=1)

@@ -68,6 +68,12 @@ BURN = (
     "end = time.process_time() + float(sys.argv[1]); all(iter(lambda: time.process_time() < end, False))', "
     "sys.argv[2]], check=True)"
 )
+# Numbered lines, slowly enough that the agent checks the log while the job runs (no
+# braces: the catalog formats every argv element).
+CHATTY = (
+    "import sys, time; n = int(sys.argv[1]); "
+    "[(print('line %06d ' % i + 'x' * 90, flush=True), time.sleep(0.0005)) for i in range(n)]"
+)
 CUSTOM_CATALOG = f"""
 [templates.copy]
 argv = ["{{python}}", "-c", "import sys; print(open(sys.argv[1]).read())", "{{data_dir}}/{{path}}"]
@@ -86,6 +92,12 @@ required = true
 
 [templates.missing]
 argv = ["/nonexistent/ringrift-program"]
+
+[templates.chatty]
+argv = ["{{python}}", "-c", "{CHATTY}", "{{lines}}"]
+[templates.chatty.params.lines]
+type = "int"
+required = true
 
 [templates.burn]
 argv = ["{{python}}", "-c", "{BURN}", "{{python}}", "{{seconds}}"]
@@ -115,7 +127,13 @@ async def issued(pki: TestPki):
 
 
 @pytest.fixture
-async def agent(jobs_service, issued, etcd: EtcdServer, tmp_path: Path, pki: TestPki):
+def agent_env() -> dict[str, str]:
+    """More settings of the agent under test (a test parametrizes it)."""
+    return {}
+
+
+@pytest.fixture
+async def agent(jobs_service, issued, etcd: EtcdServer, tmp_path: Path, pki: TestPki, agent_env: dict[str, str]):
     recorder, address = jobs_service
     catalog = tmp_path / "extra.toml"
     default = DEFAULT_CATALOG.read_text()
@@ -133,6 +151,7 @@ async def agent(jobs_service, issued, etcd: EtcdServer, tmp_path: Path, pki: Tes
             "RINGRIFT_ENDPOINTS__STATE": issued[1],
             "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
             "RINGRIFT_METRICS__ENABLED": "false",
+            **agent_env,
         },
     )
     await asyncio.to_thread(process.start)
@@ -330,7 +349,9 @@ async def test_a_forged_epoch_from_any_caller_changes_nothing(agent, stub, issue
     connect, no identity but JobService may call, and JobService's own call with an epoch
     StateService never issued is refused and not remembered."""
     process, _ = agent
-    forged = agent_pb2.CancelJobRequest(job_id="no-such-job", epoch=2**64 - 1)
+    # 2**62: an epoch that fits what is stored but was never issued (2**64 - 1 no longer
+    # gets that far: every service refuses an integer past 2**63 - 1 as INVALID_ARGUMENT).
+    forged = agent_pb2.CancelJobRequest(job_id="no-such-job", epoch=2**62)
     async with grpc.aio.insecure_channel(process.address) as plaintext:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await agent_pb2_grpc.NodeAgentServiceStub(plaintext).CancelJob(forged, timeout=5)
@@ -349,8 +370,11 @@ async def test_a_forged_epoch_from_any_caller_changes_nothing(agent, stub, issue
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.CancelJob(forged, timeout=5)  # JobService itself, with an epoch never issued
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "never issued" in caught.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CancelJob(agent_pb2.CancelJobRequest(job_id="no-such-job", epoch=2**64 - 1), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "epoch" in field_violations(caught.value)
     info = await stub.GetNodeInfo(agent_pb2.GetNodeInfoRequest(), timeout=5)
-    assert info.max_epoch_seen < 2**64 - 1
+    assert info.max_epoch_seen < 2**62
     await stub.RunJob(run_request("after-forgery", epoch=issued[0].epoch), timeout=10)  # the leader still runs jobs
     assert (await wait_state(stub, "after-forgery", S.JOB_STATE_SUCCEEDED)).exit_code == 0
 
@@ -398,3 +422,50 @@ async def test_restarted_agent_readopts_running_jobs_and_reports_vanished_ones_l
         assert done.result_json
     await wait_events(recorder, "job-kept", [S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED])
     await wait_events(recorder, "job-gone", [S.JOB_STATE_RUNNING, S.JOB_STATE_LOST])
+
+
+@pytest.mark.parametrize(
+    "agent_env",
+    [{"RINGRIFT_AGENT__WORK_DIR_RETENTION_HOURS": "0.0005", "RINGRIFT_AGENT__WORK_DIR_PRUNE_SECONDS": "0.3"}],
+)
+async def test_work_directories_of_ended_attempts_are_deleted_after_the_retention_window(
+    agent, stub, tmp_path: Path
+) -> None:
+    """Retention (1.8 s here, 72 h by default): an ended attempt's work directory and its
+    record go after the window; a running attempt's stay, whatever its age."""
+    _, recorder = agent
+    await stub.RunJob(run_request("job-old", seconds="0"), timeout=10)
+    await wait_state(stub, "job-old", S.JOB_STATE_SUCCEEDED)
+    await stub.RunJob(run_request("job-long", seconds="30"), timeout=10)
+    await wait_state(stub, "job-long", S.JOB_STATE_RUNNING)
+    jobs = tmp_path / "data" / "jobs"
+    assert (jobs / "job-old" / "1").is_dir()
+    deadline = time.monotonic() + 15
+    while (jobs / "job-old").exists():
+        assert time.monotonic() < deadline, "the ended attempt's work directory was never deleted"
+        await asyncio.sleep(0.1)
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await stub.GetJobStatus(agent_pb2.GetJobStatusRequest(job_id="job-old"), timeout=5)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    await asyncio.sleep(2.5)  # past the window: a live attempt is never pruned
+    assert (jobs / "job-long" / "1").is_dir()
+    assert (await wait_state(stub, "job-long", S.JOB_STATE_RUNNING)).pid > 0
+    await wait_events(recorder, "job-old", [S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED])  # reported before it went
+
+
+@pytest.mark.parametrize(
+    "agent_env", [{"RINGRIFT_AGENT__JOB_LOG_MAX_BYTES": "20000", "RINGRIFT_AGENT__JOB_LOG_CHECK_SECONDS": "0.1"}]
+)
+async def test_a_job_log_is_capped_with_its_newest_lines_kept(agent, stub, tmp_path: Path) -> None:
+    """A job that writes ~1 MB into a 20 kB cap: while it runs and when it ends, its log
+    stays near the cap, says how much was dropped, and ends with the job's last line."""
+    await stub.RunJob(run_request("chatty", kind="chatty", lines="10000"), timeout=10)
+    await wait_state(stub, "chatty", S.JOB_STATE_SUCCEEDED, timeout=60)
+    log = (tmp_path / "data" / "jobs" / "chatty" / "1" / "stdout.log").read_bytes()
+    assert len(log) <= 20000, len(log)
+    assert log.startswith(b"[ringrift: ") and b"earlier bytes of this log were dropped]" in log.splitlines()[0]
+    assert log.rstrip().endswith(b"line 009999 " + b"x" * 90)
+    streamed = b"".join(
+        [c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id="chatty"), timeout=10)]
+    )
+    assert streamed == log

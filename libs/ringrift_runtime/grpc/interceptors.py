@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from ringrift_runtime import errors, tracing
+from ringrift_runtime.grpc.int64 import int64_violations
 from ringrift_runtime.grpc.status import rich_status, status_code_for, trailing_metadata_for
 from ringrift_runtime.logs import (
     current_request_id,
@@ -88,7 +89,7 @@ class _CallScope:
             log.error("unhandled error in %s", self.method, exc_info=exc)
             message, domain_error = f"internal error (request id {current_request_id()})", None
         status = rich_status(self.code, message, domain_error)
-        await self.context.abort(self.code, message, trailing_metadata_for(status))
+        await self.context.abort(self.code, status.message, trailing_metadata_for(status))
 
     def hold(self, caller_token: object) -> None:
         """The caller's identity is set for this call; reset when it ends."""
@@ -199,6 +200,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     if self.authorization is not None:
                         self.authorization.check(method, identity)
                     scope.hold(set_caller(identity))
+                    _check_int64(request)
                     result = behavior(request, context)
                     reply = await result if inspect.isawaitable(result) else result
                 except (grpc.aio.AbortError, asyncio.CancelledError):
@@ -218,6 +220,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             with _CallScope(self, method, context) as scope:
                 try:
                     scope.hold(set_caller(self._authorize(method, context)))
+                    _check_int64(request)
                     responses = behavior(request, context)
                     if inspect.isawaitable(responses):
                         responses = await responses
@@ -233,6 +236,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     await scope.fail(exc)
 
         return stream
+
+
+def _check_int64(request: Any) -> None:
+    """A request with an unsigned integer past what the databases store is refused here."""
+    if hasattr(request, "DESCRIPTOR"):
+        violations = int64_violations(request)
+        if violations:
+            raise errors.InvalidArgument(violations)
 
 
 def _with_defaults(details: grpc.aio.ClientCallDetails, default_timeout: float) -> grpc.aio.ClientCallDetails:

@@ -12,6 +12,26 @@ from ringrift_runtime import errors
 ERROR_DOMAIN = "ringrift.io"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
+# What a failed call sends back stays far below gRPC's 8 KiB metadata limit whatever the
+# request held (a message echoing a huge value once made the caller's own gRPC library
+# fail the call as INTERNAL "metadata size exceeds hard limit"): the message, every field
+# name, description and ErrorInfo value are cut (in UTF-8 bytes: the message travels
+# percent-encoded, up to three characters a byte), and at most MAX_VIOLATIONS are listed.
+# Worst case about 6 KiB in all.
+MAX_MESSAGE = 1000
+MAX_ITEM = 150
+MAX_VIOLATIONS = 5
+
+
+def bounded(text: str, limit: int = MAX_ITEM) -> str:
+    """``text``, or as much of it as fits in ``limit`` UTF-8 bytes and how much more there was."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    kept = data[:limit].decode("utf-8", "ignore")
+    return f"{kept}... ({len(text) - len(kept)} more characters)"
+
+
 # First match wins (subclasses before their bases).
 STATUS_BY_ERROR: tuple[tuple[type[errors.RingriftError], grpc.StatusCode], ...] = (
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -20,6 +40,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RingriftError], grpc.StatusCode], ...] 
     (errors.StaleEpoch, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.WrongState, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Conflict, grpc.StatusCode.ABORTED),
+    (errors.OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (errors.DependencyUnavailable, grpc.StatusCode.UNAVAILABLE),
@@ -36,20 +57,29 @@ def status_code_for(error: errors.RingriftError) -> grpc.StatusCode:
 
 
 def rich_status(code: grpc.StatusCode, message: str, error: errors.RingriftError | None) -> status_pb2.Status:
-    """google.rpc.Status with ErrorInfo (and BadRequest for invalid arguments)."""
-    status = status_pb2.Status(code=code.value[0], message=message)
+    """google.rpc.Status with ErrorInfo (and BadRequest for invalid arguments), every part
+    bounded (MAX_MESSAGE, MAX_ITEM, MAX_VIOLATIONS)."""
+    status = status_pb2.Status(code=code.value[0], message=bounded(message, MAX_MESSAGE))
     if error is not None:
-        info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+        metadata = {bounded(k, 64): bounded(v, 2 * MAX_ITEM) for k, v in list(error.metadata.items())[:8]}
+        info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
         packed = any_pb2.Any()
         packed.Pack(info)
         status.details.append(packed)
         if isinstance(error, errors.InvalidArgument):
+            listed = error.violations[:MAX_VIOLATIONS]
             bad = error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in error.violations
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=bounded(v.field), description=bounded(v.description)
+                    )
+                    for v in listed
                 ]
             )
+            if len(error.violations) > len(listed):
+                bad.field_violations.add(
+                    field="...", description=f"{len(error.violations) - len(listed)} more violations not listed"
+                )
             packed = any_pb2.Any()
             packed.Pack(bad)
             status.details.append(packed)
@@ -77,11 +107,13 @@ def domain_error(error: grpc.RpcError) -> errors.RingriftError:
     if reason == errors.StaleEpoch.reason:
         info = _error_info(error)
         return errors.StaleEpoch(int(info.get("received_epoch", 0)), int(info.get("highest_epoch", 0)))
+    if code == grpc.StatusCode.OUT_OF_RANGE:
+        return errors.OutOfRange(details, int(_error_info(error).get("oldest_available", "0") or 0))
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         violations = field_violations(error) or {"request": details}
         return errors.InvalidArgument(errors.FieldViolation(f, d) for f, d in violations.items())
     for error_type, mapped in STATUS_BY_ERROR:
-        if mapped == code and error_type not in (errors.InvalidArgument, errors.StaleEpoch):
+        if mapped == code and error_type not in (errors.InvalidArgument, errors.StaleEpoch, errors.OutOfRange):
             return error_type(details)
     if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return errors.DependencyUnavailable(details)

@@ -70,10 +70,13 @@ class AgentApp:
             self.outbox,
             agent.kill_grace_seconds,
             environment_subset(agent.job_env_passthrough),
+            agent.job_log_max_bytes,
         )
         self.node_info: NodeInfoSource | None = None
         self._registration = None
         self._delivery: asyncio.Task | None = None
+        self._pruning: asyncio.Task | None = None
+        self._log_caps: asyncio.Task | None = None
         self._renewal: asyncio.Task | None = None
         data = DataDir(data_dir)
         serve_tls, pull_tls = self.security.stream_contexts(settings.security.plaintext_file_stream)
@@ -121,6 +124,13 @@ class AgentApp:
         if any(recovered.values()):
             log.info("jobs after restart: %s", recovered)
         self._delivery = asyncio.create_task(self.outbox.run(), name="job-events")
+        self._pruning = asyncio.create_task(
+            self.runner.prune_forever(agent.work_dir_retention_hours * 3600, agent.work_dir_prune_seconds),
+            name="work-dir-retention",
+        )
+        self._log_caps = asyncio.create_task(
+            self.runner.cap_logs_forever(agent.job_log_check_seconds), name="job-log-caps"
+        )
         files = _own_files(self._settings)
         if files is not None and (self._settings.security.join_gateway or renewal_gateway(files, "")):
             security = self._settings.security
@@ -150,6 +160,8 @@ class AgentApp:
         # Jobs keep running and a restarted agent re-adopts them, unless told otherwise.
         await self.runner.stop(kill_jobs=self._settings.agent.stop_jobs_on_shutdown)
         await cancel_and_wait(self._delivery)
+        await cancel_and_wait(self._pruning)
+        await cancel_and_wait(self._log_caps)
         await cancel_and_wait(self._renewal)
         if self.streams is not None:
             await self.streams.stop()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ringrift_contracts import access
+from ringrift_runtime.aio import cancel_and_wait
 from ringrift_runtime.db import create_engine, migrate
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
 from ringrift_runtime.grpc.server import Bound, registration
@@ -22,6 +26,7 @@ from ringrift_state.api.servicer import StateServicer
 from ringrift_state.domain.usecases import StateUseCases
 
 NAME = "state"
+log = logging.getLogger("ringrift.state")
 MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
 
 
@@ -39,14 +44,34 @@ class StateApp:
             self.repository, settings.state.event_poll_seconds, settings.state.event_batch_size, self.leaders
         )
         self.jobs = SqlJobRepository(self._engine)
-        servicer = StateServicer(self.use_cases, self.jobs, SqlRegistry(self._engine), settings.jobs.max_attempts)
+        servicer = StateServicer(
+            self.use_cases,
+            self.jobs,
+            SqlRegistry(self._engine, settings.state.rating_fits_kept),
+            settings.jobs.max_attempts,
+        )
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
+        self._settings = settings.state
+        self._compaction: asyncio.Task[None] | None = None
 
     async def start(self, bound: Bound) -> None:
         await migrate(self._engine, MIGRATIONS)
         await check_loaded_state(self._engine)
+        await self.use_cases.load_floor()
+        self._compaction = asyncio.create_task(self._compact_forever(), name="event-compaction")
+
+    async def _compact_forever(self) -> None:
+        """Event retention: every event_compaction_seconds, delete what is older than the window."""
+        while True:
+            try:
+                window = timedelta(days=self._settings.event_retention_days)
+                await self.use_cases.compact(datetime.now(UTC) - window)
+            except Exception:  # the next round tries again; nothing was half done (one transaction a batch)
+                log.error("event compaction failed", exc_info=True)
+            await asyncio.sleep(self._settings.event_compaction_seconds)
 
     async def stop(self) -> None:
+        await cancel_and_wait(self._compaction)
         await self.leaders.close()
         await self.repository.close()
 

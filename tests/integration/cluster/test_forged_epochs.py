@@ -24,7 +24,7 @@ from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.security.identity import Identity, Role, agent, gateway, service, user
 from tests.integration.cluster.conftest import CLUSTER, LocalCluster
 
-FORGED = 2**64 - 1
+FORGED = 2**62  # never issued, and within what is stored (past 2**63 - 1 is INVALID_ARGUMENT anywhere)
 HOLD_SECONDS = 60
 
 

@@ -110,6 +110,20 @@ async def test_matches_are_idempotent_per_batch_and_ratings_keep_history(stores)
     assert len(await registry.list_ratings("hex8_3p", True)) == 4
 
 
+async def test_rating_history_keeps_the_newest_fits_of_each_config(stores) -> None:
+    registry, _ = stores
+    kept = SqlRegistry(registry._engine, rating_fits_kept=3)
+    for fit in range(1, 8):
+        await kept.put_ratings("square8_2p", [C.Rating(player="m", elo=1000 + fit), C.Rating(player="r", elo=1000)], 0)
+    await kept.put_ratings("square6_2p", [C.Rating(player="m", elo=900)], 0)
+    history = await kept.list_ratings("square8_2p", True)
+    assert sorted({r.elo for r in history if r.player == "m"}) == [1005, 1006, 1007] and len(history) == 6
+    latest = await kept.list_ratings("", False)
+    assert {(r.config_key, r.player, r.elo) for r in latest} == {
+        ("square8_2p", "m", 1007), ("square8_2p", "r", 1000), ("square6_2p", "m", 900)
+    }  # fmt: skip
+
+
 async def test_config_stats_accumulate_once_per_key(stores) -> None:
     registry, _ = stores
     await registry.update_config_stats(

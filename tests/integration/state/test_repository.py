@@ -175,3 +175,45 @@ def test_database_url_errors_are_clear(tmp_path: Path) -> None:
         create_engine(f"sqlite:///{tmp_path}/x.db")
     with pytest.raises(SettingsError, match="unsupported database"):
         create_engine("mysql+aiomysql://u@h/db")
+
+
+async def test_events_past_their_retention_are_compacted_and_reading_after_them_is_out_of_range(repository) -> None:
+    """Retention of the event log: compaction deletes what was recorded before the window
+    (oldest first, contiguous), once; reading from 0 starts at the oldest kept, reading or
+    watching after a deleted sequence is OUT_OF_RANGE naming the oldest available, a
+    restarted StateService knows the floor, and the shared pager resumes at it."""
+    from ringrift_contracts.paging import read_after
+    from ringrift_runtime.errors import OutOfRange
+    from ringrift_state.domain.usecases import StateUseCases
+
+    uses = StateUseCases(repository, 0.05, 2)  # pages of two
+    quiet = uses.watch(1, EventFilter(types=frozenset({NODE_JOINED})))  # matches nothing until the end
+    waiting = asyncio.ensure_future(anext(quiet))
+    old = [await uses.publish(NewEvent(JOB_SUBMITTED, "test", subject=f"j{n}")) for n in range(5)]
+    await asyncio.sleep(0.05)
+    kept = [await uses.publish(NewEvent(JOB_SUBMITTED, "test", subject=f"j{n}")) for n in range(5, 8)]
+    assert await uses.compact(kept[0].time) == 5
+    assert await uses.compact(kept[0].time) == 0  # nothing more is that old
+    floor = old[-1].sequence
+    restarted = StateUseCases(repository, 0.05, 2)
+    await restarted.load_floor()
+    everything = EventFilter()
+    for state in (uses, restarted):
+        assert [e.event.subject for e in await state.list_events(0, everything, 10)] == ["j5", "j6"]  # a page of two
+        with pytest.raises(OutOfRange) as missed:
+            await state.list_events(old[1].sequence, everything, 10)
+        assert missed.value.oldest_available == floor + 1 and f"oldest available is {floor + 1}" in missed.value.message
+        assert [e.event.subject for e in await state.list_events(floor, everything, 10)] == ["j5", "j6"]
+        with pytest.raises(OutOfRange):
+            await anext(state.watch(old[0].sequence, everything))
+
+        async def fetch(after: int, state=state):
+            return await state.list_events(after, everything, 10)
+
+        resumed = await read_after(fetch, old[2].sequence, lambda e: e.sequence)
+        assert [e.event.subject for e in resumed] == ["j5", "j6", "j7"]
+    assert await repository.events_floor() == floor and await repository.last_sequence() == kept[-1].sequence
+    # A filtered watch that matched nothing has read past the compacted events all along.
+    joined = await uses.publish(NewEvent(NODE_JOINED, "test", subject="node-1"))
+    assert (await asyncio.wait_for(waiting, 5)).sequence == joined.sequence
+    await quiet.aclose()

@@ -347,3 +347,53 @@ async def test_an_event_names_its_publisher_from_the_certificate_not_the_request
     stored = await as_training.PublishEvent(state_pb2.PublishEventRequest(event=forged), timeout=5)
     assert stored.event.attributes["published_by"] == "service:training"
     assert stored.event.attributes["note"] == "kept"
+
+
+async def test_every_reader_reads_past_the_first_page(stub, state_process: ServiceProcess, etcd, pki: TestPki) -> None:
+    """StateService answers at most 500 events and 1,000 models a page, whatever was asked:
+    the training coordinator's, the scheduler's and the gateway's readers still see them all
+    (they read until an empty page or the last token, never to the first short page)."""
+    from ringrift_gateway.adapters.clients.state import StateClient
+    from ringrift_selfplay.adapters.state import OUTCOME_SOURCE
+    from ringrift_selfplay.adapters.state import SchedulerState as SelfplayState
+    from ringrift_training.adapters.clients import State as TrainingState
+
+    epoch, _ = await _claim(stub, pki.etcd_settings(etcd.endpoint), "gw-pages")
+    events, models = 520, 1010
+
+    async def publish(event: common_pb2.Event) -> None:
+        await stub.PublishEvent(state_pb2.PublishEventRequest(event=event), timeout=10)
+
+    async def register(number: int) -> None:
+        model = common_pb2.Model(
+            model_id=f"square8_2p.g{number}", config_key="square8_2p", generation=number,
+            path=f"models/{number}.npz", sha256="a" * 64,
+        )  # fmt: skip
+        await stub.RegisterModel(state_pb2.RegisterModelRequest(model=model, epoch=epoch), timeout=10)
+
+    stage = common_pb2.EVENT_TYPE_TRAINING_STAGE_CHANGED
+    evaluated = common_pb2.EVENT_TYPE_EVALUATION_COMPLETED
+    outcome = {"win_rate": "0.5", "promoted": "false"}
+    writes = [
+        *(lambda n=n: publish(common_pb2.Event(type=stage, source="training", subject=f"run-{n}", epoch=epoch))
+          for n in range(events)),
+        *(lambda: publish(common_pb2.Event(type=evaluated, source=OUTCOME_SOURCE, config_key="square8_2p",
+                                           epoch=epoch, attributes=outcome))
+          for _ in range(events)),
+        *(lambda n=n: register(n) for n in range(1, models + 1)),
+    ]  # fmt: skip
+    for start in range(0, len(writes), 32):  # a few dozen calls in flight; no long step on the loop
+        await asyncio.gather(*(write() for write in writes[start : start + 32]))
+    async with (
+        pki.channel(state_process.address, "state", service("training", "test")) as training,
+        pki.channel(state_process.address, "state", service("selfplay", "test")) as selfplay,
+        pki.channel(state_process.address, "state", gateway("gw-pages", "test")) as gateway_channel,
+    ):
+        runs, last = await TrainingState(training).run_events(0)
+        assert len(runs) == events and last == max(sequence for sequence, _ in runs)
+        outcomes = await SelfplayState(selfplay).evaluations()
+        assert len(outcomes["square8_2p"]) == events
+        generations = await SelfplayState(selfplay).generations()
+        assert len(generations["square8_2p"]) == models
+        seen = await StateClient(gateway_channel, source="gateway/gw-pages").events_after(0, ["TRAINING_STAGE_CHANGED"])
+        assert len(seen) == events

@@ -215,7 +215,8 @@ class OrchestratorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchEvents(self, request, context):
-        """The cluster event stream, resumable by sequence.
+        """The cluster event stream, resumable by sequence; from a sequence deleted past the
+        event retention window it ends OUT_OF_RANGE naming the oldest available one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

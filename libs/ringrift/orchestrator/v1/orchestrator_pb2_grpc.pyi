@@ -57,7 +57,9 @@ class OrchestratorServiceStub:
     StreamJobLogs: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.StreamJobLogsRequest, _orchestrator_pb2.StreamJobLogsResponse]
     """A job's output."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.WatchEventsResponse]
-    """The cluster event stream, resumable by sequence."""
+    """The cluster event stream, resumable by sequence; from a sequence deleted past the
+    event retention window it ends OUT_OF_RANGE naming the oldest available one.
+    """
     ListModels: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListModelsRequest, _orchestrator_pb2.ListModelsResponse]
     """Models of the registry."""
     ListRatings: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListRatingsRequest, _orchestrator_pb2.ListRatingsResponse]
@@ -121,7 +123,9 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     StreamJobLogs: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.StreamJobLogsRequest, _orchestrator_pb2.StreamJobLogsResponse]  # type: ignore[assignment]
     """A job's output."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.WatchEventsRequest, _orchestrator_pb2.WatchEventsResponse]  # type: ignore[assignment]
-    """The cluster event stream, resumable by sequence."""
+    """The cluster event stream, resumable by sequence; from a sequence deleted past the
+    event retention window it ends OUT_OF_RANGE naming the oldest available one.
+    """
     ListModels: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListModelsRequest, _orchestrator_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Models of the registry."""
     ListRatings: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListRatingsRequest, _orchestrator_pb2.ListRatingsResponse]  # type: ignore[assignment]
@@ -236,7 +240,9 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.WatchEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.WatchEventsResponse], _abc.AsyncIterator[_orchestrator_pb2.WatchEventsResponse]]:
-        """The cluster event stream, resumable by sequence."""
+        """The cluster event stream, resumable by sequence; from a sequence deleted past the
+        event retention window it ends OUT_OF_RANGE naming the oldest available one.
+        """
 
     @_abc_1.abstractmethod
     def ListModels(

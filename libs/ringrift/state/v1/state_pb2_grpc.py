@@ -373,14 +373,17 @@ class StateServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEvents(self, request, context):
-        """A page of the event log.
+        """A page of the event log. Events older than the retention window are deleted: after
+        a deleted sequence the answer is OUT_OF_RANGE naming the oldest available one
+        (ErrorInfo metadata oldest_available); after 0 reads from the oldest kept.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def WatchEvents(self, request, context):
-        """Stream events from a sequence on, then live, without gaps or duplicates.
+        """Stream events from a sequence on, then live, without gaps or duplicates; from a
+        deleted sequence (or falling behind a compaction) it ends OUT_OF_RANGE as ListEvents.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

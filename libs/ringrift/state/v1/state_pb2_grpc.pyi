@@ -104,9 +104,14 @@ class StateServiceStub:
     PublishEvent: _grpc.UnaryUnaryMultiCallable[_state_pb2.PublishEventRequest, _state_pb2.PublishEventResponse]
     """Append an event to the log; idempotent per event idempotency key."""
     ListEvents: _grpc.UnaryUnaryMultiCallable[_state_pb2.ListEventsRequest, _state_pb2.ListEventsResponse]
-    """A page of the event log."""
+    """A page of the event log. Events older than the retention window are deleted: after
+    a deleted sequence the answer is OUT_OF_RANGE naming the oldest available one
+    (ErrorInfo metadata oldest_available); after 0 reads from the oldest kept.
+    """
     WatchEvents: _grpc.UnaryStreamMultiCallable[_state_pb2.WatchEventsRequest, _state_pb2.WatchEventsResponse]
-    """Stream events from a sequence on, then live, without gaps or duplicates."""
+    """Stream events from a sequence on, then live, without gaps or duplicates; from a
+    deleted sequence (or falling behind a compaction) it ends OUT_OF_RANGE as ListEvents.
+    """
 
 @_typing.type_check_only
 class StateServiceAsyncStub(StateServiceStub):
@@ -181,9 +186,14 @@ class StateServiceAsyncStub(StateServiceStub):
     PublishEvent: _aio.UnaryUnaryMultiCallable[_state_pb2.PublishEventRequest, _state_pb2.PublishEventResponse]  # type: ignore[assignment]
     """Append an event to the log; idempotent per event idempotency key."""
     ListEvents: _aio.UnaryUnaryMultiCallable[_state_pb2.ListEventsRequest, _state_pb2.ListEventsResponse]  # type: ignore[assignment]
-    """A page of the event log."""
+    """A page of the event log. Events older than the retention window are deleted: after
+    a deleted sequence the answer is OUT_OF_RANGE naming the oldest available one
+    (ErrorInfo metadata oldest_available); after 0 reads from the oldest kept.
+    """
     WatchEvents: _aio.UnaryStreamMultiCallable[_state_pb2.WatchEventsRequest, _state_pb2.WatchEventsResponse]  # type: ignore[assignment]
-    """Stream events from a sequence on, then live, without gaps or duplicates."""
+    """Stream events from a sequence on, then live, without gaps or duplicates; from a
+    deleted sequence (or falling behind a compaction) it ends OUT_OF_RANGE as ListEvents.
+    """
 
 class StateServiceServicer(metaclass=_abc_1.ABCMeta):
     """Durable state of the cluster."""
@@ -417,7 +427,10 @@ class StateServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_pb2.ListEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_state_pb2.ListEventsResponse, _abc.Awaitable[_state_pb2.ListEventsResponse]]:
-        """A page of the event log."""
+        """A page of the event log. Events older than the retention window are deleted: after
+        a deleted sequence the answer is OUT_OF_RANGE naming the oldest available one
+        (ErrorInfo metadata oldest_available); after 0 reads from the oldest kept.
+        """
 
     @_abc_1.abstractmethod
     def WatchEvents(
@@ -425,6 +438,8 @@ class StateServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _state_pb2.WatchEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_state_pb2.WatchEventsResponse], _abc.AsyncIterator[_state_pb2.WatchEventsResponse]]:
-        """Stream events from a sequence on, then live, without gaps or duplicates."""
+        """Stream events from a sequence on, then live, without gaps or duplicates; from a
+        deleted sequence (or falling behind a compaction) it ends OUT_OF_RANGE as ListEvents.
+        """
 
 def add_StateServiceServicer_to_server(servicer: StateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

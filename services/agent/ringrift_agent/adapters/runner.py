@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -61,6 +62,30 @@ def _exit_record(work_dir: Path) -> tuple[int | None, float]:
     return code, cpu if math.isfinite(cpu) and cpu > 0 else 0.0
 
 
+LOGS = ("stdout.log", "stderr.log")
+
+
+def cap_log(path: Path, max_bytes: int) -> int:
+    """Keep the newest half of a log that grew past ``max_bytes``, behind a line saying
+    how much was dropped; the bytes dropped (0: within its cap). The job keeps writing
+    (its descriptor appends), so only what it writes during the cut can be lost."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size <= max_bytes:
+        return 0
+    keep = max_bytes // 2
+    with path.open("r+b") as log_file:
+        log_file.seek(size - keep)
+        tail = log_file.read(keep)
+        log_file.seek(0)
+        log_file.truncate()
+        log_file.write(f"[ringrift: {size - keep} earlier bytes of this log were dropped]\n".encode())
+        log_file.write(tail)
+    return size - keep
+
+
 def _read_result(work_dir: Path) -> str:
     path = work_dir / "result.json"
     try:
@@ -77,7 +102,13 @@ def _read_result(work_dir: Path) -> str:
 
 class JobRunner:
     def __init__(
-        self, data_dir: Path, node_id: str, outbox: Outbox, kill_grace_seconds: float, base_env: dict[str, str]
+        self,
+        data_dir: Path,
+        node_id: str,
+        outbox: Outbox,
+        kill_grace_seconds: float,
+        base_env: dict[str, str],
+        log_max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.data_dir = data_dir
         self._base_env = base_env
@@ -85,6 +116,7 @@ class JobRunner:
         self.node_id = node_id
         self._outbox = outbox
         self._kill_grace = kill_grace_seconds
+        self._log_max_bytes = log_max_bytes
         self.attempts: dict[tuple[str, int], Attempt] = {}
         self._processes: dict[tuple[str, int], asyncio.subprocess.Process] = {}
         self._monitors: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -249,6 +281,7 @@ class JobRunner:
     # -- finishing and reporting ---------------------------------------------------
     async def _finish(self, attempt: Attempt, end: Ending, result_json: str = "") -> None:
         self._processes.pop(attempt.key, None)
+        await self._cap_logs(attempt)
         attempt.state, attempt.exit_code, attempt.error = end.state, end.exit_code, end.error
         attempt.result_json = result_json
         attempt.finished_at = time.time()
@@ -261,6 +294,51 @@ class JobRunner:
 
     async def _report(self, attempt: Attempt) -> None:
         await self._outbox.put(attempt.report(self.node_id))
+
+    # -- retention -------------------------------------------------------------------
+    async def _cap_logs(self, attempt: Attempt) -> None:
+        for name in LOGS:
+            dropped = await asyncio.to_thread(cap_log, Path(attempt.work_dir) / name, self._log_max_bytes)
+            if dropped:
+                log.info("job %s attempt %d: dropped %d bytes of %s", attempt.job_id, attempt.attempt, dropped, name)
+
+    async def cap_logs_forever(self, interval_seconds: float) -> None:
+        """Cap the logs of running attempts every ``interval_seconds`` until cancelled."""
+        while True:
+            for attempt in [a for a in self.attempts.values() if a.live]:
+                try:
+                    await self._cap_logs(attempt)
+                except OSError as exc:
+                    log.warning("capping the logs of job %s failed: %s", attempt.job_id, exc)
+            await asyncio.sleep(interval_seconds)
+
+    async def prune(self, older_than_seconds: float, now: float | None = None) -> int:
+        """Delete the work directories of attempts that ended more than
+        ``older_than_seconds`` ago, and forget them (a job's folder goes with its last
+        attempt); how many went. Live attempts are never touched."""
+        now = time.time() if now is None else now
+        old = [
+            a for a in self.attempts.values() if a.ended and a.finished_at and now - a.finished_at > older_than_seconds
+        ]
+        for attempt in old:
+            await asyncio.to_thread(shutil.rmtree, attempt.work_dir, True)
+            self.attempts.pop(attempt.key, None)
+            self._monitors.pop(attempt.key, None)
+        for job_id in {a.job_id for a in old}:
+            if not any(key[0] == job_id for key in self.attempts):
+                await asyncio.to_thread(shutil.rmtree, self.jobs_dir / job_id, True)
+        return len(old)
+
+    async def prune_forever(self, retention_seconds: float, interval_seconds: float) -> None:
+        """prune() every ``interval_seconds`` until cancelled; a failed round is logged."""
+        while True:
+            try:
+                removed = await self.prune(retention_seconds)
+                if removed:
+                    log.info("removed the work directories of %d ended attempts", removed)
+            except OSError as exc:
+                log.warning("pruning work directories failed: %s", exc)
+            await asyncio.sleep(interval_seconds)
 
     # -- restart -------------------------------------------------------------------
     async def recover(self) -> dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ringrift_runtime.errors import Conflict, StaleEpoch, WrongState
@@ -19,6 +19,8 @@ from ringrift_state.adapters.tables import cluster, counters, events, state_valu
 from ringrift_state.domain.model import EpochRecord, EventFilter, NewEvent, StateValue, StoredEvent
 
 EVENT_SEQUENCE = "event_sequence"
+EVENTS_COMPACTED = "events_compacted"  # the highest sequence deleted by compaction
+COMPACTION_BATCH = 5000  # events deleted per transaction (short locks on SQLite)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -169,6 +171,40 @@ class SqlStateRepository:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query.order_by(events.c.sequence).limit(limit))).all()
         return [_stored(row) for row in rows]
+
+    async def events_floor(self) -> int:
+        async with self._engine.connect() as connection:
+            floor = await connection.execute(select(counters.c.value).where(counters.c.name == EVENTS_COMPACTED))
+            return int(floor.scalar_one_or_none() or 0)
+
+    async def compact_events(self, before: datetime) -> tuple[int, int]:
+        deleted = 0
+        while True:
+            async with self._engine.begin() as connection:
+                oldest = (
+                    await connection.execute(
+                        select(events.c.sequence)
+                        .where(events.c.time < before)
+                        .order_by(events.c.sequence)
+                        .limit(COMPACTION_BATCH)
+                    )
+                ).all()
+                current = (
+                    await connection.execute(select(counters.c.value).where(counters.c.name == EVENTS_COMPACTED))
+                ).scalar_one_or_none()
+                if not oldest:
+                    return deleted, int(current or 0)
+                through = oldest[-1].sequence
+                # Contiguous from the oldest: whatever sorts before the last old event goes too.
+                result = await connection.execute(delete(events).where(events.c.sequence <= through))
+                deleted += result.rowcount or 0
+                floor = max(int(current or 0), through)
+                if current is None:
+                    await connection.execute(insert(counters).values(name=EVENTS_COMPACTED, value=floor))
+                else:
+                    await connection.execute(
+                        update(counters).where(counters.c.name == EVENTS_COMPACTED).values(value=floor)
+                    )
 
     async def last_sequence(self) -> int:
         async with self._engine.connect() as connection:

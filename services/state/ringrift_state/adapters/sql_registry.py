@@ -49,8 +49,9 @@ async def _first_time(connection: AsyncConnection, key: str) -> bool:
 
 
 class SqlRegistry:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, rating_fits_kept: int = 500) -> None:
         self._engine = engine
+        self._fits_kept = rating_fits_kept  # retention of each config's rating history
 
     # -- nodes seen -----------------------------------------------------------------
     async def record_nodes(self, alive: list[M.NodeInfo], departed: list[str], epoch: int) -> int:
@@ -240,6 +241,13 @@ class SqlRegistry:
                 rows.append(dict(config_key=config_key, fit=last + 1, rating=stored.SerializeToString()))
             if rows:
                 await connection.execute(ratings.insert(), rows)
+                # Retention: the newest fits of the config stay (the matches they were fitted
+                # from are kept, so any of them can be fitted again).
+                await connection.execute(
+                    ratings.delete().where(
+                        ratings.c.config_key == config_key, ratings.c.fit <= last + 1 - self._fits_kept
+                    )
+                )
                 await append_event_rows(
                     connection,
                     [
@@ -260,13 +268,14 @@ class SqlRegistry:
         )
         if config_key:
             query = query.where(ratings.c.config_key == config_key)
+        if not include_history:  # each config's latest fit only, chosen by the database
+            latest = select(ratings.c.config_key, func.max(ratings.c.fit).label("fit")).group_by(ratings.c.config_key)
+            if config_key:
+                latest = latest.where(ratings.c.config_key == config_key)
+            newest = latest.subquery()
+            query = query.join(newest, (ratings.c.config_key == newest.c.config_key) & (ratings.c.fit == newest.c.fit))
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        if not include_history:
-            latest: dict[str, int] = {}
-            for row in rows:
-                latest.setdefault(row.config_key, row.fit)
-            rows = [r for r in rows if r.fit == latest[r.config_key]]
         return [M.Rating.FromString(r.rating) for r in rows]
 
     # -- per-config statistics ------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from ringrift_state.domain.model import EpochRecord, EventFilter, NewEvent, StateValue, StoredEvent
@@ -28,6 +29,15 @@ class StateRepository(Protocol):
     async def list_events(self, after: int, event_filter: EventFilter, limit: int) -> list[StoredEvent]: ...
 
     async def last_sequence(self) -> int: ...
+
+    async def events_floor(self) -> int:
+        """The highest sequence compacted away (0: none); events after it are kept."""
+        ...
+
+    async def compact_events(self, before: datetime) -> tuple[int, int]:
+        """Delete the events recorded before ``before`` (a contiguous run from the oldest);
+        (how many went, the new floor)."""
+        ...
 
     async def load_state(self, namespace: str, key: str) -> StateValue | None: ...
 

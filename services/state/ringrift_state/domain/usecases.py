@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
-from ringrift_runtime.errors import DependencyUnavailable, PermissionDenied, WrongState
+from ringrift_runtime.errors import DependencyUnavailable, OutOfRange, PermissionDenied, WrongState
 from ringrift_state.domain.model import EpochRecord, EventFilter, NewEvent, StateValue, StoredEvent
 from ringrift_state.domain.ports import LeaderKeys, StateRepository
 
@@ -39,6 +40,7 @@ class StateUseCases:
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._notifier = EventNotifier()
+        self._floor = 0  # the highest compacted sequence (load_floor at start, compact after)
 
     async def get_epoch(self) -> EpochRecord:
         return await self._repository.get_epoch()
@@ -75,18 +77,45 @@ class StateUseCases:
         self._notifier.notify()
 
     async def list_events(self, after: int, event_filter: EventFilter, limit: int) -> list[StoredEvent]:
+        self._check_kept(after)
         return await self._repository.list_events(after, event_filter, min(limit or self._batch_size, self._batch_size))
+
+    def _check_kept(self, after: int) -> None:
+        """Reading after a compacted sequence would miss events: OUT_OF_RANGE, naming the
+        oldest one kept. 0 means "from the oldest kept"."""
+        if 0 < after < self._floor:
+            raise OutOfRange(
+                f"events up to sequence {self._floor} were deleted past their retention; "
+                f"the oldest available is {self._floor + 1}: read after {self._floor} (or from 0)",
+                self._floor + 1,
+            )
+
+    async def load_floor(self) -> None:
+        self._floor = await self._repository.events_floor()
+
+    async def compact(self, before: datetime) -> int:
+        """Delete the events recorded before ``before``; how many went."""
+        deleted, self._floor = await self._repository.compact_events(before)
+        if deleted:
+            log.info("compacted %d events (the oldest kept is now %d)", deleted, self._floor + 1)
+        return deleted
 
     async def watch(self, after: int, event_filter: EventFilter) -> AsyncIterator[StoredEvent]:
         """Every matching event with a sequence above ``after``, in order, then live ones.
-        Resuming with the last sequence received gives no gap and no duplicate."""
+        Resuming with the last sequence received gives no gap and no duplicate; a watch
+        that falls behind a compaction ends OUT_OF_RANGE rather than skip events."""
         last = after
         while True:
+            self._check_kept(last)
+            head = await self._repository.last_sequence()  # every event up to here is visible now
             batch = await self._repository.list_events(last, event_filter, self._batch_size)
             for stored in batch:
                 yield stored
                 last = stored.sequence
             if len(batch) < self._batch_size:
+                # Everything that matched up to head was sent: a filtered watch that saw
+                # nothing for a long time has still read past the events compaction deletes.
+                last = max(last, head)
                 await self._notifier.wait(self._poll_seconds)
 
     async def last_sequence(self) -> int:
