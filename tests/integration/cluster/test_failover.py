@@ -103,6 +103,7 @@ async def _paused_leader_round(cluster: LocalCluster, iteration: int) -> None:
     assert old.process.poll() is None  # it survived and went back to campaigning
 
 
+@pytest.mark.slow  # a leader paused past its lease, several times
 async def test_paused_leader_is_fenced_and_notices_repeatedly(cluster: LocalCluster) -> None:
     await _two_gateways(cluster)
     await cluster.start_agent("node-a")  # membership acts for the leaders to publish

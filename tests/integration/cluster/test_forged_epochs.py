@@ -117,6 +117,7 @@ def _channel(cluster: LocalCluster, process: str, caller: Identity | None):
     return cluster.channel(process, caller)
 
 
+@pytest.mark.slow  # leadership is watched for HOLD_SECONDS
 async def test_forged_epochs_from_every_identity_change_nothing_and_leadership_holds(cluster: LocalCluster) -> None:
     leader, follower = await _cluster(cluster)
     before = await cluster.wait_for_leader()
