@@ -153,10 +153,13 @@ class Client(_Connection, Methods):
             raise error_from(exc) from None
 
     def _stream(self, method: str, request: Any, timeout: float | None) -> Iterator[Any]:
+        call = getattr(self._stub, method)(request, timeout=timeout)
         try:
-            yield from getattr(self._stub, method)(request, timeout=timeout)
+            yield from call
         except grpc.RpcError as exc:
             raise error_from(exc) from None
+        finally:
+            call.cancel()  # a caller that stopped reading ends the stream on the server too
 
     # -- helpers ----------------------------------------------------------------------
 
