@@ -194,3 +194,17 @@ def test_selfplay_games_are_split_evenly_over_the_runners() -> None:
     assert jobs.selfplay_shares(101, 0) == [51, 50]
     assert jobs.selfplay_shares(101, 1) == [101]
     assert jobs.selfplay_shares(1, 0) == [1]
+
+
+async def test_a_malformed_traceparent_is_refused_naming_the_field_and_queues_nothing() -> None:
+    jobs, store, *_ = _cluster(node("a"))
+    long_value = "00-" + "f" * 5000
+    for bad in ("garbage", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", long_value):
+        with pytest.raises(InvalidArgument) as caught:
+            await jobs.submit([(Spec("echo", params={"message": "hi"}, traceparent=bad), "")])
+        assert [v.field for v in caught.value.violations] == ["spec.traceparent"]
+        assert long_value[:100] not in caught.value.message  # the value is not echoed back
+    assert await store.dispatchable(10) == []
+    good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    ((job, created),) = await jobs.submit([(Spec("echo", params={"message": "hi"}, traceparent=good), "")])
+    assert created and job.spec.traceparent == good
