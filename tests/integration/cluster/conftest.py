@@ -144,13 +144,18 @@ class LocalCluster:
     async def events(self, types: list[int] | None = None):
         assert self.state is not None
         from ringrift.common.v1 import common_pb2
+        from ringrift_contracts.paging import read_after
 
         async with self.channel("state") as channel:
             stub = state_pb2_grpc.StateServiceStub(channel)
-            reply = await stub.ListEvents(
-                state_pb2.ListEventsRequest(filter=common_pb2.EventFilter(types=types or []), limit=10_000), timeout=10
-            )
-            return list(reply.events)
+
+            async def fetch(after: int):
+                request = state_pb2.ListEventsRequest(
+                    after_sequence=after, filter=common_pb2.EventFilter(types=types or []), limit=500
+                )
+                return (await stub.ListEvents(request, timeout=10)).events
+
+            return await read_after(fetch, 0, lambda e: e.sequence)  # every page: a long run has more than one
 
 
 @pytest.fixture
