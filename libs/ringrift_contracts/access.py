@@ -65,7 +65,8 @@ TABLE: dict[str, frozenset[str]] = {
             "RecordMatches": {GATEWAY} | svc("training"),
             "UpdateConfigStats": {GATEWAY} | svc("training"),
             "RecordSyncTransfers": svc("sync"),
-            "PublishEvent": {GATEWAY} | svc("training", "sync", "selfplay", "nodes"),
+            # Agents: only RECORD_SKIPPED (a malformed file they passed over); StateService checks the type.
+            "PublishEvent": {GATEWAY, AGENT} | svc("training", "sync", "selfplay", "nodes"),
         },
     ),
     # JobService: the gateway (users' jobs, the leader's rounds) and training submit and

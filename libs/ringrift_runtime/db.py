@@ -4,6 +4,7 @@ PostgreSQL by URL) and Alembic migrations run over the engine's own connection."
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 from alembic import command
@@ -21,9 +22,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK_KEY = 0x52494E47
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``: sqlite+aiosqlite (WAL, synchronous=NORMAL) or
-    postgresql+asyncpg."""
+def create_engine(url: str, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+    """An async engine for ``url``: sqlite+aiosqlite (WAL, ``sqlite_synchronous``: FULL
+    unless told otherwise) or postgresql+asyncpg."""
     try:
         parsed = make_url(url)
     except Exception:
@@ -35,7 +36,9 @@ def create_engine(url: str) -> AsyncEngine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if sqlite_synchronous not in ("FULL", "NORMAL"):
+            raise SettingsError("state.sqlite_synchronous: FULL or NORMAL")
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, sqlite_synchronous))
         return engine
     if backend == "postgresql":
         if parsed.drivername != "postgresql+asyncpg":
@@ -46,10 +49,13 @@ def create_engine(url: str) -> AsyncEngine:
     )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(synchronous: str, dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk when it returns, so what StateService acknowledges (a job
+    # transition, a promotion) survives power loss; NORMAL in WAL mode may lose the last
+    # commits to a power cut. The cost is measured in BENCHMARKS.md (jobs_throughput).
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from ringrift_runtime.durable import write_atomic
 from ringrift_runtime.errors import StaleEpoch, WrongState
 
 
@@ -31,12 +31,7 @@ class FileEpochFence:
 
     def _store(self, epoch: int) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        with tmp.open("w") as handle:
-            json.dump({"highest_epoch": epoch}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(self._path)
+        write_atomic(self._path, json.dumps({"highest_epoch": epoch}))
 
     async def admit(self, epoch: int) -> None:
         """Raise StaleEpoch for an epoch below the highest seen; remember a higher one

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from ringrift_runtime.settings import Section
@@ -23,3 +25,7 @@ class StateSettings(Section):
     # Retention: each config keeps its newest this many rating fits (ListRatings with
     # history); the matches stay, so ratings can always be fitted again.
     rating_fits_kept: int = Field(default=500, ge=1)
+    # SQLite only: FULL fsyncs every commit before StateService acknowledges it (a job
+    # transition, a promotion survives power loss); NORMAL (WAL) may lose the last commits
+    # to a power cut, never to a process crash. The cost is in BENCHMARKS.md.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"

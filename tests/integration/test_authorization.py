@@ -165,6 +165,8 @@ async def test_every_identity_class_gets_exactly_what_the_table_allows(server, p
     for files in ("ReadFile", "OpenFileStream"):
         assert callers(f"{agent_svc}/{files}") == {"agent", "service:sync"}, files
     assert callers(f"{agent_svc}/PullFile") == {"service:sync"}
+    # Agents publish events (only RECORD_SKIPPED: StateService checks the type); users never do.
+    assert "agent" in callers(f"{state}/PublishEvent") and not callers(f"{state}/PublishEvent") & users
     # Reports come from agents only (which attempts, JobService checks by certificate).
     assert callers(f"{jobs}/ReportJobEvent") == {"agent"}
     # Users only on the gateway, by role.

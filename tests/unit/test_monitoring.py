@@ -45,7 +45,7 @@ def _series_in(expr: str) -> set[str]:
 def test_configuration_and_rules_pass_promtool() -> None:
     checked = _promtool("check", "config", "prometheus.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "9 rules found" in checked.stdout, checked.stdout
+    assert "10 rules found" in checked.stdout, checked.stdout
 
 
 def test_every_alert_fires_on_its_condition_and_not_on_a_healthy_cluster() -> None:

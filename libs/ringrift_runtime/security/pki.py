@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ringrift_runtime.durable import write_atomic
 from ringrift_runtime.security.identity import Identity, Kind, any_gateway
 
 CA_DAYS = 3650
@@ -177,26 +177,15 @@ def write(directory: Path, name: str, pem: Pem) -> tuple[Path, Path]:
     """<name>.pem and <name>-key.pem (readable by the owner only), replaced atomically."""
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / f"{name}.pem", directory / f"{name}-key.pem"
-    _write_atomic(key_path, pem.key, 0o600)
-    _write_atomic(cert_path, pem.cert, 0o644)
+    write_atomic(key_path, pem.key, 0o600)
+    write_atomic(cert_path, pem.cert, 0o644)
     return cert_path, key_path
 
 
 def write_file(path: Path, data: bytes, private: bool) -> None:
     """One PEM file, replaced atomically (0600 when ``private``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, data, 0o600 if private else 0o644)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    tmp.replace(path)
+    write_atomic(path, data, 0o600 if private else 0o644)
 
 
 def read(directory: Path, name: str) -> Pem:

@@ -12,6 +12,7 @@ import secrets
 import time
 from pathlib import Path
 
+from ringrift_runtime.durable import write_atomic
 from ringrift_runtime.security.identity import Identity, Kind
 
 PREFIX = "rrt"
@@ -80,13 +81,7 @@ class TokenStore:
         entries = dict(self._load())
         entries[token_id] = entry
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(entries, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(entries, indent=1), 0o600)
 
     def verify(self, token: str, now: float | None = None) -> Identity | None:
         """The identity a valid, unexpired token stands for; None for anything else."""

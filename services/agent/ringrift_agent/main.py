@@ -21,6 +21,7 @@ from ringrift_agent.api.servicer import NodeAgentServicer
 from ringrift_agent.domain.templates import TemplateError
 from ringrift_contracts import access
 from ringrift_contracts.membership import member_address, node_registration
+from ringrift_contracts.skipped import reported_to_state
 from ringrift_runtime.aio import cancel_and_wait
 from ringrift_runtime.fencing import FileEpochFence
 from ringrift_runtime.grpc.calls import call
@@ -63,7 +64,11 @@ class AgentApp:
         channels = ChannelFactory.of(settings, self.security)
         self._channel = channels.service(settings.endpoints, "jobs")
         self._state_channel = channels.service(settings.endpoints, "state")
-        self.outbox = Outbox(data_dir / "agent" / "outbox", JobEventSender(self._channel))
+        self.outbox = Outbox(
+            data_dir / "agent" / "outbox",
+            JobEventSender(self._channel),
+            skipped=reported_to_state(self._state_channel, f"agent/{agent.node_id}"),
+        )
         self.runner = JobRunner(
             data_dir,
             agent.node_id,
@@ -117,6 +122,7 @@ class AgentApp:
     async def start(self, bound: Bound) -> None:
         agent = self._settings.agent
         self.servicer.pull_metrics = PullMetrics(bound.registry)
+        bound.registry.register(self.outbox.skipped.collector())
         if self.streams is not None:
             await self.streams.start()
             log.info("file streams on port %d", self.streams.port)

@@ -38,6 +38,11 @@ def _record(work_dir: str, code: int, cpu_seconds: float) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, os.path.join(work_dir, "exit.json"))
+    fd = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY)  # the new name durable too
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _exec(argv: list[str]) -> None:

@@ -17,6 +17,7 @@ from ringrift.common.v1 import common_pb2
 from ringrift.nodes.v1 import nodes_pb2
 from ringrift_contracts import access
 from ringrift_contracts.membership import membership_cache, quarantine_message
+from ringrift_contracts.skipped import reported_to_state
 from ringrift_gateway.adapters.authority import CertificateAuthority
 from ringrift_gateway.adapters.clients.jobs import JobsClient
 from ringrift_gateway.adapters.clients.nodes import NodesClient
@@ -56,6 +57,7 @@ from ringrift_runtime.security.context import Security
 from ringrift_runtime.security.identity import Kind
 from ringrift_runtime.security.tokens import TokenStore
 from ringrift_runtime.settings import SettingsError
+from ringrift_runtime.skipped import SkippedRecords
 from ringrift_settings import RingriftSettings
 
 NAME = "gateway"
@@ -98,8 +100,15 @@ class Downstream:
     sync: SyncClient
 
 
-def build_loops(settings: RingriftSettings, clients: Downstream, members: Membership, provider) -> list[Loop]:
-    """The leader's loops and the order they start in (BEHAVIOUR.md, Background loops)."""
+def build_loops(
+    settings: RingriftSettings,
+    clients: Downstream,
+    members: Membership,
+    provider,
+    skipped: SkippedRecords | None = None,
+) -> list[Loop]:
+    """The leader's loops and the order they start in (BEHAVIOUR.md, Background loops).
+    ``skipped`` counts and reports the malformed records they pass over."""
     g = settings.gateway
     loops = [
         Loop(
@@ -132,7 +141,7 @@ def build_loops(settings: RingriftSettings, clients: Downstream, members: Member
         Loop("IdleDetection", g.idle_detection_interval_seconds,
              IdleDetection(clients.jobs, members, queue, IdleRules.of(g)), after=("QueuePopulator",),
              description="idle nodes fed at once, zombie jobs restarted"),
-        Loop("GameCounter", g.games_count_interval_seconds, GameCounter(clients.state, clients.jobs),
+        Loop("GameCounter", g.games_count_interval_seconds, GameCounter(clients.state, clients.jobs, skipped),
              description="games of finished self-play jobs counted per config"),
         Loop("TrainingTrigger", g.training_trigger_interval_seconds,
              TrainingTrigger(clients.state, clients.training, configs), after=("GameCounter",),
@@ -194,7 +203,8 @@ class GatewayApp:
         self.services = control_plane_cache(settings.etcd)
         self.view = ClusterView(self.replica_id, self.state, self.members, self.services)
         self.election: LeaderElection | None = None
-        loops = build_loops(settings, self.clients, self.members, scaling_provider(settings))
+        self.skipped = reported_to_state(state, "gateway")
+        loops = build_loops(settings, self.clients, self.members, scaling_provider(settings), self.skipped)
         self.loops = LoopManager(loops, StatePauseStore(self.state))
         self.status = ClusterStatus(
             self.view, self.state, self.loops, settings.gateway.status_cache_seconds, self.security.insecure
@@ -243,6 +253,7 @@ class GatewayApp:
         await self.members.start(wait=False)
         await self.services.start(wait=False)
         self.loops.metrics = PrometheusLoopMetrics(bound.registry)
+        bound.registry.register(self.skipped.collector())
         Gauge(
             "ringrift_gateway_status_computations",
             "Cluster status computations since start (shared by concurrent requests).",

@@ -8,6 +8,7 @@ import sys
 
 from ringrift_contracts import access
 from ringrift_contracts.membership import membership_cache
+from ringrift_contracts.skipped import reported_to_state
 from ringrift_nodes.adapters.quarantine import QuarantineStore
 from ringrift_nodes.adapters.reservations import ReservationStore
 from ringrift_nodes.adapters.views import node_view
@@ -42,7 +43,7 @@ class NodesApp:
         self.access = access  # who may call what (ringrift_contracts.access)
         self.security.require(Kind.SERVICE, NAME)
         self._state_channel = ChannelFactory.of(settings, self.security).service(settings.endpoints, "state")
-        self.reservations = ReservationStore(self._state_channel)
+        self.reservations = ReservationStore(self._state_channel, reported_to_state(self._state_channel, NAME))
         self.quarantines = QuarantineStore(settings.etcd, self._state_channel)
         servicer = NodeSelectorServicer(self.view, self.members, self.reservations, self.quarantines)
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
@@ -68,6 +69,7 @@ class NodesApp:
                 self.view.upsert(node_view(change.value))
 
     async def start(self, bound: Bound) -> None:
+        bound.registry.register(self.reservations.skipped.collector())
         self._follower = asyncio.create_task(self._follow(), name="membership-follower")
         await self._load_reservations()  # before the first answer: a restart must not forget them
         self._refresher = asyncio.create_task(self._refresh_reservations(), name="reservations")

@@ -37,7 +37,7 @@ class StateApp:
         self.security = Security.of(settings)
         self.access = access  # who may call what (ringrift_contracts.access)
         self.security.require(Kind.SERVICE, NAME)
-        self._engine = create_engine(settings.state.database_url)
+        self._engine = create_engine(settings.state.database_url, settings.state.sqlite_synchronous)
         self.repository = SqlStateRepository(self._engine)
         self.leaders = EtcdLeaderKeys(settings.etcd)
         self.use_cases = StateUseCases(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ringrift_contracts import access
+from ringrift_contracts.skipped import reported_to_state
 from ringrift_runtime.grpc.client import ChannelFactory
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
 from ringrift_runtime.grpc.server import Bound, registration
@@ -40,11 +41,13 @@ class TrainingApp:
             sync=Sync(self._channels["sync"]),
             scheduler=Scheduler(self._channels["selfplay"]),
         )
-        self.coordinator = Coordinator(settings.training, settings.pipeline, ports)
+        skipped = reported_to_state(self._channels["state"], "training")
+        self.coordinator = Coordinator(settings.training, settings.pipeline, ports, skipped=skipped)
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], TrainingCoordinatorServicer(self.coordinator))]
 
     async def start(self, bound: Bound) -> None:
         bound.registry.register(RunCollector(lambda: self.coordinator.runs))
+        bound.registry.register(self.coordinator.skipped.collector())
 
     async def stop(self) -> None:
         await self.coordinator.stop()

@@ -13,6 +13,7 @@ import pytest
 
 from ringrift.common.v1 import common_pb2
 from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
+from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_client import InvalidArgument
 from ringrift_runtime.cluster.cache import ChangeKind
 from ringrift_runtime.grpc.status import field_violations
@@ -192,6 +193,53 @@ async def test_reservations_keep_other_work_away_and_survive_a_selector_restart(
             await stub.ReleaseNode(nodes_pb2.ReleaseNodeRequest(node_id="gpu-a100", holder="job-1", epoch=1), timeout=5)
         ).released
         assert await best(stub, "selfplay") == "gpu-a100"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b"{not json",
+        b'{"gpu-4090": {"purpose": "training"}, "gpu-a100": {"purpose": "training", "holder": "job-9", '
+        b'"expires_at": 4102444800}}',
+    ],
+    ids=["value", "entry"],
+)
+async def test_malformed_reservations_are_skipped_reported_and_replaced(cluster: LocalCluster, stored: bytes) -> None:
+    """A stored reservations value that is not JSON, or one entry of it that is not a
+    reservation: the selector still starts and answers, says which record it skipped (a
+    RECORD_SKIPPED event, once), keeps the good entries, and the next reservation replaces it."""
+    await cluster.start_state()
+    epoch = await cluster.issue_epoch()
+    async with cluster.channel("state") as channel:
+        state = state_pb2_grpc.StateServiceStub(channel)
+        await state.PersistState(
+            state_pb2.PersistStateRequest(namespace="nodes", key="reservations", value=stored, epoch=epoch), timeout=5
+        )
+    await cluster.start_agent("gpu-4090", **RTX4090)
+    nodes = await cluster.start("nodes", "nodes")
+    async with cluster.channel(nodes) as channel:
+        stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
+        listed = await stub.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)
+        kept = [(r.node_id, r.holder) for r in listed.reservations]
+        assert kept == ([] if stored.startswith(b"{not") else [("gpu-a100", "job-9")])
+        reserved = await stub.ReserveNode(
+            nodes_pb2.ReserveNodeRequest(node_id="gpu-4090", purpose="training", holder="run-1", ttl_seconds=60,
+                                         epoch=epoch),
+            timeout=5,
+        )  # fmt: skip
+        assert reserved.reservation.holder == "run-1"
+    skipped = await cluster.events([common_pb2.EVENT_TYPE_RECORD_SKIPPED])
+    assert [(e.source, e.attributes["kind"]) for e in skipped] == [
+        ("nodes", "reservations" if stored.startswith(b"{not") else "reservation")
+    ]
+    assert skipped[0].subject == ("nodes/reservations version 1" if stored.startswith(b"{not") else "gpu-4090")
+    await cluster.restart(nodes)  # the bad record was replaced: nothing more to skip
+    async with cluster.channel(nodes) as channel:
+        listed = await nodes_pb2_grpc.NodeSelectorServiceStub(channel).ListNodes(
+            nodes_pb2.ListNodesRequest(), timeout=5
+        )
+        assert ("gpu-4090", "run-1") in [(r.node_id, r.holder) for r in listed.reservations]
+    assert len(await cluster.events([common_pb2.EVENT_TYPE_RECORD_SKIPPED])) == 1
 
 
 async def test_a_quarantined_node_gets_no_work_from_any_view_until_lifted_or_over(cluster: LocalCluster) -> None:

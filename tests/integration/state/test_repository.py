@@ -168,6 +168,21 @@ async def test_state_values_are_versioned(repository) -> None:
     assert await repository.load_state("scheduler", "other") is None
 
 
+async def test_sqlite_commits_are_on_disk_when_acknowledged(tmp_path: Path) -> None:
+    """WAL with synchronous=FULL: every commit is fsynced before it returns (NORMAL would
+    lose the last commits to a power cut), with foreign keys on."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    try:
+        async with engine.connect() as connection:
+            pragmas = {
+                name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys")
+            }
+    finally:
+        await engine.dispose()
+    assert pragmas == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}  # 2 is FULL
+
+
 def test_database_url_errors_are_clear(tmp_path: Path) -> None:
     from ringrift_runtime.settings import SettingsError
 

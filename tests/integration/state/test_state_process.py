@@ -13,9 +13,10 @@ import pytest
 
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
+from ringrift_contracts.paging import read_after, read_all
 from ringrift_runtime.grpc.status import error_reason, field_violations
 from ringrift_runtime.local.processes import ServiceProcess
-from ringrift_runtime.security.identity import gateway, service
+from ringrift_runtime.security.identity import agent, gateway, service
 from ringrift_runtime.testing.pki import TestPki
 from tests.callers import AllowedStub, drop_leader_key, hold_leader_key
 
@@ -65,6 +66,26 @@ async def _claim(stub: AllowedStub, etcd_settings, name: str) -> tuple[int, int]
 
 def _event(**fields) -> common_pb2.Event:
     return common_pb2.Event(type=JOB_SUBMITTED, source="test", **fields)
+
+
+async def _sigkill_mid_writes(state_process: ServiceProcess, write, acknowledged, enough: int) -> None:
+    """Four writers call ``write(writer, step)`` until it fails; once ``acknowledged``
+    holds ``enough``, SIGKILL StateService; then start it again."""
+
+    async def writer(index: int) -> None:
+        for step in range(1000):
+            try:
+                await write(index, step)
+            except grpc.aio.AioRpcError:
+                return
+
+    writers = [asyncio.ensure_future(writer(i)) for i in range(4)]
+    while len(acknowledged) < enough:
+        await asyncio.sleep(0.01)
+    state_process.signal(signal.SIGKILL)
+    await asyncio.gather(*writers)
+    assert await asyncio.to_thread(state_process.wait, 10) == -signal.SIGKILL
+    await asyncio.to_thread(state_process.start)
 
 
 BAD_REQUESTS = [
@@ -258,27 +279,18 @@ async def test_acknowledged_writes_survive_sigkill(state_process: ServiceProcess
     async with _stub(state_process, pki) as stub:
         first, lease = await _claim(stub, settings, "gw")
 
-        async def writer(index: int) -> None:
-            for step in range(1000):
-                try:
-                    reply = await stub.PublishEvent(
-                        state_pb2.PublishEventRequest(event=_event(subject=f"{index}-{step}")), timeout=5
-                    )
-                except grpc.aio.AioRpcError:
-                    return
-                acknowledged.append(reply.event.sequence)
+        async def write(index: int, step: int) -> None:
+            event = _event(subject=f"{index}-{step}")
+            reply = await stub.PublishEvent(state_pb2.PublishEventRequest(event=event), timeout=5)
+            acknowledged.append(reply.event.sequence)
 
-        writers = [asyncio.ensure_future(writer(i)) for i in range(4)]
-        while len(acknowledged) < 50:
-            await asyncio.sleep(0.01)
-        state_process.signal(signal.SIGKILL)
-        await asyncio.gather(*writers)
-    assert await asyncio.to_thread(state_process.wait, 10) == -signal.SIGKILL
-
-    await asyncio.to_thread(state_process.start)
+        await _sigkill_mid_writes(state_process, write, acknowledged, 50)
     async with _stub(state_process, pki) as stub:
-        stored = await stub.ListEvents(state_pb2.ListEventsRequest(limit=10_000), timeout=10)
-        sequences = {e.sequence for e in stored.events}
+
+        async def fetch(after: int):
+            return (await stub.ListEvents(state_pb2.ListEventsRequest(after_sequence=after), timeout=10)).events
+
+        sequences = {e.sequence for e in await read_after(fetch, 0, lambda e: e.sequence)}
         assert set(acknowledged) <= sequences
         assert sorted(sequences) == list(range(1, len(sequences) + 1))
         epoch = await stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest(), timeout=5)
@@ -297,48 +309,61 @@ async def test_acknowledged_job_writes_survive_sigkill(state_process: ServicePro
     scheduled: set[str] = set()
     async with _stub(state_process, pki) as stub:
 
-        async def writer(index: int) -> None:
-            for step in range(500):
-                try:
-                    reply = await stub.CreateJobs(
-                        state_pb2.CreateJobsRequest(
-                            jobs=[
-                                state_pb2.NewJob(
-                                    spec=common_pb2.JobSpec(kind="sleep"), idempotency_key=f"{index}-{step}"
-                                )
-                            ]
-                        ),
-                        timeout=5,
-                    )
-                    job_id = reply.jobs[0].job_id
-                    created.append(job_id)
-                    moved = await stub.TransitionJobs(
-                        state_pb2.TransitionJobsRequest(
-                            transitions=[
-                                state_pb2.JobTransition(
-                                    job_id=job_id, attempt=1, to_state=common_pb2.JOB_STATE_SCHEDULED, node_id="n1"
-                                )
-                            ]
-                        ),
-                        timeout=5,
-                    )
-                    if moved.outcomes[0].applied:
-                        scheduled.add(job_id)
-                except grpc.aio.AioRpcError:
-                    return
+        async def write(index: int, step: int) -> None:
+            new = state_pb2.NewJob(spec=common_pb2.JobSpec(kind="sleep"), idempotency_key=f"{index}-{step}")
+            reply = await stub.CreateJobs(state_pb2.CreateJobsRequest(jobs=[new]), timeout=5)
+            job_id = reply.jobs[0].job_id
+            created.append(job_id)
+            move = state_pb2.JobTransition(
+                job_id=job_id, attempt=1, to_state=common_pb2.JOB_STATE_SCHEDULED, node_id="n1"
+            )
+            moved = await stub.TransitionJobs(state_pb2.TransitionJobsRequest(transitions=[move]), timeout=5)
+            if moved.outcomes[0].applied:
+                scheduled.add(job_id)
 
-        writers = [asyncio.ensure_future(writer(i)) for i in range(4)]
-        while len(scheduled) < 40:
-            await asyncio.sleep(0.01)
-        state_process.signal(signal.SIGKILL)
-        await asyncio.gather(*writers)
-    await asyncio.to_thread(state_process.wait, 10)
-    await asyncio.to_thread(state_process.start)
+        await _sigkill_mid_writes(state_process, write, scheduled, 40)
     async with _stub(state_process, pki) as stub:
         for job_id in created:
             job = (await stub.GetJob(state_pb2.GetJobRequest(job_id=job_id), timeout=5)).job
             if job_id in scheduled:
                 assert job.state == common_pb2.JOB_STATE_SCHEDULED and job.node_id == "n1"
+
+
+async def test_acknowledged_promotions_survive_sigkill(state_process: ServiceProcess, pki: TestPki, etcd) -> None:
+    """Models registered and promoted concurrently; SIGKILL mid-stream; every acknowledged
+    registration and promotion is there after the restart."""
+    registered: list[str] = []
+    promoted: set[str] = set()
+    async with _stub(state_process, pki) as stub:
+        epoch, _ = await _claim(stub, pki.etcd_settings(etcd.endpoint), "gw-models")
+
+        async def write(index: int, step: int) -> None:
+            model_id = f"square8_2p.w{index}-{step}"
+            model = common_pb2.Model(
+                model_id=model_id, config_key="square8_2p", generation=index * 1000 + step + 1,
+                path=f"models/{model_id}.npz", sha256="b" * 64,
+            )  # fmt: skip
+            await stub.RegisterModel(state_pb2.RegisterModelRequest(model=model, epoch=epoch), timeout=5)
+            registered.append(model_id)
+            promote = state_pb2.SetModelStatusRequest(
+                model_id=model_id, status=common_pb2.MODEL_STATUS_PROMOTED, epoch=epoch
+            )
+            await stub.SetModelStatus(promote, timeout=5)
+            promoted.add(model_id)
+
+        await _sigkill_mid_writes(state_process, write, promoted, 40)
+    async with _stub(state_process, pki) as stub:
+
+        async def fetch(token: str):
+            reply = await stub.ListModels(
+                state_pb2.ListModelsRequest(config_key="square8_2p", page=common_pb2.PageRequest(page_token=token)),
+                timeout=10,
+            )
+            return reply.models, reply.next_page_token
+
+        stored = {m.model_id: m.status for m in await read_all(fetch)}
+    assert set(registered) <= set(stored)
+    assert all(stored[m] == common_pb2.MODEL_STATUS_PROMOTED for m in promoted), "an acknowledged promotion was lost"
 
 
 async def test_an_event_names_its_publisher_from_the_certificate_not_the_request(stub) -> None:
@@ -347,6 +372,23 @@ async def test_an_event_names_its_publisher_from_the_certificate_not_the_request
     stored = await as_training.PublishEvent(state_pb2.PublishEventRequest(event=forged), timeout=5)
     assert stored.event.attributes["published_by"] == "service:training"
     assert stored.event.attributes["note"] == "kept"
+
+
+async def test_an_agent_publishes_only_skipped_records(stub) -> None:
+    as_agent = stub.as_(agent("node-1", "test"))
+    skipped = common_pb2.Event(
+        type=common_pb2.EVENT_TYPE_RECORD_SKIPPED, source="agent/node-1", subject="000000000002.json",
+        attributes={"kind": "outbox_event", "reason": "not JSON"},
+    )  # fmt: skip
+    stored = await as_agent.PublishEvent(state_pb2.PublishEventRequest(event=skipped), timeout=5)
+    assert stored.event.attributes["published_by"] == "agent:node-1"
+    for forged in (common_pb2.EVENT_TYPE_JOB_SUCCEEDED, common_pb2.EVENT_TYPE_MODEL_PROMOTED):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            event = common_pb2.Event(type=forged, source="agent/node-1", subject="j1")
+            await as_agent.PublishEvent(state_pb2.PublishEventRequest(event=event), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED and "RECORD_SKIPPED" in caught.value.details()
+    listed = await stub.ListEvents(state_pb2.ListEventsRequest(), timeout=5)
+    assert [e.type for e in listed.events] == [common_pb2.EVENT_TYPE_RECORD_SKIPPED]  # nothing forged was stored
 
 
 async def test_every_reader_reads_past_the_first_page(stub, state_process: ServiceProcess, etcd, pki: TestPki) -> None:

@@ -122,6 +122,36 @@ async def test_games_are_counted_once_from_the_stored_cursor():
     assert client.added == []
 
 
+async def test_a_malformed_result_a_refused_count_or_a_bad_cursor_is_skipped_and_counting_goes_on():
+    from ringrift_runtime.errors import InvalidArgument
+    from ringrift_runtime.skipped import MalformedRecord, SkippedRecords
+
+    class Poisoned(FakeClient):
+        async def selfplay_games(self, job_id):
+            if job_id == "j1":
+                raise MalformedRecord("its result's games is not a count of games: 'many'")
+            return await super().selfplay_games(job_id)
+
+        async def add_games(self, config_key, games, cpu_seconds, job_id, epoch):
+            if job_id == "j3":
+                raise InvalidArgument.field("add_games", "must be at most 100000")
+            await super().add_games(config_key, games, cpu_seconds, job_id, epoch)
+
+    reported = []
+
+    async def report(kind, name, reason):
+        reported.append((kind, name))
+
+    client, state = Poisoned(), FakeState()
+    client.finished.append(("j4", "square6_2p", 10))
+    state.value = b'"not a cursor"'
+    counter = GameCounter(_Both(state, client), client, SkippedRecords("gateway", report))
+    assert await counter(epoch=4) == 10  # j4's games: the loop went past j1 and j3
+    assert json.loads(state.value) == 5  # and the cursor moved past them
+    assert reported == [("cursor", "pipeline/games-cursor"), ("selfplay_result", "j1"), ("selfplay_result", "j3")]
+    assert await counter(epoch=4) == 0 and len(reported) == 3  # nothing is retried or reported again
+
+
 class TriggerClient(FakeClient):
     def __init__(self):
         super().__init__()

@@ -357,14 +357,46 @@ def test_reading_back_its_own_events_never_rewinds_a_run_being_driven():
 
     runs: dict = {}
     saved = Run("r", CONFIG, Stage.EVALUATING, step=4)
-    fold(runs, [saved.attributes()])
+    fold(runs, [(1, saved.attributes())])
     driven = runs["r"]
     driven.stage = Stage.PROMOTED  # decided, not saved yet
-    fold(runs, [saved.attributes()])  # a refresh reads the last saved step again
+    fold(runs, [(1, saved.attributes())])  # a refresh reads the last saved step again
     assert runs["r"] is driven and runs["r"].stage is Stage.PROMOTED
     newer = Run("r", CONFIG, Stage.REJECTED, step=5)  # another replica moved on
-    fold(runs, [newer.attributes()])
+    fold(runs, [(2, newer.attributes())])
     assert runs["r"].stage is Stage.REJECTED
+
+
+async def test_a_malformed_run_event_is_skipped_reported_once_and_the_runs_after_it_still_read():
+    from ringrift_runtime.skipped import SkippedRecords
+    from ringrift_training.domain.runs import Run
+
+    state = FakeState()
+    reported: list[tuple[str, str, str]] = []
+
+    async def report(kind: str, name: str, reason: str) -> None:
+        reported.append((kind, name, reason))
+
+    c = Coordinator(SETTINGS, PIPELINE, make(state)[1], skipped=SkippedRecords("training", report))
+    good = Run("r-good", CONFIG, Stage.EVALUATING, step=2).attributes()
+    state.events = [
+        (1, {**good, "run_id": "r-bad", "tallies": "{not json"}),
+        (2, {**good, "run_id": "r-stage", "stage": "no-such-stage"}),
+        (3, {"step": "1"}),  # names no run
+        (4, good),
+    ]
+    await c.refresh()
+    assert set(c.runs) == {"r-good"}
+    assert [(kind, name) for kind, name, _ in reported] == [
+        ("run_event", "event 1"),
+        ("run_event", "event 2"),
+        ("run_event", "event 3"),
+    ]
+    assert "not a training run" in reported[0][2]
+    assert c.skipped.counts == {"run_event": 3}
+    state.events.append((5, {**good, "step": "3"}))
+    await c.refresh()  # the loop goes on past them
+    assert c.runs["r-good"].step == 3 and len(reported) == 3
 
 
 async def test_a_run_announced_but_never_saved_is_adopted_by_the_next_trigger():

@@ -311,6 +311,11 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     """A node was quarantined (subject: the node; attributes: reason, until, by)."""
     EVENT_TYPE_NODE_QUARANTINE_LIFTED: _EventType.ValueType  # 30
     """A node's quarantine was lifted by an operator (subject: the node; attributes: by)."""
+    EVENT_TYPE_RECORD_SKIPPED: _EventType.ValueType  # 31
+    """A malformed record was skipped so that the loop reading it goes on (subject: the
+    record, e.g. an event sequence, a file name or a node id; attributes: kind, reason,
+    component). Counted in ringrift_records_skipped_total.
+    """
 
 class EventType(_EventType, metaclass=_EventTypeEnumTypeWrapper):
     """Types of events in the cluster event log."""
@@ -386,6 +391,11 @@ EVENT_TYPE_NODE_QUARANTINED: EventType.ValueType  # 29
 """A node was quarantined (subject: the node; attributes: reason, until, by)."""
 EVENT_TYPE_NODE_QUARANTINE_LIFTED: EventType.ValueType  # 30
 """A node's quarantine was lifted by an operator (subject: the node; attributes: by)."""
+EVENT_TYPE_RECORD_SKIPPED: EventType.ValueType  # 31
+"""A malformed record was skipped so that the loop reading it goes on (subject: the
+record, e.g. an event sequence, a file name or a node id; attributes: kind, reason,
+component). Counted in ringrift_records_skipped_total.
+"""
 Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final

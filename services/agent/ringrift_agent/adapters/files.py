@@ -25,6 +25,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ringrift_runtime.durable import replace_durably
 from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, NotFound, WrongState
 
 DATA_KINDS = ("games", "training", "models")
@@ -200,7 +201,7 @@ class DataDir:
         if actual != sha256:
             await asyncio.to_thread(partial.unlink, True)
             raise WrongState(f"{relative}: sha256 mismatch after transfer (got {actual[:12]}…)")
-        await asyncio.to_thread(os.replace, partial, target)
+        await asyncio.to_thread(replace_durably, partial, target)
         yield offset, resumed, True
 
 
@@ -257,6 +258,7 @@ class _Writer:
 
             def finish():
                 if self._handle is not None:
+                    os.fsync(self._handle.fileno())  # the bytes durable before the rename makes them the file
                     self._handle.close()
                 if self._partial.exists() and self._partial.stat().st_size == 0:
                     self._partial.unlink()

@@ -16,17 +16,22 @@ class JobEventSender:
         self._stub = jobs_pb2_grpc.JobServiceStub(channel)
 
     async def __call__(self, event: dict) -> None:
-        request = jobs_pb2.ReportJobEventRequest(
-            job_id=event["job_id"],
-            attempt=event["attempt"],
-            node_id=event["node_id"],
-            state=event["state"],
-            exit_code=event["exit_code"],
-            error=event["error"][:4000],
-            result_json=event["result_json"],
-            agent_sequence=event["agent_sequence"],
-            cpu_seconds=event.get("cpu_seconds", 0.0),  # absent from events queued by an older agent
-        )
+        try:
+            request = jobs_pb2.ReportJobEventRequest(
+                job_id=event["job_id"],
+                attempt=event["attempt"],
+                node_id=event["node_id"],
+                state=event["state"],
+                exit_code=event["exit_code"],
+                error=event["error"][:4000],
+                result_json=event["result_json"],
+                agent_sequence=event["agent_sequence"],
+                cpu_seconds=event.get("cpu_seconds", 0.0),  # absent from events queued by an older agent
+            )
+        except KeyError as exc:
+            raise Rejected(f"not a job event: no {str(exc)[:40]}") from None
+        except (TypeError, ValueError) as exc:  # a field of the wrong type or out of range
+            raise Rejected(f"not a job event: {str(exc)[:80]}") from None
         try:
             # Later than the RunJob call, in the same trace (events queued by an older agent
             # have none and start their own).

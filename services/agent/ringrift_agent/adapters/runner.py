@@ -24,6 +24,7 @@ from ringrift_agent.adapters.files import check_reported_games
 from ringrift_agent.adapters.outbox import Outbox
 from ringrift_agent.domain.attempts import LOST_ON_RESTART, Attempt, Ending, Recovery, ending, recovery, timed_out
 from ringrift_contracts.jobs import JobState
+from ringrift_runtime.durable import write_atomic
 
 log = logging.getLogger("ringrift.agent.runner")
 
@@ -33,9 +34,7 @@ POLL_SECONDS = 0.5
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data))
 
 
 def _read_json(path: Path) -> dict | None:

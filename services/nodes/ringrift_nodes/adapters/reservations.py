@@ -1,5 +1,7 @@
 """Node reservations, kept in StateService's versioned state (namespace "nodes", key
-"reservations") so that every NodeSelector replica and a restarted one see the same."""
+"reservations") so that every NodeSelector replica and a restarted one see the same.
+A malformed stored value or entry is skipped and reported (RECORD_SKIPPED); the next
+reservation written replaces it."""
 
 from __future__ import annotations
 
@@ -14,20 +16,36 @@ from ringrift_contracts.writes import compare_and_swap
 from ringrift_nodes.domain.model import Reservation
 from ringrift_runtime.errors import WrongState
 from ringrift_runtime.grpc.calls import call
+from ringrift_runtime.skipped import SkippedRecords
 
 NAMESPACE, KEY = "nodes", "reservations"
 
 
 class ReservationStore:
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, skipped: SkippedRecords | None = None) -> None:
         self._stub = state_pb2_grpc.StateServiceStub(channel)
+        self.skipped = skipped or SkippedRecords("nodes")
 
     async def load(self) -> tuple[dict[str, Reservation], int]:
         reply = await call(self._stub.LoadState(state_pb2.LoadStateRequest(namespace=NAMESPACE, key=KEY)))
         if not reply.found:
             return {}, 0
-        raw = json.loads(reply.value)
-        return {node: Reservation(node, **values) for node, values in raw.items()}, reply.version
+        try:
+            raw = json.loads(reply.value)
+            if not isinstance(raw, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            name = f"{NAMESPACE}/{KEY} version {reply.version}"
+            await self.skipped.skip("reservations", name, f"not a JSON object of reservations: {exc}")
+            return {}, reply.version
+        found: dict[str, Reservation] = {}
+        for node, values in raw.items():
+            reservation = _reservation(node, values)
+            if reservation is None:
+                await self.skipped.skip("reservation", node, f"not a reservation: {str(values)[:80]!r}")
+            else:
+                found[node] = reservation
+        return found, reply.version
 
     async def _save(self, reservations: dict[str, Reservation], version: int, epoch: int) -> None:
         value = json.dumps(
@@ -75,3 +93,14 @@ class ReservationStore:
             return {n: r for n, r in current.items() if n != node_id or (held and held.holder != holder)}
 
         return True, await compare_and_swap(self.load, self._store(epoch), change, "node reservations")
+
+
+def _reservation(node: str, values: object) -> Reservation | None:
+    if not isinstance(values, dict) or set(values) != {"purpose", "holder", "expires_at"}:
+        return None
+    purpose, holder, expires_at = values["purpose"], values["holder"], values["expires_at"]
+    if not (isinstance(purpose, str) and isinstance(holder, str)):
+        return None
+    if not isinstance(expires_at, int | float) or isinstance(expires_at, bool) or expires_at != expires_at:
+        return None
+    return Reservation(node, purpose, holder, float(expires_at))

@@ -8,11 +8,15 @@ from datetime import UTC, datetime, timedelta
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_contracts.check import Check
-from ringrift_runtime.errors import NotFound
+from ringrift_runtime.errors import NotFound, PermissionDenied
 from ringrift_runtime.security.authz import caller
+from ringrift_runtime.security.identity import Kind
 from ringrift_state.api import jobs_mapping, mapping
 from ringrift_state.api.registry_rpcs import RegistryRpcs
 from ringrift_state.domain.usecases import StateUseCases
+
+# What an agent may publish (the authorization table lets agents call PublishEvent for these).
+AGENT_EVENTS = frozenset({common_pb2.EVENT_TYPE_RECORD_SKIPPED})
 
 PUBLISHED_BY = "published_by"  # event attribute: the publisher's identity, set by StateService
 
@@ -107,6 +111,8 @@ class StateServicer(RegistryRpcs, state_pb2_grpc.StateServiceServicer):
 
     async def PublishEvent(self, request, context):
         publisher = caller()
+        if publisher is not None and publisher.kind is Kind.AGENT and request.event.type not in AGENT_EVENTS:
+            raise PermissionDenied(f"{publisher} may publish only RECORD_SKIPPED events")
         # Who published it, from the certificate (a request field says nothing). An absent
         # event is left absent: validation names the field, and stamping would create one.
         if request.HasField("event") and publisher is not None:

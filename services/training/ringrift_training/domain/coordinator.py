@@ -18,6 +18,7 @@ from ringrift_contracts.ids import parse_config_key
 from ringrift_runtime.aio import cancel_and_wait
 from ringrift_runtime.errors import NotFound, RingriftError, StaleEpoch
 from ringrift_runtime.ids import ulid
+from ringrift_runtime.skipped import SkippedRecords
 from ringrift_settings import PipelineSettings, TrainingSettings
 from ringrift_training.domain import stages
 from ringrift_training.domain.readiness import Readiness, readiness, thresholds
@@ -35,8 +36,10 @@ class Coordinator:
         ports: stages.Ports,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 1.0,
+        skipped: SkippedRecords | None = None,
     ) -> None:
         self.training, self.pipeline, self.ports = training, pipeline, ports
+        self.skipped = skipped or SkippedRecords("training")
         self._clock = clock
         self._poll = poll_seconds
         self.runs: dict[str, Run] = {}
@@ -50,7 +53,8 @@ class Coordinator:
     async def refresh(self) -> None:
         async with self._refresh_lock:
             events, self._after = await self.ports.state.run_events(self._after)
-            fold(self.runs, [attributes for _, attributes in events])
+            for sequence, reason in fold(self.runs, events):
+                await self.skipped.skip("run_event", f"event {sequence}", reason)
 
     def active_run(self, config_key: str) -> Run | None:
         active = [r for r in self.runs.values() if r.config_key == config_key and not r.finished]

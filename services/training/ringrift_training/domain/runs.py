@@ -99,12 +99,21 @@ class Run:
         return cls(**values)
 
 
-def fold(runs: dict[str, Run], events: list[dict[str, str]]) -> None:
-    """Apply stage events in sequence order. Only a strictly newer step replaces a run:
-    the run object a driver is advancing (its unsaved changes included) stays in place
-    when its own saved events come back."""
-    for attributes in events:
-        run = Run.from_attributes(attributes)
+def fold(runs: dict[str, Run], events: list[tuple[int, dict[str, str]]]) -> list[tuple[int, str]]:
+    """Apply stage events (sequence, attributes) in sequence order. Only a strictly newer
+    step replaces a run: the run object a driver is advancing (its unsaved changes
+    included) stays in place when its own saved events come back. A malformed event is
+    passed over; returns those as (sequence, why)."""
+    skipped: list[tuple[int, str]] = []
+    for sequence, attributes in events:
+        try:
+            run = Run.from_attributes(attributes)
+            if not run.run_id:
+                raise ValueError("it names no run")
+        except (ValueError, TypeError, KeyError) as exc:
+            skipped.append((sequence, f"not a training run: {exc}"))
+            continue
         current = runs.get(run.run_id)
         if current is None or run.step > current.step:
             runs[run.run_id] = run
+    return skipped

@@ -174,7 +174,7 @@ async def handle_completion(ports: Ports, run: Run, result: dict[str, Any], epoc
     )
     lineage = await _lineage(ports, run, await _export_result(ports, run))
     await ports.state.register(
-        candidate, run.parent_model_id, run.training_job_id, int(result.get("training_games", 0)), epoch, lineage
+        candidate, run.parent_model_id, run.training_job_id, _count(result.get("training_games")), epoch, lineage
     )
     await release(ports, run, epoch)
     await ports.state.publish(
@@ -266,7 +266,7 @@ async def _lineage(ports: Ports, run: Run, export: dict[str, Any]) -> Lineage:
     """What the candidate was trained from, read from the export job's result: the
     training file, and per self-play job of its games the node that ran it."""
     sources = [
-        {"job_id": str(s.get("job_id", ""))[:64], "games": int(s.get("games", 0)), "skipped": int(s.get("skipped", 0))}
+        {"job_id": str(s.get("job_id", ""))[:64], "games": _count(s.get("games")), "skipped": _count(s.get("skipped"))}
         for s in (export.get("sources") or [])[:100_000]
         if isinstance(s, dict)
     ]
@@ -274,7 +274,7 @@ async def _lineage(ports: Ports, run: Run, export: dict[str, Any]) -> Lineage:
     return Lineage(
         [f"training/{run.config_key}/{run.run_id}.npz"],
         [{**s, "node_id": nodes.get(s["job_id"], "")} for s in sources],
-        int(export.get("skipped_games", 0)),
+        _count(export.get("skipped_games")),
     )
 
 
@@ -391,8 +391,10 @@ async def _evaluating(
 
 
 def _counts(outcome: dict[str, Any], key: str) -> tuple[int, int, int]:
-    counts = outcome.get(key) or {}
-    return int(counts.get("wins", 0)), int(counts.get("losses", 0)), int(counts.get("draws", 0))
+    counts = outcome.get(key)
+    if not isinstance(counts, dict):
+        return 0, 0, 0
+    return _count(counts.get("wins")), _count(counts.get("losses")), _count(counts.get("draws"))
 
 
 async def _account(ports: Ports, run: Run, purpose: str, job_id: str, result: dict[str, Any], epoch: int) -> int:
@@ -404,8 +406,10 @@ async def _account(ports: Ports, run: Run, purpose: str, job_id: str, result: di
     opponents = result.get("opponents") or {}
     limit = grid(players_of(run))
     matches, played = [], 0
-    for name, outcome in opponents.items():
-        w, l, d = int(outcome.get("wins", 0)), int(outcome.get("losses", 0)), int(outcome.get("draws", 0))
+    for name, outcome in opponents.items() if isinstance(opponents, dict) else ():
+        if not isinstance(outcome, dict):  # a malformed entry is no games played
+            continue
+        w, l, d = _counts({"games": outcome}, "games")
         total = run.tallies.setdefault(name, [0, 0, 0])
         run.tallies[name] = [total[0] + w, total[1] + l, total[2] + d]
         pw, pl, pd = _counts(outcome, "pairwise")

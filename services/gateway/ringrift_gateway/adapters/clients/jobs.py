@@ -17,6 +17,7 @@ from ringrift_contracts.paging import read_all
 from ringrift_contracts.tables import JOB_STATES
 from ringrift_runtime.errors import NotFound, WrongState
 from ringrift_runtime.grpc.calls import call, stream
+from ringrift_runtime.skipped import MalformedRecord
 
 UNFINISHED_STATES = sorted(int(s) for s in UNFINISHED)
 
@@ -151,8 +152,11 @@ class JobsClient:
         the attempt that succeeded, 0 when its agent did not measure it."""
         job = await self.get(job_id)
         try:
-            games = int(json.loads(job.result_json or "{}").get("games", 0))
-        except (ValueError, TypeError, AttributeError):
-            games = 0
+            result = json.loads(job.result_json or "{}")
+        except ValueError:
+            raise MalformedRecord("its result is not JSON") from None
+        games = result.get("games", 0) if isinstance(result, dict) else None
+        if not isinstance(games, int) or isinstance(games, bool) or games < 0:
+            raise MalformedRecord(f"its result's games is not a count of games: {str(games)[:40]!r}")
         cpu = next((a.cpu_seconds for a in job.attempts if a.attempt == job.attempt), 0.0)
         return job.spec.config_key, games, cpu
