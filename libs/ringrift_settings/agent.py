@@ -47,6 +47,11 @@ class AgentSettings(Section):
     # checked every work_dir_prune_seconds; its log and status are gone from the agent then.
     work_dir_retention_hours: float = Field(default=72.0, gt=0)
     work_dir_prune_seconds: float = Field(default=3600.0, gt=0)
+    # Self-fencing: once the node's etcd lease is surely alive for less than this many
+    # seconds (capped at a quarter of etcd.lease_ttl_seconds) without a renewal, the
+    # agent kills its running jobs and starts none until it has registered again; etcd
+    # expires the lease (and the leader retries the jobs elsewhere) only after that.
+    self_fence_margin_seconds: float = Field(default=1.0, gt=0)
     # Each job's stdout and stderr logs are capped at this many bytes, checked every
     # job_log_check_seconds while it runs and once when it ends: past the cap the newest
     # half is kept behind a line saying how much was dropped.

@@ -67,6 +67,13 @@ class LeaseKeeper:
         """True while a keep-alive confirmed the lease recently enough (TTL minus margin)."""
         return not self.lost_reason and time.monotonic() < self._valid_until
 
+    def remaining(self) -> float:
+        """Seconds the lease is surely still alive (0 once lost): the last confirmed
+        keep-alive's TTL counted from before it was sent, so etcd expires it no earlier."""
+        if self.lost_reason:
+            return 0.0
+        return max(0.0, self._valid_until - time.monotonic())
+
     def on_lost(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(reason)`` on the owner's loop when the lease is lost."""
         self._on_lost.append(callback)

@@ -38,6 +38,11 @@ class LeasedKey:
     def lease_id(self) -> int:
         return self._keeper.lease_id if self._keeper else 0
 
+    def lease_remaining(self) -> float:
+        """Seconds the current lease is surely alive; 0 when there is none (never granted,
+        lost, or being granted again)."""
+        return self._keeper.remaining() if self._keeper is not None else 0.0
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"leased-{self.name}")
 

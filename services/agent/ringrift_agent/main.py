@@ -23,6 +23,7 @@ from ringrift_contracts import access
 from ringrift_contracts.membership import member_address, node_registration
 from ringrift_contracts.skipped import reported_to_state
 from ringrift_runtime.aio import cancel_and_wait
+from ringrift_runtime.cluster.leased import LeasedKey
 from ringrift_runtime.fencing import FileEpochFence
 from ringrift_runtime.grpc.calls import call
 from ringrift_runtime.grpc.client import ChannelFactory
@@ -37,6 +38,7 @@ from ringrift_runtime.settings import SettingsError, environment_subset
 from ringrift_settings import RingriftSettings
 
 NAME = "agent"
+SELF_FENCE_CHECK_SECONDS = 0.2
 log = logging.getLogger("ringrift.agent")
 
 
@@ -64,9 +66,10 @@ class AgentApp:
         channels = ChannelFactory.of(settings, self.security)
         self._channel = channels.service(settings.endpoints, "jobs")
         self._state_channel = channels.service(settings.endpoints, "state")
+        sender = JobEventSender(self._channel)
         self.outbox = Outbox(
             data_dir / "agent" / "outbox",
-            JobEventSender(self._channel),
+            sender,
             skipped=reported_to_state(self._state_channel, f"agent/{agent.node_id}"),
         )
         self.runner = JobRunner(
@@ -77,10 +80,12 @@ class AgentApp:
             environment_subset(agent.job_env_passthrough),
             agent.job_log_max_bytes,
         )
+        sender.on_superseded = self.runner.supersede
         self.node_info: NodeInfoSource | None = None
-        self._registration = None
+        self._registration: LeasedKey | None = None
         self._delivery: asyncio.Task | None = None
         self._pruning: asyncio.Task | None = None
+        self._fencing: asyncio.Task | None = None
         self._log_caps: asyncio.Task | None = None
         self._renewal: asyncio.Task | None = None
         data = DataDir(data_dir)
@@ -159,8 +164,31 @@ class AgentApp:
             self._settings.etcd, agent.node_id, self.node_info, agent.metrics_interval_seconds
         )
         await self._registration.start()
+        self._fencing = asyncio.create_task(self._self_fence(self._registration), name="self-fence")
+
+    async def _self_fence(self, registration: LeasedKey) -> None:
+        """Kill the running jobs as soon as this node's lease is no longer surely alive
+        (cut off from etcd, or paused past its TTL): the leader retries them elsewhere once
+        etcd expires the lease, which is at least the margin later. Start jobs again once
+        registered under a new lease."""
+        ttl = self._settings.etcd.lease_ttl_seconds
+        margin = min(self._settings.agent.self_fence_margin_seconds, ttl / 4)
+        while True:
+            await asyncio.sleep(SELF_FENCE_CHECK_SECONDS)
+            if not registration.registrations:
+                continue  # never registered: nothing was placed here yet
+            valid = registration.registered.is_set() and registration.lease_remaining() > margin
+            if not valid and not self.runner.fenced_reason:
+                self.runner.fence(
+                    f"{self._settings.agent.node_id} lost its etcd lease (under {margin:.1f}s left of {ttl}s): "
+                    "its jobs were stopped so that none runs on two nodes"
+                )
+            elif valid and self.runner.fenced_reason:
+                self.runner.unfence()
+                log.info("registered again under a new lease: accepting jobs")
 
     async def stop(self) -> None:
+        await cancel_and_wait(self._fencing)  # a graceful stop keeps the jobs for the next start
         if self._registration is not None:
             await self._registration.stop()  # revoke: the node leaves at once
         # Jobs keep running and a restarted agent re-adopts them, unless told otherwise.

@@ -46,6 +46,15 @@ def test_how_an_attempt_ended(cancelled: bool, code: int | None, expected: JobSt
         assert (end.exit_code, end.error) == (7, "exit code 7")
 
 
+def test_a_fenced_attempt_is_lost_with_why_unless_it_finished_first() -> None:
+    fenced = attempt(fenced="n1 lost its etcd lease", cancel_requested=True)
+    assert (ending(fenced, None).state, ending(fenced, None).error) == (S.LOST, "n1 lost its etcd lease")
+    assert ending(fenced, 0).state == S.CANCELLED  # it had ended by itself: a cancel still wins over success
+    assert ending(attempt(fenced="lease"), 0).state == S.SUCCEEDED
+    superseded = ending(attempt(superseded=True), None)
+    assert superseded.state == S.CANCELLED and "superseded" in superseded.error
+
+
 def test_a_timeout_is_a_failure_naming_the_limit() -> None:
     assert timed_out(attempt(timeout_seconds=90)).error == "timed out after 90s"
     assert attempt(started_at=100.0, timeout_seconds=90).deadline() == 190.0
@@ -68,12 +77,14 @@ def test_what_a_restarted_agent_does(state: JobState, alive: bool, exit_recorded
 
 
 def test_the_record_survives_a_restart_but_a_cancel_in_progress_does_not() -> None:
-    before = attempt(state=S.RUNNING, pid=55, pid_created=12.5, started_at=100.0, cancel_requested=True)
+    before = attempt(
+        state=S.RUNNING, pid=55, pid_created=12.5, started_at=100.0, cancel_requested=True, superseded=True
+    )
     record = json.loads(json.dumps(before.persisted()))
     record["unknown_future_field"] = 1
     after = Attempt.from_persisted(record)
     assert after.state is S.RUNNING and after.pid == 55 and after.argv == ["sleep", "1"]
-    assert not after.cancel_requested
+    assert not after.cancel_requested and not after.superseded  # judged afresh by JobService's answer
 
 
 def test_the_report_carries_the_node_and_the_outcome() -> None:

@@ -163,6 +163,24 @@ async def test_a_failure_report_retries_with_backoff_until_the_attempts_run_out(
     assert not await jobs.report(Report(job.job_id, 1, "a", JobState.SUCCEEDED))  # a superseded attempt
 
 
+async def test_a_running_attempt_the_job_moved_on_from_is_superseded() -> None:
+    settings = JobSettings(max_attempts=3, retry_backoff_base_seconds=0)
+    jobs, store, _agents, members, _ = _cluster(node("a"), node("b"), settings=settings)
+    ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
+    await jobs.dispatch(10, epoch=1)
+    first = await store.get(job.job_id)
+    running = Report(job.job_id, 1, first.node_id, JobState.RUNNING)
+    assert await jobs.report(running) and not await jobs.superseded(running)
+    assert not await jobs.report(running) and not await jobs.superseded(running)  # a duplicate: still current
+    del members.members[first.node_id]  # its node left: lost, retried on the other
+    assert (await jobs.reap(epoch=1))[0] == 1 and (await store.get(job.job_id)).attempt == 2
+    assert not await jobs.report(running) and await jobs.superseded(running)
+    await jobs.cancel(job.job_id, "no longer needed")
+    again = Report(job.job_id, 2, "b", JobState.RUNNING)
+    assert await jobs.superseded(again)  # the job ended
+    assert await jobs.superseded(Report("no-such-job", 1, "a", JobState.RUNNING))
+
+
 async def test_reports_of_states_agents_do_not_send_are_refused() -> None:
     jobs, *_ = _cluster(node("a"))
     with pytest.raises(InvalidArgument):

@@ -561,16 +561,23 @@ class ReportJobEventResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     APPLIED_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_FIELD_NUMBER: _builtins.int
     applied: _builtins.bool
     """Whether the event changed the job (false for duplicates and superseded attempts)."""
+    superseded: _builtins.bool
+    """A RUNNING report about an attempt that should not be running: the job moved on to
+    another attempt (its node was taken for lost and the job retried elsewhere), ended,
+    or no longer exists. The agent stops that attempt.
+    """
     def __init__(
         self,
         *,
         applied: _builtins.bool = ...,
+        superseded: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "superseded", b"superseded"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

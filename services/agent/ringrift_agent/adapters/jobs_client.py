@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
@@ -14,6 +16,8 @@ PERMANENT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
 class JobEventSender:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = jobs_pb2_grpc.JobServiceStub(channel)
+        # Called with (job id, attempt) when JobService says a running attempt was superseded.
+        self.on_superseded: Callable[[str, int], None] | None = None
 
     async def __call__(self, event: dict) -> None:
         try:
@@ -37,8 +41,10 @@ class JobEventSender:
             # have none and start their own).
             attributes = {"job.id": request.job_id, "job.attempt": str(request.attempt)}
             with resumed("report job event", event.get("traceparent", ""), attributes):
-                await self._stub.ReportJobEvent(request)
+                reply = await self._stub.ReportJobEvent(request)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in PERMANENT:
                 raise Rejected(f"{exc.code().name}: {exc.details()}") from None
             raise
+        if reply.superseded and self.on_superseded is not None:
+            self.on_superseded(request.job_id, request.attempt)

@@ -25,6 +25,7 @@ from ringrift_agent.adapters.outbox import Outbox
 from ringrift_agent.domain.attempts import LOST_ON_RESTART, Attempt, Ending, Recovery, ending, recovery, timed_out
 from ringrift_contracts.jobs import JobState
 from ringrift_runtime.durable import write_atomic
+from ringrift_runtime.errors import DependencyUnavailable
 
 log = logging.getLogger("ringrift.agent.runner")
 
@@ -120,6 +121,8 @@ class JobRunner:
         self._processes: dict[tuple[str, int], asyncio.subprocess.Process] = {}
         self._monitors: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
+        self.fenced_reason = ""  # set while this node's lease has lapsed: nothing runs
+        self._stopping: set[asyncio.Task[None]] = set()
 
     # -- queries ---------------------------------------------------------------
     def get(self, job_id: str, attempt: int) -> Attempt | None:
@@ -142,6 +145,8 @@ class JobRunner:
             existing = self.attempts.get(attempt.key)
             if existing is not None:
                 return existing, False
+            if self.fenced_reason:
+                raise DependencyUnavailable(f"{self.node_id} runs nothing until it is registered again")
             self.attempts[attempt.key] = attempt
         work_dir = Path(attempt.work_dir)
         try:
@@ -153,7 +158,46 @@ class JobRunner:
             )
             return attempt, True
         self._watch(attempt, self._watch_child(attempt))
+        if self.fenced_reason:  # the lease lapsed while it was being spawned
+            self.fence(self.fenced_reason)
         return attempt, True
+
+    # -- fencing ---------------------------------------------------------------------
+    def fence(self, reason: str) -> int:
+        """This node's lease lapsed, so the leader may already run its jobs elsewhere:
+        SIGKILL every running attempt's process group at once (no grace: the window is
+        the lease's last second) and start nothing until unfence(). Each ends LOST with
+        ``reason``, reported when JobService can be reached. How many were killed."""
+        self.fenced_reason = reason
+        killed = 0
+        for attempt in self.attempts.values():
+            group = attempt.process_group()
+            if not attempt.live or attempt.fenced or group is None:
+                continue
+            attempt.fenced = reason
+            try:
+                os.killpg(group, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        if killed:
+            log.warning("killed %d running job(s): %s", killed, reason)
+        return killed
+
+    def unfence(self) -> None:
+        self.fenced_reason = ""
+
+    def supersede(self, job_id: str, attempt_number: int) -> None:
+        """The job moved on without this attempt (JobService said so): stop it, in the
+        background (the caller is the event delivery, which must not wait for a kill)."""
+        attempt = self.attempts.get((job_id, attempt_number))
+        if attempt is None or not attempt.live or attempt.superseded:
+            return
+        attempt.superseded = True
+        log.warning("job %s attempt %d was superseded; stopping it", job_id, attempt_number)
+        task = asyncio.ensure_future(self._kill(attempt))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def _watch(self, attempt: Attempt, watcher) -> None:
         self._monitors[attempt.key] = asyncio.create_task(watcher, name=f"job-{attempt.job_id}")
@@ -352,6 +396,7 @@ class JobRunner:
             action = recovery(attempt, self._alive(attempt), exit_recorded)
             if action is Recovery.ADOPT:
                 self._watch(attempt, self._watch_adopted(attempt))
+                await self._report(attempt)  # RUNNING again: JobService says if the job moved on meanwhile
                 outcome["adopted"] += 1
             elif action is Recovery.CONCLUDE:
                 await self._conclude(attempt)

@@ -34,6 +34,11 @@ class Attempt:
     cpu_seconds: float = 0.0  # measured by the wrapper at exit; 0 while unknown
     traceparent: str = ""  # the RunJob call's trace context: the reports continue it
     cancel_requested: bool = False
+    # Why the agent killed it on its own (its lease lapsed: the leader may run the job
+    # elsewhere); it ends LOST with this error.
+    fenced: str = ""
+    # The job moved on to another attempt (or ended) while this one ran: it ends CANCELLED.
+    superseded: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -66,7 +71,7 @@ class Attempt:
         """The attempt a state.json recorded (unknown keys ignored). A cancel that was under
         way when the agent stopped is not carried over: the process is judged afresh."""
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in record.items() if k in known and k != "cancel_requested"}
+        values = {k: v for k, v in record.items() if k in known and k not in ("cancel_requested", "superseded")}
         values["state"] = JobState(int(values.get("state", JobState.STARTING)))
         return cls(**values)
 
@@ -94,8 +99,14 @@ class Ending:
 
 
 def ending(attempt: Attempt, exit_code: int | None) -> Ending:
-    """How an attempt whose process has gone ended: cancelled when a cancel was asked,
-    LOST when the wrapper recorded no exit code (it was killed), else by its exit code."""
+    """How an attempt whose process has gone ended: LOST when the agent fenced it (killed
+    it because its lease lapsed) before it finished, cancelled when a cancel was asked or
+    the job moved on without it, LOST when the wrapper recorded no exit code (it was
+    killed), else by its exit code."""
+    if attempt.fenced and exit_code is None:
+        return Ending(JobState.LOST, error=attempt.fenced)
+    if attempt.superseded:
+        return Ending(JobState.CANCELLED, error="superseded: the job moved on to another attempt")
     if attempt.cancel_requested:
         return Ending(JobState.CANCELLED, error="cancelled")
     if exit_code is None:

@@ -140,7 +140,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             yield jobs_pb2.StreamJobLogsResponse(stream=chunk.stream, data=chunk.data)
 
     async def ReportJobEvent(self, request, context):
-        return jobs_pb2.ReportJobEventResponse(applied=await self._jobs.report(_report(request)))
+        report = _report(request)
+        applied = await self._jobs.report(report)
+        # Only a RUNNING report that did not apply can be about an attempt that should stop.
+        superseded = not applied and report.state == JobState.RUNNING and await self._jobs.superseded(report)
+        return jobs_pb2.ReportJobEventResponse(applied=applied, superseded=superseded)
 
     async def DispatchPendingJobs(self, request, context):
         _leader_epoch(request.epoch)

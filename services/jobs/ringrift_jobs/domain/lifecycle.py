@@ -149,6 +149,16 @@ class JobLifecycle:
             self._decide_retry(transition, await self.store.get(report.job_id), retriable=True)
         return (await self._reports.submit(transition)).applied
 
+    async def superseded(self, report: Report) -> bool:
+        """Whether the attempt ``report`` says is running should not be: the job is on
+        another attempt, has ended, or is gone (an agent that was cut off, or restarted
+        and re-adopted its processes, learns this when it reports again)."""
+        try:
+            job = await self.store.get(report.job_id)
+        except NotFound:
+            return True
+        return job.attempt != report.attempt or job.state in TERMINAL
+
     def _decide_retry(self, transition: Transition, job: Job, retriable: bool) -> None:
         max_attempts = job.spec.max_attempts or self._settings.max_attempts
         decision = after_failure(transition.attempt, max_attempts, retriable, self._now(), self._settings)
