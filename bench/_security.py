@@ -10,7 +10,7 @@ import grpc
 
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.cluster.etcd import ETCD_IDENTITY
-from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.etcd import COMPACTION_ARGS, EtcdServer
 from ringrift_runtime.security.identity import Identity, agent, gateway, service
 from ringrift_runtime.settings import EtcdSettings
 from ringrift_runtime.testing.election import hold_leader_key
@@ -28,11 +28,14 @@ class BenchSecurity:
     def label(self) -> str:
         return "mutual TLS" if self.secure else "plaintext"
 
-    def etcd(self, root: Path) -> EtcdServer:
+    def etcd(self, root: Path, compaction: tuple[str, ...] = COMPACTION_ARGS) -> EtcdServer:
         if self.pki is None:
-            return EtcdServer(root)
+            return EtcdServer(root, compaction=compaction)
         return EtcdServer(
-            root, tls=self.pki.files(service(ETCD_IDENTITY, CLUSTER)), client=self.pki.files(self.pki.admin())
+            root,
+            tls=self.pki.files(service(ETCD_IDENTITY, CLUSTER)),
+            client=self.pki.files(self.pki.admin()),
+            compaction=compaction,
         )
 
     def etcd_settings(self, etcd: EtcdServer) -> EtcdSettings:

@@ -24,7 +24,11 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench._common import machine, median_range, table
 from bench._security import CLUSTER, BenchSecurity, agent, gateway, service
@@ -36,6 +40,7 @@ from ringrift_contracts import access
 from ringrift_runtime.cluster.etcd import Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper
 from ringrift_runtime.grpc.server import GrpcHost, registration
+from ringrift_runtime.local.etcd import COMPACTION_ARGS
 from ringrift_runtime.local.processes import ServiceProcess
 from ringrift_settings import RingriftSettings
 
@@ -104,13 +109,32 @@ async def one_run(jobs: jobs_pb2_grpc.JobServiceStub, state, count: int, epoch: 
     return count / (time.perf_counter() - started)
 
 
-async def measure(
-    job_count: int, agent_count: int, runs: int, security: BenchSecurity, synchronous: str = "FULL"
-) -> list[float]:
-    """Jobs per second of each run on a fresh cluster secured as ``security`` says, its
-    StateService's SQLite committing with ``synchronous``."""
+@dataclass
+class SimulatedCluster:
+    """Real StateService, NodeSelector and JobService processes on one etcd, simulated
+    agents in this process, and this process holding the leader's epoch."""
+
+    root: Path
+    etcd: Any
+    processes: dict[str, ServiceProcess]
+    jobs: jobs_pb2_grpc.JobServiceStub
+    state: state_pb2_grpc.StateServiceStub
+    epoch: int
+
+
+@asynccontextmanager
+async def simulated_cluster(
+    agent_count: int,
+    security: BenchSecurity,
+    env_for: dict[str, dict[str, str]] | None = None,
+    refresh_seconds: float = 0.0,
+    etcd_compaction: tuple[str, ...] = COMPACTION_ARGS,
+) -> AsyncIterator[SimulatedCluster]:
+    """A fresh cluster secured as ``security`` says; ``env_for[process]`` adds settings to
+    a process; with ``refresh_seconds`` every agent re-puts its NodeInfo that often, as a
+    real agent does."""
     root = Path(tempfile.mkdtemp(prefix="ringrift-bench-jobs-"))
-    etcd = security.etcd(root / "etcd")
+    etcd = security.etcd(root / "etcd", etcd_compaction)
     await asyncio.to_thread(etcd.start)
     etcd_settings = security.etcd_settings(etcd)
     env = {
@@ -120,14 +144,13 @@ async def measure(
         "RINGRIFT_LOGGING__LEVEL": "WARNING",
     }
 
-    def process(name: str, **extra: str) -> ServiceProcess:
+    def process(name: str) -> ServiceProcess:
+        extra = (env_for or {}).get(name, {})
         return ServiceProcess(name, root / name, env={**env, **security.env(service(name, CLUSTER)), **extra})
 
-    state = process(
-        "state",
-        RINGRIFT_STATE__DATABASE_URL=f"sqlite+aiosqlite:///{root}/s.db",
-        RINGRIFT_STATE__SQLITE_SYNCHRONOUS=synchronous,
-    )
+    env_for = {**(env_for or {})}
+    env_for["state"] = {"RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{root}/s.db", **env_for.get("state", {})}
+    state = process("state")
     await asyncio.to_thread(state.start)
     env["RINGRIFT_ENDPOINTS__STATE"] = state.address
     nodes = process("nodes")
@@ -135,7 +158,7 @@ async def measure(
     env["RINGRIFT_ENDPOINTS__NODES"] = nodes.address
     jobs_process = process("jobs")
     await asyncio.to_thread(jobs_process.start)
-    processes = [jobs_process, nodes, state]
+    processes = {"jobs": jobs_process, "nodes": nodes, "state": state}
 
     keeper = LeaseKeeper(etcd_settings, ttl=10, name="bench-agents")
     lease = await keeper.start()
@@ -146,8 +169,8 @@ async def measure(
         security.channel(jobs_process.address, service("jobs", CLUSTER), leader),
         security.channel(state.address, service("state", CLUSTER), leader),
     ]
-    jobs = jobs_pb2_grpc.JobServiceStub(channels[0])
-    state_stub = state_pb2_grpc.StateServiceStub(channels[1])
+    infos: dict[bytes, bytes] = {}
+    refresher: asyncio.Task | None = None
     try:
         for index in range(agent_count):
             node_id = f"sim-{index}"
@@ -179,21 +202,51 @@ async def measure(
                 declared=common_pb2.NodeCapabilities(cpu_cores=16, roles=[common_pb2.NODE_ROLE_SELFPLAY]),
                 metrics=common_pb2.NodeMetrics(free_ram_mb=64_000),
             )
-            await client.put(Keyspace(CLUSTER).node(node_id), info.SerializeToString(), lease=lease)
+            infos[Keyspace(CLUSTER).node(node_id)] = info.SerializeToString()
+            await client.put(Keyspace(CLUSTER).node(node_id), infos[Keyspace(CLUSTER).node(node_id)], lease=lease)
+
+        async def refresh() -> None:
+            while True:
+                await asyncio.sleep(refresh_seconds)
+                for key, value in infos.items():
+                    await client.put(key, value, lease=lease)
+
+        if refresh_seconds:
+            refresher = asyncio.create_task(refresh(), name="node-info-refresh")
         epoch = await security.issue_epoch(etcd, state.address)
         await asyncio.sleep(1)  # the selector and JobService see the members
-        await one_run(jobs, state_stub, min(500, job_count), epoch)  # warm-up
-        return [await one_run(jobs, state_stub, job_count, epoch) for _ in range(runs)]
+        yield SimulatedCluster(
+            root,
+            etcd,
+            processes,
+            jobs_pb2_grpc.JobServiceStub(channels[0]),
+            state_pb2_grpc.StateServiceStub(channels[1]),
+            epoch,
+        )
     finally:
+        if refresher is not None:
+            refresher.cancel()
+            await asyncio.gather(refresher, return_exceptions=True)
         for channel in channels:
             await channel.close()
         for host in hosts:
             await host.stop(grace=0)
         await client.close()
         await keeper.stop()
-        for running in processes:
+        for running in processes.values():
             await asyncio.to_thread(running.stop)
         await asyncio.to_thread(etcd.stop)
+
+
+async def measure(
+    job_count: int, agent_count: int, runs: int, security: BenchSecurity, synchronous: str = "FULL"
+) -> list[float]:
+    """Jobs per second of each run on a fresh cluster secured as ``security`` says, its
+    StateService's SQLite committing with ``synchronous``."""
+    env_for = {"state": {"RINGRIFT_STATE__SQLITE_SYNCHRONOUS": synchronous}}
+    async with simulated_cluster(agent_count, security, env_for) as cluster:
+        await one_run(cluster.jobs, cluster.state, min(500, job_count), cluster.epoch)  # warm-up
+        return [await one_run(cluster.jobs, cluster.state, job_count, cluster.epoch) for _ in range(runs)]
 
 
 async def main(job_count: int, agent_count: int, runs: int, modes: list[bool], normal_too: bool) -> None:

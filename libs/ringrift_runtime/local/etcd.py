@@ -69,8 +69,14 @@ class EtcdServer:
     """One single-member etcd cluster on 127.0.0.1."""
 
     def __init__(
-        self, data_dir: Path, name: str = "test", tls: CertFiles | None = None, client: CertFiles | None = None
+        self,
+        data_dir: Path,
+        name: str = "test",
+        tls: CertFiles | None = None,
+        client: CertFiles | None = None,
+        compaction: tuple[str, ...] = COMPACTION_ARGS,
     ) -> None:
+        self.compaction = compaction  # a soak at accelerated time compacts on its own clock
         self.tls = tls  # etcd's own certificate: clients and peers must present one from the same CA
         self.client = client  # the certificate client_settings() presents
         self.binary = find_etcd()
@@ -148,7 +154,7 @@ class EtcdServer:
             "zap",
             "--listen-metrics-urls",
             f"http://127.0.0.1:{self.metrics_port}",
-            *COMPACTION_ARGS,
+            *self.compaction,
             *self._tls_args(),
         ]
         log = self.log_path.open("ab")
