@@ -74,6 +74,9 @@ CHATTY = (
     "import sys, time; n = int(sys.argv[1]); "
     "[(print('line %06d ' % i + 'x' * 90, flush=True), time.sleep(0.0005)) for i in range(n)]"
 )
+# Keeps allocating 20 MB (filled, so resident) every 20 ms, up to 2 GB; spins on the CPU for 30 s.
+HOG = "import time; held = []; [(held.append(b'x' * (20 * 2 ** 20)), time.sleep(0.02)) for _ in range(100)]"
+SPIN = "import time; end = time.time() + 30; all(iter(lambda: time.time() < end, False))"
 CUSTOM_CATALOG = f"""
 [templates.copy]
 argv = ["{{python}}", "-c", "import sys; print(open(sys.argv[1]).read())", "{{data_dir}}/{{path}}"]
@@ -104,6 +107,22 @@ argv = ["{{python}}", "-c", "{BURN}", "{{python}}", "{{seconds}}"]
 [templates.burn.params.seconds]
 type = "float"
 required = true
+
+[templates.hog]
+argv = ["{{python}}", "-c", "{HOG}"]
+limits = {{ memory_mb = 100 }}
+
+[templates.spin]
+argv = ["{{python}}", "-c", "{SPIN}"]
+limits = {{ cpu_seconds = 1 }}
+
+[templates.hoard]
+argv = ["{{python}}", "-c", "import os; handles = [open(os.devnull) for _ in range(200)]"]
+limits = {{ open_files = 32 }}
+
+[templates.short]
+argv = ["{{python}}", "-c", "import time; time.sleep(30)"]
+timeout_seconds = 1
 """
 
 
@@ -252,6 +271,44 @@ async def test_an_attempt_reports_the_cpu_seconds_of_its_processes(agent, stub) 
     assert 0.6 <= ended.cpu_seconds < 30, ended.cpu_seconds  # the grandchild's 0.6 s are counted
     running = [e for e in recorder.events if e.job_id == "job-burn" and e.state == S.JOB_STATE_RUNNING]
     assert all(e.cpu_seconds == 0 for e in running)  # not known until the job ends
+
+
+async def test_a_job_past_its_templates_limits_fails_saying_which_and_the_agent_lives_on(agent, stub) -> None:
+    """Memory (the process group's resident memory, watched by the agent), CPU seconds and
+    open files (rlimits set before the job starts), and a timeout a spec cannot raise."""
+    await stub.RunJob(run_request("job-hog", "hog"), timeout=10)  # two at a time: the machine may have 2 slots
+    await stub.RunJob(run_request("job-spin", "spin"), timeout=10)
+    hog = await wait_state(stub, "job-hog", S.JOB_STATE_FAILED)
+    assert hog.error.startswith("memory limit of 100 MB exceeded"), hog.error
+    spin = await wait_state(stub, "job-spin", S.JOB_STATE_FAILED)
+    assert spin.error == "CPU time limit of 1s exceeded", spin.error
+    await stub.RunJob(run_request("job-hoard", "hoard"), timeout=10)
+    await stub.RunJob(run_request("job-short", "short", timeout=600), timeout=10)  # asks for more: gets 1 s
+    hoard = await wait_state(stub, "job-hoard", S.JOB_STATE_FAILED)
+    assert hoard.exit_code == 1
+    logs = b"".join(
+        [c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id="job-hoard"), timeout=10)]
+    )
+    assert b"Too many open files" in logs
+    short = await wait_state(stub, "job-short", S.JOB_STATE_FAILED, timeout=20)
+    assert short.error == "timed out after 1s", short.error
+    await stub.RunJob(run_request("job-after", seconds="0.1"), timeout=10)  # the agent lives on
+    await wait_state(stub, "job-after", S.JOB_STATE_SUCCEEDED)
+
+
+async def test_the_agent_keeps_to_its_own_job_slots(stub) -> None:
+    slots = psutil.cpu_count(logical=True) or 1  # job_slots unset: one per core, as its NodeInfo says
+    for index in range(slots):
+        await stub.RunJob(run_request(f"job-slot-{index}", seconds="30"), timeout=10)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.RunJob(run_request("job-one-too-many", seconds="30"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and "job slots" in caught.value.details()
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetJobStatus(agent_pb2.GetJobStatusRequest(job_id="job-one-too-many"), timeout=5)  # never started
+    await stub.CancelJob(agent_pb2.CancelJobRequest(job_id="job-slot-0", epoch=5), timeout=15)
+    await wait_state(stub, "job-slot-0", S.JOB_STATE_CANCELLED)
+    await stub.RunJob(run_request("job-one-too-many", seconds="0.1"), timeout=10)  # a slot is free again
+    await wait_state(stub, "job-one-too-many", S.JOB_STATE_SUCCEEDED)
 
 
 async def test_a_program_that_cannot_start_fails_with_exit_code_127_and_says_why(agent, stub) -> None:

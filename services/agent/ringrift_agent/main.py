@@ -81,6 +81,7 @@ class AgentApp:
             agent.job_log_max_bytes,
         )
         sender.on_superseded = self.runner.supersede
+        self.runner.job_slots = agent.job_slots or self.probe.cpu_cores()  # as advertised in NodeInfo
         self.node_info: NodeInfoSource | None = None
         self._registration: LeasedKey | None = None
         self._delivery: asyncio.Task | None = None

@@ -1,7 +1,7 @@
 """Runs one job process and records how it ended, so that an agent that restarts while
 the job runs can still learn its exit code (a re-adopted process is not its child).
 
-    python -S .../ringrift_agent/wrapper.py WORK_DIR -- ARGV...
+    python -S .../ringrift_agent/wrapper.py WORK_DIR [cpu=SECONDS] [nofile=COUNT] -- ARGV...
 
 The wrapper leads the job's process group. It catches SIGTERM and SIGINT before the job
 starts and forwards them to it, so it always outlives its job and reaps it (a job is
@@ -13,12 +13,13 @@ exit is not counted). A program that cannot be started is exit code 127, as a sh
 would say. exit.json is written atomically.
 
 It is on every job's path, so it starts lean: the agent runs it by file path without the
-site module, and it imports only os, signal, sys and time.
+site module, and it imports only os, resource, signal, sys and time.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import time
@@ -45,10 +46,19 @@ def _record(work_dir: str, code: int, cpu_seconds: float) -> None:
         os.close(fd)
 
 
-def _exec(argv: list[str]) -> None:
-    """In the forked child: the job's program, with the signals back to their defaults."""
+def _exec(argv: list[str], limits: dict[str, int]) -> None:
+    """In the forked child: the job's program, with the signals back to their defaults and
+    its rlimits set (CPU seconds: SIGXCPU at the limit, SIGKILL a second later)."""
     for signum in FORWARDED:
         signal.signal(signum, signal.SIG_DFL)
+    try:
+        if "cpu" in limits:
+            resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu"], limits["cpu"] + 1))
+        if "nofile" in limits:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limits["nofile"], limits["nofile"]))
+    except (ValueError, OSError) as exc:
+        os.write(2, f"cannot set the job's limits: {exc}\n".encode())
+        os._exit(NOT_STARTED)
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:
@@ -58,7 +68,9 @@ def _exec(argv: list[str]) -> None:
 
 def main() -> int:
     work_dir = sys.argv[1]
-    argv = sys.argv[sys.argv.index("--") + 1 :]
+    separator = sys.argv.index("--")
+    limits = {name: int(value) for name, _, value in (a.partition("=") for a in sys.argv[2:separator])}
+    argv = sys.argv[separator + 1 :]
     child = 0
     received: list[int] = []
 
@@ -77,7 +89,7 @@ def main() -> int:
         return 128 + received[0]
     child = os.fork()
     if child == 0:
-        _exec(argv)
+        _exec(argv, limits)
     if received:  # it came while the job was being started
         os.kill(child, received[0])
     _, status, usage = os.wait4(child, 0)  # retried after a forwarded signal (PEP 475)

@@ -51,3 +51,17 @@ def test_the_catalog_refuses_a_subtree_that_is_not_a_data_subtree() -> None:
     for under in (["agent"], [], "models"):
         with pytest.raises(TemplateError):
             parse_template("t", {"argv": ["p", "{path}"], "params": {"path": {"type": "data_path", "under": under}}})
+
+
+def test_a_template_declares_its_limits_as_whole_numbers() -> None:
+    template = parse_template("hog", {"argv": ["x"], "limits": {"memory_mb": 512, "open_files": 64}})
+    assert (template.limits.memory_mb, template.limits.cpu_seconds, template.limits.open_files) == (512, 0, 64)
+    assert parse_template("free", {"argv": ["x"]}).limits.memory_mb == 0  # no limit
+    for limits, problem in (
+        ({"memory": 512}, "unknown limits"),
+        ({"memory_mb": 0}, "at least 1"),
+        ({"cpu_seconds": 1.5}, "whole number"),
+        ({"open_files": True}, "whole number"),
+    ):
+        with pytest.raises(TemplateError, match=problem):
+            parse_template("bad", {"argv": ["x"], "limits": limits})

@@ -32,10 +32,33 @@ log = logging.getLogger("ringrift.agent.runner")
 MAX_RESULT_BYTES = 1024 * 1024
 WRAPPER = Path(__file__).resolve().parents[1] / "wrapper.py"
 POLL_SECONDS = 0.5
+MEMORY_POLL_SECONDS = 0.25
 
 
 def _write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data))
+
+
+def _rlimit_args(attempt: Attempt) -> list[str]:
+    """The wrapper's rlimit arguments (it sets them on the job before exec)."""
+    limits = [("cpu", attempt.cpu_limit_seconds), ("nofile", attempt.open_files)]
+    return [f"{name}={value}" for name, value in limits if value]
+
+
+def _group_rss_mb(leader: int) -> float:
+    """Resident memory of a process and all its descendants (MB); 0 when it is gone."""
+    try:
+        root = psutil.Process(leader)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
 
 
 def _read_json(path: Path) -> dict | None:
@@ -122,6 +145,7 @@ class JobRunner:
         self._monitors: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         self.fenced_reason = ""  # set while this node's lease has lapsed: nothing runs
+        self.job_slots = 0  # at most this many attempts run at once (0: no limit)
         self._stopping: set[asyncio.Task[None]] = set()
 
     # -- queries ---------------------------------------------------------------
@@ -147,6 +171,9 @@ class JobRunner:
                 return existing, False
             if self.fenced_reason:
                 raise DependencyUnavailable(f"{self.node_id} runs nothing until it is registered again")
+            live = sum(1 for a in self.attempts.values() if a.live)
+            if self.job_slots and live >= self.job_slots:
+                raise DependencyUnavailable(f"all {self.job_slots} job slots of {self.node_id} are busy")
             self.attempts[attempt.key] = attempt
         work_dir = Path(attempt.work_dir)
         try:
@@ -201,6 +228,28 @@ class JobRunner:
 
     def _watch(self, attempt: Attempt, watcher) -> None:
         self._monitors[attempt.key] = asyncio.create_task(watcher, name=f"job-{attempt.job_id}")
+        if attempt.memory_mb:
+            task = asyncio.create_task(self._watch_memory(attempt), name=f"memory-{attempt.job_id}")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    async def _watch_memory(self, attempt: Attempt) -> None:
+        """Kill the attempt's process group once its resident memory passes the template's
+        limit; it ends FAILED saying so (the agent and the other jobs live on)."""
+        limit = attempt.memory_mb
+        while attempt.live and not attempt.limit_exceeded:
+            await asyncio.sleep(MEMORY_POLL_SECONDS)
+            group = attempt.process_group()
+            if group is None:
+                continue
+            resident = await asyncio.to_thread(_group_rss_mb, group)
+            if resident > limit and attempt.live:
+                attempt.limit_exceeded = f"memory limit of {limit} MB exceeded ({resident:.0f} MB resident)"
+                log.warning("job %s attempt %d: %s", attempt.job_id, attempt.attempt, attempt.limit_exceeded)
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def _env(self, attempt: Attempt, gpu_indices: list[int]) -> dict[str, str]:
         env = dict(self._base_env)
@@ -226,6 +275,7 @@ class JobRunner:
                 "-S",  # the wrapper needs nothing from site-packages: it starts faster without
                 str(WRAPPER),
                 str(work_dir),
+                *_rlimit_args(attempt),
                 "--",
                 *attempt.argv,
                 stdout=stdout,

@@ -170,7 +170,9 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
             "data_dir": str(self._runner.data_dir),
             "config_key": request.spec.config_key,
         }
-        timeout = request.spec.timeout_seconds or template.timeout_seconds or self._jobs.timeout_for(template.kind)
+        # A job may ask for less time than its template allows, never more.
+        allowed = template.timeout_seconds or self._jobs.timeout_for(template.kind)
+        timeout = min(request.spec.timeout_seconds, allowed) if request.spec.timeout_seconds else allowed
         attempt = Attempt(
             job_id=request.job_id,
             attempt=request.attempt,
@@ -181,6 +183,9 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
             timeout_seconds=timeout,
             epoch=request.epoch,
             traceparent=current_traceparent(),
+            memory_mb=template.limits.memory_mb,
+            cpu_limit_seconds=template.limits.cpu_seconds,
+            open_files=template.limits.open_files,
         )
         attempt, started = await self._runner.run(attempt, list(request.gpu_indices))
         return agent_pb2.RunJobResponse(status=status_message(attempt), started=started)

@@ -5,6 +5,7 @@ agent does about it, and which process group may be signalled. Pure: the runner
 from __future__ import annotations
 
 import enum
+import signal
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -39,6 +40,12 @@ class Attempt:
     fenced: str = ""
     # The job moved on to another attempt (or ended) while this one ran: it ends CANCELLED.
     superseded: bool = False
+    # Its template's limits (0: none): resident memory of the process group, CPU seconds
+    # and open files (rlimits); and why it was stopped for going past one.
+    memory_mb: int = 0
+    cpu_limit_seconds: int = 0
+    open_files: int = 0
+    limit_exceeded: str = ""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -109,6 +116,11 @@ def ending(attempt: Attempt, exit_code: int | None) -> Ending:
         return Ending(JobState.CANCELLED, error="superseded: the job moved on to another attempt")
     if attempt.cancel_requested:
         return Ending(JobState.CANCELLED, error="cancelled")
+    if attempt.limit_exceeded:
+        return Ending(JobState.FAILED, exit_code=exit_code or 0, error=attempt.limit_exceeded)
+    cpu = attempt.cpu_limit_seconds
+    if cpu and (exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and attempt.cpu_seconds >= cpu)):
+        return Ending(JobState.FAILED, exit_code=exit_code, error=f"CPU time limit of {cpu}s exceeded")
     if exit_code is None:
         return Ending(JobState.LOST, error="the job process ended without recording an exit code")
     if exit_code == 0:

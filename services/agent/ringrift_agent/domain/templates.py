@@ -12,7 +12,7 @@ from typing import Any
 
 from ringrift_contracts.jobparams import DATA_SUBTREES, JOB_SUBTREES, PARAM_TYPES, ParamSpec, resolve_params
 
-__all__ = ["JobTemplate", "TemplateError", "build_argv", "parse_template", "resolve_params"]
+__all__ = ["JobTemplate", "Limits", "TemplateError", "build_argv", "parse_template", "resolve_params"]
 
 BUILTIN_PLACEHOLDERS = ("python", "job_id", "attempt", "work_dir", "data_dir", "config_key")
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -23,13 +23,28 @@ class TemplateError(ValueError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one job of a template may use; 0 is no limit. Memory is the resident memory
+    of the job's whole process group (the agent kills the group past it); CPU seconds
+    and open files are rlimits set on the job's process before it starts."""
+
+    memory_mb: int = 0
+    cpu_seconds: int = 0
+    open_files: int = 0
+
+
+LIMIT_NAMES = ("memory_mb", "cpu_seconds", "open_files")
+
+
+@dataclass(frozen=True)
 class JobTemplate:
     kind: str
     argv: tuple[str, ...]
     params: dict[str, ParamSpec] = field(default_factory=dict)
     description: str = ""
-    timeout_seconds: int = 0  # 0: the default for the kind
+    timeout_seconds: int = 0  # 0: the default for the kind; a job may ask for less, never more
     role: str = ""
+    limits: Limits = Limits()
 
     def placeholders(self) -> set[str]:
         names: set[str] = set()
@@ -76,11 +91,22 @@ def parse_template(kind: str, raw: Mapping[str, Any]) -> JobTemplate:
         description=raw.get("description", ""),
         timeout_seconds=int(raw.get("timeout_seconds", 0)),
         role=raw.get("role", ""),
+        limits=_limits(kind, raw.get("limits") or {}),
     )
     unknown = template.placeholders() - set(params) - set(BUILTIN_PLACEHOLDERS)
     if unknown:
         raise TemplateError(f"template {kind}: argv uses undefined placeholders {sorted(unknown)}")
     return template
+
+
+def _limits(kind: str, raw: Mapping[str, Any]) -> Limits:
+    unknown = set(raw) - set(LIMIT_NAMES)
+    if unknown:
+        raise TemplateError(f"template {kind}: unknown limits {sorted(unknown)} (known: {', '.join(LIMIT_NAMES)})")
+    for name, value in raw.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise TemplateError(f"template {kind}: limits.{name} must be a whole number of at least 1")
+    return Limits(**raw)
 
 
 def build_argv(template: JobTemplate, values: Mapping[str, str], builtins: Mapping[str, str]) -> list[str]:
