@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import psutil
+import pytest
 
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.jobs.v1 import jobs_pb2, jobs_pb2_grpc
@@ -20,6 +21,8 @@ from ringrift_runtime.testing.proxy import TcpProxy
 from tests.integration.cluster.conftest import LocalCluster
 from tests.integration.cluster.test_jobs_end_to_end import CPU as CPU_ONLY
 from tests.integration.cluster.test_jobs_end_to_end import FAST
+
+pytestmark = pytest.mark.slow  # partitions and restarts watched for tens of seconds
 
 CPU = {**CPU_ONLY, "RINGRIFT_AGENT__JOB_SLOTS": "4"}
 
