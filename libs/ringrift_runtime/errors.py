@@ -107,6 +107,12 @@ class Conflict(RingriftError):
     reason = "CONFLICT"
 
 
+class ResourceExhausted(RingriftError):
+    """The caller is past a limit it can wait out (its concurrent calls or open streams)."""
+
+    reason = "RESOURCE_EXHAUSTED"
+
+
 class DependencyUnavailable(RingriftError):
     reason = "DEPENDENCY_UNAVAILABLE"
 

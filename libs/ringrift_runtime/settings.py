@@ -73,6 +73,11 @@ class ServerSettings(Section):
     ready_file: Path | None = None
     max_receive_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_concurrent_rpcs: int | None = Field(default=None, ge=1)
+    # Per caller (an identity; its address on an insecure cluster): unary calls in flight
+    # and streams open at once; past either the call is RESOURCE_EXHAUSTED at once, so one
+    # runaway client cannot take every handler (health checks and reflection are exempt).
+    max_calls_per_caller: int = Field(default=1000, ge=1)
+    max_streams_per_caller: int = Field(default=200, ge=1)
 
 
 class MetricsSettings(Section):

@@ -22,6 +22,7 @@ from ringrift_runtime.grpc.server import registration
 from ringrift_runtime.grpc.status import error_reason, field_violations
 from ringrift_runtime.logs import current_request_id
 from ringrift_runtime.security.context import Security
+from ringrift_runtime.security.identity import service
 from ringrift_runtime.settings import ClientSettings
 from ringrift_runtime.testing.inprocess import AnyIdentity, serve_in_process
 from ringrift_runtime.testing.pki import TestPki
@@ -73,6 +74,8 @@ class ScriptedState(state_pb2_grpc.StateServiceServicer):
     async def WatchEvents(self, request, context):
         for sequence in (1, 2):
             yield state_pb2.WatchEventsResponse(event=common_pb2.Event(sequence=sequence))
+        if "x-hold" in dict(context.invocation_metadata()):
+            await asyncio.sleep(60)  # a watcher that stays
         raise errors.WrongState("the event log was truncated")
 
 
@@ -215,3 +218,52 @@ async def test_metrics_count_calls_by_method_and_code() -> None:
         'grpc_service="ringrift.state.v1.StateService"} 3.0' in text
     )
     assert 'grpc_server_handling_seconds_count{grpc_code="OK",grpc_method="GetClusterStats"' in text
+
+
+async def test_each_caller_has_its_own_caps_on_calls_in_flight_and_streams_open(pki: TestPki) -> None:
+    """Past its cap a caller's call is RESOURCE_EXHAUSTED at once; another identity, and
+    health checks, are not counted against it; a freed place can be taken again."""
+    from ringrift_runtime.security.identity import gateway
+
+    settings = RingriftSettings(
+        server={"port": 0, "grace_seconds": 1.0, "max_calls_per_caller": 2, "max_streams_per_caller": 1},
+        metrics={"enabled": False},
+        etcd={"cluster_name": "test"},
+        security=pki.security(service("state", "test")),
+    )
+    async with (
+        serve_in_process([registration(STATE, ScriptedState())], settings, access=AnyIdentity()) as host,
+        pki.channel(host.address, "state", gateway("gw-1", "test")) as first,
+        pki.channel(host.address, "state", gateway("gw-2", "test")) as second,
+    ):
+        one, other = state_pb2_grpc.StateServiceStub(first), state_pb2_grpc.StateServiceStub(second)
+        slow = (("x-sleep", "1"),)
+        calls = [one.GetClusterStats(state_pb2.GetClusterStatsRequest(), metadata=slow, timeout=10) for _ in range(3)]
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+        assert len(refused) == 1 and refused[0].code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "gateway:gw-1" in refused[0].details() and "calls in flight" in refused[0].details()
+        assert (await one.GetClusterStats(state_pb2.GetClusterStatsRequest(), timeout=5)).epoch == 7  # freed
+
+        held = one.WatchEvents(state_pb2.WatchEventsRequest(), metadata=(("x-hold", "1"),), timeout=30)
+        assert (await held.read()).event.sequence == 1
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await one.WatchEvents(state_pb2.WatchEventsRequest(), timeout=10).read()
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "streams open" in caught.value.details()
+        also = other.WatchEvents(state_pb2.WatchEventsRequest(), metadata=(("x-hold", "1"),), timeout=30)
+        assert (await also.read()).event.sequence == 1  # another caller has its own places
+        health = health_pb2_grpc.HealthStub(first)
+        assert (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status  # never counted
+        held.cancel()
+        also.cancel()
+        for _ in range(50):  # the server sees the cancellation shortly after
+            reopened = one.WatchEvents(state_pb2.WatchEventsRequest(), metadata=(("x-hold", "1"),), timeout=30)
+            try:
+                assert (await reopened.read()).event.sequence == 1
+                break
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the cancelled stream's place was never freed")
+        reopened.cancel()

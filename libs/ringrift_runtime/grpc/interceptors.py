@@ -124,9 +124,48 @@ class _CallScope:
             var.reset(token)
 
 
+class CallerLimits:
+    """Unary calls in flight and streams open, per caller, each under its cap."""
+
+    def __init__(self, max_calls: int, max_streams: int) -> None:
+        self._caps = {False: max_calls, True: max_streams}
+        self._open: dict[tuple[bool, str], int] = {}
+
+    def enter(self, method: str, caller: str, stream: bool) -> bool:
+        """Count a call in (True), or raise ResourceExhausted; health and reflection pass uncounted (False)."""
+        if method.startswith(QUIET_SERVICE_PREFIXES):
+            return False
+        key = (stream, caller)
+        count = self._open.get(key, 0)
+        if count >= self._caps[stream]:
+            what = "streams open" if stream else "calls in flight"
+            raise errors.ResourceExhausted(f"{caller[:80]} has {count} {what} here, the most allowed; retry later")
+        self._open[key] = count + 1
+        return True
+
+    def leave(self, caller: str, stream: bool) -> None:
+        key = (stream, caller)
+        left = self._open.get(key, 1) - 1
+        if left > 0:
+            self._open[key] = left
+        else:
+            self._open.pop(key, None)
+
+    def open_for(self, caller: str) -> tuple[int, int]:
+        """(calls in flight, streams open) of ``caller``."""
+        return self._open.get((False, caller), 0), self._open.get((True, caller), 0)
+
+
+def caller_key(identity: Identity | None, peer: str) -> str:
+    """Whom a call is counted against: its identity, or its peer's host without one."""
+    if identity is not None:
+        return str(identity)
+    return (peer or "unknown").rsplit(":", 1)[0]
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Authorization (who is calling, and may they), request id, error translation, access
-    log and metrics for every served method."""
+    """Authorization (who is calling, and may they), per-caller limits, request id, error
+    translation, access log and metrics for every served method."""
 
     def __init__(
         self,
@@ -134,11 +173,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         log_health_checks: bool = False,
         authorization: Authorization | None = None,
         audit: Audit | None = None,
+        limits: CallerLimits | None = None,
     ) -> None:
         self.metrics = metrics
         self.log_health_checks = log_health_checks
         self.authorization = authorization  # None: an insecure cluster (no identities to check)
         self.audit = audit
+        self.limits = limits or CallerLimits(1000, 200)
 
     async def intercept_service(
         self,
@@ -194,12 +235,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, method: str, behavior: Callable[..., Any]):
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             with _CallScope(self, method, context) as scope:
-                identity = None
+                identity, counted, caller = None, False, ""
                 try:
                     identity = self._identify(context)
                     if self.authorization is not None:
                         self.authorization.check(method, identity)
                     scope.hold(set_caller(identity))
+                    caller = caller_key(identity, scope.peer)
+                    counted = self.limits.enter(method, caller, stream=False)
                     _check_int64(request)
                     result = behavior(request, context)
                     reply = await result if inspect.isawaitable(result) else result
@@ -212,14 +255,21 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 else:
                     await self._audited(method, identity, "OK", request)
                     return reply
+                finally:
+                    if counted:
+                        self.limits.leave(caller, stream=False)
 
         return unary
 
     def _wrap_stream(self, method: str, behavior: Callable[..., Any]):
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             with _CallScope(self, method, context) as scope:
+                counted, caller = False, ""
                 try:
-                    scope.hold(set_caller(self._authorize(method, context)))
+                    identity = self._authorize(method, context)
+                    scope.hold(set_caller(identity))
+                    caller = caller_key(identity, scope.peer)
+                    counted = self.limits.enter(method, caller, stream=True)
                     _check_int64(request)
                     responses = behavior(request, context)
                     if inspect.isawaitable(responses):
@@ -234,6 +284,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as exc:
                     await scope.fail(exc)
+                finally:
+                    if counted:
+                        self.limits.leave(caller, stream=True)
 
         return stream
 

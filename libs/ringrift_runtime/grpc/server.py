@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from ringrift_runtime import __version__
 from ringrift_runtime.cluster.registry import ServiceEndpointRegistration
-from ringrift_runtime.grpc.interceptors import Audit, ServerInterceptor
+from ringrift_runtime.grpc.interceptors import Audit, CallerLimits, ServerInterceptor
 from ringrift_runtime.metrics import RpcMetrics, SidePort
 from ringrift_runtime.security.authz import Authorization
 from ringrift_runtime.security.context import Security
@@ -139,7 +139,15 @@ class GrpcHost:
         self._side_port: SidePort | None = None
         self._serving = False
         self._server = grpc.aio.server(
-            interceptors=[ServerInterceptor(self.metrics, settings.logging.log_health_checks, authorization, audit)],
+            interceptors=[
+                ServerInterceptor(
+                    self.metrics,
+                    settings.logging.log_health_checks,
+                    authorization,
+                    audit,
+                    CallerLimits(settings.server.max_calls_per_caller, settings.server.max_streams_per_caller),
+                )
+            ],
             options=[
                 ("grpc.max_receive_message_length", settings.server.max_receive_message_bytes),
                 ("grpc.so_reuseport", 0),

@@ -43,6 +43,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RingriftError], grpc.StatusCode], ...] 
     (errors.OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.DependencyUnavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.NotLeader, grpc.StatusCode.UNAVAILABLE),
     (errors.NotImplementedYet, grpc.StatusCode.UNIMPLEMENTED),

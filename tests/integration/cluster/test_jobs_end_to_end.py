@@ -37,16 +37,21 @@ CPU = {"RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet", "export"]'}
 FAST = {"RINGRIFT_JOBS__RETRY_BACKOFF_BASE_SECONDS": "0.2", "RINGRIFT_JOBS__SPAWN_VERIFICATION_SECONDS": "10"}
 
 
-async def start_cluster(cluster: LocalCluster, dispatch_seconds: str = "0.2") -> dict:
+async def start_control_plane(cluster: LocalCluster, dispatch_seconds: str = "0.2", reap_seconds: str = "1") -> None:
+    """StateService, NodeSelector, JobService and a gateway that leads, dispatches and reaps."""
     await cluster.start_state()
     await cluster.start("nodes", "nodes")
     await cluster.start("jobs", "jobs", **FAST)
     await cluster.start(
         "gateway",
         "gw-a",
-        RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS="1",
+        RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS=reap_seconds,
         RINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS=dispatch_seconds,
     )
+
+
+async def start_cluster(cluster: LocalCluster, dispatch_seconds: str = "0.2") -> dict:
+    await start_control_plane(cluster, dispatch_seconds)
     agents = {
         "gpu-a100": await cluster.start_agent("gpu-a100", RINGRIFT_AGENT__JOB_SLOTS="6", **A100),
         "gpu-4090": await cluster.start_agent("gpu-4090", RINGRIFT_AGENT__JOB_SLOTS="6", **RTX4090),

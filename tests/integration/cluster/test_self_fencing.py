@@ -20,7 +20,7 @@ from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
 from ringrift_runtime.testing.proxy import TcpProxy
 from tests.integration.cluster.conftest import LocalCluster
 from tests.integration.cluster.test_jobs_end_to_end import CPU as CPU_ONLY
-from tests.integration.cluster.test_jobs_end_to_end import FAST
+from tests.integration.cluster.test_jobs_end_to_end import start_control_plane
 
 pytestmark = pytest.mark.slow  # partitions and restarts watched for tens of seconds
 
@@ -91,15 +91,7 @@ def _describing(stub, job_ids: list[str]):
 
 
 async def _start(cluster: LocalCluster) -> None:
-    await cluster.start_state()
-    await cluster.start("nodes", "nodes")
-    await cluster.start("jobs", "jobs", **FAST)
-    await cluster.start(
-        "gateway",
-        "gw-a",
-        RINGRIFT_GATEWAY__REAP_INTERVAL_SECONDS="0.5",
-        RINGRIFT_GATEWAY__DISPATCH_INTERVAL_SECONDS="0.2",
-    )
+    await start_control_plane(cluster, reap_seconds="0.5")
     await cluster.wait_for_leader()
 
 
