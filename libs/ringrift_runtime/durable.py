@@ -19,9 +19,11 @@ def fsync_dir(directory: Path | str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes | str, mode: int = 0o644, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data``: readers see the old file or the new one, never a
-    part, and after a crash or power loss the file holds one of the two whole."""
+    part, and after a crash or power loss the file holds one of the two whole.
+    ``sync_dir=False`` leaves the directory's fsync to the caller's next write there (one
+    fsync makes several renames in one directory durable)."""
     payload = data.encode() if isinstance(data, str) else data
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -38,7 +40,8 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk leaves the old file and no debris
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def replace_durably(source: Path, target: Path) -> None:

@@ -79,3 +79,10 @@ def test_replace_durably_syncs_both_directories(tmp_path: Path, calls) -> None:
         ("fsync", str(tmp_path / "dead")),
         ("fsync", str(tmp_path)),
     ]
+
+
+def test_renames_in_one_directory_can_share_its_fsync(tmp_path: Path, calls) -> None:
+    durable.write_atomic(tmp_path / "sequence", "7", sync_dir=False)
+    durable.write_atomic(tmp_path / "000000000007.json", "{}")
+    assert [kind for kind, _ in calls] == ["fsync", "replace", "fsync", "replace", "fsync"]
+    assert calls[-1] == ("fsync", str(tmp_path))  # one directory fsync after both renames

@@ -73,8 +73,9 @@ class Outbox:
         return sorted(self._dir.glob("*.json"))
 
     def _write(self, sequence: int, event: dict) -> None:
-        # The counter first: after a crash between the two, a sequence is skipped, never reused.
-        write_atomic(self._counter, str(sequence))
+        # The counter first: after a crash between the two, a sequence is skipped, never
+        # reused. Both live in this directory: the event's directory fsync covers both renames.
+        write_atomic(self._counter, str(sequence), sync_dir=False)
         write_atomic(self._dir / f"{sequence:012d}.json", json.dumps({**event, "agent_sequence": sequence}))
 
     async def put(self, event: dict) -> None:
