@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ringrift_runtime.local.ports import free_port
 from tests.integration.local_up import local_cluster
+
+ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
+ALERT_RULES = {
+    rule.get("alert") or rule.get("record")
+    for group in yaml.safe_load(ALERTS.read_text())["groups"]
+    for rule in group["rules"]
+}
 
 pytestmark = pytest.mark.integrations
 
@@ -88,7 +96,9 @@ def test_prometheus_scrapes_every_process_of_ringrift_up(tmp_path: Path) -> None
             }
 
             rules = [r for g in _get(base, "/api/v1/rules")["groups"] for r in g["rules"]]
-            assert len(rules) == 9 and all(r["health"] == "ok" for r in rules), rules
+            # Every rule of deploy/prometheus/alerts.yml loaded and evaluated without error.
+            assert len(rules) == len(ALERT_RULES) and all(r["health"] == "ok" for r in rules), rules
+            assert {r["name"] for r in rules} == ALERT_RULES
 
             # Each series as soon as it has its value (the rules evaluate every 5 s).
             expected = {
