@@ -26,6 +26,7 @@ from ringrift_runtime.logs import (
 from ringrift_runtime.metrics import RpcMetrics
 from ringrift_runtime.security.authz import Authorization, reset_caller, set_caller
 from ringrift_runtime.security.identity import Identity
+from ringrift_runtime.settings import ServerSettings
 
 access_log = logging.getLogger("ringrift.access")
 log = logging.getLogger("ringrift.grpc")
@@ -151,10 +152,6 @@ class CallerLimits:
         else:
             self._open.pop(key, None)
 
-    def open_for(self, caller: str) -> tuple[int, int]:
-        """(calls in flight, streams open) of ``caller``."""
-        return self._open.get((False, caller), 0), self._open.get((True, caller), 0)
-
 
 def caller_key(identity: Identity | None, peer: str) -> str:
     """Whom a call is counted against: its identity, or its peer's host without one."""
@@ -179,7 +176,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         self.log_health_checks = log_health_checks
         self.authorization = authorization  # None: an insecure cluster (no identities to check)
         self.audit = audit
-        self.limits = limits or CallerLimits(1000, 200)
+        defaults = ServerSettings()
+        self.limits = limits or CallerLimits(defaults.max_calls_per_caller, defaults.max_streams_per_caller)
 
     async def intercept_service(
         self,

@@ -462,7 +462,7 @@ class JobRunner:
         if kill_jobs:
             running = [a for a in self.attempts.values() if not a.ended and a.process_group() is not None]
             await asyncio.gather(*(self.cancel(a.job_id, a.attempt) for a in running), return_exceptions=True)
-        monitors = [m for m in self._monitors.values() if not m.done()]
+        monitors = [m for m in [*self._monitors.values(), *self._stopping] if not m.done()]  # memory watches too
         for monitor in monitors:
             monitor.cancel()
         await asyncio.gather(*monitors, return_exceptions=True)
