@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import aetcd
 
 from ringrift_runtime.aio import cancel_and_wait, quietly
-from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, Keyspace, make_client
+from ringrift_runtime.cluster.etcd import TRANSIENT_ERRORS, EtcdClient, Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper, LeaseLost
 from ringrift_runtime.cluster.model import Leadership
 from ringrift_runtime.errors import NotLeader
@@ -70,6 +70,10 @@ class LeaderElection:
     async def _campaign_forever(self, lead: Lead) -> None:
         attempt = 0
         delay = self._settings.watch_retry_seconds
+        # Our earlier leases that no member would revoke (etcd had no raft leader): their
+        # keys would stand ahead of our new one until they expire, so they are revoked as
+        # soon as etcd grants again.
+        unrevoked: list[int] = []
         while not self._stopping.is_set():
             keeper = LeaseKeeper(
                 self._settings,
@@ -83,6 +87,8 @@ class LeaderElection:
             try:
                 lease_id = await keeper.start()
                 self._keeper = keeper
+                while unrevoked:
+                    await quietly(client.revoke_lease(unrevoked.pop()))
                 self._key = self._keyspace.candidate(lease_id)
                 await client.transaction(
                     compare=[client.transactions.create(self._key) == 0],
@@ -115,12 +121,16 @@ class LeaderElection:
             finally:
                 await quietly(client.close())
                 if not resigned:
-                    await keeper.stop(revoke=True)
+                    revoked = await keeper.stop(revoke=True)
+                    # A lease we stopped confirming may still be alive in etcd (a new raft
+                    # leader extends every lease), and so may its key.
+                    if keeper.lease_id and (not revoked or keeper.lost_reason):
+                        unrevoked.append(keeper.lease_id)
             attempt += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._settings.watch_retry_max_seconds * 5)
 
-    async def _wait_until_first(self, client: aetcd.Client, keeper: LeaseKeeper) -> int:
+    async def _wait_until_first(self, client: EtcdClient, keeper: LeaseKeeper) -> int:
         while True:
             listing = await client.get_prefix(self._keyspace.leader, sort_order="ascend", sort_target="create")
             keys = [kv.key for kv in listing]
@@ -131,7 +141,14 @@ class LeaderElection:
                 return listing[0].create_revision
             predecessor = keys[index - 1]
             log.info("%s waits behind %s", self.candidate_id, predecessor.decode())
-            await self._wait_deleted(client, predecessor, listing.header.revision + 1, keeper)
+            try:
+                await self._wait_deleted(client, predecessor, listing.header.revision + 1, keeper)
+            except (*TRANSIENT_ERRORS, ConnectionError) as exc:
+                # The watch's member died or lost its leader: keep our place in the line
+                # (same lease, same key) and watch again through the next member.
+                log.info("%s's watch on %s broke (%s); watching again", self.candidate_id, predecessor, exc)
+                await client.fail_over()
+                await asyncio.sleep(self._settings.watch_retry_seconds)
 
     async def _wait_deleted(self, client: aetcd.Client, key: bytes, revision: int, keeper: LeaseKeeper) -> None:
         watch = await client.watch(key, start_revision=revision)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import grpc
 from aetcd import rpc
 
-from ringrift_runtime.cluster.etcd import blocking_channel
+from ringrift_runtime.cluster.etcd import REQUIRE_LEADER, blocking_channel
 from ringrift_runtime.settings import EtcdSettings
 
 log = logging.getLogger("ringrift.cluster.lease")
@@ -40,7 +40,7 @@ class LeaseKeeper:
         self.name = name
         self._settings = settings
         self._margin = safety_margin
-        self._endpoint = settings.endpoints[endpoint_attempt % len(settings.endpoints)]
+        self._endpoint_index = endpoint_attempt % len(settings.endpoints)
         self.lease_id = 0
         self.granted_ttl = 0
         self._valid_until = 0.0  # monotonic time until which the lease is surely alive
@@ -83,22 +83,39 @@ class LeaseKeeper:
         await self._lost.wait()
         return self.lost_reason
 
-    async def stop(self, revoke: bool = True) -> None:
-        """Stop keeping the lease alive; revoke it so its keys vanish at once."""
+    async def stop(self, revoke: bool = True) -> bool:
+        """Stop keeping the lease alive; revoke it so its keys vanish at once. False when
+        a revocation was asked for and no member took it (the lease may outlive us)."""
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5)
+        revoked = True
         if revoke and self.lease_id and not self.lost_reason:
-            await asyncio.to_thread(self._revoke)
+            revoked = await asyncio.to_thread(self._revoke)
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+        return revoked
 
     # -- keeper thread ------------------------------------------------------------
+    @property
+    def _endpoint(self) -> str:
+        return self._settings.endpoints[self._endpoint_index]
+
     def _stub(self) -> rpc.LeaseStub:
         if self._channel is None:
             self._channel = blocking_channel(self._settings, self._endpoint)
         return rpc.LeaseStub(self._channel)
+
+    def _next_member(self) -> None:
+        """Keep the lease alive through the next etcd member: a lease is the cluster's,
+        not one member's, so a member's death costs one retry, not the lease."""
+        if len(self._settings.endpoints) == 1:
+            return  # the one channel reconnects by itself
+        self._endpoint_index = (self._endpoint_index + 1) % len(self._settings.endpoints)
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
 
     def _resolve(self, future: asyncio.Future, value=None, error: BaseException | None = None) -> None:
         def apply() -> None:
@@ -113,16 +130,22 @@ class LeaseKeeper:
 
     def _run(self, granted: asyncio.Future) -> None:
         timeout = self._settings.request_timeout_seconds
-        try:
-            sent = time.monotonic()
-            reply = self._stub().LeaseGrant(rpc.LeaseGrantRequest(TTL=self.ttl), timeout=timeout)
-            self.lease_id, self.granted_ttl = reply.ID, reply.TTL
-            self._valid_until = sent + reply.TTL - self._margin
-        except grpc.RpcError as exc:
-            self._resolve(
-                granted, error=ConnectionError(f"etcd at {self._endpoint} refused a lease: {exc.code().name}")
-            )
-            return
+        for tried in range(len(self._settings.endpoints)):  # each member once
+            try:
+                sent = time.monotonic()
+                reply = self._stub().LeaseGrant(
+                    rpc.LeaseGrantRequest(TTL=self.ttl), timeout=timeout, metadata=REQUIRE_LEADER
+                )
+                self.lease_id, self.granted_ttl = reply.ID, reply.TTL
+                self._valid_until = sent + reply.TTL - self._margin
+                break
+            except grpc.RpcError as exc:
+                if tried + 1 == len(self._settings.endpoints):
+                    self._resolve(
+                        granted, error=ConnectionError(f"etcd at {self._endpoint} refused a lease: {exc.code().name}")
+                    )
+                    return
+                self._next_member()
         self._resolve(granted, self.lease_id)
         interval = self.granted_ttl / 3
         next_at = time.monotonic() + interval
@@ -136,6 +159,7 @@ class LeaseKeeper:
                     self._report_lost(f"keep-alive failing past the TTL ({exc.code().name})")
                     return
                 log.warning("lease %s keep-alive failed (%s); retrying", self.name, exc.code().name)
+                self._next_member()
                 next_at = time.monotonic() + min(interval, 0.25)
                 continue
             if ttl <= 0:
@@ -145,18 +169,28 @@ class LeaseKeeper:
             self._valid_until = sent + ttl - self._margin
 
     def _keepalive(self, timeout: float) -> int:
-        replies = self._stub().LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=self.lease_id)]), timeout=timeout)
+        replies = self._stub().LeaseKeepAlive(
+            iter([rpc.LeaseKeepAliveRequest(ID=self.lease_id)]), timeout=timeout, metadata=REQUIRE_LEADER
+        )
         for reply in replies:
             return reply.TTL
         return 0
 
-    def _revoke(self) -> None:
-        try:
-            self._stub().LeaseRevoke(
-                rpc.LeaseRevokeRequest(ID=self.lease_id), timeout=self._settings.request_timeout_seconds
-            )
-        except grpc.RpcError as exc:
-            log.warning("lease %s could not be revoked (%s); it expires by itself", self.name, exc.code().name)
+    def _revoke(self) -> bool:
+        for tried in range(len(self._settings.endpoints)):  # each member once
+            try:
+                self._stub().LeaseRevoke(
+                    rpc.LeaseRevokeRequest(ID=self.lease_id),
+                    timeout=self._settings.request_timeout_seconds,
+                    metadata=REQUIRE_LEADER,
+                )
+                return True
+            except grpc.RpcError as exc:
+                if tried + 1 == len(self._settings.endpoints):
+                    log.warning("lease %s could not be revoked (%s); it expires by itself", self.name, exc.code().name)
+                    return False
+                self._next_member()
+        return False
 
     def _report_lost(self, reason: str) -> None:
         self.lost_reason = reason

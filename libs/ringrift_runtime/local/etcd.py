@@ -4,6 +4,7 @@ data (etcd restart scenarios), paused and resumed."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -66,7 +67,8 @@ def install_etcd() -> str:
 
 
 class EtcdServer:
-    """One single-member etcd cluster on 127.0.0.1."""
+    """One etcd member on 127.0.0.1: a single-member cluster by itself, or one member of
+    an EtcdCluster (which gives it the cluster's ``initial_cluster``)."""
 
     def __init__(
         self,
@@ -88,10 +90,19 @@ class EtcdServer:
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.initial_cluster = ""  # name=peer-url,...; this member alone when empty
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [self.endpoint]
+
+    @property
+    def peer_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.peer_port}"
 
     def client_settings(self, cluster_name: str = "test", **fields: Any) -> EtcdSettings:
         """Settings of a client of this etcd (mutual TLS with ``client`` when etcd has TLS)."""
@@ -104,7 +115,7 @@ class EtcdServer:
                 "cert_file": self.client.cert,
                 "key_file": self.client.key,
             }
-        return EtcdSettings(endpoints=[self.endpoint], cluster_name=cluster_name, **tls, **fields)
+        return EtcdSettings(endpoints=self.endpoints, cluster_name=cluster_name, **tls, **fields)
 
     def etcdctl(self, *args: str, timeout: float = 10) -> subprocess.CompletedProcess[bytes]:
         """Run etcdctl against this etcd (with the client certificate when etcd has TLS)."""
@@ -124,12 +135,16 @@ class EtcdServer:
         return self.process.pid if self.process else None
 
     def start(self, timeout: float = 20.0) -> None:
+        self.launch()
+        self.wait_healthy(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting (a member of a new multi-member cluster is
+        healthy only once a quorum of its peers runs)."""
         if self.process and self.process.poll() is None:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        scheme = "https" if self.tls else "http"
-        client_url = f"{scheme}://127.0.0.1:{self.client_port}"
-        peer_url = f"{scheme}://127.0.0.1:{self.peer_port}"
+        client_url = self.url
         args = [
             self.binary,
             "--name",
@@ -141,11 +156,11 @@ class EtcdServer:
             "--advertise-client-urls",
             client_url,
             "--listen-peer-urls",
-            peer_url,
+            self.peer_url,
             "--initial-advertise-peer-urls",
-            peer_url,
+            self.peer_url,
             "--initial-cluster",
-            f"{self.name}={peer_url}",
+            self.initial_cluster or f"{self.name}={self.peer_url}",
             "--initial-cluster-state",
             "new",
             "--log-level",
@@ -160,7 +175,6 @@ class EtcdServer:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        self.wait_healthy(timeout)
 
     def _tls_args(self) -> list[str]:
         if self.tls is None:
@@ -215,6 +229,95 @@ class EtcdServer:
         self.process.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> EtcdServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EtcdCluster:
+    """A ``size``-member etcd cluster on 127.0.0.1 (three by default, as compose runs),
+    each member its own process with its own data directory, stopped and killed by PID
+    one at a time. Clients are given every member's endpoint."""
+
+    def __init__(
+        self,
+        root: Path,
+        size: int = 3,
+        tls: CertFiles | None = None,
+        client: CertFiles | None = None,
+        compaction: tuple[str, ...] = COMPACTION_ARGS,
+    ) -> None:
+        self.tls = tls
+        self.client = client
+        self.members = [
+            EtcdServer(
+                Path(root) / f"member{index}", name=f"member{index}", tls=tls, client=client, compaction=compaction
+            )
+            for index in range(size)
+        ]
+        initial = ",".join(f"{member.name}={member.peer_url}" for member in self.members)
+        for member in self.members:
+            member.initial_cluster = initial
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [member.endpoint for member in self.members]
+
+    @property
+    def endpoint(self) -> str:
+        return self.members[0].endpoint
+
+    def client_settings(self, cluster_name: str = "test", **fields: Any) -> EtcdSettings:
+        """Settings of a client of this cluster: every member's endpoint."""
+        return self.members[0].client_settings(cluster_name, **fields).model_copy(update={"endpoints": self.endpoints})
+
+    def start(self, timeout: float = 30.0) -> None:
+        for member in self.members:
+            member.launch()
+        for member in self.members:
+            member.wait_healthy(timeout)
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
+
+    def status(self) -> list[dict[str, Any]]:
+        """``etcdctl endpoint status`` of every running member: member_id, leader, raft_term."""
+        running = [member for member in self.members if member.process is not None]
+        found: list[dict[str, Any]] = []
+        for member in running:
+            reply = json.loads(member.etcdctl("endpoint", "status", "-w", "json").stdout)
+            header = reply[0]["Status"]["header"]
+            found.append(
+                {
+                    "name": member.name,
+                    "member_id": header["member_id"],
+                    "leader": reply[0]["Status"]["leader"],
+                    "raft_term": header["raft_term"],
+                }
+            )
+        return found
+
+    def leader_index(self) -> int:
+        """Which member is the raft leader now."""
+        statuses = self.status()
+        leader = statuses[0]["leader"]
+        for status in statuses:
+            if status["member_id"] == leader:
+                return int(status["name"].removeprefix("member"))
+        raise RuntimeError("no member reports itself as the leader")
+
+    def move_leader(self, index: int) -> None:
+        """Make member ``index`` the raft leader (etcdctl move-leader, asked of the current one)."""
+        current = self.leader_index()
+        if current == index:
+            return
+        target = next(s["member_id"] for s in self.status() if s["name"] == self.members[index].name)
+        self.members[current].etcdctl("move-leader", format(target, "x"))
+
+    def __enter__(self) -> EtcdCluster:
         self.start()
         return self
 

@@ -1,16 +1,17 @@
-"""A local cluster of real processes for failure tests: one etcd, a StateService on
+"""A local cluster of real processes for failure tests: one etcd (or three members), a StateService on
 SQLite, gateway replicas and agents, each started from its console script."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
-from ringrift_runtime.local.etcd import EtcdServer
+from ringrift_runtime.local.etcd import EtcdCluster, EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
 from ringrift_runtime.security.identity import Identity, agent, gateway
 from ringrift_runtime.security.identity import service as identity_service
@@ -33,7 +34,7 @@ def identity_of(service: str, name: str, env: dict[str, str]) -> Identity:
 
 
 class LocalCluster:
-    def __init__(self, etcd: EtcdServer, root: Path, pki: TestPki) -> None:
+    def __init__(self, etcd: EtcdServer | EtcdCluster, root: Path, pki: TestPki) -> None:
         self.pki = pki
         self.etcd = etcd
         self.root = root
@@ -43,7 +44,7 @@ class LocalCluster:
 
     def base_env(self) -> dict[str, str]:
         env = {
-            "RINGRIFT_ETCD__ENDPOINTS": f'["{self.etcd.endpoint}"]',
+            "RINGRIFT_ETCD__ENDPOINTS": json.dumps(self.etcd.endpoints),  # every member of the etcd
             "RINGRIFT_ETCD__CLUSTER_NAME": CLUSTER,
             "RINGRIFT_ETCD__ELECTION_TTL_SECONDS": str(ELECTION_TTL),
             "RINGRIFT_ETCD__LEASE_TTL_SECONDS": str(LEASE_TTL),
