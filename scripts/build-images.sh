@@ -13,9 +13,15 @@
 #
 #   set -a; . dist/images.env; set +a; docker compose up -d
 #
+# PostgreSQL (compose's `postgres` profile) likewise: the official postgres:15 when it can
+# be pulled, otherwise an image made here from Debian's postgresql-15 (a debootstrap of
+# its own, then deploy/postgres/Dockerfile: initdb, user and database on first start,
+# a pg_isready health check).
+#
 # Overrides (environment): RINGRIFT_BASE_IMAGE, RINGRIFT_ETCD_IMAGE, RINGRIFT_IMAGE,
-# RINGRIFT_DEBIAN_MIRROR (http://deb.debian.org/debian), RINGRIFT_LOCAL_BASE_IMAGE
-# (ringrift-base:bookworm).
+# RINGRIFT_POSTGRES_IMAGE, RINGRIFT_DEBIAN_MIRROR (http://deb.debian.org/debian),
+# RINGRIFT_LOCAL_BASE_IMAGE (ringrift-base:bookworm), RINGRIFT_LOCAL_POSTGRES_IMAGE
+# (ringrift-postgres:15).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -23,6 +29,9 @@ cd "$ROOT"
 BASE_IMAGE="${RINGRIFT_BASE_IMAGE:-python:3.11-slim-bookworm}"
 ETCD_IMAGE="${RINGRIFT_ETCD_IMAGE:-quay.io/coreos/etcd:v3.5.17}"
 IMAGE="${RINGRIFT_IMAGE:-ringrift-orchestrator:latest}"
+POSTGRES_IMAGE="${RINGRIFT_POSTGRES_IMAGE:-postgres:15}"
+LOCAL_POSTGRES="${RINGRIFT_LOCAL_POSTGRES_IMAGE:-ringrift-postgres:15}"
+POSTGRES_ROOTFS="ringrift-postgres-rootfs:bookworm"
 LOCAL_BASE="${RINGRIFT_LOCAL_BASE_IMAGE:-ringrift-base:bookworm}"
 MIRROR="${RINGRIFT_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
@@ -39,12 +48,7 @@ build_local_base() {
     echo "build-images: $LOCAL_BASE is already here"
     return
   fi
-  if ! command -v debootstrap >/dev/null; then
-    echo "build-images: installing debootstrap"
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-  fi
+  need_debootstrap
   rootfs="$(mktemp -d /tmp/ringrift-rootfs.XXXXXX)"
   trap 'rm -rf "$rootfs"' RETURN
   echo "build-images: debootstrap of Debian bookworm with Python and etcd into $rootfs (a few minutes)"
@@ -58,6 +62,34 @@ build_local_base() {
   echo "build-images: made $LOCAL_BASE"
 }
 
+need_debootstrap() {
+  if ! command -v debootstrap >/dev/null; then
+    echo "build-images: installing debootstrap"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+  fi
+}
+
+build_local_postgres() {
+  # The rootfs is made once; the image on it is built every time (cached, and it follows
+  # changes to deploy/postgres).
+  if ! have_image "$POSTGRES_ROOTFS"; then
+    need_debootstrap
+    rootfs="$(mktemp -d /tmp/ringrift-pg-rootfs.XXXXXX)"
+    trap 'rm -rf "$rootfs"' RETURN
+    echo "build-images: debootstrap of Debian bookworm with postgresql-15 into $rootfs (a few minutes)"
+    debootstrap --variant=minbase --include=postgresql-15,ca-certificates \
+      bookworm "$rootfs" "$MIRROR" >/tmp/ringrift-debootstrap-pg.log 2>&1 || {
+        echo "build-images: debootstrap failed; see /tmp/ringrift-debootstrap-pg.log" >&2; exit 1; }
+    # The package's own cluster (15/main) is not used: the image initialises $PGDATA.
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/lib/postgresql/15
+    tar -C "$rootfs" -c . | docker import -c 'CMD ["/bin/bash"]' - "$POSTGRES_ROOTFS" >/dev/null
+  fi
+  docker build -q --build-arg "POSTGRES_ROOTFS=$POSTGRES_ROOTFS" -t "$LOCAL_POSTGRES" "$ROOT/deploy/postgres" >/dev/null
+  echo "build-images: made $LOCAL_POSTGRES"
+}
+
 if ! pullable "$BASE_IMAGE"; then
   echo "build-images: $BASE_IMAGE is not here and cannot be pulled: building $LOCAL_BASE instead"
   build_local_base
@@ -67,6 +99,11 @@ if ! pullable "$ETCD_IMAGE"; then
   echo "build-images: $ETCD_IMAGE is not here and cannot be pulled: etcd runs from $LOCAL_BASE (Debian's etcd-server)"
   build_local_base
   ETCD_IMAGE="$LOCAL_BASE"
+fi
+if ! pullable "$POSTGRES_IMAGE"; then
+  echo "build-images: $POSTGRES_IMAGE is not here and cannot be pulled: building $LOCAL_POSTGRES from Debian's postgresql-15"
+  build_local_postgres
+  POSTGRES_IMAGE="$LOCAL_POSTGRES"
 fi
 
 "$ROOT/scripts/build-wheels.sh"
@@ -91,6 +128,7 @@ cat > dist/images.env <<ENV
 RINGRIFT_IMAGE=$IMAGE
 RINGRIFT_BASE_IMAGE=$BASE_IMAGE
 RINGRIFT_ETCD_IMAGE=$ETCD_IMAGE
+RINGRIFT_POSTGRES_IMAGE=$POSTGRES_IMAGE
 ENV
 echo "build-images: done; images in dist/images.env:"
 cat dist/images.env

@@ -14,6 +14,7 @@ fallback to defaults. This is the only module that reads the environment.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import tomllib
@@ -117,8 +118,20 @@ class TracingSettings(Section):
         return self
 
 
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 class EndpointSettings(Section):
-    """Where clients find each control-plane service (host:port)."""
+    """Where clients find each control-plane service: host:port, or the instances of a
+    replicated service (StateService on PostgreSQL) as a comma-separated list of IP
+    address:port (a client uses the first that answers and moves on when it dies). Under
+    DNS, one name that resolves to every instance does the same (compose gives the
+    second StateService the alias ``state``)."""
 
     gateway: str = f"127.0.0.1:{DEFAULT_PORTS['gateway']}"
     state: str = f"127.0.0.1:{DEFAULT_PORTS['state']}"
@@ -131,10 +144,17 @@ class EndpointSettings(Section):
     @field_validator("*")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected host:port, got {value!r}")
-        return value
+        instances = value.split(",")
+        for instance in instances:
+            host, sep, port = instance.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port, got {instance[:80]!r}")
+            if len(instances) > 1 and not _ip_literal(host):
+                raise ValueError(
+                    f"{host[:80]!r}: several instances are given as IP addresses "
+                    "(or as one DNS name that resolves to all of them)"
+                )
+        return ",".join(instance.strip() for instance in instances)
 
 
 class ClientSettings(Section):
@@ -158,6 +178,8 @@ class ClientSettings(Section):
 class EtcdSettings(Section):
     """Membership, service registry and leader election."""
 
+    # Every member of the etcd cluster (host:port): a client talks to one and moves on to
+    # the next when it dies, cannot be reached or has lost its raft leader.
     endpoints: list[str] = Field(default_factory=lambda: ["127.0.0.1:2379"], min_length=1)
     cluster_name: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     # Lease TTL of agents and services (kept alive every TTL/3).

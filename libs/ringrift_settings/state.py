@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ringrift_runtime.settings import Section
 
@@ -29,3 +29,17 @@ class StateSettings(Section):
     # transition, a promotion survives power loss); NORMAL (WAL) may lose the last commits
     # to a power cut, never to a process crash. The cost is in BENCHMARKS.md.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # This instance is one of several serving one database at once (compose's state-2
+    # beside state): PostgreSQL only. Every write takes the database's cluster row lock
+    # first, so the epoch and the event sequence stay single; a forgotten URL would give
+    # this instance a database of its own, so it refuses to start instead.
+    replicated: bool = False
+
+    @model_validator(mode="after")
+    def _replicas_share_postgres(self) -> StateSettings:
+        if self.replicated and not self.database_url.startswith("postgresql"):
+            raise ValueError(
+                "state.replicated: several StateService instances must share one PostgreSQL database; "
+                "set state.database_url (RINGRIFT_STATE_DB in compose) to postgresql+asyncpg://..."
+            )
+        return self

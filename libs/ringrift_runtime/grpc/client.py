@@ -12,6 +12,17 @@ from ringrift_runtime.security.context import Security
 from ringrift_runtime.settings import ClientSettings, EndpointSettings, ProcessSettings
 
 
+def grpc_target(endpoint: str) -> str:
+    """gRPC's target for an endpoint: host:port as it is; several instances (IP
+    address:port, comma-separated) as one ipv4:/ipv6: target over all of them, which
+    gRPC's pick_first connects to in order and leaves for the next when one dies."""
+    instances = endpoint.split(",")
+    if len(instances) == 1:
+        return endpoint
+    scheme = "ipv6" if instances[0].startswith("[") else "ipv4"
+    return f"{scheme}:{','.join(instances)}"
+
+
 def _seconds(value: float) -> str:
     return f"{value:.3f}s"
 
@@ -62,9 +73,11 @@ class ChannelFactory:
         ]
 
     def channel(self, target: str, server_name: str) -> Any:
-        """A channel to ``target`` (host:port) that accepts only a server whose certificate
+        """A channel to ``target`` (host:port, or several instances) that accepts only a server whose certificate
         carries ``server_name``; close it with ``await channel.close()``."""
-        return self.security.channel(target, server_name, self.options(), [DeadlineInterceptor(self.deadline_for)])
+        return self.security.channel(
+            grpc_target(target), server_name, self.options(), [DeadlineInterceptor(self.deadline_for)]
+        )
 
     def service(self, endpoints: EndpointSettings, name: str) -> Any:
         """A channel to the control-plane service ``name`` at its configured endpoint."""

@@ -65,6 +65,19 @@ def parse_holder(text: str, cluster: str) -> Identity:
     raise ValueError(f"{text[:60]!r} is not kind:name (service, gateway, agent) or user:<role>:<name>")
 
 
+def holder_hosts(pairs: list[str], names: list[str]) -> dict[str, list[str]]:
+    """``--holder-host NAME=HOST`` values by holder name (each NAME one of the holders)."""
+    found: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, sep, host = pair.partition("=")
+        if not sep or not name or not host:
+            raise ValueError(f"--holder-host wants NAME=HOST, got {pair[:60]!r}")
+        if name not in names:
+            raise ValueError(f"--holder-host names {name[:60]!r}, which is not one of the holders")
+        found.setdefault(name, []).append(host)
+    return found
+
+
 @certs_app.command("ensure")
 def ensure(
     holders: list[str] = typer.Argument(
@@ -72,6 +85,12 @@ def ensure(
     ),
     cluster: str = typer.Option(..., "--cluster", help="the cluster's name"),
     host: list[str] = typer.Option([], "--host", help="another host name every certificate serves on (repeat)"),
+    holder_host: list[str] = typer.Option(
+        [],
+        "--holder-host",
+        help="NAME=HOST: another host name the certificate of holder NAME serves on (repeat; "
+        "e.g. etcd=etcd-2 for each member of a three-member etcd sharing etcd's certificate)",
+    ),
     ca_key: Path | None = typer.Option(None, "--ca-key", help="the CA's key file, when not beside the certificates"),
     per_holder: bool = typer.Option(
         False, "--per-holder", help="each holder's ca.pem, cert.pem and key.pem in a folder <dir>/<name>/ of its own"
@@ -88,12 +107,13 @@ def ensure(
     try:
         identities = [parse_holder(text, cluster) for text in holders]
         names = [identity.name for identity in identities]
+        own_hosts = holder_hosts(holder_host, names)
         if per_holder and len(set(names)) != len(names):
             raise ValueError("--per-holder needs a distinct name per holder (each is a folder)")
         created = folder.init(cluster)
         made = []
         for identity in identities:
-            hosts = [identity.name, *host, "localhost", "127.0.0.1"]
+            hosts = [identity.name, *own_hosts.get(identity.name, []), *host, "localhost", "127.0.0.1"]
             own = directory / identity.name
             files = folder.files(identity)
             cert, key = (own / "cert.pem", own / "key.pem") if per_holder else (files.cert, files.key)
