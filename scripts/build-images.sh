@@ -71,24 +71,32 @@ need_debootstrap() {
   fi
 }
 
-build_local_postgres() {
-  # The rootfs is made once; the image on it is built every time (cached, and it follows
-  # changes to deploy/postgres).
+make_postgres_rootfs() {
+  rootfs="$(mktemp -d /tmp/ringrift-pg-rootfs.XXXXXX)"
+  trap 'rm -rf "$rootfs"' RETURN
+  echo "build-images: debootstrap of Debian bookworm with postgresql-15 into $rootfs (beside the base's)"
+  debootstrap --variant=minbase --include=postgresql-15,ca-certificates \
+    bookworm "$rootfs" "$MIRROR" >/tmp/ringrift-debootstrap-pg.log 2>&1 || {
+      echo "build-images: debootstrap failed; see /tmp/ringrift-debootstrap-pg.log" >&2; return 1; }
+  # The package's own cluster (15/main) is not used: the image initialises $PGDATA.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/lib/postgresql/15
+  tar -C "$rootfs" -c . | docker import -c 'CMD ["/bin/bash"]' - "$POSTGRES_ROOTFS" >/dev/null
+}
+
+# PostgreSQL's rootfs is made once, in the background while the base image is made (both
+# wait mostly on the mirror); the image on it is built every time (cached, and it follows
+# changes to deploy/postgres).
+postgres_local=""
+postgres_rootfs_job=""
+if ! pullable "$POSTGRES_IMAGE"; then
+  echo "build-images: $POSTGRES_IMAGE is not here and cannot be pulled: building $LOCAL_POSTGRES from Debian's postgresql-15"
+  postgres_local=1
   if ! have_image "$POSTGRES_ROOTFS"; then
     need_debootstrap
-    rootfs="$(mktemp -d /tmp/ringrift-pg-rootfs.XXXXXX)"
-    trap 'rm -rf "$rootfs"' RETURN
-    echo "build-images: debootstrap of Debian bookworm with postgresql-15 into $rootfs (a few minutes)"
-    debootstrap --variant=minbase --include=postgresql-15,ca-certificates \
-      bookworm "$rootfs" "$MIRROR" >/tmp/ringrift-debootstrap-pg.log 2>&1 || {
-        echo "build-images: debootstrap failed; see /tmp/ringrift-debootstrap-pg.log" >&2; exit 1; }
-    # The package's own cluster (15/main) is not used: the image initialises $PGDATA.
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/lib/postgresql/15
-    tar -C "$rootfs" -c . | docker import -c 'CMD ["/bin/bash"]' - "$POSTGRES_ROOTFS" >/dev/null
+    make_postgres_rootfs &
+    postgres_rootfs_job=$!
   fi
-  docker build -q --build-arg "POSTGRES_ROOTFS=$POSTGRES_ROOTFS" -t "$LOCAL_POSTGRES" "$ROOT/deploy/postgres" >/dev/null
-  echo "build-images: made $LOCAL_POSTGRES"
-}
+fi
 
 if ! pullable "$BASE_IMAGE"; then
   echo "build-images: $BASE_IMAGE is not here and cannot be pulled: building $LOCAL_BASE instead"
@@ -100,9 +108,13 @@ if ! pullable "$ETCD_IMAGE"; then
   build_local_base
   ETCD_IMAGE="$LOCAL_BASE"
 fi
-if ! pullable "$POSTGRES_IMAGE"; then
-  echo "build-images: $POSTGRES_IMAGE is not here and cannot be pulled: building $LOCAL_POSTGRES from Debian's postgresql-15"
-  build_local_postgres
+if [ -n "$postgres_local" ]; then
+  if [ -n "$postgres_rootfs_job" ] && ! wait "$postgres_rootfs_job"; then
+    echo "build-images: the PostgreSQL rootfs could not be made" >&2
+    exit 1
+  fi
+  docker build -q --build-arg "POSTGRES_ROOTFS=$POSTGRES_ROOTFS" -t "$LOCAL_POSTGRES" "$ROOT/deploy/postgres" >/dev/null
+  echo "build-images: made $LOCAL_POSTGRES"
   POSTGRES_IMAGE="$LOCAL_POSTGRES"
 fi
 
