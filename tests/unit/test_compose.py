@@ -136,6 +136,16 @@ def test_etcd_compacts_its_history_in_compose_as_in_ringrift_up_and_the_tests() 
         assert COMPACTION_ARGS and all(flag in command for flag in COMPACTION_ARGS), command
 
 
+def test_etcd_members_elect_a_raft_leader_as_fast_in_compose_as_in_the_tests() -> None:
+    """The three-member fixture's heartbeat and election timeout are compose's: the member
+    tests' bound on a leader change holds for the deployment."""
+    from ringrift_runtime.local.etcd import RAFT_ARGS
+
+    for member in ETCD_MEMBERS:
+        command = _config()["services"][member]["command"]
+        assert RAFT_ARGS and all(flag in command for flag in RAFT_ARGS), command
+
+
 def test_postgres_profile_runs_a_second_state_service_on_the_same_database() -> None:
     """With PostgreSQL, state-2 serves beside state: the name `state` (what every client is
     given) resolves to both, and state-2 refuses to start on anything but PostgreSQL."""
