@@ -19,9 +19,9 @@ IDLE = {"RINGRIFT_GATEWAY__PIPELINE_LOOPS": "false"}
 
 
 @contextmanager
-def local_cluster(env: dict[str, str] | None = None) -> Iterator[LocalCluster]:
+def local_cluster(env: dict[str, str] | None = None, agents: int = 3) -> Iterator[LocalCluster]:
     with tempfile.TemporaryDirectory(prefix="ringrift-bench-") as root:
-        cluster = LocalCluster(Path(root), settings_env=dict(IDLE if env is None else env))
+        cluster = LocalCluster(Path(root), agents=agents, settings_env=dict(IDLE if env is None else env))
         try:
             cluster.up(lambda step: None)
             yield cluster

@@ -121,6 +121,10 @@ def test_the_monitoring_profile_scrapes_what_compose_runs() -> None:
     gateways = {name for name in services if name.startswith("gateway-")}
     assert {host for host, _ in sd_hosts} == gateways
     assert {int(port) for _, port in sd_hosts} == {51050}  # the gateway's gRPC port + 1000
-    etcd_target = jobs["etcd"]["static_configs"][0]["targets"][0]
-    assert f"--listen-metrics-urls=http://0.0.0.0:{etcd_target.split(':')[1]}" in services["etcd"]["command"]
+    members = sorted(name for name in services if name.startswith("etcd-"))
+    targets = jobs["etcd"]["static_configs"][0]["targets"]
+    assert sorted(target.split(":")[0] for target in targets) == members and len(members) == 3  # every member
+    for target in targets:
+        host, port = target.split(":")
+        assert f"--listen-metrics-urls=http://0.0.0.0:{port}" in services[host]["command"]
     assert "prometheus" not in _config()["services"]  # only with the profile

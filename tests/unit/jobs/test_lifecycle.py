@@ -9,7 +9,7 @@ import pytest
 
 from ringrift_contracts.jobparams import ParamSpec
 from ringrift_contracts.jobs import JobState
-from ringrift_jobs.domain.lifecycle import JobLifecycle
+from ringrift_jobs.domain.lifecycle import LOOK_AHEAD_MIN, JobLifecycle
 from ringrift_jobs.domain.model import Node, Report, Spec
 from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, StaleEpoch
 from ringrift_settings import JobSettings
@@ -73,6 +73,33 @@ async def test_dispatch_fills_free_slots_best_node_first_and_leaves_the_rest_pen
     states = sorted([(await store.get(job_id)).state for _, job_id, *_ in agents.runs])
     assert states == [JobState.STARTING] * 3
     assert await jobs.dispatch(100, epoch=7) == (0, 2)  # no slot left: nothing moves
+
+
+async def test_a_round_looks_at_what_its_free_slots_could_take_and_further_only_when_they_stay_free() -> None:
+    """A round runs on every job event: it lists as many pending jobs as its free slots
+    could take (LOOK_AHEAD times over), not a whole batch of the backlog, and looks
+    further only when those leave slots free (here 40 jobs no node runs come first)."""
+    sleeper, echoer = Node("a", "a:1", frozenset({"sleep"}), 2, 0), Node("b", "b:1", frozenset({"echo"}), 1, 0)
+    jobs, store, agents, _, _ = _cluster(sleeper, echoer)
+    await jobs.submit([(Spec("echo", params={"message": "m"}, group=b"echo"), "")])
+    assert await jobs.dispatch(10, epoch=1) == (1, 0)  # b is full now
+    await jobs.submit([(Spec("echo", params={"message": "m"}, group=b"echo"), "") for _ in range(40)])
+    await jobs.submit([(Spec("sleep", group=b"sleep"), "") for _ in range(2)])
+    asked: list[int] = []
+    listing = store.dispatchable
+
+    async def counted(limit: int):
+        asked.append(limit)
+        return await listing(limit)
+
+    store.dispatchable = counted  # type: ignore[method-assign]
+    assert (await jobs.dispatch(1000, epoch=1))[0] == 2  # the two that fit, behind the forty
+    assert asked == [LOOK_AHEAD_MIN, 1000]
+    assert sorted(node_id for node_id, *_ in agents.runs) == ["a", "a", "b"]
+    asked.clear()
+    await jobs.submit([(Spec("sleep", group=b"sleep"), "") for _ in range(200)])
+    assert await jobs.dispatch(1000, epoch=1) == (0, LOOK_AHEAD_MIN)  # no slot free: the look-ahead only
+    assert asked == [LOOK_AHEAD_MIN]
 
 
 async def test_gpu_jobs_are_spread_over_the_gpus_of_a_node() -> None:

@@ -25,6 +25,11 @@ from ringrift_runtime.errors import InvalidArgument, NotFound, RingriftError, St
 from ringrift_runtime.tracing import TRACEPARENT_PATTERN, resumed
 from ringrift_settings import JobSettings
 
+# A dispatch round looks at LOOK_AHEAD pending jobs per free slot (at least LOOK_AHEAD_MIN)
+# before it widens to a whole batch (jobs that fit nowhere, cooling nodes).
+LOOK_AHEAD = 4
+LOOK_AHEAD_MIN = 32
+
 log = logging.getLogger("ringrift.jobs")
 
 MAX_PARAMS, MAX_TIMEOUT, MAX_ATTEMPTS = 64, 7 * 86400, 20
@@ -177,32 +182,32 @@ class JobLifecycle:
 
     async def dispatch(self, limit: int, epoch: int, only: set[str] | None = None) -> tuple[int, int]:
         """Place up to ``limit`` pending jobs (or the ``only`` ones) within the nodes' free
-        slots, best-ranked node first, and start them; (dispatched, still pending)."""
-        pending = await self.store.dispatchable(max(1, min(limit, MAX_BATCH)))
-        if only is not None:
-            pending = [job for job in pending if job.job_id in only]
-        if not pending:
-            return 0, 0
+        slots, best-ranked node first, and start them; (dispatched, still pending among
+        those looked at).
+
+        A round looks at as many pending jobs as the free slots could take (LOOK_AHEAD
+        times over), not at a whole page of the backlog: a round runs on every job event,
+        and listing a thousand pending jobs each time cost StateService most of its CPU
+        under load. When those leave free slots unfilled it looks further, at up to
+        ``limit``, so jobs that fit are not stuck behind ones that do not."""
         members = self._members.nodes()
         free, gpu_used = self._free_slots(members, await self.store.on_nodes())
-        groups: dict[bytes, list[Job]] = defaultdict(list)
-        for job in pending:
-            groups[job.spec.group].append(job)
-        chosen: list[tuple[Job, str]] = []
-        cooling = cooling_nodes(self._last_top_up, self._clock(), self._settings.dispatch_cooldown_seconds)
+        wanted = max(1, min(limit, MAX_BATCH))
+        capacity = sum(free.values())
+        first = wanted if only is not None else min(wanted, max(LOOK_AHEAD_MIN, LOOK_AHEAD * capacity))
+        pending = await self.store.dispatchable(first)
+        if only is not None:
+            pending = [job for job in pending if job.job_id in only]
+        if not pending or capacity <= 0:
+            return 0, len(pending)
         topped_up: set[str] = set()
-        for jobs in groups.values():
-            skip = {name for name, count in free.items() if count <= 0}
-            if jobs[0].spec.top_up:
-                skip |= cooling
-            ranked = await self._placement.rank(jobs[0].spec, min(MAX_BATCH, max(1, len(free))), sorted(skip))
-            order = [node_id for node_id in ranked if node_id not in skip]
-            for job in jobs:
-                node_id = assign(order, free)
-                if node_id is not None:
-                    chosen.append((job, node_id))
-                    if job.spec.top_up:
-                        topped_up.add(node_id)
+        chosen = await self._choose(pending, free, topped_up)
+        if len(chosen) < capacity and len(pending) == first < wanted:
+            # Free slots are left and the look-ahead did not fill them: look further.
+            seen = {job.job_id for job in pending}
+            further = [job for job in await self.store.dispatchable(wanted) if job.job_id not in seen]
+            pending += further
+            chosen += await self._choose(further, free, topped_up)
         for node_id in topped_up:
             self._last_top_up[node_id] = self._clock()
         scheduled = await self.store.transition(
@@ -226,6 +231,27 @@ class JobLifecycle:
             raise stale
         await self.store.transition([t for t in started if isinstance(t, Transition)], epoch)
         return len(applied), len(pending) - len(applied)
+
+    async def _choose(self, pending: list[Job], free: dict[str, int], topped_up: set[str]) -> list[tuple[Job, str]]:
+        """A node for each job that fits (``free`` is used up as slots are taken)."""
+        groups: dict[bytes, list[Job]] = defaultdict(list)
+        for job in pending:
+            groups[job.spec.group].append(job)
+        chosen: list[tuple[Job, str]] = []
+        cooling = cooling_nodes(self._last_top_up, self._clock(), self._settings.dispatch_cooldown_seconds)
+        for jobs in groups.values():
+            skip = {name for name, count in free.items() if count <= 0}
+            if jobs[0].spec.top_up:
+                skip |= cooling
+            ranked = await self._placement.rank(jobs[0].spec, min(MAX_BATCH, max(1, len(free))), sorted(skip))
+            order = [node_id for node_id in ranked if node_id not in skip]
+            for job in jobs:
+                node_id = assign(order, free)
+                if node_id is not None:
+                    chosen.append((job, node_id))
+                    if job.spec.top_up:
+                        topped_up.add(node_id)
+        return chosen
 
     async def _start(
         self,
