@@ -149,6 +149,7 @@ async def test_forged_epochs_from_every_identity_change_nothing_and_leadership_h
     assert lost == []  # not one resignation
 
 
+@pytest.mark.slow  # a failure scenario of 15 s: the default suite stays under its 15 minutes
 async def test_an_etcd_wiped_under_a_running_cluster_leaves_one_working_leader(cluster: LocalCluster) -> None:
     """etcd loses everything (revisions start again at 1): the epochs StateService issued
     do not go back, so the next leader is not stale, and there is exactly one."""

@@ -65,6 +65,7 @@ def test_several_instances_are_one_endpoint_setting() -> None:
         EndpointSettings(state="state-1:50051,state-2:50051")
 
 
+@pytest.mark.slow  # a failure scenario, with the other kills
 async def test_a_sigkilled_instance_loses_nothing_and_clients_go_on_through_the_other(
     replicas: list[ServiceProcess], pki: TestPki
 ) -> None:
