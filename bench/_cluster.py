@@ -29,6 +29,14 @@ def local_cluster(env: dict[str, str] | None = None, agents: int = 3) -> Iterato
             cluster.down()
 
 
+def cluster_pids(cluster: LocalCluster) -> dict[str, int | None]:
+    """The PID of each process of the cluster by name (etcd and every service process;
+    None for one that is not running)."""
+    pids = {"etcd": cluster.etcd.pid if cluster.etcd else None}
+    pids.update({name: p.process.pid if p.process else None for name, p in cluster.processes})
+    return pids
+
+
 def gateway_client(cluster: LocalCluster) -> AsyncClient:
     """The administrator's ringrift_client at the first gateway (inside the event loop)."""
     return AsyncClient(cluster.client_context())

@@ -29,8 +29,8 @@ import time
 
 import psutil
 
-from bench._cluster import IDLE, gateway_client, local_cluster, wait_ready
-from bench._common import machine
+from bench._cluster import IDLE, cluster_pids, gateway_client, local_cluster, wait_ready
+from bench._common import machine, table
 from bench.jobs_throughput import spawn_rate
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.orchestrator.v1 import orchestrator_pb2 as O
@@ -41,9 +41,7 @@ BATCH = 1000
 
 def _processes(cluster: LocalCluster) -> dict[str, psutil.Process]:
     found = {}
-    pids = {"etcd": cluster.etcd.pid if cluster.etcd else None}
-    pids.update({name: p.process.pid if p.process else None for name, p in cluster.processes})
-    for name, pid in pids.items():
+    for name, pid in cluster_pids(cluster).items():
         if pid:
             try:
                 found[name] = psutil.Process(pid)
@@ -165,17 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(figures))
         return 0
-    print(f"## Real jobs through a real cluster: {jobs} `true` jobs, {args.agents} agents × {args.slots} slots")
-    print(f"({machine()})\n")
-    print("| measure | value | reference |")
-    print("|---|---|---|")
-    print(f"| jobs/s, first submission → last SUCCEEDED | {jobs_per_s:.1f} | bare spawn {spawn:.1f}/s (goal ≥ 0.9×) |")
-    print(f"| ratio to the bare spawn rate | {figures['ratio_to_spawn']} | goal ≥ 0.9 |")
     ray_text = f"{ray:.1f}/s, ratio {figures['ratio_to_ray']} (goal ≥ 1.3)" if ray else "Ray not installed"
-    print(f"| Ray tasks running /bin/true | {ray_text} | |")
-    print(f"| CPU ms per job, every process of the cluster | {figures['cpu_ms_per_job']} | |")
-    for name, per_job in figures["cpu_ms_by_process"].items():
-        print(f"| … of which {name} | {per_job} | |")
+    rows = [
+        ("jobs/s, first submission → last SUCCEEDED", f"{jobs_per_s:.1f}", f"bare spawn {spawn:.1f}/s (goal ≥ 0.9×)"),
+        ("ratio to the bare spawn rate", str(figures["ratio_to_spawn"]), "goal ≥ 0.9"),
+        ("Ray tasks running /bin/true", ray_text, ""),
+        ("CPU ms per job, every process of the cluster", str(figures["cpu_ms_per_job"]), ""),
+        *((f"… of which {name}", str(per_job), "") for name, per_job in figures["cpu_ms_by_process"].items()),
+    ]
+    title = f"Real jobs through a real cluster: {jobs} `true` jobs, {args.agents} agents × {args.slots} slots"
+    print(table(f"{title} — {machine()}", rows))
     return 0
 
 

@@ -22,7 +22,7 @@ import time
 
 import psutil
 
-from bench._cluster import gateway_client, local_cluster, wait_ready
+from bench._cluster import cluster_pids, gateway_client, local_cluster, wait_ready
 from bench._common import machine
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.orchestrator.v1 import orchestrator_pb2 as O
@@ -34,10 +34,8 @@ SETTLE_SECONDS = 10.0
 
 def rss(cluster: LocalCluster) -> dict[str, float]:
     """MiB resident per process of the cluster (etcd and every service process)."""
-    pids = {"etcd": cluster.etcd.pid if cluster.etcd else None}
-    pids.update({name: p.process.pid if p.process else None for name, p in cluster.processes})
     found = {}
-    for name, pid in pids.items():
+    for name, pid in cluster_pids(cluster).items():
         try:
             found[name] = psutil.Process(pid).memory_info().rss / MIB if pid else 0.0
         except psutil.Error:
