@@ -42,6 +42,10 @@ class AgentSettings(Section):
     job_slots: int = Field(default=0, ge=0, le=4096)
     # Seconds between SIGTERM and SIGKILL when a job's process group is stopped.
     kill_grace_seconds: float = Field(default=5.0, ge=0)
+    # A job's RUNNING report is made this long after its start (state.json records it at
+    # once): a job that ends sooner is reported once, by its end (one report and one commit
+    # instead of two; its STARTING state already says the agent took it).
+    running_report_delay_seconds: float = Field(default=0.1, ge=0, le=10)
     # Retention: the work directory of an attempt (its log, state, exit and result files;
     # data files live under data_dir) is deleted this many hours after the attempt ended,
     # checked every work_dir_prune_seconds; its log and status are gone from the agent then.

@@ -79,6 +79,7 @@ class AgentApp:
             agent.kill_grace_seconds,
             environment_subset(agent.job_env_passthrough),
             agent.job_log_max_bytes,
+            agent.running_report_delay_seconds,
         )
         sender.on_superseded = self.runner.supersede
         self.runner.job_slots = agent.job_slots or self.probe.cpu_cores()  # as advertised in NodeInfo

@@ -55,7 +55,7 @@ async def test_a_file_that_is_not_an_event_goes_to_dead_and_delivery_goes_on(tmp
     assert sent == ["j1", "j6"]  # in order, past the four bad files
     dead = sorted(p.name for p in (tmp_path / "outbox" / "dead").iterdir())
     assert dead == [f"00000000000{n}.json" for n in (2, 3, 4, 5)]
-    assert reported == [("outbox_event", name) for name in dead]
+    assert sorted(reported) == [("outbox_event", name) for name in dead]  # each once
     assert outbox.skipped.counts == {"outbox_event": 4}
 
 
@@ -93,3 +93,64 @@ async def test_the_sender_refuses_for_good_what_is_not_a_job_event(event: dict) 
     async with grpc.aio.insecure_channel("127.0.0.1:9") as channel:
         with pytest.raises(Rejected, match="not a job event"):
             await JobEventSender(channel)(event)
+
+
+RUNNING, SUCCEEDED = 4, 5
+
+
+def _report(job_id: str, state: int, attempt: int = 1) -> dict:
+    return {**_event(job_id), "state": state, "attempt": attempt}
+
+
+async def test_a_running_event_is_dropped_when_a_later_event_of_its_attempt_waits_behind_it(tmp_path: Path) -> None:
+    """JobService out of reach while a job ran and ended: its end is the one report."""
+
+    async def refuse(event: dict) -> None:
+        raise ConnectionError("JobService unreachable")
+
+    first = Outbox(tmp_path / "outbox", refuse)
+    await first.put(_report("j1", RUNNING))
+    await first.put(_report("j2", RUNNING, attempt=1))
+    await first.put(_report("j1", SUCCEEDED))
+    await first.put(_report("j2", 6, attempt=1))  # j2's first attempt failed ...
+    await first.put(_report("j2", RUNNING, attempt=2))  # ... and its second runs
+    sent: list[tuple[str, int, int]] = []
+
+    async def send(event: dict) -> None:
+        sent.append((event["job_id"], event["attempt"], event["state"]))
+
+    outbox = Outbox(tmp_path / "outbox", send)
+    await _deliver_until(outbox, 3)
+    assert sorted(sent) == [("j1", 1, SUCCEEDED), ("j2", 1, 6), ("j2", 2, RUNNING)]
+    assert sent.index(("j2", 1, 6)) < sent.index(("j2", 2, RUNNING))  # a job's events in order
+    assert outbox.coalesced == 2
+
+
+async def test_one_event_of_a_job_at_a_time_and_other_jobs_do_not_wait_for_it(tmp_path: Path) -> None:
+    release = asyncio.Event()
+    started: list[tuple[str, int]] = []
+    done: list[tuple[str, int]] = []
+
+    async def send(event: dict) -> None:
+        started.append((event["job_id"], event["state"]))
+        if event["job_id"] == "slow":
+            await release.wait()
+        done.append((event["job_id"], event["state"]))
+
+    outbox = Outbox(tmp_path / "outbox", send)
+    await outbox.put(_report("slow", RUNNING))
+    await outbox.put(_report("slow", 6, attempt=2))
+    await outbox.put(_report("fast", SUCCEEDED))
+    task = asyncio.create_task(outbox.run())
+    try:
+        async with asyncio.timeout(10):
+            while ("fast", SUCCEEDED) not in done:
+                await asyncio.sleep(0.01)
+        assert started == [("slow", RUNNING), ("fast", SUCCEEDED)]  # slow's next waits for its first
+        release.set()
+        async with asyncio.timeout(10):
+            while len(done) < 3:
+                await asyncio.sleep(0.01)
+        assert done[1:] == [("slow", RUNNING), ("slow", 6)]
+    finally:
+        task.cancel()

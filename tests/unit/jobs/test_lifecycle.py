@@ -9,7 +9,7 @@ import pytest
 
 from ringrift_contracts.jobparams import ParamSpec
 from ringrift_contracts.jobs import JobState
-from ringrift_jobs.domain.lifecycle import LOOK_AHEAD_MIN, JobLifecycle
+from ringrift_jobs.domain.lifecycle import LOOK_AHEAD, LOOK_AHEAD_MIN, JobLifecycle
 from ringrift_jobs.domain.model import Node, Report, Spec
 from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, StaleEpoch
 from ringrift_settings import JobSettings
@@ -100,6 +100,28 @@ async def test_a_round_looks_at_what_its_free_slots_could_take_and_further_only_
     await jobs.submit([(Spec("sleep", group=b"sleep"), "") for _ in range(200)])
     assert await jobs.dispatch(1000, epoch=1) == (0, LOOK_AHEAD_MIN)  # no slot free: the look-ahead only
     assert asked == [LOOK_AHEAD_MIN]
+
+
+async def test_a_round_lists_the_backlog_beside_the_jobs_on_nodes_and_more_only_for_many_free_slots() -> None:
+    """The first listing goes out with the jobs on nodes (capacity unknown yet); only
+    when the free slots could take more than it holds, and the backlog has more, is the
+    longer look-ahead listed."""
+    jobs, store, _, _, _ = _cluster(node("a", slots=20))
+    asked: list[int] = []
+    listing = store.dispatchable
+
+    async def counted(limit: int):
+        asked.append(limit)
+        return await listing(limit)
+
+    store.dispatchable = counted  # type: ignore[method-assign]
+    await jobs.submit([(Spec("sleep"), "")])
+    assert await jobs.dispatch(1000, epoch=1) == (1, 0)
+    assert asked == [LOOK_AHEAD_MIN]  # one job pending: nothing more to list
+    asked.clear()
+    await jobs.submit([(Spec("sleep"), "") for _ in range(100)])
+    assert (await jobs.dispatch(1000, epoch=1))[0] == 19  # every free slot filled
+    assert asked == [LOOK_AHEAD_MIN, LOOK_AHEAD * 19]
 
 
 async def test_gpu_jobs_are_spread_over_the_gpus_of_a_node() -> None:

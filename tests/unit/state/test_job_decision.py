@@ -65,9 +65,20 @@ def test_only_a_failure_or_a_loss_can_be_retried() -> None:
     assert not decision.applied and "only a FAILED or LOST attempt" in decision.reason
 
 
-def test_cancelling_is_permanent_and_starting_has_no_event_of_its_own() -> None:
+def test_cancelling_is_permanent() -> None:
     cancelled = decide(job(S.PENDING), Transition("J1", 1, S.CANCELLED, error="operator"))
     assert cancelled.job_changes["permanent"] is True and cancelled.event_state == S.CANCELLED
+
+
+def test_an_attempt_has_one_started_event_from_starting_or_else_from_running() -> None:
+    """JOB_STARTED when RunJob answered (STARTING), not again at the agent's RUNNING
+    report; a RUNNING report straight from SCHEDULED (the STARTING write lost) has it."""
     starting = decide(job(S.SCHEDULED), Transition("J1", 1, S.STARTING))
-    assert starting.applied and starting.event_state is None and starting.attempt is not None
+    assert starting.applied and starting.event_state == S.STARTING and starting.attempt is not None
     assert starting.attempt.started
+    running = decide(job(S.STARTING), Transition("J1", 1, S.RUNNING))
+    assert running.applied and running.event_state is None
+    unannounced = decide(job(S.SCHEDULED), Transition("J1", 1, S.RUNNING))
+    assert unannounced.applied and unannounced.event_state == S.RUNNING
+    ended = decide(job(S.STARTING), Transition("J1", 1, S.SUCCEEDED))
+    assert ended.applied and ended.event_state == S.SUCCEEDED

@@ -129,9 +129,11 @@ class _JobStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobState.Val
     JOB_STATE_SCHEDULED: _JobState.ValueType  # 2
     """A node was chosen; dispatch is in progress."""
     JOB_STATE_STARTING: _JobState.ValueType  # 3
-    """The agent accepted the job and is starting the process."""
+    """The agent accepted the job and started its process (RunJob answered)."""
     JOB_STATE_RUNNING: _JobState.ValueType  # 4
-    """The process is running (confirmed by the agent)."""
+    """The process is running, as the agent reported once it had run for
+    agent.running_report_delay_seconds; a job that ends sooner goes from STARTING to its end.
+    """
     JOB_STATE_SUCCEEDED: _JobState.ValueType  # 5
     """The process exited with status 0 and its result was collected."""
     JOB_STATE_FAILED: _JobState.ValueType  # 6
@@ -153,9 +155,11 @@ JOB_STATE_PENDING: JobState.ValueType  # 1
 JOB_STATE_SCHEDULED: JobState.ValueType  # 2
 """A node was chosen; dispatch is in progress."""
 JOB_STATE_STARTING: JobState.ValueType  # 3
-"""The agent accepted the job and is starting the process."""
+"""The agent accepted the job and started its process (RunJob answered)."""
 JOB_STATE_RUNNING: JobState.ValueType  # 4
-"""The process is running (confirmed by the agent)."""
+"""The process is running, as the agent reported once it had run for
+agent.running_report_delay_seconds; a job that ends sooner goes from STARTING to its end.
+"""
 JOB_STATE_SUCCEEDED: JobState.ValueType  # 5
 """The process exited with status 0 and its result was collected."""
 JOB_STATE_FAILED: JobState.ValueType  # 6
@@ -247,7 +251,10 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_JOB_SCHEDULED: _EventType.ValueType  # 2
     """A job was placed on a node."""
     EVENT_TYPE_JOB_STARTED: _EventType.ValueType  # 3
-    """The agent confirmed the job's process is running."""
+    """The agent confirmed the job's process is running: once per attempt, when its RunJob
+    answered that it started the process (STARTING) or, if that was not recorded, at its
+    first RUNNING report.
+    """
     EVENT_TYPE_JOB_SUCCEEDED: _EventType.ValueType  # 4
     """A job succeeded."""
     EVENT_TYPE_JOB_FAILED: _EventType.ValueType  # 5
@@ -327,7 +334,10 @@ EVENT_TYPE_JOB_SUBMITTED: EventType.ValueType  # 1
 EVENT_TYPE_JOB_SCHEDULED: EventType.ValueType  # 2
 """A job was placed on a node."""
 EVENT_TYPE_JOB_STARTED: EventType.ValueType  # 3
-"""The agent confirmed the job's process is running."""
+"""The agent confirmed the job's process is running: once per attempt, when its RunJob
+answered that it started the process (STARTING) or, if that was not recorded, at its
+first RUNNING report.
+"""
 EVENT_TYPE_JOB_SUCCEEDED: EventType.ValueType  # 4
 """A job succeeded."""
 EVENT_TYPE_JOB_FAILED: EventType.ValueType  # 5

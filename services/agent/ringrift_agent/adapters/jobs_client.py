@@ -11,6 +11,9 @@ from ringrift_agent.adapters.outbox import Rejected
 from ringrift_runtime.tracing import resumed
 
 PERMANENT = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+# A report that hangs (a JobService that stopped answering) is given up and sent again
+# later, rather than holding its job's later events forever.
+REPORT_TIMEOUT_SECONDS = 30.0
 
 
 class JobEventSender:
@@ -41,7 +44,7 @@ class JobEventSender:
             # have none and start their own).
             attributes = {"job.id": request.job_id, "job.attempt": str(request.attempt)}
             with resumed("report job event", event.get("traceparent", ""), attributes):
-                reply = await self._stub.ReportJobEvent(request)
+                reply = await self._stub.ReportJobEvent(request, timeout=REPORT_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in PERMANENT:
                 raise Rejected(f"{exc.code().name}: {exc.details()}") from None

@@ -1,9 +1,14 @@
 """Durable outbox of job status events: every event is written to disk (fsynced) before
-anything else happens, then delivered to JobService in order until acknowledged. An
-agent that cannot reach JobService keeps its events and delivers them later, also after
-a restart. Events JobService refuses as malformed, and files that cannot be read as an
-event (a torn or corrupted file), are moved to outbox/dead/ and reported as skipped
-records (RECORD_SKIPPED, ringrift_records_skipped_total): delivery goes on after them."""
+anything else happens, then delivered to JobService until acknowledged, in order for each
+job and concurrently across jobs (one event of a job in flight at a time). An agent that
+cannot reach JobService keeps its events and delivers them later, also after a restart.
+
+A RUNNING event still waiting when a later event of the same attempt is written (its end,
+while JobService was out of reach) is dropped: the later one says more, and STARTING ->
+SUCCEEDED is a legal transition. Events JobService refuses as malformed, and
+files that cannot be read as an event (a torn or corrupted file), are moved to
+outbox/dead/ and reported as skipped records (RECORD_SKIPPED,
+ringrift_records_skipped_total): delivery goes on after them."""
 
 from __future__ import annotations
 
@@ -37,6 +42,10 @@ def _read_event(path: Path) -> dict:
     return event
 
 
+RUNNING = 4  # JobState.RUNNING on the wire
+MAX_IN_FLIGHT = 64  # events sent at once (each of another job)
+
+
 class Outbox:
     def __init__(
         self,
@@ -57,7 +66,9 @@ class Outbox:
         self._sequence = self._read_counter()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._events: dict[str, dict] = {}  # file name -> event read (files never change once written)
         self.delivered = 0
+        self.coalesced = 0  # RUNNING events a later event of their attempt made unnecessary
 
     def _read_counter(self) -> int:
         """The last sequence handed out; when its file is unreadable, the highest any
@@ -85,29 +96,93 @@ class Outbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver forever, oldest first."""
+        """Deliver forever."""
         delay = 0.1
         if self._bad_counter:
             await self.skipped.skip("outbox_counter", self._counter.name, self._bad_counter)
         while True:
             self._wake.clear()
-            for path in self.pending():
-                try:
-                    event = await asyncio.to_thread(_read_event, path)
-                    await self._send(event)
-                except (Malformed, Rejected) as exc:
-                    refused = "refused by JobService" if isinstance(exc, Rejected) else "not an event"
-                    log.error("outbox event %s %s (%s); kept in %s", path.name, refused, exc, self._dead)
-                    await asyncio.to_thread(replace_durably, path, self._dead / path.name)
-                    await self.skipped.skip("outbox_event", path.name, f"{refused}: {exc}")
-                    continue
-                except Exception as exc:
-                    log.warning("cannot deliver job events yet (%s); %d pending", exc, len(self.pending()))
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._retry_max)
-                    break
-                await asyncio.to_thread(path.unlink)
-                self.delivered += 1
-                delay = 0.1
-            else:
+            sent, failed = await self._round()
+            if failed:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+                continue
+            delay = 0.1
+            if not sent:
                 await self._wake.wait()
+
+    async def _round(self) -> tuple[bool, bool]:
+        """Send the first undelivered event of every job at once; (whether any was sent,
+        whether a send failed)."""
+        paths = self.pending()
+        unread = [p for p in paths if p.name not in self._events]
+        if unread:
+            for path, event in zip(unread, await asyncio.to_thread(_read_all, unread), strict=True):
+                if isinstance(event, Malformed):
+                    await self._bury(path, "not an event", event)
+                else:
+                    self._events[path.name] = event
+        by_job: dict[str, list[Path]] = {}
+        for path in paths:
+            event = self._events.get(path.name)
+            if event is not None:
+                by_job.setdefault(str(event.get("job_id")), []).append(path)
+        heads: list[Path] = []
+        for queue in by_job.values():
+            head = await self._coalesce(queue)
+            if head is not None and len(heads) < MAX_IN_FLIGHT:
+                heads.append(head)
+        results = await asyncio.gather(*(self._deliver(path) for path in heads))
+        return bool(heads), not all(results)
+
+    async def _coalesce(self, queue: list[Path]) -> Path | None:
+        """The job's next event to send: a RUNNING event followed by a later event of the
+        same attempt is dropped (the later one says more)."""
+        while len(queue) > 1:
+            head = self._events[queue[0].name]
+            if head.get("state") != RUNNING:
+                break
+            if not any(self._events[p.name].get("attempt") == head.get("attempt") for p in queue[1:]):
+                break
+            await asyncio.to_thread(_unlink, queue[0])
+            self._forget(queue.pop(0).name)
+            self.coalesced += 1
+        return queue[0] if queue else None
+
+    async def _deliver(self, path: Path) -> bool:
+        """Send one event; False when it could not be delivered yet."""
+        try:
+            await self._send(self._events[path.name])
+        except Rejected as exc:
+            await self._bury(path, "refused by JobService", exc)
+            return True
+        except Exception as exc:
+            log.warning("cannot deliver job events yet (%s); %d pending", exc, len(self._events))
+            return False
+        await asyncio.to_thread(_unlink, path)
+        self._forget(path.name)
+        self.delivered += 1
+        return True
+
+    async def _bury(self, path: Path, refused: str, exc: Exception) -> None:
+        log.error("outbox event %s %s (%s); kept in %s", path.name, refused, exc, self._dead)
+        await asyncio.to_thread(replace_durably, path, self._dead / path.name)
+        self._forget(path.name)
+        await self.skipped.skip("outbox_event", path.name, f"{refused}: {exc}")
+
+    def _forget(self, name: str) -> None:
+        self._events.pop(name, None)
+
+
+def _read_all(paths: list[Path]) -> list[dict | Malformed]:
+    events: list[dict | Malformed] = []
+    for path in paths:
+        try:
+            events.append(_read_event(path))
+        except Malformed as exc:
+            events.append(exc)
+    return events
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)

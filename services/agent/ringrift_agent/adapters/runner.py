@@ -132,8 +132,10 @@ class JobRunner:
         kill_grace_seconds: float,
         base_env: dict[str, str],
         log_max_bytes: int = 64 * 1024 * 1024,
+        running_report_delay: float = 0.0,
     ) -> None:
         self.data_dir = data_dir
+        self._running_delay = running_report_delay
         self._base_env = base_env
         self.jobs_dir = data_dir / "jobs"
         self.node_id = node_id
@@ -297,7 +299,7 @@ class JobRunner:
         attempt.state = JobState.RUNNING
         self._processes[attempt.key] = process
         await self._persist(attempt)
-        await self._report(attempt)
+        await self._report_running(attempt)
 
     # -- watching --------------------------------------------------------------
     async def _watch_child(self, attempt: Attempt) -> None:
@@ -387,6 +389,25 @@ class JobRunner:
 
     async def _report(self, attempt: Attempt) -> None:
         await self._outbox.put(attempt.report(self.node_id))
+
+    async def _report_running(self, attempt: Attempt) -> None:
+        """RUNNING is reported ``running_report_delay`` seconds after the start, unless the
+        attempt ended by then: its end is then its only report (one report and one commit
+        instead of two; STARTING -> SUCCEEDED is legal). Nothing is lost meanwhile:
+        state.json says it runs, and an agent restarted before the report makes it from
+        there (recover)."""
+        if self._running_delay <= 0:
+            await self._report(attempt)
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(self._running_delay)
+            if attempt.state == JobState.RUNNING:
+                await self._report(attempt)
+
+        task = asyncio.create_task(later(), name=f"running-{attempt.job_id}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     # -- retention -------------------------------------------------------------------
     async def _cap_logs(self, attempt: Attempt) -> None:

@@ -191,11 +191,16 @@ class JobLifecycle:
         under load. When those leave free slots unfilled it looks further, at up to
         ``limit``, so jobs that fit are not stuck behind ones that do not."""
         members = self._members.nodes()
-        free, gpu_used = self._free_slots(members, await self.store.on_nodes())
         wanted = max(1, min(limit, MAX_BATCH))
+        # The jobs on nodes and the head of the backlog at once (one round trip, not two);
+        # a longer look-ahead only when the free slots call for it and the backlog has it.
+        guess = wanted if only is not None else min(wanted, LOOK_AHEAD_MIN)
+        on_nodes, pending = await asyncio.gather(self.store.on_nodes(), self.store.dispatchable(guess))
+        free, gpu_used = self._free_slots(members, on_nodes)
         capacity = sum(free.values())
         first = wanted if only is not None else min(wanted, max(LOOK_AHEAD_MIN, LOOK_AHEAD * capacity))
-        pending = await self.store.dispatchable(first)
+        if first > guess and len(pending) == guess:
+            pending = await self.store.dispatchable(first)
         if only is not None:
             pending = [job for job in pending if job.job_id in only]
         if not pending or capacity <= 0:

@@ -30,6 +30,7 @@ from ringrift_state.domain.model import NewEvent
 
 EVENT_FOR_STATE = {
     JobState.SCHEDULED: common_pb2.EVENT_TYPE_JOB_SCHEDULED,
+    JobState.STARTING: common_pb2.EVENT_TYPE_JOB_STARTED,
     JobState.RUNNING: common_pb2.EVENT_TYPE_JOB_STARTED,
     JobState.SUCCEEDED: common_pb2.EVENT_TYPE_JOB_SUCCEEDED,
     JobState.FAILED: common_pb2.EVENT_TYPE_JOB_FAILED,

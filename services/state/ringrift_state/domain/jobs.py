@@ -206,13 +206,31 @@ def decide(current: CurrentJob | None, t: Transition) -> Decision:
         True,
         attempt=AttemptWrite(t.attempt, t.to_state, node_id, t.exit_code, t.error[:MAX_STORED_ERROR], t.cpu_seconds),
         job_changes=changes,
-        event_state=t.to_state if t.to_state in EVENT_STATES else None,
+        event_state=event_state(current.state, t.to_state),
         event_attributes=attributes,
         next_attempt=next_attempt,
     )
 
 
-# States whose reaching is an event of its own (STARTING is not: RUNNING follows at once).
+# States whose reaching is an event of its own. JOB_STARTED is the first of STARTING (the
+# agent's RunJob answered that the process started) and RUNNING (the agent's own report,
+# made only for a job still running a moment later): a job has one JOB_STARTED per attempt.
 EVENT_STATES = frozenset(
-    {JobState.SCHEDULED, JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
+    {
+        JobState.SCHEDULED,
+        JobState.STARTING,
+        JobState.RUNNING,
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.LOST,
+    }
 )
+
+
+def event_state(current: JobState, target: JobState) -> JobState | None:
+    """The state whose JOB_<state> event a transition from ``current`` to ``target``
+    records, or None."""
+    if target == JobState.RUNNING and current == JobState.STARTING:
+        return None  # JOB_STARTED was recorded when it became STARTING
+    return target if target in EVENT_STATES else None
