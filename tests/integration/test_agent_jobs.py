@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import time
@@ -119,6 +120,9 @@ limits = {{ cpu_seconds = 1 }}
 [templates.hoard]
 argv = ["{{python}}", "-c", "import os; handles = [open(os.devnull) for _ in range(200)]"]
 limits = {{ open_files = 32 }}
+
+[templates.whereami]
+argv = ["{{python}}", "-c", "import os, sys; print(os.getcwd(), os.environ['RINGRIFT_JOB_ID'], repr(sys.stdin.read()))"]
 
 [templates.short]
 argv = ["{{python}}", "-c", "import time; time.sleep(30)"]
@@ -247,6 +251,37 @@ async def test_job_runs_reports_and_streams_logs(agent, stub) -> None:
     assert b"sleeping 0.2s" in logs
     templates = await stub.ListJobTemplates(agent_pb2.ListJobTemplatesRequest(), timeout=5)
     assert {"sleep", "echo", "true", "copy"} <= {t.kind for t in templates.templates}
+
+
+@pytest.mark.parametrize("agent_env", [{}, {"RINGRIFT_AGENT__STANDBY_WRAPPER": "false"}], ids=["standby", "own"])
+async def test_a_job_runs_in_its_work_directory_with_its_environment_whether_its_wrapper_was_started_ahead(
+    agent, stub, agent_env, tmp_path: Path
+) -> None:
+    """By default the agent keeps a wrapper started ahead (its interpreter's start is not
+    on the job's path); the job sees the same work directory, environment, logs and stdin
+    as with a wrapper started for it."""
+    standby = not agent_env
+    for job_id in ("job-where-1", "job-where-2"):
+        # The start time of a process started now, on the same clock as the wrapper's
+        # (psutil counts from the boot time in whole seconds: time.time() is not comparable).
+        marker = await asyncio.create_subprocess_exec("sleep", "30")
+        try:
+            asked = psutil.Process(marker.pid).create_time()
+        finally:
+            marker.kill()
+            await marker.wait()
+        reply = await stub.RunJob(run_request(job_id, "whereami"), timeout=10)
+        await asyncio.sleep(0.3)  # the next standby wrapper starts in the background
+        await wait_state(stub, job_id, S.JOB_STATE_SUCCEEDED)
+        logs = b"".join(
+            [c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id=job_id), timeout=10)]
+        )
+        work_dir = tmp_path / "data" / "jobs" / job_id / "1"
+        assert logs.decode().split() == [str(work_dir), job_id, "''"]
+        started = json.loads((work_dir / "state.json").read_text())["pid_created"]  # the wrapper's start
+        # Waiting before the job was asked for, or started for it.
+        assert started < asked if standby else started >= asked, (started, asked)
+        assert json.loads((work_dir / "state.json").read_text())["pid"] == reply.status.pid
 
 
 @pytest.mark.parametrize("agent_env", [{"RINGRIFT_AGENT__RUNNING_REPORT_DELAY_SECONDS": "0.5"}])

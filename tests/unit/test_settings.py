@@ -100,8 +100,10 @@ def test_settings_are_immutable() -> None:
 
 
 # Files that hand the environment on without reading a setting from it: the job wrapper
-# passes its own environment (the job's, as the agent built it) to posix_spawn.
-PASSES_THE_ENVIRONMENT_ON = {"services/agent/ringrift_agent/wrapper.py": "os.posix_spawnp(argv[0], argv, os.environ"}
+# passes its own environment (the job's, as the agent built it) to the job.
+PASSES_THE_ENVIRONMENT_ON = {
+    "services/agent/ringrift_agent/wrapper.py": "run(work_dir, limits, sys.argv[separator + 1 :], os.environ)"
+}
 
 
 def test_only_the_settings_module_reads_the_environment() -> None:

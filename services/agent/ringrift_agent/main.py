@@ -80,6 +80,7 @@ class AgentApp:
             environment_subset(agent.job_env_passthrough),
             agent.job_log_max_bytes,
             agent.running_report_delay_seconds,
+            agent.standby_wrapper,
         )
         sender.on_superseded = self.runner.supersede
         self.runner.job_slots = agent.job_slots or self.probe.cpu_cores()  # as advertised in NodeInfo
@@ -134,6 +135,7 @@ class AgentApp:
             await self.streams.start()
             log.info("file streams on port %d", self.streams.port)
         recovered = await self.runner.recover()
+        self.runner.prepare()
         if any(recovered.values()):
             log.info("jobs after restart: %s", recovered)
         self._delivery = asyncio.create_task(self.outbox.run(), name="job-events")

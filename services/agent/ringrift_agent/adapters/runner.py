@@ -133,9 +133,13 @@ class JobRunner:
         base_env: dict[str, str],
         log_max_bytes: int = 64 * 1024 * 1024,
         running_report_delay: float = 0.0,
+        standby_wrapper: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self._running_delay = running_report_delay
+        self._keep_standby = standby_wrapper
+        self._standby: asyncio.subprocess.Process | None = None  # a wrapper waiting for a job
+        self._standby_starting: asyncio.Task[None] | None = None
         self._base_env = base_env
         self.jobs_dir = data_dir / "jobs"
         self.node_id = node_id
@@ -269,10 +273,27 @@ class JobRunner:
         return env
 
     async def _spawn(self, attempt: Attempt, work_dir: Path, gpu_indices: list[int]) -> None:
+        process = await self._hand_to_standby(attempt, work_dir, gpu_indices)
+        if process is None:
+            process = await self._spawn_wrapper(attempt, work_dir, gpu_indices)
+        attempt.pid = process.pid
+        attempt.started_at = time.time()
+        try:
+            attempt.pid_created = psutil.Process(process.pid).create_time()
+        except psutil.Error:
+            attempt.pid_created = 0.0
+        attempt.state = JobState.RUNNING
+        self._processes[attempt.key] = process
+        await self._persist(attempt)
+        await self._report_running(attempt)
+
+    async def _spawn_wrapper(
+        self, attempt: Attempt, work_dir: Path, gpu_indices: list[int]
+    ) -> asyncio.subprocess.Process:
         stdout = (work_dir / "stdout.log").open("ab")
         stderr = (work_dir / "stderr.log").open("ab")
         try:
-            process = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-S",  # the wrapper needs nothing from site-packages: it starts faster without
                 str(WRAPPER),
@@ -290,16 +311,76 @@ class JobRunner:
         finally:
             stdout.close()
             stderr.close()
-        attempt.pid = process.pid
-        attempt.started_at = time.time()
+
+    # -- the standby wrapper -----------------------------------------------------------
+    async def _hand_to_standby(
+        self, attempt: Attempt, work_dir: Path, gpu_indices: list[int]
+    ) -> asyncio.subprocess.Process | None:
+        """The job to the wrapper started ahead (its interpreter's start is behind it), and
+        the next one started in the background; None when there is none ready (the job
+        then starts its own wrapper)."""
+        standby, self._standby = self._standby, None
+        if self._keep_standby:
+            self._start_standby_soon()
+        if standby is None or standby.returncode is not None or standby.stdin is None:
+            return None
+        limits = dict(arg.split("=", 1) for arg in _rlimit_args(attempt))
+        spec = {
+            "work_dir": str(work_dir),
+            "argv": attempt.argv,
+            "env": self._env(attempt, gpu_indices),
+            "limits": {name: int(value) for name, value in limits.items()},
+        }
         try:
-            attempt.pid_created = psutil.Process(process.pid).create_time()
-        except psutil.Error:
-            attempt.pid_created = 0.0
-        attempt.state = JobState.RUNNING
-        self._processes[attempt.key] = process
-        await self._persist(attempt)
-        await self._report_running(attempt)
+            standby.stdin.write(json.dumps(spec).encode() + b"\n")
+            await standby.stdin.drain()
+            standby.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):  # it died meanwhile
+            return None
+        return standby
+
+    def _start_standby_soon(self) -> None:
+        if self._standby_starting is None or self._standby_starting.done():
+            self._standby_starting = asyncio.create_task(self._start_standby(), name="standby-wrapper")
+
+    async def _start_standby(self) -> None:
+        if self._standby is not None and self._standby.returncode is None:
+            return
+        try:
+            await asyncio.to_thread(self.jobs_dir.mkdir, parents=True, exist_ok=True)
+            self._standby = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-S",
+                str(WRAPPER),
+                "--standby",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                cwd=self.jobs_dir,
+                env=self._base_env,
+                start_new_session=True,  # it leads the job's process group
+            )
+        except OSError as exc:
+            log.warning("could not start a standby job wrapper (%s); jobs start their own", exc)
+
+    def prepare(self) -> None:
+        """Start the standby wrapper (when it is kept) before the first job comes."""
+        if self._keep_standby:
+            self._start_standby_soon()
+
+    async def _stop_standby(self) -> None:
+        if self._standby_starting is not None:
+            await asyncio.gather(self._standby_starting, return_exceptions=True)
+        standby, self._standby = self._standby, None
+        if standby is None or standby.returncode is not None:
+            return
+        if standby.stdin is not None:
+            standby.stdin.close()  # end of input: it exits without a job
+        try:
+            await asyncio.wait_for(standby.wait(), 5)
+        except TimeoutError:
+            standby.kill()
+            await standby.wait()
 
     # -- watching --------------------------------------------------------------
     async def _watch_child(self, attempt: Attempt) -> None:
@@ -380,8 +461,11 @@ class JobRunner:
         attempt.state, attempt.exit_code, attempt.error = end.state, end.exit_code, end.error
         attempt.result_json = result_json
         attempt.finished_at = time.time()
-        await self._persist(attempt)
+        # The report is durable first: an agent that dies before state.json says how the
+        # attempt ended finds its exit record after the restart and reports it again
+        # (JobService ignores the repeat); the other way round the report would be lost.
         await self._report(attempt)
+        await self._persist(attempt)
         log.info("job %s attempt %d %s %s", attempt.job_id, attempt.attempt, end.state.name, end.error)
 
     async def _persist(self, attempt: Attempt) -> None:
@@ -487,3 +571,5 @@ class JobRunner:
         for monitor in monitors:
             monitor.cancel()
         await asyncio.gather(*monitors, return_exceptions=True)
+        self._keep_standby = False
+        await self._stop_standby()
