@@ -232,3 +232,64 @@ async def test_events_past_their_retention_are_compacted_and_reading_after_them_
     joined = await uses.publish(NewEvent(NODE_JOINED, "test", subject="node-1"))
     assert (await asyncio.wait_for(waiting, 5)).sequence == joined.sequence
     await quiet.aclose()
+
+
+async def test_live_watches_share_one_read_per_append_and_see_what_a_filtered_read_sees(repository) -> None:
+    """Twelve watches (three filters, four each, two started behind) follow 30 appends:
+    each gets exactly the repository's filtered answer, in order, without a gap or a
+    repeat, while the repository is read a few times per append, not once per watch."""
+    from ringrift_state.domain.usecases import StateUseCases
+
+    reads = 0
+    listing = repository.list_events
+
+    async def counted(after: int, event_filter: EventFilter, limit: int):
+        nonlocal reads
+        reads += 1
+        return await listing(after, event_filter, limit)
+
+    repository.list_events = counted
+    uses = StateUseCases(repository, 5.0, 100)  # a long poll: only appends move the watches
+    await uses.publish(NewEvent(JOB_SUBMITTED, "test", subject="before-1", config_key="sq8"))
+    await uses.publish(NewEvent(NODE_JOINED, "test", subject="before-2"))
+    filters = [
+        EventFilter(),
+        EventFilter(types=frozenset({NODE_JOINED})),
+        EventFilter(types=frozenset({JOB_SUBMITTED}), config_key="sq8", subject="j-3"),
+    ]
+    watches = [(f, uses.watch(after, f)) for f in filters for after in (0, 0, 2, 2)]
+    received: list[list[int]] = [[] for _ in watches]
+
+    async def follow(index: int, events, until: int) -> None:
+        async for stored in events:
+            received[index].append(stored.sequence)
+            if stored.sequence >= until:
+                return
+
+    await asyncio.sleep(0.1)
+    publishing = [
+        NewEvent(NODE_JOINED if n % 3 == 0 else JOB_SUBMITTED, "test", subject=f"j-{n % 5}", config_key="sq8")
+        for n in range(30)
+    ]
+    expected = {}
+    last = 2 + len(publishing)
+    tasks = [asyncio.ensure_future(follow(index, events, last)) for index, (_, events) in enumerate(watches)]
+    await asyncio.sleep(0.2)  # every watch is live
+    before = reads
+    for event in publishing:
+        await uses.publish(event)
+        await asyncio.sleep(0.01)
+    everything = await repository.list_events(0, EventFilter(), 100)
+    for index, (event_filter, _) in enumerate(watches):
+        after = (0, 0, 2, 2)[index % 4]
+        expected[index] = [e.sequence for e in await listing(after, event_filter, 100)]
+        if not expected[index] or expected[index][-1] < last:  # it stops at the last event only if it matches
+            tasks[index].cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    live_reads = reads - before
+    for index in range(len(watches)):
+        assert received[index] == expected[index], (index, received[index], expected[index])
+    assert [e.sequence for e in everything] == list(range(1, last + 1))
+    assert live_reads <= 2 * len(publishing), live_reads  # not 12 watches x 30 appends
+    for _, events in watches:
+        await events.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -12,6 +13,8 @@ from ringrift_state.domain.model import EpochRecord, EventFilter, NewEvent, Stat
 from ringrift_state.domain.ports import LeaderKeys, StateRepository
 
 log = logging.getLogger("ringrift.state")
+
+TAIL_EVENTS = 4096  # the newest events held for live watches
 
 
 class EventNotifier:
@@ -24,11 +27,102 @@ class EventNotifier:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
+    def next_change(self) -> asyncio.Event:
+        """Set by the next notify: taken before a read, so a notify during the read is not missed."""
+        return self._changed
+
+    async def wait(self, timeout: float, change: asyncio.Event | None = None) -> None:
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            await asyncio.wait_for((change or self._changed).wait(), timeout)
         except TimeoutError:
             pass
+
+
+def matches(event_filter: EventFilter, stored: StoredEvent) -> bool:
+    """What the repository's filtered read selects, for events already in memory."""
+    event = stored.event
+    return (
+        (not event_filter.types or event.type in event_filter.types)
+        and (not event_filter.config_key or event.config_key == event_filter.config_key)
+        and (not event_filter.subject or event.subject == event_filter.subject)
+    )
+
+
+class EventTail:
+    """The newest events, read once for every live watch: an append (or the poll for
+    another replica's) costs one read of the repository, not one per watch. At most
+    ``keep`` events are held; a watch further behind reads the repository itself."""
+
+    def __init__(self, repository: StateRepository, notifier: EventNotifier, poll_seconds: float, batch: int) -> None:
+        self._repository = repository
+        self._notifier = notifier
+        self._poll_seconds = poll_seconds
+        self._batch = batch
+        self._events: deque[StoredEvent] = deque(maxlen=TAIL_EVENTS)
+        self.head = -1  # every event up to here was read (-1: not read yet)
+        self._failed = False  # the last read failed: watches read the repository (and see why)
+        self._moved = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def after(self, last: int) -> list[StoredEvent] | None:
+        """The events above ``last`` up to head, oldest first; None when the tail cannot
+        say (not read yet, a failed read, ``last`` older than what it holds or ahead of it)."""
+        if self.head < 0 or self._failed or last > self.head:
+            return None
+        found: list[StoredEvent] = []
+        for stored in reversed(self._events):
+            if stored.sequence <= last:
+                break
+            found.append(stored)
+        else:
+            oldest = found[-1].sequence if found else self.head + 1
+            if oldest != last + 1:
+                return None  # there are events between last and what is held
+        found.reverse()
+        return found
+
+    async def moved(self, timeout: float) -> None:
+        """Until the tail reads again (or ``timeout``)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._follow(), name="event-tail")
+        moved = self._moved
+        try:
+            await asyncio.wait_for(moved.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def _follow(self) -> None:
+        while True:
+            change = self._notifier.next_change()
+            try:
+                await self._read()
+                self._failed = False
+            except Exception as exc:  # the watches read the repository and report it
+                if not self._failed:
+                    log.warning("the event tail cannot read events (%s); watches read them themselves", exc)
+                self._failed = True
+            self._moved.set()
+            self._moved = asyncio.Event()
+            await self._notifier.wait(self._poll_seconds, change)
+
+    async def _read(self) -> None:
+        head = await self._repository.last_sequence()  # every event up to here is visible now
+        if self.head < 0 or head < self.head:
+            self._events.clear()  # the first read (or a database that went back): hold from here on
+            self.head = head
+            return
+        while self.head < head:
+            batch = [
+                e
+                for e in await self._repository.list_events(self.head, EventFilter(), self._batch)
+                if e.sequence <= head
+            ]
+            if not batch or batch[0].sequence != self.head + 1:
+                self._events.clear()  # compacted meanwhile: hold from head on
+                self.head = head
+                return
+            self._events.extend(batch)
+            self.head = batch[-1].sequence
 
 
 class StateUseCases:
@@ -40,6 +134,7 @@ class StateUseCases:
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._notifier = EventNotifier()
+        self._tail = EventTail(repository, self._notifier, poll_seconds, batch_size)
         self._floor = 0  # the highest compacted sequence (load_floor at start, compact after)
 
     async def get_epoch(self) -> EpochRecord:
@@ -107,6 +202,16 @@ class StateUseCases:
         last = after
         while True:
             self._check_kept(last)
+            held = self._tail.after(last)
+            if held is not None:  # live: from the events read once for every watch
+                head = self._tail.head
+                for stored in held:
+                    if matches(event_filter, stored):
+                        yield stored
+                last = max(last, head)
+                if last >= self._tail.head:  # nothing newer read meanwhile
+                    await self._tail.moved(self._poll_seconds)
+                continue
             head = await self._repository.last_sequence()  # every event up to here is visible now
             batch = await self._repository.list_events(last, event_filter, self._batch_size)
             for stored in batch:
@@ -116,7 +221,8 @@ class StateUseCases:
                 # Everything that matched up to head was sent: a filtered watch that saw
                 # nothing for a long time has still read past the events compaction deletes.
                 last = max(last, head)
-                await self._notifier.wait(self._poll_seconds)
+                if self._tail.after(last) is None:  # ahead of the tail, or it cannot say
+                    await self._tail.moved(self._poll_seconds)
 
     async def last_sequence(self) -> int:
         return await self._repository.last_sequence()
