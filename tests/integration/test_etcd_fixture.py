@@ -70,3 +70,18 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_first_start_on_a_port_taken_meanwhile_moves_to_free_ports(tmp_path) -> None:
+    """Another process took the chosen port between choosing and binding: the fixture
+    starts on new ports rather than failing the test that wanted an etcd."""
+    import socket
+
+    server = EtcdServer(tmp_path / "taken")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", server.client_port))
+        squatter.listen()
+        taken = server.client_port
+        with server:
+            assert server.client_port != taken and server.healthy()
+            server.etcdctl("put", "k", "v")

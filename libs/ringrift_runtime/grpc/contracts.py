@@ -36,6 +36,7 @@ def service_descriptors() -> dict[str, ServiceDescriptor]:
     return found
 
 
+@lru_cache(maxsize=4096)  # asked on every served call (the access log, the gateway's audit)
 def idempotency_level(full_method: str) -> str:
     """The method's ``option idempotency_level`` in its proto: NO_SIDE_EFFECTS (a read),
     IDEMPOTENT (a mutation that repeats safely), or IDEMPOTENCY_UNKNOWN."""

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from ringrift_runtime import errors, tracing
+from ringrift_runtime.grpc.contracts import idempotency_level
 from ringrift_runtime.grpc.int64 import int64_violations
 from ringrift_runtime.grpc.status import rich_status, status_code_for, trailing_metadata_for
 from ringrift_runtime.logs import (
@@ -108,8 +109,12 @@ class _CallScope:
         code_name = self.code.name
         self.interceptor.metrics.observe(self.method, code_name, elapsed)
         quiet = self.method.startswith(QUIET_SERVICE_PREFIXES) and not self.interceptor.log_health_checks
+        # Reads that succeed are logged at DEBUG: a status polled thousands of times a
+        # second would otherwise fill the log (and cost its CPU); every change and every
+        # failure is logged at INFO.
+        routine = code_name == "OK" and idempotency_level(self.method.lstrip("/")) == "NO_SIDE_EFFECTS"
         access_log.log(
-            logging.DEBUG if quiet else logging.INFO,
+            logging.DEBUG if quiet or routine else logging.INFO,
             "rpc %s %s %.1fms peer=%s",
             self.method,
             code_name,
@@ -160,6 +165,9 @@ def caller_key(identity: Identity | None, peer: str) -> str:
     return (peer or "unknown").rsplit(":", 1)[0]
 
 
+MAX_WRAPPED_METHODS = 1024
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Authorization (who is calling, and may they), per-caller limits, request id, error
     translation, access log and metrics for every served method."""
@@ -178,6 +186,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         self.audit = audit
         defaults = ServerSettings()
         self.limits = limits or CallerLimits(defaults.max_calls_per_caller, defaults.max_streams_per_caller)
+        # The wrapped handler of each method, made once (the server's handler for a method
+        # does not change): not two closures and a handler object per call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -188,6 +199,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        if len(self._wrapped) < MAX_WRAPPED_METHODS:  # methods are few; a client cannot grow it unseen
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),

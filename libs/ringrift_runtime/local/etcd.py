@@ -74,6 +74,9 @@ def install_etcd() -> str:
     return find_etcd()
 
 
+PORT_ATTEMPTS = 3  # a first start on ports another process took meanwhile
+
+
 class EtcdServer:
     """One etcd member on 127.0.0.1: a single-member cluster by itself, or one member of
     an EtcdCluster (which gives it the cluster's ``initial_cluster``)."""
@@ -98,6 +101,7 @@ class EtcdServer:
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self._served = False  # healthy once: its ports are known to its clients
         self.initial_cluster = ""  # name=peer-url,...; this member alone when empty
         self.raft_args: tuple[str, ...] = ()  # an EtcdCluster's heartbeat and election timeout
 
@@ -144,8 +148,27 @@ class EtcdServer:
         return self.process.pid if self.process else None
 
     def start(self, timeout: float = 20.0) -> None:
-        self.launch()
-        self.wait_healthy(timeout)
+        """Start and wait until healthy. A first start whose port was taken between
+        choosing it and etcd binding it (another process on the machine) is tried again on
+        new ports; a member that served before keeps its ports (its clients know them)."""
+        for attempt in range(PORT_ATTEMPTS):
+            self.launch()
+            try:
+                self.wait_healthy(timeout)
+            except RuntimeError:
+                if self._served or self.initial_cluster or attempt == PORT_ATTEMPTS - 1 or not self._port_taken():
+                    raise
+                shutil.rmtree(self.data_dir, ignore_errors=True)  # a first start: nothing in it yet
+                self.client_port, self.peer_port, self.metrics_port = free_port(), free_port(), free_port()
+                continue
+            self._served = True
+            return
+
+    def _port_taken(self) -> bool:
+        try:
+            return "address already in use" in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
 
     def launch(self) -> None:
         """Start the process without waiting (a member of a new multi-member cluster is
