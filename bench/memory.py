@@ -33,13 +33,24 @@ SETTLE_SECONDS = 10.0
 
 
 def rss(cluster: LocalCluster) -> dict[str, float]:
-    """MiB resident per process of the cluster (etcd and every service process)."""
+    """MiB resident per process of the cluster (etcd and every service process), each
+    with its children: an agent's job wrapper started ahead counts as the agent's (no job
+    runs when this is measured)."""
     found = {}
     for name, pid in cluster_pids(cluster).items():
+        found[name] = 0.0
+        if not pid:
+            continue
         try:
-            found[name] = psutil.Process(pid).memory_info().rss / MIB if pid else 0.0
+            process = psutil.Process(pid)
+            family = [process, *process.children(recursive=True)]
         except psutil.Error:
-            found[name] = 0.0
+            continue
+        for member in family:
+            try:
+                found[name] += member.memory_info().rss / MIB
+            except psutil.Error:
+                pass
     return found
 
 
