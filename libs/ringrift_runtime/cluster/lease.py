@@ -13,12 +13,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import grpc
 from aetcd import rpc
 
 from ringrift_runtime.cluster.etcd import REQUIRE_LEADER, blocking_channel
 from ringrift_runtime.settings import EtcdSettings
+
+T = TypeVar("T")
 
 log = logging.getLogger("ringrift.cluster.lease")
 
@@ -128,24 +131,36 @@ class LeaseKeeper:
 
         self._call_owner(apply)
 
+    def _each_member(self, call: Callable[[rpc.LeaseStub], T]) -> T:
+        """``call`` through each member once, until one answers; the last member's error
+        when none does."""
+        for tried in range(len(self._settings.endpoints)):
+            try:
+                return call(self._stub())
+            except grpc.RpcError:
+                if tried + 1 == len(self._settings.endpoints):
+                    raise
+                self._next_member()
+        raise AssertionError("unreachable: there is at least one endpoint")
+
     def _run(self, granted: asyncio.Future) -> None:
         timeout = self._settings.request_timeout_seconds
-        for tried in range(len(self._settings.endpoints)):  # each member once
-            try:
-                sent = time.monotonic()
-                reply = self._stub().LeaseGrant(
-                    rpc.LeaseGrantRequest(TTL=self.ttl), timeout=timeout, metadata=REQUIRE_LEADER
-                )
-                self.lease_id, self.granted_ttl = reply.ID, reply.TTL
-                self._valid_until = sent + reply.TTL - self._margin
-                break
-            except grpc.RpcError as exc:
-                if tried + 1 == len(self._settings.endpoints):
-                    self._resolve(
-                        granted, error=ConnectionError(f"etcd at {self._endpoint} refused a lease: {exc.code().name}")
-                    )
-                    return
-                self._next_member()
+        sent = time.monotonic()
+
+        def grant(stub: rpc.LeaseStub):
+            nonlocal sent
+            sent = time.monotonic()
+            return stub.LeaseGrant(rpc.LeaseGrantRequest(TTL=self.ttl), timeout=timeout, metadata=REQUIRE_LEADER)
+
+        try:
+            reply = self._each_member(grant)
+        except grpc.RpcError as exc:
+            self._resolve(
+                granted, error=ConnectionError(f"etcd at {self._endpoint} refused a lease: {exc.code().name}")
+            )
+            return
+        self.lease_id, self.granted_ttl = reply.ID, reply.TTL
+        self._valid_until = sent + reply.TTL - self._margin
         self._resolve(granted, self.lease_id)
         interval = self.granted_ttl / 3
         next_at = time.monotonic() + interval
@@ -177,20 +192,14 @@ class LeaseKeeper:
         return 0
 
     def _revoke(self) -> bool:
-        for tried in range(len(self._settings.endpoints)):  # each member once
-            try:
-                self._stub().LeaseRevoke(
-                    rpc.LeaseRevokeRequest(ID=self.lease_id),
-                    timeout=self._settings.request_timeout_seconds,
-                    metadata=REQUIRE_LEADER,
-                )
-                return True
-            except grpc.RpcError as exc:
-                if tried + 1 == len(self._settings.endpoints):
-                    log.warning("lease %s could not be revoked (%s); it expires by itself", self.name, exc.code().name)
-                    return False
-                self._next_member()
-        return False
+        request = rpc.LeaseRevokeRequest(ID=self.lease_id)
+        timeout = self._settings.request_timeout_seconds
+        try:
+            self._each_member(lambda stub: stub.LeaseRevoke(request, timeout=timeout, metadata=REQUIRE_LEADER))
+        except grpc.RpcError as exc:
+            log.warning("lease %s could not be revoked (%s); it expires by itself", self.name, exc.code().name)
+            return False
+        return True
 
     def _report_lost(self, reason: str) -> None:
         self.lost_reason = reason

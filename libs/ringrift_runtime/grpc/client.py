@@ -73,8 +73,8 @@ class ChannelFactory:
         ]
 
     def channel(self, target: str, server_name: str) -> Any:
-        """A channel to ``target`` (host:port, or several instances) that accepts only a server whose certificate
-        carries ``server_name``; close it with ``await channel.close()``."""
+        """A channel to ``target`` (host:port, or several instances) that accepts only a
+        server whose certificate carries ``server_name``; close it with ``await channel.close()``."""
         return self.security.channel(
             grpc_target(target), server_name, self.options(), [DeadlineInterceptor(self.deadline_for)]
         )

@@ -336,7 +336,10 @@ class EtcdCluster:
 
     def leader_index(self) -> int:
         """Which member is the raft leader now."""
-        statuses = self.status()
+        return self._leader_of(self.status())
+
+    @staticmethod
+    def _leader_of(statuses: list[dict]) -> int:
         leader = statuses[0]["leader"]
         for status in statuses:
             if status["member_id"] == leader:
@@ -345,10 +348,11 @@ class EtcdCluster:
 
     def move_leader(self, index: int) -> None:
         """Make member ``index`` the raft leader (etcdctl move-leader, asked of the current one)."""
-        current = self.leader_index()
+        statuses = self.status()  # asked once of every member
+        current = self._leader_of(statuses)
         if current == index:
             return
-        target = next(s["member_id"] for s in self.status() if s["name"] == self.members[index].name)
+        target = next(s["member_id"] for s in statuses if s["name"] == self.members[index].name)
         self.members[current].etcdctl("move-leader", format(target, "x"))
 
     def __enter__(self) -> EtcdCluster:

@@ -24,6 +24,23 @@ LEASE_TTL = 2
 PIPELINE_CATALOG = Path(__file__).resolve().parents[1] / "catalogs" / "pipeline.toml"
 
 
+class Terms:
+    """Who led, in order, with each term's epoch: ``lead_as(name)`` is the callback a
+    candidate leads with; ``elected[name]`` is set once it leads."""
+
+    def __init__(self, *names: str) -> None:
+        self.terms: list[tuple[str, int]] = []
+        self.elected = {name: asyncio.Event() for name in names}
+
+    def lead_as(self, name: str):
+        async def lead(leadership) -> None:
+            self.terms.append((name, leadership.epoch))
+            self.elected[name].set()
+            await asyncio.Event().wait()  # leads until its leadership ends
+
+        return lead
+
+
 def identity_of(service: str, name: str, env: dict[str, str]) -> Identity:
     """The identity a process of the local cluster runs as (its certificate's)."""
     if service == "gateway":

@@ -9,12 +9,13 @@ import time
 import pytest
 
 from ringrift_runtime.cluster.cache import ChangeKind, PrefixCache
-from ringrift_runtime.cluster.election import LeaderElection, Leadership
+from ringrift_runtime.cluster.election import LeaderElection
 from ringrift_runtime.cluster.etcd import Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper
 from ringrift_runtime.cluster.leased import LeasedKey
 from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.settings import EtcdSettings
+from tests.integration.cluster.conftest import Terms
 
 
 def etcd_settings(etcd: EtcdServer, **overrides) -> EtcdSettings:
@@ -145,16 +146,8 @@ async def test_leased_key_registers_again_after_etcd_restart(etcd: EtcdServer) -
 async def test_election_lowest_candidate_leads_and_hands_over_on_resign(etcd: EtcdServer) -> None:
     settings = etcd_settings(etcd)
     keyspace = Keyspace("t")
-    terms: list[tuple[str, int]] = []
-    elected = {name: asyncio.Event() for name in ("a", "b")}
-
-    def lead_as(name: str):
-        async def lead(leadership: Leadership) -> None:
-            terms.append((name, leadership.epoch))
-            elected[name].set()
-            await asyncio.Event().wait()
-
-        return lead
+    led = Terms("a", "b")
+    terms, elected, lead_as = led.terms, led.elected, led.lead_as
 
     first = LeaderElection(settings, keyspace, "a", b"a")
     second = LeaderElection(settings, keyspace, "b", b"b")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ringrift.common.v1 import common_pb2 as C
-from ringrift_runtime.cluster.election import LeaderElection, Leadership
+from ringrift_runtime.cluster.election import LeaderElection
 from ringrift_runtime.cluster.etcd import ETCD_IDENTITY, Keyspace, make_client
 from ringrift_runtime.cluster.lease import LeaseKeeper
 from ringrift_runtime.cluster.leased import LeasedKey
@@ -25,7 +25,7 @@ from ringrift_runtime.security.identity import service
 from ringrift_runtime.settings import EtcdSettings
 from ringrift_runtime.testing.pki import TestPki
 from tests.callers import gateway_client
-from tests.integration.cluster.conftest import ELECTION_TTL, LEASE_TTL, LocalCluster
+from tests.integration.cluster.conftest import ELECTION_TTL, LEASE_TTL, LocalCluster, Terms
 from tests.integration.cluster.test_jobs_end_to_end import spec, start_cluster
 
 TTL = 5  # the default lease TTL of agents and services
@@ -103,16 +103,8 @@ async def test_leader_keeps_leading_when_its_member_dies(members: EtcdCluster) -
     and the candidate keeps its place in line."""
     settings = settings_of(members, election_ttl_seconds=2)
     await asyncio.to_thread(members.move_leader, 1)
-    terms: list[tuple[str, int]] = []
-    elected = {name: asyncio.Event() for name in ("a", "b")}
-
-    def lead_as(name: str):
-        async def lead(leadership: Leadership) -> None:
-            terms.append((name, leadership.epoch))
-            elected[name].set()
-            await asyncio.Event().wait()
-
-        return lead
+    led = Terms("a", "b")
+    terms, elected, lead_as = led.terms, led.elected, led.lead_as
 
     first = LeaderElection(settings, Keyspace("t"), "a", b"a")
     second = LeaderElection(settings, Keyspace("t"), "b", b"b")
