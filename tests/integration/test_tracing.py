@@ -59,7 +59,9 @@ def test_a_job_is_one_trace_from_submit_to_report(tmp_path: Path) -> None:
         chain: dict[str, list[dict[str, Any]]] = {}
         while time.monotonic() < deadline:  # the exporters write every half second
             chain = _chain(read_spans(traces), job_id)
-            if wanted <= set(chain) and len(chain["report job event"]) >= 2:
+            if wanted <= set(chain) and len(chain[REPORTED]) == len(chain["report job event"]):
+                time.sleep(1.0)  # one more export round: a later report of the same job is in too
+                chain = _chain(read_spans(traces), job_id)
                 break
             time.sleep(0.5)
         assert wanted <= set(chain), sorted(chain)
@@ -76,9 +78,11 @@ def test_a_job_is_one_trace_from_submit_to_report(tmp_path: Path) -> None:
         assert parent_of(one("dispatch job"), one(JOBS_SUBMIT))
         assert parent_of(one(RUN), one("dispatch job")) and _service(one(RUN)) == "ringrift-agent"
         reports = chain["report job event"]
-        assert len(reports) >= 2 and all(parent_of(r, one(RUN)) and _service(r) == "ringrift-agent" for r in reports)
+        # A job that ends within agent.running_report_delay_seconds is reported once, by its
+        # end; a slower one twice (RUNNING, then its end): each in the job's trace.
+        assert len(reports) >= 1 and all(parent_of(r, one(RUN)) and _service(r) == "ringrift-agent" for r in reports)
         assert all(any(parent_of(s, r) for r in reports) for s in chain[REPORTED])
-        assert len(chain[REPORTED]) == len(reports)  # RUNNING and SUCCEEDED, each delivered once
+        assert len(chain[REPORTED]) == len(reports)  # each delivered once
 
         # The request id in the logs is the trace id: the gateway's and JobService's lines of it.
         trace_id = format(int(one(GATEWAY_SUBMIT)["context"]["trace_id"], 16), "032x")
