@@ -50,6 +50,19 @@ def node(name: str, slots: int = 2, gpus: int = 0) -> Node:
     return Node(name, f"{name}:1", frozenset({"echo", "sleep"}), slots, gpus)
 
 
+def count_listings(store) -> list[int]:
+    """The limit of every listing of dispatchable jobs ``store`` answers from now on."""
+    asked: list[int] = []
+    listing = store.dispatchable
+
+    async def counted(limit: int):
+        asked.append(limit)
+        return await listing(limit)
+
+    store.dispatchable = counted
+    return asked
+
+
 async def test_submission_is_checked_against_the_templates_and_queues_nothing_when_bad() -> None:
     jobs, store, *_ = _cluster(node("a"))
     with pytest.raises(InvalidArgument) as caught:
@@ -85,14 +98,7 @@ async def test_a_round_looks_at_what_its_free_slots_could_take_and_further_only_
     assert await jobs.dispatch(10, epoch=1) == (1, 0)  # b is full now
     await jobs.submit([(Spec("echo", params={"message": "m"}, group=b"echo"), "") for _ in range(40)])
     await jobs.submit([(Spec("sleep", group=b"sleep"), "") for _ in range(2)])
-    asked: list[int] = []
-    listing = store.dispatchable
-
-    async def counted(limit: int):
-        asked.append(limit)
-        return await listing(limit)
-
-    store.dispatchable = counted  # type: ignore[method-assign]
+    asked = count_listings(store)
     assert (await jobs.dispatch(1000, epoch=1))[0] == 2  # the two that fit, behind the forty
     assert asked == [LOOK_AHEAD_MIN, 1000]
     assert sorted(node_id for node_id, *_ in agents.runs) == ["a", "a", "b"]
@@ -107,14 +113,7 @@ async def test_a_round_lists_the_backlog_beside_the_jobs_on_nodes_and_more_only_
     when the free slots could take more than it holds, and the backlog has more, is the
     longer look-ahead listed."""
     jobs, store, _, _, _ = _cluster(node("a", slots=20))
-    asked: list[int] = []
-    listing = store.dispatchable
-
-    async def counted(limit: int):
-        asked.append(limit)
-        return await listing(limit)
-
-    store.dispatchable = counted  # type: ignore[method-assign]
+    asked = count_listings(store)
     await jobs.submit([(Spec("sleep"), "")])
     assert await jobs.dispatch(1000, epoch=1) == (1, 0)
     assert asked == [LOOK_AHEAD_MIN]  # one job pending: nothing more to list

@@ -16,7 +16,9 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -39,10 +41,15 @@ def _write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data))
 
 
+def _rlimits(attempt: Attempt) -> dict[str, int]:
+    """The rlimits the wrapper sets on the job (by name, those the template has)."""
+    limits = {"cpu": attempt.cpu_limit_seconds, "nofile": attempt.open_files}
+    return {name: int(value) for name, value in limits.items() if value}
+
+
 def _rlimit_args(attempt: Attempt) -> list[str]:
     """The wrapper's rlimit arguments (it sets them on the job before exec)."""
-    limits = [("cpu", attempt.cpu_limit_seconds), ("nofile", attempt.open_files)]
-    return [f"{name}={value}" for name, value in limits if value]
+    return [f"{name}={value}" for name, value in _rlimits(attempt).items()]
 
 
 def _group_rss_mb(leader: int) -> float:
@@ -228,16 +235,12 @@ class JobRunner:
             return
         attempt.superseded = True
         log.warning("job %s attempt %d was superseded; stopping it", job_id, attempt_number)
-        task = asyncio.ensure_future(self._kill(attempt))
-        self._stopping.add(task)
-        task.add_done_callback(self._stopping.discard)
+        self._background(self._kill(attempt), f"supersede-{job_id}")
 
     def _watch(self, attempt: Attempt, watcher) -> None:
         self._monitors[attempt.key] = asyncio.create_task(watcher, name=f"job-{attempt.job_id}")
         if attempt.memory_mb:
-            task = asyncio.create_task(self._watch_memory(attempt), name=f"memory-{attempt.job_id}")
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
+            self._background(self._watch_memory(attempt), f"memory-{attempt.job_id}")
 
     async def _watch_memory(self, attempt: Attempt) -> None:
         """Kill the attempt's process group once its resident memory passes the template's
@@ -324,12 +327,11 @@ class JobRunner:
             self._start_standby_soon()
         if standby is None or standby.returncode is not None or standby.stdin is None:
             return None
-        limits = dict(arg.split("=", 1) for arg in _rlimit_args(attempt))
         spec = {
             "work_dir": str(work_dir),
             "argv": attempt.argv,
             "env": self._env(attempt, gpu_indices),
-            "limits": {name: int(value) for name, value in limits.items()},
+            "limits": _rlimits(attempt),
         }
         try:
             standby.stdin.write(json.dumps(spec).encode() + b"\n")
@@ -489,7 +491,11 @@ class JobRunner:
             if attempt.state == JobState.RUNNING:
                 await self._report(attempt)
 
-        task = asyncio.create_task(later(), name=f"running-{attempt.job_id}")
+        self._background(later(), f"running-{attempt.job_id}")
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """A task of this runner's that stop() cancels (kept referenced until it ends)."""
+        task = asyncio.create_task(work, name=name)
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 

@@ -51,7 +51,7 @@ def matches(event_filter: EventFilter, stored: StoredEvent) -> bool:
 class EventTail:
     """The newest events, read once for every live watch: an append (or the poll for
     another replica's) costs one read of the repository, not one per watch. At most
-    ``keep`` events are held; a watch further behind reads the repository itself."""
+    TAIL_EVENTS are held; a watch further behind reads the repository itself."""
 
     def __init__(self, repository: StateRepository, notifier: EventNotifier, poll_seconds: float, batch: int) -> None:
         self._repository = repository
@@ -61,7 +61,7 @@ class EventTail:
         self._events: deque[StoredEvent] = deque(maxlen=TAIL_EVENTS)
         self.head = -1  # every event up to here was read (-1: not read yet)
         self._failed = False  # the last read failed: watches read the repository (and see why)
-        self._moved = asyncio.Event()
+        self._moved = EventNotifier()  # wakes the watches after each read
         self._task: asyncio.Task[None] | None = None
 
     def after(self, last: int) -> list[StoredEvent] | None:
@@ -81,15 +81,11 @@ class EventTail:
         found.reverse()
         return found
 
-    async def moved(self, timeout: float) -> None:
-        """Until the tail reads again (or ``timeout``)."""
+    async def moved(self) -> None:
+        """Until the tail reads again (at the latest after the poll period)."""
         if self._task is None:
             self._task = asyncio.create_task(self._follow(), name="event-tail")
-        moved = self._moved
-        try:
-            await asyncio.wait_for(moved.wait(), timeout)
-        except TimeoutError:
-            pass
+        await self._moved.wait(self._poll_seconds)
 
     async def _follow(self) -> None:
         while True:
@@ -101,8 +97,7 @@ class EventTail:
                 if not self._failed:
                     log.warning("the event tail cannot read events (%s); watches read them themselves", exc)
                 self._failed = True
-            self._moved.set()
-            self._moved = asyncio.Event()
+            self._moved.notify()
             await self._notifier.wait(self._poll_seconds, change)
 
     async def _read(self) -> None:
@@ -131,7 +126,6 @@ class StateUseCases:
     ) -> None:
         self._repository = repository
         self._leaders = leaders
-        self._poll_seconds = poll_seconds
         self._batch_size = batch_size
         self._notifier = EventNotifier()
         self._tail = EventTail(repository, self._notifier, poll_seconds, batch_size)
@@ -210,7 +204,7 @@ class StateUseCases:
                         yield stored
                 last = max(last, head)
                 if last >= self._tail.head:  # nothing newer read meanwhile
-                    await self._tail.moved(self._poll_seconds)
+                    await self._tail.moved()
                 continue
             head = await self._repository.last_sequence()  # every event up to here is visible now
             batch = await self._repository.list_events(last, event_filter, self._batch_size)
@@ -222,7 +216,7 @@ class StateUseCases:
                 # nothing for a long time has still read past the events compaction deletes.
                 last = max(last, head)
                 if self._tail.after(last) is None:  # ahead of the tail, or it cannot say
-                    await self._tail.moved(self._poll_seconds)
+                    await self._tail.moved()
 
     async def last_sequence(self) -> int:
         return await self._repository.last_sequence()
