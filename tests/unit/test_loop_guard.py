@@ -1,5 +1,6 @@
 """The slow-callback guard measures the loop's own blocking, not wall time: a blocking
-call is caught; a callback preempted by another process sharing its CPU is not."""
+call or a long computation is caught; a callback preempted by another process sharing
+its CPU, or whose vCPU its host took, or that a garbage collection paused, is not."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from ringrift_runtime.testing.loop_guard import guard_loop
+from ringrift_runtime.testing.loop_guard import blocked_seconds, guard_loop
 
 
 def _spin(cpu_seconds: float) -> None:
@@ -28,6 +29,26 @@ def test_a_blocking_call_is_caught() -> None:
     with guard_loop(0.1) as blocked:
         asyncio.run(blocks())
     assert len(blocked.found) == 1 and "blocked its loop for 0.2" in blocked.found[0]
+
+
+@pytest.mark.allow_slow_callbacks
+def test_a_long_computation_is_caught() -> None:
+    async def computes() -> None:
+        _spin(0.25)
+
+    with guard_loop(0.1) as blocked:
+        asyncio.run(computes())
+    assert len(blocked.found) == 1 and "blocked its loop for 0.2" in blocked.found[0]
+
+
+def test_what_was_taken_from_the_thread_or_spent_collecting_garbage_is_not_blocking() -> None:
+    # 0.3 s on the wall, 10 ms of CPU, no run-queue wait, no voluntary switch: the host
+    # took the vCPU (steal) -- the callback's own part is its CPU time.
+    assert blocked_seconds(0.3, 0.01, 0.0, 0, 0.0) == pytest.approx(0.01)
+    # The same callback slept or waited (a voluntary switch): all but the run-queue wait.
+    assert blocked_seconds(0.3, 0.01, 0.05, 1, 0.0) == pytest.approx(0.25)
+    # A full garbage collection of 0.2 s during a computation of 0.25 s.
+    assert blocked_seconds(0.25, 0.25, 0.0, 0, 0.2) == pytest.approx(0.05)
 
 
 @pytest.mark.allow_slow_callbacks
