@@ -129,10 +129,11 @@ async def simulated_cluster(
     env_for: dict[str, dict[str, str]] | None = None,
     refresh_seconds: float = 0.0,
     etcd_compaction: tuple[str, ...] = COMPACTION_ARGS,
+    job_slots: int = 50,
 ) -> AsyncIterator[SimulatedCluster]:
     """A fresh cluster secured as ``security`` says; ``env_for[process]`` adds settings to
     a process; with ``refresh_seconds`` every agent re-puts its NodeInfo that often, as a
-    real agent does."""
+    real agent does; each agent offers ``job_slots`` slots."""
     root = Path(tempfile.mkdtemp(prefix="ringrift-bench-jobs-"))
     etcd = security.etcd(root / "etcd", etcd_compaction)
     await asyncio.to_thread(etcd.start)
@@ -198,7 +199,7 @@ async def simulated_cluster(
                 node_id=node_id,
                 address=host.address,
                 job_kinds=["noop"],
-                job_slots=50,
+                job_slots=job_slots,
                 declared=common_pb2.NodeCapabilities(cpu_cores=16, roles=[common_pb2.NODE_ROLE_SELFPLAY]),
                 metrics=common_pb2.NodeMetrics(free_ram_mb=64_000),
             )

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh >/dev/null
-for bench in failover membership_scale node_selection jobs_throughput gauntlet_sprt allocation_sim latency dispatch status_load memory soak; do
+for bench in failover membership_scale node_selection jobs_throughput backlog gauntlet_sprt allocation_sim latency dispatch status_load memory soak; do
   .venv/bin/python -m "bench.$bench"
   echo
 done

@@ -41,8 +41,9 @@ def _service(name: str, rules: dict[str, AbstractSet[str]]) -> dict[str, frozens
 
 
 STATE_READS = (
-    "GetClusterStats", "GetClusterEpoch", "LoadState", "GetJob", "ListJobs", "ListNodesSeen", "ListModels",
-    "GetBestModels", "ListMatches", "ListRatings", "ListConfigStats", "ListSyncTransfers", "ListEvents", "WatchEvents",
+    "GetClusterStats", "GetClusterEpoch", "LoadState", "GetJob", "ListJobs", "CountJobsOnNodes", "ListNodesSeen",
+    "ListModels", "GetBestModels", "ListMatches", "ListRatings", "ListConfigStats", "ListSyncTransfers", "ListEvents",
+    "WatchEvents",
 )  # fmt: skip
 
 TABLE: dict[str, frozenset[str]] = {

@@ -81,6 +81,14 @@ class FakeJobStore:
     async def on_nodes(self) -> list[Job]:
         return [self._view(r) for r in self._records.values() if r.job.state in ON_NODE]
 
+    async def node_counts(self) -> dict[str, tuple[int, int]]:
+        counts: dict[str, tuple[int, int]] = {}
+        for record in self._records.values():
+            if record.job.state in ON_NODE:
+                jobs, gpu = counts.get(record.job.node_id, (0, 0))
+                counts[record.job.node_id] = (jobs + 1, gpu + record.job.spec.needs_gpu)
+        return counts
+
     async def transition(self, transitions: list[Transition], epoch: int = 0, with_jobs: bool = False) -> list[Outcome]:
         self._fence(epoch)
         outcomes = []
@@ -143,10 +151,13 @@ class FakePlacement:
         self.order = order
         self.calls: list[tuple[str, int, list[str]]] = []
 
-    async def rank(self, spec: Spec, top_k: int, exclude: list[str]) -> list[str]:
-        self.calls.append((spec.kind, top_k, exclude))
+    async def rank(self, spec: Spec, top_k: int, exclude: list[str], only: list[str] | None = None) -> list[str]:
+        self.calls.append((spec.kind, top_k, exclude, only))
         names = self.order or sorted(self._members.nodes())
-        return [n for n in names if n not in exclude and spec.kind in self._members.nodes()[n].job_kinds][:top_k]
+        members = self._members.nodes()
+        excluded, named = set(exclude), None if only is None else set(only)
+        usable = [n for n in names if n not in excluded and (named is None or n in named) and n in members]
+        return [n for n in usable if spec.kind in members[n].job_kinds][:top_k]
 
 
 class FakeAgents:

@@ -87,6 +87,18 @@ async def test_best_node_and_explanation(selector) -> None:
     )
     assert local.best.node_id == "gpu-4090"
 
+    # Node lists of any length: 1,500 exclusions (names of no member among them) and a
+    # list of the only nodes to consider.
+    many = [f"gone-{i}" for i in range(1500)]
+    ranked = await stub.RankNodes(
+        nodes_pb2.RankNodesRequest(spec=spec("selfplay"), top_k=3, exclude_node_ids=[*many, "cpu-only"]), timeout=5
+    )
+    assert sorted(s.node_id for s in ranked.ranked) == ["gpu-4090", "gpu-a100"]
+    only = await stub.RankNodes(
+        nodes_pb2.RankNodesRequest(spec=spec("selfplay"), top_k=3, only_node_ids=[*many, "gpu-4090"]), timeout=5
+    )
+    assert [s.node_id for s in only.ranked] == ["gpu-4090"]
+
 
 @pytest.mark.parametrize(
     ("method", "request_message", "field"),
@@ -105,6 +117,11 @@ async def test_best_node_and_explanation(selector) -> None:
             "exclude_node_ids[0]",
         ),
         ("FilterByCapability", nodes_pb2.FilterByCapabilityRequest(kind="Bad Kind!"), "kind"),
+        (
+            "RankNodes",
+            nodes_pb2.RankNodesRequest(spec=spec("selfplay"), top_k=1, only_node_ids=["a", "x y"]),
+            "only_node_ids[1]",
+        ),
     ],
     ids=lambda v: str(v)[:24],
 )

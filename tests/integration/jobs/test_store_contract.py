@@ -75,7 +75,7 @@ async def store(request, tmp_path: Path, pki: TestPki):
 
 def spec(kind: str = "sleep", **fields) -> Spec:
     value = Spec(kind, **fields)
-    return Spec(value.kind, value.config_key, value.params, wire=spec_message(value))
+    return Spec(value.kind, value.config_key, value.params, needs_gpu=value.needs_gpu, wire=spec_message(value))
 
 
 async def test_created_jobs_are_pending_and_an_idempotency_key_returns_the_first(store) -> None:
@@ -99,6 +99,18 @@ async def test_dispatchable_jobs_are_the_pending_ones_up_to_the_limit(store) -> 
     assert {j.job_id for j in await jobs.dispatchable(10)} == created - {placed}
     (on_node,) = await jobs.on_nodes()
     assert (on_node.job_id, on_node.state, on_node.node_id) == (placed, S.SCHEDULED, "n1")
+
+
+async def test_jobs_on_nodes_are_counted_per_node_with_their_gpu_jobs(store) -> None:
+    jobs, _ = store
+    created = [job for job, _ in await jobs.create([(spec(needs_gpu=n % 2 == 0), "") for n in range(6)])]
+    assert await jobs.node_counts() == {}  # pending jobs are on no node
+    placed = [("n1", created[0]), ("n1", created[1]), ("n1", created[2]), ("n2", created[3]), ("n2", created[4])]
+    await jobs.transition([Transition(j.job_id, 1, S.SCHEDULED, from_state=S.PENDING, node_id=n) for n, j in placed])
+    await jobs.transition([Transition(created[1].job_id, 1, S.STARTING, from_state=S.SCHEDULED)])
+    await jobs.transition([Transition(created[3].job_id, 1, S.FAILED, from_state=S.SCHEDULED, permanent=True)])
+    # n1: jobs 0 (GPU), 1 (starting), 2 (GPU); n2: job 4 (GPU) only, job 3 ended.
+    assert await jobs.node_counts() == {"n1": (3, 2), "n2": (1, 1)}
 
 
 async def test_a_transition_applies_only_from_the_expected_state(store) -> None:

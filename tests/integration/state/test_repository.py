@@ -4,6 +4,7 @@ log in commit order, idempotent publishing and optimistic state versions."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,37 @@ async def test_migrate_twice_is_harmless(repository, database_url: str) -> None:
     finally:
         await engine.dispose()
     assert (await repository.get_epoch()).epoch == 0
+
+
+async def test_the_upgrade_to_per_node_counts_marks_the_unfinished_gpu_jobs(database_url: str) -> None:
+    """Migration 0007 adds needs_gpu and fills it in from the stored spec for jobs not yet
+    ended, so GPU jobs running across the upgrade are still counted on their nodes."""
+    from sqlalchemy import text
+
+    from ringrift.common.v1 import common_pb2
+    from ringrift_state.adapters.sql_jobs import SqlJobRepository
+
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine, MIGRATIONS, target="0006")
+        gpu = common_pb2.JobSpec(kind="train", requirements=common_pb2.ResourceRequirements(needs_gpu=True))
+        cpu = common_pb2.JobSpec(kind="selfplay")
+        rows = [("J-GPU-RUN", gpu, 4, "n1"), ("J-CPU-RUN", cpu, 4, "n1"), ("J-GPU-DONE", gpu, 5, "n1")]
+        async with engine.begin() as connection:
+            for job_id, spec, state, node_id in rows:
+                await connection.execute(
+                    text(
+                        "INSERT INTO jobs (job_id, kind, config_key, spec, state, attempt, node_id, created_at,"
+                        " updated_at, error, permanent, result_json, priority, max_attempts) VALUES (:id, :kind,"
+                        " '', :spec, :state, 1, :node, :now, :now, '', false, '', 0, 3)"
+                    ),
+                    {"id": job_id, "kind": spec.kind, "spec": spec.SerializeToString(), "state": state,
+                     "node": node_id, "now": datetime.now(UTC)},
+                )  # fmt: skip
+        await migrate(engine, MIGRATIONS)
+        assert await SqlJobRepository(engine).on_nodes() == [("n1", 2, 1)]
+    finally:
+        await engine.dispose()
 
 
 async def test_epochs_are_issued_in_order_once_per_election_key(repository) -> None:

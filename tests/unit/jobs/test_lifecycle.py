@@ -123,6 +123,53 @@ async def test_a_round_lists_the_backlog_beside_the_jobs_on_nodes_and_more_only_
     assert asked == [LOOK_AHEAD_MIN, LOOK_AHEAD * 19]
 
 
+async def test_a_round_counts_jobs_per_node_and_names_the_shorter_node_list_however_many_nodes_are_full() -> None:
+    """Free slots come from per-node counts (no listing of the jobs on nodes), and the
+    selector is told the nodes that may take a job or those that may not, whichever list
+    is shorter: 1,100 full nodes (above the 1,000 a request once allowed) leave the one
+    free node to be named, and a mostly free cluster names its few full nodes."""
+    full = [node(f"n{i:04d}", slots=1) for i in range(1100)]
+    jobs, store, agents, _, _ = _cluster(*full, node("zfree", slots=1))  # ranked last
+    placement = jobs._placement
+    for _ in range(11):  # rounds of 100 keep each step of the loop short
+        await jobs.submit([(Spec("sleep"), "") for _ in range(100)])
+        assert (await jobs.dispatch(100, epoch=1))[0] == 100
+    listed = 0
+    on_nodes = store.on_nodes
+
+    async def counted():
+        nonlocal listed
+        listed += 1
+        return await on_nodes()
+
+    store.on_nodes = counted
+    placement.calls.clear()
+    await jobs.submit([(Spec("sleep"), "") for _ in range(3)])
+    assert await jobs.dispatch(1000, epoch=1) == (1, 2)
+    assert agents.runs[-1][0] == "zfree" and listed == 0  # counted, not listed
+    assert placement.calls == [("sleep", 1, [], ["zfree"])]
+    # Mostly free: the few full nodes are the shorter list.
+    jobs, _, _, _, _ = _cluster(*(node(f"m{i}", slots=1) for i in range(10)))
+    await jobs.submit([(Spec("sleep"), "") for _ in range(2)])
+    await jobs.dispatch(1000, epoch=1)
+    jobs._placement.calls.clear()
+    await jobs.submit([(Spec("sleep"), "")])
+    assert await jobs.dispatch(1000, epoch=1) == (1, 0)
+    ((kind, k, exclude, only),) = jobs._placement.calls
+    assert (kind, k, len(exclude), only) == ("sleep", 1, 2, None)
+
+
+async def test_a_named_job_is_dispatched_wherever_it_stands_in_the_backlog() -> None:
+    """SpawnJob's dispatch reads its job by id: 1,200 older jobs ahead of it (more than
+    one listing holds) do not hide it."""
+    jobs, store, agents, _, _ = _cluster(node("a", slots=1))
+    await jobs.submit([(Spec("sleep"), "") for _ in range(1200)])
+    ((job, _),) = await jobs.submit([(Spec("echo", params={"message": "m"}), "")])
+    assert job.job_id not in {j.job_id for j in await store.dispatchable(1000)}
+    assert await jobs.dispatch(1000, epoch=1, only={job.job_id}) == (1, 0)
+    assert [job_id for _, job_id, *_ in agents.runs] == [job.job_id]
+
+
 async def test_gpu_jobs_are_spread_over_the_gpus_of_a_node() -> None:
     jobs, _, agents, _, _ = _cluster(node("a", slots=4, gpus=2))
     spec = Spec("sleep", needs_gpu=True)

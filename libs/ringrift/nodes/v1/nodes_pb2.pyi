@@ -171,7 +171,7 @@ class SelectBestNodeForJobRequest(_message.Message):
 
     @_builtins.property
     def exclude_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Nodes not to consider (for example those that already failed the job)."""
+        """Nodes not to consider (for example those that already failed the job; any number)."""
 
     def __init__(
         self,
@@ -230,15 +230,22 @@ class RankNodesRequest(_message.Message):
     SPEC_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     EXCLUDE_NODE_IDS_FIELD_NUMBER: _builtins.int
+    ONLY_NODE_IDS_FIELD_NUMBER: _builtins.int
     top_k: _builtins.int
-    """How many nodes to return, 1..1000."""
+    """How many nodes to return, 1..nodes.max_top_k (1000 unless set)."""
     @_builtins.property
     def spec(self) -> _common_pb2.JobSpec:
         """The job to place."""
 
     @_builtins.property
     def exclude_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Nodes not to consider."""
+        """Nodes not to consider (any number; each a valid node id)."""
+
+    @_builtins.property
+    def only_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Consider only these nodes (any number; empty: every member). JobService names the
+        nodes with a free slot, or the full ones as exclusions, whichever list is shorter.
+        """
 
     def __init__(
         self,
@@ -246,10 +253,11 @@ class RankNodesRequest(_message.Message):
         spec: _common_pb2.JobSpec | None = ...,
         top_k: _builtins.int = ...,
         exclude_node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        only_node_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exclude_node_ids", b"exclude_node_ids", "spec", b"spec", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exclude_node_ids", b"exclude_node_ids", "only_node_ids", b"only_node_ids", "spec", b"spec", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -683,6 +683,77 @@ class ListJobsResponse(_message.Message):
 Global___ListJobsResponse: _TypeAlias = ListJobsResponse  # noqa: Y015
 
 @_typing.final
+class CountJobsOnNodesRequest(_message.Message):
+    """Request of CountJobsOnNodes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountJobsOnNodesRequest: _TypeAlias = CountJobsOnNodesRequest  # noqa: Y015
+
+@_typing.final
+class NodeJobCount(_message.Message):
+    """Jobs on one node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    JOBS_FIELD_NUMBER: _builtins.int
+    GPU_JOBS_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """Node id."""
+    jobs: _builtins.int
+    """Jobs placed on it (SCHEDULED, STARTING, RUNNING)."""
+    gpu_jobs: _builtins.int
+    """Of those, jobs whose spec needs a GPU."""
+    def __init__(
+        self,
+        *,
+        node_id: _builtins.str = ...,
+        jobs: _builtins.int = ...,
+        gpu_jobs: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gpu_jobs", b"gpu_jobs", "jobs", b"jobs", "node_id", b"node_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeJobCount: _TypeAlias = NodeJobCount  # noqa: Y015
+
+@_typing.final
+class CountJobsOnNodesResponse(_message.Message):
+    """Response of CountJobsOnNodes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeJobCount]:
+        """One entry per node that holds a job, by node id; nodes without jobs are absent."""
+
+    def __init__(
+        self,
+        *,
+        nodes: _abc.Iterable[Global___NodeJobCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nodes", b"nodes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountJobsOnNodesResponse: _TypeAlias = CountJobsOnNodesResponse  # noqa: Y015
+
+@_typing.final
 class JobTransition(_message.Message):
     """A checked state transition of one job."""
 

@@ -80,6 +80,11 @@ class StateServiceStub:
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.CountJobsOnNodes = channel.unary_unary(
+                '/ringrift.state.v1.StateService/CountJobsOnNodes',
+                request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.CountJobsOnNodesRequest.SerializeToString,
+                response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.CountJobsOnNodesResponse.FromString,
+                _registered_method=True)
         self.TransitionJobs = channel.unary_unary(
                 '/ringrift.state.v1.StateService/TransitionJobs',
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.TransitionJobsRequest.SerializeToString,
@@ -244,6 +249,15 @@ class StateServiceServicer:
 
     def ListJobs(self, request, context):
         """Jobs by filter, paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountJobsOnNodes(self, request, context):
+        """How many jobs each node holds (SCHEDULED, STARTING or RUNNING), and how many of
+        those need a GPU: what dispatch needs to know of the nodes' free slots, counted by
+        the database instead of listing every active job.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -436,6 +450,11 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.ListJobsRequest.FromString,
                     response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'CountJobsOnNodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountJobsOnNodes,
+                    request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.CountJobsOnNodesRequest.FromString,
+                    response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.CountJobsOnNodesResponse.SerializeToString,
             ),
             'TransitionJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.TransitionJobs,
@@ -777,6 +796,33 @@ class StateService:
             '/ringrift.state.v1.StateService/ListJobs',
             ringrift_dot_state_dot_v1_dot_state__pb2.ListJobsRequest.SerializeToString,
             ringrift_dot_state_dot_v1_dot_state__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountJobsOnNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.state.v1.StateService/CountJobsOnNodes',
+            ringrift_dot_state_dot_v1_dot_state__pb2.CountJobsOnNodesRequest.SerializeToString,
+            ringrift_dot_state_dot_v1_dot_state__pb2.CountJobsOnNodesResponse.FromString,
             options,
             channel_credentials,
             insecure,

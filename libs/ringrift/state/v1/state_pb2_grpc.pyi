@@ -62,6 +62,11 @@ class StateServiceStub:
     """One job with its attempts."""
     ListJobs: _grpc.UnaryUnaryMultiCallable[_state_pb2.ListJobsRequest, _state_pb2.ListJobsResponse]
     """Jobs by filter, paginated."""
+    CountJobsOnNodes: _grpc.UnaryUnaryMultiCallable[_state_pb2.CountJobsOnNodesRequest, _state_pb2.CountJobsOnNodesResponse]
+    """How many jobs each node holds (SCHEDULED, STARTING or RUNNING), and how many of
+    those need a GPU: what dispatch needs to know of the nodes' free slots, counted by
+    the database instead of listing every active job.
+    """
     TransitionJobs: _grpc.UnaryUnaryMultiCallable[_state_pb2.TransitionJobsRequest, _state_pb2.TransitionJobsResponse]
     """Apply state transitions checked against the job state table, with optimistic
     concurrency on (state, attempt).
@@ -144,6 +149,11 @@ class StateServiceAsyncStub(StateServiceStub):
     """One job with its attempts."""
     ListJobs: _aio.UnaryUnaryMultiCallable[_state_pb2.ListJobsRequest, _state_pb2.ListJobsResponse]  # type: ignore[assignment]
     """Jobs by filter, paginated."""
+    CountJobsOnNodes: _aio.UnaryUnaryMultiCallable[_state_pb2.CountJobsOnNodesRequest, _state_pb2.CountJobsOnNodesResponse]  # type: ignore[assignment]
+    """How many jobs each node holds (SCHEDULED, STARTING or RUNNING), and how many of
+    those need a GPU: what dispatch needs to know of the nodes' free slots, counted by
+    the database instead of listing every active job.
+    """
     TransitionJobs: _aio.UnaryUnaryMultiCallable[_state_pb2.TransitionJobsRequest, _state_pb2.TransitionJobsResponse]  # type: ignore[assignment]
     """Apply state transitions checked against the job state table, with optimistic
     concurrency on (state, attempt).
@@ -277,6 +287,17 @@ class StateServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_state_pb2.ListJobsResponse, _abc.Awaitable[_state_pb2.ListJobsResponse]]:
         """Jobs by filter, paginated."""
+
+    @_abc_1.abstractmethod
+    def CountJobsOnNodes(
+        self,
+        request: _state_pb2.CountJobsOnNodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_state_pb2.CountJobsOnNodesResponse, _abc.Awaitable[_state_pb2.CountJobsOnNodesResponse]]:
+        """How many jobs each node holds (SCHEDULED, STARTING or RUNNING), and how many of
+        those need a GPU: what dispatch needs to know of the nodes' free slots, counted by
+        the database instead of listing every active job.
+        """
 
     @_abc_1.abstractmethod
     def TransitionJobs(

@@ -14,6 +14,8 @@ class NodeSelectorPlacement:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._stub = nodes_pb2_grpc.NodeSelectorServiceStub(channel)
 
-    async def rank(self, spec: Spec, top_k: int, exclude: list[str]) -> list[str]:
-        request = nodes_pb2.RankNodesRequest(spec=spec_message(spec), top_k=top_k, exclude_node_ids=exclude)
+    async def rank(self, spec: Spec, top_k: int, exclude: list[str], only: list[str] | None = None) -> list[str]:
+        request = nodes_pb2.RankNodesRequest(
+            spec=spec_message(spec), top_k=top_k, exclude_node_ids=exclude, only_node_ids=only or []
+        )
         return [score.node_id for score in (await call(self._stub.RankNodes(request))).ranked]

@@ -50,6 +50,10 @@ class StateJobStore:
 
         return [wire.job(j) for j in await read_all(fetch)]
 
+    async def node_counts(self) -> dict[str, tuple[int, int]]:
+        reply = await call(self._stub.CountJobsOnNodes(state_pb2.CountJobsOnNodesRequest()))
+        return {n.node_id: (n.jobs, n.gpu_jobs) for n in reply.nodes}
+
     async def transition(self, transitions: list[Transition], epoch: int = 0, with_jobs: bool = False) -> list[Outcome]:
         if not transitions:
             return []

@@ -171,13 +171,13 @@ class JobLifecycle:
         transition.not_before = decision.not_before
 
     # -- dispatch -------------------------------------------------------------------
-    def _free_slots(self, members: Mapping[str, Node], on_nodes: list[Job]) -> tuple[dict[str, int], dict[str, int]]:
-        used: dict[str, int] = defaultdict(int)
-        gpu_used: dict[str, int] = defaultdict(int)
-        for job in on_nodes:
-            used[job.node_id] += 1
-            gpu_used[job.node_id] += job.spec.needs_gpu
-        slots = {name: max(0, (node.job_slots or 1) - used[name]) for name, node in members.items()}
+    @staticmethod
+    def _free_slots(
+        members: Mapping[str, Node], counts: Mapping[str, tuple[int, int]]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """(free slots, GPU jobs) per member, from the per-node counts of placed jobs."""
+        slots = {name: max(0, (node.job_slots or 1) - counts.get(name, (0, 0))[0]) for name, node in members.items()}
+        gpu_used: dict[str, int] = defaultdict(int, {name: gpu for name, (_, gpu) in counts.items()})
         return slots, gpu_used
 
     async def dispatch(self, limit: int, epoch: int, only: set[str] | None = None) -> tuple[int, int]:
@@ -192,22 +192,28 @@ class JobLifecycle:
         ``limit``, so jobs that fit are not stuck behind ones that do not."""
         members = self._members.nodes()
         wanted = max(1, min(limit, MAX_BATCH))
-        # The jobs on nodes and the head of the backlog at once (one round trip, not two);
-        # a longer look-ahead only when the free slots call for it and the backlog has it.
-        guess = wanted if only is not None else min(wanted, LOOK_AHEAD_MIN)
-        on_nodes, pending = await asyncio.gather(self.store.on_nodes(), self.store.dispatchable(guess))
-        free, gpu_used = self._free_slots(members, on_nodes)
-        capacity = sum(free.values())
-        first = wanted if only is not None else min(wanted, max(LOOK_AHEAD_MIN, LOOK_AHEAD * capacity))
-        if first > guess and len(pending) == guess:
-            pending = await self.store.dispatchable(first)
+        guess = min(wanted, LOOK_AHEAD_MIN)
         if only is not None:
-            pending = [job for job in pending if job.job_id in only]
+            # Named jobs are read by id, wherever they stand in the backlog.
+            counts, named = await asyncio.gather(
+                self.store.node_counts(), asyncio.gather(*(self.store.get(job_id) for job_id in sorted(only)))
+            )
+            pending = [job for job in named if job.state == JobState.PENDING]
+        else:
+            # The per-node counts and the head of the backlog at once (one round trip, not
+            # two); a longer look-ahead only when the free slots call for it and the
+            # backlog has it.
+            counts, pending = await asyncio.gather(self.store.node_counts(), self.store.dispatchable(guess))
+        free, gpu_used = self._free_slots(members, counts)
+        capacity = sum(free.values())
+        first = len(pending) if only is not None else min(wanted, max(LOOK_AHEAD_MIN, LOOK_AHEAD * capacity))
+        if only is None and first > guess and len(pending) == guess:
+            pending = await self.store.dispatchable(first)
         if not pending or capacity <= 0:
             return 0, len(pending)
         topped_up: set[str] = set()
         chosen = await self._choose(pending, free, topped_up)
-        if len(chosen) < capacity and len(pending) == first < wanted:
+        if only is None and len(chosen) < capacity and len(pending) == first < wanted:
             # Free slots are left and the look-ahead did not fill them: look further.
             seen = {job.job_id for job in pending}
             further = [job for job in await self.store.dispatchable(wanted) if job.job_id not in seen]
@@ -248,7 +254,16 @@ class JobLifecycle:
             skip = {name for name, count in free.items() if count <= 0}
             if jobs[0].spec.top_up:
                 skip |= cooling
-            ranked = await self._placement.rank(jobs[0].spec, min(MAX_BATCH, max(1, len(free))), sorted(skip))
+            open_nodes = [name for name, count in free.items() if count > 0 and name not in skip]
+            if not open_nodes:
+                continue
+            # The shorter list goes to the selector: the nodes that may take a job, or
+            # those that may not. Every job needs at most one node of its own.
+            k = min(MAX_BATCH, len(jobs), len(open_nodes))
+            if len(open_nodes) <= len(skip):
+                ranked = await self._placement.rank(jobs[0].spec, k, [], sorted(open_nodes))
+            else:
+                ranked = await self._placement.rank(jobs[0].spec, k, sorted(skip))
             order = [node_id for node_id in ranked if node_id not in skip]
             for job in jobs:
                 node_id = assign(order, free)

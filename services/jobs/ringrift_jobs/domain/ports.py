@@ -28,6 +28,11 @@ class JobStore(Protocol):
         """Every job placed on a node (SCHEDULED, STARTING, RUNNING)."""
         ...
 
+    async def node_counts(self) -> dict[str, tuple[int, int]]:
+        """Per node holding any: (jobs placed on it, of those needing a GPU), counted
+        where the jobs are stored."""
+        ...
+
     async def transition(
         self, transitions: list[Transition], epoch: int = 0, with_jobs: bool = False
     ) -> list[Outcome]: ...
@@ -38,8 +43,8 @@ class JobStore(Protocol):
 class Placement(Protocol):
     """NodeSelector."""
 
-    async def rank(self, spec: Spec, top_k: int, exclude: list[str]) -> list[str]:
-        """Usable nodes for ``spec``, best first."""
+    async def rank(self, spec: Spec, top_k: int, exclude: list[str], only: list[str] | None = None) -> list[str]:
+        """Usable nodes for ``spec`` (not in ``exclude``; among ``only`` when given), best first."""
         ...
 
 

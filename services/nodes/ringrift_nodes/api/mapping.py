@@ -71,8 +71,9 @@ def job_needs(check: Check, field: str, spec: common_pb2.JobSpec) -> JobNeeds:
     return _requirements(check, f"{field}.requirements", spec.kind, spec.requirements, spec.params)
 
 
-def exclusions(check: Check, field: str, node_ids) -> frozenset[str]:
-    check.check(field, len(node_ids) <= MAX_NODE_LIST, f"at most {MAX_NODE_LIST} nodes")
+def node_list(check: Check, field: str, node_ids) -> frozenset[str]:
+    """Node ids of a request: any number (a cluster may have more full nodes than a page
+    holds; the message size bounds it), each checked."""
     for index, node_id in enumerate(node_ids):
         check.node_id(f"{field}[{index}]", node_id)
     return frozenset(node_ids)
@@ -81,18 +82,19 @@ def exclusions(check: Check, field: str, node_ids) -> frozenset[str]:
 def select_request(request) -> tuple[JobNeeds, frozenset[str]]:
     check = Check()
     needs = job_needs(check, "spec", request.spec)
-    exclude = exclusions(check, "exclude_node_ids", request.exclude_node_ids)
+    exclude = node_list(check, "exclude_node_ids", request.exclude_node_ids)
     check.raise_if_invalid()
     return needs, exclude
 
 
-def rank_request(request, max_top_k: int) -> tuple[JobNeeds, int, frozenset[str]]:
+def rank_request(request, max_top_k: int) -> tuple[JobNeeds, int, frozenset[str], frozenset[str] | None]:
     check = Check()
     needs = job_needs(check, "spec", request.spec)
     check.check("top_k", 1 <= request.top_k <= max_top_k, f"must be between 1 and {max_top_k}")
-    exclude = exclusions(check, "exclude_node_ids", request.exclude_node_ids)
+    exclude = node_list(check, "exclude_node_ids", request.exclude_node_ids)
+    only = node_list(check, "only_node_ids", request.only_node_ids) or None
     check.raise_if_invalid()
-    return needs, request.top_k, exclude
+    return needs, request.top_k, exclude, only
 
 
 def score_request(request) -> tuple[str, JobNeeds]:

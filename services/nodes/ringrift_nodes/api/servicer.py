@@ -26,9 +26,9 @@ class NodeSelectorServicer(nodes_pb2_grpc.NodeSelectorServiceServicer):
         return nodes_pb2.SelectBestNodeForJobResponse(found=True, best=mapping.score_message(best), node=node)
 
     async def RankNodes(self, request, context):
-        needs, k, exclude = mapping.rank_request(request, self._view.settings.max_top_k)
+        needs, k, exclude, only = mapping.rank_request(request, self._view.settings.max_top_k)
         return nodes_pb2.RankNodesResponse(
-            ranked=[mapping.score_message(s) for s in self._view.rank(needs, k, exclude)]
+            ranked=[mapping.score_message(s) for s in self._view.rank(needs, k, exclude, only)]
         )
 
     async def GetNodeScore(self, request, context):

@@ -307,11 +307,17 @@ class Selector:
         return scores
 
     def rank(
-        self, needs: JobNeeds, reservations: dict[str, Reservation], now: float, k: int, exclude: frozenset[str]
+        self,
+        needs: JobNeeds,
+        reservations: dict[str, Reservation],
+        now: float,
+        k: int,
+        exclude: frozenset[str],
+        only: frozenset[str] | None = None,
     ) -> list[Score]:
-        """The best ``k`` usable nodes, best first."""
+        """The best ``k`` usable nodes (among ``only`` when given), best first."""
         evaluation = self._evaluate(needs, reservations, now)
-        rows = self._order(evaluation, k, exclude)
+        rows = self._order(evaluation, k, exclude, only)
         return [self._score(row, evaluation, rank + 1) for rank, row in enumerate(rows)]
 
     def score(self, node_id: str, needs: JobNeeds, reservations: dict[str, Reservation], now: float) -> Score | None:
@@ -324,10 +330,17 @@ class Selector:
             rank = self._order(evaluation, len(self.index), frozenset()).index(row) + 1
         return self._score(row, evaluation, rank)
 
-    def _order(self, evaluation: Evaluation, k: int, exclude: frozenset[str]) -> list[int]:
-        """Rows of usable nodes by (-effective power, load), the first ``k``."""
+    def _order(
+        self, evaluation: Evaluation, k: int, exclude: frozenset[str], only: frozenset[str] | None = None
+    ) -> list[int]:
+        """Rows of usable nodes (among ``only`` when given) by (-effective power, load),
+        the first ``k``."""
         effective = evaluation.effective
         usable = evaluation.code == 0
+        if only is not None:
+            named = np.zeros_like(usable)
+            named[[row for node_id in only if (row := self.index.rows.get(node_id)) is not None]] = True
+            usable &= named
         for node_id in exclude:
             row = self.index.rows.get(node_id)
             if row is not None:

@@ -33,8 +33,8 @@ class PlacementView:
         ranked = self.selector.rank(needs, self.reservations, self._clock(), 1, exclude)
         return ranked[0] if ranked else None
 
-    def rank(self, needs: JobNeeds, k: int, exclude: frozenset[str]) -> list[Score]:
-        return self.selector.rank(needs, self.reservations, self._clock(), k, exclude)
+    def rank(self, needs: JobNeeds, k: int, exclude: frozenset[str], only: frozenset[str] | None = None) -> list[Score]:
+        return self.selector.rank(needs, self.reservations, self._clock(), k, exclude, only)
 
     def score(self, node_id: str, needs: JobNeeds) -> Score:
         score = self.selector.score(node_id, needs, self.reservations, self._clock())

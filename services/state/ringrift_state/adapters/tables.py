@@ -84,6 +84,7 @@ jobs = Table(
     Column("result_json", Text, nullable=False),
     Column("priority", Integer, nullable=False),
     Column("max_attempts", Integer, nullable=False),
+    Column("needs_gpu", Boolean, nullable=False),
 )
 
 job_attempts = Table(

@@ -34,6 +34,7 @@ def new_jobs(request: state_pb2.CreateJobsRequest, default_max_attempts: int) ->
                 priority=spec.priority,
                 max_attempts=spec.max_attempts or default_max_attempts,
                 idempotency_key=new.idempotency_key,
+                needs_gpu=spec.requirements.needs_gpu,
             )
         )
     check.raise_if_invalid()

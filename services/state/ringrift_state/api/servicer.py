@@ -62,6 +62,12 @@ class StateServicer(RegistryRpcs, state_pb2_grpc.StateServiceServicer):
         next_token = found[-1].job_id if len(found) == size else ""
         return state_pb2.ListJobsResponse(jobs=[jobs_mapping.job_message(j) for j in found], next_page_token=next_token)
 
+    async def CountJobsOnNodes(self, request, context):
+        counts = await self._jobs.on_nodes()
+        return state_pb2.CountJobsOnNodesResponse(
+            nodes=[state_pb2.NodeJobCount(node_id=n, jobs=jobs, gpu_jobs=gpu) for n, jobs, gpu in counts]
+        )
+
     async def TransitionJobs(self, request, context):
         outcomes = await self._jobs.transition(
             jobs_mapping.transitions(request), request.epoch, with_jobs=not request.omit_jobs

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ringrift_contracts.jobs import ATTEMPT_ENDED, ATTEMPT_LIVE, TERMINAL, JobState
+from ringrift_contracts.jobs import ATTEMPT_ENDED, ATTEMPT_LIVE, ON_NODE, TERMINAL, JobState
 from ringrift_contracts.limits import MAX_REASON, MAX_STORED_ERROR
 
-__all__ = ["TERMINAL", "JobState"]
+__all__ = ["ON_NODE", "TERMINAL", "JobState"]
 
 LEGAL: dict[JobState, frozenset[JobState]] = {
     JobState.PENDING: frozenset({JobState.SCHEDULED, JobState.CANCELLED, JobState.FAILED}),
@@ -68,6 +68,7 @@ class NewJob:
     priority: int = 0
     max_attempts: int = 3
     idempotency_key: str = ""
+    needs_gpu: bool = False
 
 
 @dataclass(frozen=True)
