@@ -85,3 +85,37 @@ def test_a_first_start_on_a_port_taken_meanwhile_moves_to_free_ports(tmp_path) -
         with server:
             assert server.client_port != taken and server.healthy()
             server.etcdctl("put", "k", "v")
+
+
+def test_a_cluster_whose_member_found_its_port_taken_starts_again_on_new_ports(tmp_path) -> None:
+    """The same for a three-member cluster (a member alone cannot move: its peers know
+    its address), so every member moves."""
+    import socket
+
+    from ringrift_runtime.local.etcd import EtcdCluster
+
+    cluster = EtcdCluster(tmp_path / "members")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", cluster.members[1].peer_port))
+        squatter.listen()
+        before = [(m.client_port, m.peer_port) for m in cluster.members]
+        cluster.start()
+        try:
+            assert [(m.client_port, m.peer_port) for m in cluster.members] != before
+            assert all(member.healthy() for member in cluster.members)
+            cluster.members[2].etcdctl("put", "k", "v")
+            assert cluster.members[0].etcdctl("get", "k", "--print-value-only").stdout.strip() == b"v"
+        finally:
+            cluster.stop()
+
+
+def test_free_ports_are_not_handed_out_twice_and_lie_below_the_ephemeral_range() -> None:
+    """Outgoing connections take their local ports from the ephemeral range; a port a
+    server is about to bind is chosen below it, and never twice in a row of many."""
+    from ringrift_runtime.local.ports import _ephemeral_low, free_port
+
+    ports = [free_port() for _ in range(500)]
+    assert len(set(ports)) == 500
+    low = _ephemeral_low()
+    if low > 11_000:
+        assert max(ports) < low

@@ -158,11 +158,17 @@ class EtcdServer:
             except RuntimeError:
                 if self._served or self.initial_cluster or attempt == PORT_ATTEMPTS - 1 or not self._port_taken():
                     raise
-                shutil.rmtree(self.data_dir, ignore_errors=True)  # a first start: nothing in it yet
-                self.client_port, self.peer_port, self.metrics_port = free_port(), free_port(), free_port()
+                self.new_ports()
                 continue
             self._served = True
             return
+
+    def new_ports(self) -> None:
+        """New ports for a first start that failed on a taken one (its data directory
+        and log go too: nothing was served from them)."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.log_path.unlink(missing_ok=True)
+        self.client_port, self.peer_port, self.metrics_port = free_port(), free_port(), free_port()
 
     def _port_taken(self) -> bool:
         try:
@@ -290,10 +296,9 @@ class EtcdCluster:
             )
             for index in range(size)
         ]
-        initial = ",".join(f"{member.name}={member.peer_url}" for member in self.members)
         for member in self.members:
-            member.initial_cluster = initial
             member.raft_args = RAFT_ARGS
+        self._set_initial_cluster()
 
     @property
     def endpoints(self) -> list[str]:
@@ -308,10 +313,32 @@ class EtcdCluster:
         return self.members[0].client_settings(cluster_name, **fields).model_copy(update={"endpoints": self.endpoints})
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start every member and wait until each is healthy. A first start on which a
+        member found one of its ports taken (another process bound it between choosing
+        and binding) is tried again with new ports for every member."""
+        for attempt in range(PORT_ATTEMPTS):
+            for member in self.members:
+                member.launch()
+            try:
+                for member in self.members:
+                    member.wait_healthy(timeout)
+            except RuntimeError:
+                taken = any(member._port_taken() for member in self.members)
+                if attempt == PORT_ATTEMPTS - 1 or not taken:
+                    raise
+                self.stop()
+                for member in self.members:
+                    member.new_ports()
+                self._set_initial_cluster()
+                continue
+            for member in self.members:
+                member._served = True
+            return
+
+    def _set_initial_cluster(self) -> None:
+        initial = ",".join(f"{member.name}={member.peer_url}" for member in self.members)
         for member in self.members:
-            member.launch()
-        for member in self.members:
-            member.wait_healthy(timeout)
+            member.initial_cluster = initial
 
     def stop(self) -> None:
         for member in self.members:
