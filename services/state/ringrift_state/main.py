@@ -72,6 +72,7 @@ class StateApp:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._compaction)
+        await self.use_cases.close()
         await self.leaders.close()
         await self.repository.close()
 

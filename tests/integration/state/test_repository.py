@@ -264,6 +264,8 @@ async def test_events_past_their_retention_are_compacted_and_reading_after_them_
     joined = await uses.publish(NewEvent(NODE_JOINED, "test", subject="node-1"))
     assert (await asyncio.wait_for(waiting, 5)).sequence == joined.sequence
     await quiet.aclose()
+    await uses.close()
+    await restarted.close()
 
 
 async def test_live_watches_share_one_read_per_append_and_see_what_a_filtered_read_sees(repository) -> None:
@@ -325,3 +327,4 @@ async def test_live_watches_share_one_read_per_append_and_see_what_a_filtered_re
     assert live_reads <= 2 * len(publishing), live_reads  # not 12 watches x 30 appends
     for _, events in watches:
         await events.aclose()
+    await uses.close()

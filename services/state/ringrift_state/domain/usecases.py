@@ -87,6 +87,13 @@ class EventTail:
             self._task = asyncio.create_task(self._follow(), name="event-tail")
         await self._moved.wait(self._poll_seconds)
 
+    async def close(self) -> None:
+        """Stop following (a read in flight is cancelled and returns its connection)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def _follow(self) -> None:
         while True:
             change = self._notifier.next_change()
@@ -130,6 +137,10 @@ class StateUseCases:
         self._notifier = EventNotifier()
         self._tail = EventTail(repository, self._notifier, poll_seconds, batch_size)
         self._floor = 0  # the highest compacted sequence (load_floor at start, compact after)
+
+    async def close(self) -> None:
+        """Stop the event tail's reads (before the repository closes)."""
+        await self._tail.close()
 
     async def get_epoch(self) -> EpochRecord:
         return await self._repository.get_epoch()
