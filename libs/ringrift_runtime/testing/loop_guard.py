@@ -8,8 +8,8 @@ it took on the wall clock. What is not the callback's doing is taken out:
   context switch: it did not sleep, wait for I/O, a lock or a subprocess), only its CPU
   time counts: the rest of the wall time was taken from it, by the run queue or by the
   hypervisor (a virtual machine's vCPU stolen by its host is neither CPU time nor a run-
-  queue wait inside the guest; CI runs on such machines, and a callback of a few
-  milliseconds once measured 0.2-0.3 s there);
+  queue wait inside the guest; CI runs on such machines, and callbacks that do next to
+  nothing, a task's wake-up in a test of fakes among them, once measured 0.2-0.3 s there);
 - garbage collection: a full collection of a test process's heap is not a blocking call
   of the code under test.
 
