@@ -253,6 +253,20 @@ async def test_job_runs_reports_and_streams_logs(agent, stub) -> None:
     assert {"sleep", "echo", "true", "copy"} <= {t.kind for t in templates.templates}
 
 
+async def _standby_wrapper_of(agent_pid: int, timeout: float = 10.0) -> psutil.Process:
+    """The agent's wrapper waiting for a job, once it runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for child in psutil.Process(agent_pid).children():
+            try:
+                if "--standby" in child.cmdline():
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        assert time.monotonic() < deadline, "no standby wrapper started"
+        await asyncio.sleep(0.02)
+
+
 @pytest.mark.parametrize("agent_env", [{}, {"RINGRIFT_AGENT__STANDBY_WRAPPER": "false"}], ids=["standby", "own"])
 async def test_a_job_runs_in_its_work_directory_with_its_environment_whether_its_wrapper_was_started_ahead(
     agent, stub, agent_env, tmp_path: Path
@@ -261,7 +275,11 @@ async def test_a_job_runs_in_its_work_directory_with_its_environment_whether_its
     on the job's path); the job sees the same work directory, environment, logs and stdin
     as with a wrapper started for it."""
     standby = not agent_env
+    process, _ = agent
     for job_id in ("job-where-1", "job-where-2"):
+        if standby:  # the agent starts its wrapper in the background (at start, after a job)
+            await _standby_wrapper_of(process.process.pid)
+            await asyncio.sleep(0.02)  # process start times count in 10 ms ticks
         # The start time of a process started now, on the same clock as the wrapper's
         # (psutil counts from the boot time in whole seconds: time.time() is not comparable).
         marker = await asyncio.create_subprocess_exec("sleep", "30")
@@ -271,7 +289,6 @@ async def test_a_job_runs_in_its_work_directory_with_its_environment_whether_its
             marker.kill()
             await marker.wait()
         reply = await stub.RunJob(run_request(job_id, "whereami"), timeout=10)
-        await asyncio.sleep(0.3)  # the next standby wrapper starts in the background
         await wait_state(stub, job_id, S.JOB_STATE_SUCCEEDED)
         logs = b"".join(
             [c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id=job_id), timeout=10)]
