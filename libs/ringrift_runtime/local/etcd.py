@@ -320,13 +320,13 @@ class EtcdCluster:
             for member in self.members:
                 member.launch()
             try:
-                for member in self.members:
-                    member.wait_healthy(timeout)
+                self._wait_healthy(timeout)
             except RuntimeError:
                 taken = any(member._port_taken() for member in self.members)
                 if attempt == PORT_ATTEMPTS - 1 or not taken:
                     raise
-                self.stop()
+                for member in self.members:
+                    member.stop(kill=True)  # nothing served yet; SIGTERM waits ~10 s for the lost peer
                 for member in self.members:
                     member.new_ports()
                 self._set_initial_cluster()
@@ -334,6 +334,20 @@ class EtcdCluster:
             for member in self.members:
                 member._served = True
             return
+
+    def _wait_healthy(self, timeout: float) -> None:
+        """Until every member is healthy; a member that exited ends the wait at once."""
+        deadline = time.monotonic() + timeout
+        waiting = list(self.members)
+        while waiting:
+            for member in list(waiting):
+                if member.process is not None and member.process.poll() is not None:
+                    raise RuntimeError(f"etcd exited with {member.process.returncode}; see {member.log_path}")
+                if member.healthy():
+                    waiting.remove(member)
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"etcd members {[m.name for m in waiting]} not healthy after {timeout}s")
+            time.sleep(0.05)
 
     def _set_initial_cluster(self) -> None:
         initial = ",".join(f"{member.name}={member.peer_url}" for member in self.members)
