@@ -276,33 +276,44 @@ def test_killing_the_leading_gateway_makes_the_other_lead(stack: Stack) -> None:
     leader, epoch = before["leaderId"], int(before["epoch"])
     other = "gateway-2" if leader == "gateway-1" else "gateway-1"
     subprocess.run(["docker", "kill", stack.container(leader)], check=True, capture_output=True)
-    after = stack.wait(
-        f"{other} leading",
-        lambda: (
-            (s := stack.inside(other, "ringrift", "status", "--gateway", "127.0.0.1:50050", "--json"))["leaderId"]
-            == other
-            and int(s["epoch"]) > epoch
-            and s
-        ),
-        60,
+    try:
+        # The new leader reports itself as soon as it claims its epoch; its loops start once it
+        # has announced itself and reconciled the members, so wait for both.
+        stack.wait(
+            f"{other} leading with its dispatcher running",
+            lambda: (
+                (s := stack.inside(other, "ringrift", "status", "--gateway", "127.0.0.1:50050", "--json"))["leaderId"]
+                == other
+                and int(s["epoch"]) > epoch
+                and {l["name"]: l["health"] for l in s["loops"]}.get("JobDispatcher") == "LOOP_HEALTH_HEALTHY"
+            ),
+            60,
+        )
+    finally:
+        # The later tests reach the cluster through both gateways: bring the killed one back
+        # even when the assertion above failed.
+        stack.compose("start", leader)
+    stack.wait(f"{leader} healthy again", lambda: _healthy(stack, leader), 120, interval=2)
+
+
+def _healthy(stack: Stack, service: str) -> bool:
+    """True once the container reports healthy; otherwise fails with its state (running,
+    exit code, start time, the last health check), which the wait reports if it times out."""
+    state = json.loads(
+        subprocess.run(
+            ["docker", "inspect", "--format", "{{json .State}}", stack.container(service)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     )
-    loops = {l["name"]: l for l in after["loops"]}
-    assert loops["JobDispatcher"]["health"] == "LOOP_HEALTH_HEALTHY"
-    stack.compose("start", leader)
-    stack.wait(
-        f"{leader} healthy again",
-        lambda: (
-            json.loads(
-                subprocess.run(
-                    ["docker", "inspect", "--format", "{{json .State.Health.Status}}", stack.container(leader)],
-                    capture_output=True,
-                    text=True,
-                ).stdout
-            )
-            == "healthy"
-        ),
-        120,
-        interval=2,
+    health = state.get("Health") or {}
+    if health.get("Status") == "healthy":
+        return True
+    last_check = (health.get("Log") or [{}])[-1]
+    raise AssertionError(
+        f"status {state.get('Status')}, exit code {state.get('ExitCode')}, started {state.get('StartedAt')}, "
+        f"health {health.get('Status')}, last check {str(last_check.get('Output', ''))[:300]!r}"
     )
 
 
@@ -329,23 +340,24 @@ def test_jobs_of_a_killed_agent_are_lost_and_retried_elsewhere(stack: Stack) -> 
 
     victims = stack.wait("a job running on agent-3", on_agent_3, 120)
     stack.compose("kill", "agent-3")
-
-    def retried():
-        found = [stack.call("GetJob", {"job_id": j})["job"] for j in victims]
-        ok = all(
-            any(a.get("state") == "JOB_STATE_LOST" and a.get("node_id") == "agent-3" for a in j.get("attempts", []))
-            and j.get("node_id") == "agent-2"
-            and j.get("state")
-            in ("JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED", "JOB_STATE_SCHEDULED", "JOB_STATE_STARTING")
-            for j in found
-        )
-        return found if ok else None
-
-    stack.wait("the lost jobs retried on agent-2", retried, 180, interval=2)
-    stack.compose("start", "agent-3")
+    try:
+        stack.wait("the lost jobs retried on agent-2", lambda: _retried_on_agent_2(stack, victims), 180, interval=2)
+    finally:
+        stack.compose("start", "agent-3")  # the later tests count three agents
     stack.wait("agent-3 back", lambda: "agent-3" in _nodes(stack), 120)
     for job_id in jobs:
         stack.call("CancelJob", {"job_id": job_id, "reason": "e2e cleanup"})
+
+
+def _retried_on_agent_2(stack: Stack, victims: list[str]) -> list[dict] | None:
+    found = [stack.call("GetJob", {"job_id": j})["job"] for j in victims]
+    ok = all(
+        any(a.get("state") == "JOB_STATE_LOST" and a.get("node_id") == "agent-3" for a in j.get("attempts", []))
+        and j.get("node_id") == "agent-2"
+        and j.get("state") in ("JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED", "JOB_STATE_SCHEDULED", "JOB_STATE_STARTING")
+        for j in found
+    )
+    return found if ok else None
 
 
 def test_an_agent_cut_off_the_network_leaves_and_rejoins(stack: Stack) -> None:

@@ -191,36 +191,15 @@ class JobLifecycle:
         under load. When those leave free slots unfilled it looks further, at up to
         ``limit``, so jobs that fit are not stuck behind ones that do not."""
         members = self._members.nodes()
-        wanted = max(1, min(limit, MAX_BATCH))
-        guess = min(wanted, LOOK_AHEAD_MIN)
-        if only is not None:
-            # Named jobs are read by id, wherever they stand in the backlog.
-            counts, named = await asyncio.gather(
-                self.store.node_counts(), asyncio.gather(*(self.store.get(job_id) for job_id in sorted(only)))
-            )
-            pending = [job for job in named if job.state == JobState.PENDING]
-        else:
-            # The per-node counts and the head of the backlog at once (one round trip, not
-            # two); a longer look-ahead only when the free slots call for it and the
-            # backlog has it.
-            counts, pending = await asyncio.gather(self.store.node_counts(), self.store.dispatchable(guess))
-        free, gpu_used = self._free_slots(members, counts)
-        capacity = sum(free.values())
-        first = len(pending) if only is not None else min(wanted, max(LOOK_AHEAD_MIN, LOOK_AHEAD * capacity))
-        if only is None and first > guess and len(pending) == guess:
-            pending = await self.store.dispatchable(first)
-        if not pending or capacity <= 0:
-            return 0, len(pending)
         topped_up: set[str] = set()
-        chosen = await self._choose(pending, free, topped_up)
-        if only is None and len(chosen) < capacity and len(pending) == first < wanted:
-            # Free slots are left and the look-ahead did not fill them: look further.
-            seen = {job.job_id for job in pending}
-            further = [job for job in await self.store.dispatchable(wanted) if job.job_id not in seen]
-            pending += further
-            chosen += await self._choose(further, free, topped_up)
+        if only is None:
+            pending, chosen, gpu_used = await self._from_backlog(members, limit, topped_up)
+        else:
+            pending, chosen, gpu_used = await self._named(members, only, topped_up)
         for node_id in topped_up:
             self._last_top_up[node_id] = self._clock()
+        if not chosen:
+            return 0, len(pending)
         scheduled = await self.store.transition(
             [
                 Transition(job.job_id, job.attempt, JobState.SCHEDULED, from_state=JobState.PENDING, node_id=node_id)
@@ -242,6 +221,44 @@ class JobLifecycle:
             raise stale
         await self.store.transition([t for t in started if isinstance(t, Transition)], epoch)
         return len(applied), len(pending) - len(applied)
+
+    async def _named(
+        self, members: Mapping[str, Node], only: set[str], topped_up: set[str]
+    ) -> tuple[list[Job], list[tuple[Job, str]], dict[str, int]]:
+        """Named jobs, read by id wherever they stand in the backlog, and their nodes."""
+        counts, named = await asyncio.gather(
+            self.store.node_counts(), asyncio.gather(*(self.store.get(job_id) for job_id in sorted(only)))
+        )
+        pending = [job for job in named if job.state == JobState.PENDING]
+        free, gpu_used = self._free_slots(members, counts)
+        if not pending or sum(free.values()) <= 0:
+            return pending, [], gpu_used
+        return pending, await self._choose(pending, free, topped_up), gpu_used
+
+    async def _from_backlog(
+        self, members: Mapping[str, Node], limit: int, topped_up: set[str]
+    ) -> tuple[list[Job], list[tuple[Job, str]], dict[str, int]]:
+        """The head of the backlog that the free slots can take, and its nodes."""
+        wanted = max(1, min(limit, MAX_BATCH))
+        guess = min(wanted, LOOK_AHEAD_MIN)
+        # The per-node counts and the head of the backlog at once (one round trip, not two);
+        # a longer look-ahead only when the free slots call for it and the backlog has it.
+        counts, pending = await asyncio.gather(self.store.node_counts(), self.store.dispatchable(guess))
+        free, gpu_used = self._free_slots(members, counts)
+        capacity = sum(free.values())
+        first = min(wanted, max(LOOK_AHEAD_MIN, LOOK_AHEAD * capacity))
+        if first > guess and len(pending) == guess:
+            pending = await self.store.dispatchable(first)
+        if not pending or capacity <= 0:
+            return pending, [], gpu_used
+        chosen = await self._choose(pending, free, topped_up)
+        if len(chosen) < capacity and len(pending) == first < wanted:
+            # Free slots are left and the look-ahead did not fill them: look further.
+            seen = {job.job_id for job in pending}
+            further = [job for job in await self.store.dispatchable(wanted) if job.job_id not in seen]
+            pending += further
+            chosen += await self._choose(further, free, topped_up)
+        return pending, chosen, gpu_used
 
     async def _choose(self, pending: list[Job], free: dict[str, int], topped_up: set[str]) -> list[tuple[Job, str]]:
         """A node for each job that fits (``free`` is used up as slots are taken)."""

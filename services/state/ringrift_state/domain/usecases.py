@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+from ringrift_runtime.aio import cancel_and_wait
 from ringrift_runtime.errors import DependencyUnavailable, OutOfRange, PermissionDenied, WrongState
 from ringrift_state.domain.model import EpochRecord, EventFilter, NewEvent, StateValue, StoredEvent
 from ringrift_state.domain.ports import LeaderKeys, StateRepository
@@ -90,9 +91,7 @@ class EventTail:
     async def close(self) -> None:
         """Stop following (a read in flight is cancelled and returns its connection)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
     async def _follow(self) -> None:
         while True:
