@@ -203,14 +203,9 @@ def test_the_stack_is_healthy_and_answers_a_reflection_call_from_outside(stack: 
         "training",
         "gateway",
     }
-    health = json.loads(
-        subprocess.run(
-            ["docker", "inspect", "--format", "{{json .State.Health.Status}}", stack.container("agent-1")],
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
-    assert health == "healthy"
+    # A health check is a CLI call with a 5 s timeout: on a busy machine one can time out and
+    # the next pass, so the container must be (or become) healthy, not be so at one instant.
+    stack.wait("agent-1 healthy", lambda: _healthy(stack, "agent-1"), 60, interval=2)
 
 
 def test_every_port_needs_a_credential_and_a_token_works_with_its_role(stack: Stack) -> None:
@@ -292,14 +287,12 @@ def test_killing_the_leading_gateway_makes_the_other_lead(stack: Stack) -> None:
     finally:
         # The later tests reach the cluster through both gateways: bring the killed one back
         # even when the assertion above failed.
-        stack.compose("start", leader)
+        _start_again(stack, leader)
     stack.wait(f"{leader} healthy again", lambda: _healthy(stack, leader), 120, interval=2)
 
 
-def _healthy(stack: Stack, service: str) -> bool:
-    """True once the container reports healthy; otherwise fails with its state (running,
-    exit code, start time, the last health check), which the wait reports if it times out."""
-    state = json.loads(
+def _state(stack: Stack, service: str) -> dict:
+    return json.loads(
         subprocess.run(
             ["docker", "inspect", "--format", "{{json .State}}", stack.container(service)],
             capture_output=True,
@@ -307,6 +300,26 @@ def _healthy(stack: Stack, service: str) -> bool:
             check=True,
         ).stdout
     )
+
+
+def _start_again(stack: Stack, service: str) -> None:
+    """``compose start`` for a killed container. Once in CI it answered 0 and left the
+    container exited (the state still showed the killed run's start time, on a machine
+    where health checks were timing out); then the container is started by Docker
+    directly, and what compose said is printed for the log."""
+    started = stack.compose("start", service)
+    deadline = time.monotonic() + 10
+    while _state(stack, service).get("Status") == "exited" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if _state(stack, service).get("Status") == "exited":
+        print(f"compose start left {service} exited; stdout {started.stdout!r} stderr {started.stderr[-2000:]!r}")
+        subprocess.run(["docker", "start", stack.container(service)], check=True, capture_output=True)
+
+
+def _healthy(stack: Stack, service: str) -> bool:
+    """True once the container reports healthy; otherwise fails with its state (running,
+    exit code, start time, the last health check), which the wait reports if it times out."""
+    state = _state(stack, service)
     health = state.get("Health") or {}
     if health.get("Status") == "healthy":
         return True
@@ -343,7 +356,7 @@ def test_jobs_of_a_killed_agent_are_lost_and_retried_elsewhere(stack: Stack) -> 
     try:
         stack.wait("the lost jobs retried on agent-2", lambda: _retried_on_agent_2(stack, victims), 180, interval=2)
     finally:
-        stack.compose("start", "agent-3")  # the later tests count three agents
+        _start_again(stack, "agent-3")  # the later tests count three agents
     stack.wait("agent-3 back", lambda: "agent-3" in _nodes(stack), 120)
     for job_id in jobs:
         stack.call("CancelJob", {"job_id": job_id, "reason": "e2e cleanup"})
@@ -419,7 +432,7 @@ def test_the_death_of_one_etcd_member_goes_unnoticed(stack: Stack) -> None:
                 errors.append(str(exc)[:300])
             time.sleep(0.5)
     finally:
-        stack.compose("start", "etcd-1")
+        _start_again(stack, "etcd-1")
     assert errors == [], errors
     after = stack.status()
     # The raft leader may have been etcd-1: a leader is then elected again (epoch + 1).
@@ -478,7 +491,7 @@ def test_state_runs_on_postgres_twice_and_a_sigkill_loses_nothing(stack: Stack) 
             acked_at.append(time.monotonic())
             break
         time.sleep(0.2)
-    stack.compose("start", "state")
+    _start_again(stack, "state")
     after_kill = [at - killed_at for at in acked_at if at > killed_at]
     assert len(acknowledged) == 30 and after_kill[0] <= 3.0 + 1.0, after_kill[:3]  # one call's own time on top
     stack.wait("state healthy again", lambda: "healthy" in stack.compose("ps", "state").stdout, 120)
