@@ -272,8 +272,8 @@ def test_killing_the_leading_gateway_makes_the_other_lead(stack: Stack) -> None:
     other = "gateway-2" if leader == "gateway-1" else "gateway-1"
     subprocess.run(["docker", "kill", stack.container(leader)], check=True, capture_output=True)
     try:
-        # The new leader reports itself as soon as it claims its epoch; its loops start once it
-        # has announced itself and reconciled the members, so wait for both.
+        # The new leader reports itself as soon as it claims its epoch; its loops show STARTING
+        # until it has announced itself and reconciled the members, so wait for both.
         stack.wait(
             f"{other} leading with its dispatcher running",
             lambda: (

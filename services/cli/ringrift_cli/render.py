@@ -75,7 +75,7 @@ def nodes_table(nodes) -> Table:
     return table
 
 
-LOOP_HEALTH_STYLE = {"healthy": "green", "degraded": "red", "paused": "yellow", "stopped": "dim"}
+LOOP_HEALTH_STYLE = {"healthy": "green", "degraded": "red", "paused": "yellow", "stopped": "dim", "starting": "cyan"}
 
 
 def loops_table(loops) -> Table:

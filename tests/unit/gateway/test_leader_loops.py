@@ -12,7 +12,7 @@ import random
 import pytest
 
 from ringrift_gateway.domain.leader import LeaderDuties
-from ringrift_gateway.domain.loops import Loop, LoopManager, backoff_delay, start_order
+from ringrift_gateway.domain.loops import Loop, LoopManager, LoopStatus, backoff_delay, start_order
 from ringrift_runtime.cluster.election import Leadership
 from ringrift_runtime.errors import NotFound, NotLeader, RingriftError, StaleEpoch
 from ringrift_settings import GatewaySettings
@@ -312,3 +312,37 @@ async def test_wakes_of_a_paused_loop_do_not_spin_it_and_a_resume_runs_it_at_onc
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.005)
+
+
+class HeldEpochs(IssuedEpochs):
+    """StateService that has not answered the new leader's epoch claim yet."""
+
+    def __init__(self) -> None:
+        super().__init__(5, "gw")
+        self.answer = asyncio.Event()
+
+    async def claim_epoch(self, leader_key: str) -> tuple[int, int]:
+        await self.answer.wait()
+        return 6, 5
+
+
+async def test_a_new_leaders_loops_show_starting_until_they_run_and_stopped_when_the_term_ends_first() -> None:
+    """Between winning the election and starting its loops (claiming the epoch, announcing
+    itself, recording members) a leader's status says its loops are starting, not stopped;
+    a term that ends in between leaves them stopped."""
+
+    async def operation(epoch: int) -> None:
+        return None
+
+    loops = manager([Loop("JobDispatcher", 0.01, operation)])
+    assert loops.records["JobDispatcher"].health == "STOPPED"
+    duties = LeaderDuties(HeldEpochs(), None, "gw", GatewaySettings(), Counter(), loops)
+    term = asyncio.create_task(duties.lead(Leadership(0, "gw", Keeper())))
+    await asyncio.sleep(0.05)
+    (status,) = loops.statuses()
+    assert status.health == "STARTING"
+    assert LoopStatus.from_json(status.to_json()).health == "STARTING"  # as the other replicas see it
+    term.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await term
+    assert loops.records["JobDispatcher"].health == "STOPPED"

@@ -45,6 +45,10 @@ class _LoopHealthEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LoopHealth
     """Paused by an operator."""
     LOOP_HEALTH_STOPPED: _LoopHealth.ValueType  # 4
     """Not running (this replica is not the leader)."""
+    LOOP_HEALTH_STARTING: _LoopHealth.ValueType  # 5
+    """This replica has just become the leader: the loop starts once the new leader has
+    announced itself and recorded the members that changed while nobody led.
+    """
 
 class LoopHealth(_LoopHealth, metaclass=_LoopHealthEnumTypeWrapper):
     """Health of a background loop."""
@@ -59,6 +63,10 @@ LOOP_HEALTH_PAUSED: LoopHealth.ValueType  # 3
 """Paused by an operator."""
 LOOP_HEALTH_STOPPED: LoopHealth.ValueType  # 4
 """Not running (this replica is not the leader)."""
+LOOP_HEALTH_STARTING: LoopHealth.ValueType  # 5
+"""This replica has just become the leader: the loop starts once the new leader has
+announced itself and recorded the members that changed while nobody led.
+"""
 Global___LoopHealth: _TypeAlias = LoopHealth  # noqa: Y015
 
 @_typing.final

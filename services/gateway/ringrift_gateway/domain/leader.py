@@ -142,24 +142,28 @@ class LeaderDuties:
                 delay = min(delay * 2, 2.0)
 
     async def lead(self, leadership: Leadership) -> None:
-        await self._register_epoch(leadership)
-        epoch = leadership.epoch
-        await self.act_until_done(
-            leadership,
-            "announce",
-            lambda: self._state.publish("LEADER_ELECTED", self._replica_id, epoch, f"leader-elected/{epoch}"),
-        )
-        changes = self._members.subscribe()
+        self.loops.starting(True)
         try:
-            await self._reconcile_members(leadership)
-            await asyncio.gather(
-                self._heartbeat(leadership),
-                self._follow_members(leadership, changes),
-                self._dispatch_on_events(),
-                self.loops.run(lambda what, operation: self.act(leadership, what, operation), epoch),
+            await self._register_epoch(leadership)
+            epoch = leadership.epoch
+            await self.act_until_done(
+                leadership,
+                "announce",
+                lambda: self._state.publish("LEADER_ELECTED", self._replica_id, epoch, f"leader-elected/{epoch}"),
             )
+            changes = self._members.subscribe()
+            try:
+                await self._reconcile_members(leadership)
+                await asyncio.gather(
+                    self._heartbeat(leadership),
+                    self._follow_members(leadership, changes),
+                    self._dispatch_on_events(),
+                    self.loops.run(lambda what, operation: self.act(leadership, what, operation), epoch),
+                )
+            finally:
+                self._members.unsubscribe(changes)
         finally:
-            self._members.unsubscribe(changes)
+            self.loops.starting(False)
 
     async def _register_epoch(self, leadership: Leadership) -> None:
         """Claim the term's epoch from StateService before acting (it checks in etcd that our

@@ -44,6 +44,7 @@ class Health(enum.StrEnum):
     DEGRADED = "DEGRADED"
     PAUSED = "PAUSED"
     STOPPED = "STOPPED"
+    STARTING = "STARTING"
 
 
 @dataclass
@@ -54,6 +55,7 @@ class LoopStatus:
     interval: float
     description: str = ""
     running: bool = False
+    starting: bool = False  # the replica leads; its loops have not started yet
     paused: bool = False
     runs: int = 0
     consecutive_errors: int = 0
@@ -64,7 +66,7 @@ class LoopStatus:
     @property
     def health(self) -> Health:
         if not self.running:
-            return Health.STOPPED
+            return Health.STARTING if self.starting else Health.STOPPED
         if self.paused:
             return Health.PAUSED
         if self.consecutive_errors >= DEGRADED_AFTER:
@@ -72,7 +74,7 @@ class LoopStatus:
         return Health.HEALTHY
 
     def stopped(self) -> LoopStatus:
-        return replace(self, running=False, next_run_at=None)
+        return replace(self, running=False, starting=False, next_run_at=None)
 
     def to_json(self) -> dict[str, Any]:
         """The form the leader's heartbeat carries to the replicas that do not lead."""
@@ -95,7 +97,8 @@ class LoopStatus:
             name=str(value["name"]),
             interval=float(value.get("interval_seconds", 0.0)),
             description=str(value.get("description", "")),
-            running=health is not Health.STOPPED,
+            running=health not in (Health.STOPPED, Health.STARTING),
+            starting=health is Health.STARTING,
             paused=health is Health.PAUSED,
             runs=int(value.get("runs", 0)),
             consecutive_errors=int(value.get("consecutive_errors", 0)),
@@ -217,6 +220,12 @@ class LoopManager:
             if self.metrics is not None:
                 self.metrics.paused(name, record.paused)
 
+    def starting(self, leading: bool) -> None:
+        """The replica has become the leader and its loops will start (True), or that term
+        ended before they did (False): status shows them STARTING meanwhile, not STOPPED."""
+        for record in self.records.values():
+            record.starting = leading and not record.running
+
     async def run(self, act: Act, epoch: int) -> None:
         """Run every loop until cancelled (the term ended) or a stale epoch / lost lease.
         ``act(what, operation)`` runs one fenced operation; each loop's operation is
@@ -227,7 +236,7 @@ class LoopManager:
         await self._refresh_paused()
         self.leading = True
         for record in self.records.values():
-            record.running, record.runs, record.consecutive_errors = True, 0, 0
+            record.running, record.starting, record.runs, record.consecutive_errors = True, False, 0, 0
             record.last_error, record.last_run_at, record.next_run_at = "", None, None
         try:
             async with asyncio.TaskGroup() as group:
