@@ -203,9 +203,9 @@ def test_the_stack_is_healthy_and_answers_a_reflection_call_from_outside(stack: 
         "training",
         "gateway",
     }
-    # A health check is a CLI call with a 5 s timeout: on a busy machine one can time out and
-    # the next pass, so the container must be (or become) healthy, not be so at one instant.
-    stack.wait("agent-1 healthy", lambda: _healthy(stack, "agent-1"), 60, interval=2)
+    # A health check is a CLI call: on a busy machine one can time out and the next pass, so
+    # the container must be (or become) healthy, not be so at one instant.
+    stack.wait("agent-1 healthy", lambda: _healthy(stack, "agent-1"), 120, interval=2)
 
 
 def test_every_port_needs_a_credential_and_a_token_works_with_its_role(stack: Stack) -> None:
