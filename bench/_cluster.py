@@ -19,9 +19,11 @@ IDLE = {"RINGRIFT_GATEWAY__PIPELINE_LOOPS": "false"}
 
 
 @contextmanager
-def local_cluster(env: dict[str, str] | None = None, agents: int = 3) -> Iterator[LocalCluster]:
+def local_cluster(env: dict[str, str] | None = None, agents: int = 3, cohost: bool = False) -> Iterator[LocalCluster]:
     with tempfile.TemporaryDirectory(prefix="ringrift-bench-") as root:
-        cluster = LocalCluster(Path(root), agents=agents, settings_env=dict(IDLE if env is None else env))
+        cluster = LocalCluster(
+            Path(root), agents=agents, settings_env=dict(IDLE if env is None else env), cohost=cohost
+        )
         try:
             cluster.up(lambda step: None)
             yield cluster

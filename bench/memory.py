@@ -5,11 +5,16 @@ gateways, three agents; mutual TLS) with the pipeline loops off, and sums the re
 set size (RSS) of its processes: once idle (after a settling pause) and once after
 N `true` jobs submitted through the gateway in batches of 1,000 have all succeeded. The
 job processes themselves are gone by then; only the cluster's own processes count.
+Measured twice, one cluster after the other: each service in its own process (`ringrift
+up`) and StateService with the managers co-hosted in one (`ringrift up --cohost`).
+Beside RSS, the sum of proportional set sizes (PSS: a page shared by k processes, such as
+the text of grpcio's library, counts 1/k in each): the memory the machine really gives.
 
-    .venv/bin/python -m bench.memory [--jobs 10000] [--quick] [--json]
+    .venv/bin/python -m bench.memory [--jobs 10000] [--mode both|separate|cohost] [--quick] [--json]
 
-``--json`` prints one object: rss_mib (idle), rss_after_jobs_mib, jobs, processes and
-per-process figures.
+``--json`` prints one object: per mode (``separate``, ``cohost``) rss_mib (idle),
+rss_after_jobs_mib, pss_mib, pss_after_jobs_mib, jobs, processes and per-process figures;
+at the top level the figures of the leanest mode measured and the goal.
 """
 
 from __future__ import annotations
@@ -30,27 +35,28 @@ from ringrift_cli.local_cluster import LocalCluster
 
 MIB = 1024 * 1024
 SETTLE_SECONDS = 10.0
+GOAL_MIB = 500.0
 
 
-def rss(cluster: LocalCluster) -> dict[str, float]:
-    """MiB resident per process of the cluster (etcd and every service process), each
-    with its children: an agent's job wrapper started ahead counts as the agent's (no job
-    runs when this is measured)."""
+def resident(cluster: LocalCluster) -> dict[str, tuple[float, float]]:
+    """MiB resident (RSS, PSS) per process of the cluster (etcd and every service
+    process), each with its children: an agent's job wrapper started ahead counts as the
+    agent's (no job runs when this is measured)."""
     found = {}
     for name, pid in cluster_pids(cluster).items():
-        found[name] = 0.0
-        if not pid:
-            continue
+        rss = pss = 0.0
         try:
-            process = psutil.Process(pid)
-            family = [process, *process.children(recursive=True)]
+            process = psutil.Process(pid or 0)
+            family = [process, *process.children(recursive=True)] if pid else []
         except psutil.Error:
-            continue
+            family = []
         for member in family:
             try:
-                found[name] += member.memory_info().rss / MIB
+                memory = member.memory_full_info()
             except psutil.Error:
-                pass
+                continue
+            rss, pss = rss + memory.rss / MIB, pss + memory.pss / MIB
+        found[name] = (rss, pss)
     return found
 
 
@@ -75,37 +81,62 @@ async def run_jobs(cluster: LocalCluster, jobs: int) -> float:
         return time.monotonic() - started
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.memory", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--quick", action="store_true", help="2,000 jobs")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    jobs = 2000 if args.quick else args.jobs
-    with local_cluster() as cluster:
-        time.sleep(SETTLE_SECONDS)
-        idle = rss(cluster)
+def measure(jobs: int, cohost: bool, settle: float) -> dict:
+    """One cluster's figures, idle and after ``jobs`` true jobs."""
+    with local_cluster(cohost=cohost) as cluster:
+        time.sleep(settle)
+        idle = resident(cluster)
         seconds = asyncio.run(run_jobs(cluster, jobs))
-        time.sleep(SETTLE_SECONDS)
-        after = rss(cluster)
-    figures = {
-        "rss_mib": round(sum(idle.values()), 1),
-        "rss_after_jobs_mib": round(sum(after.values()), 1),
+        time.sleep(settle)
+        after = resident(cluster)
+
+    def total(figures: dict[str, tuple[float, float]], index: int) -> float:
+        return round(sum(f[index] for f in figures.values()), 1)
+
+    return {
+        "rss_mib": total(idle, 0),
+        "rss_after_jobs_mib": total(after, 0),
+        "pss_mib": total(idle, 1),
+        "pss_after_jobs_mib": total(after, 1),
         "jobs": jobs,
         "jobs_seconds": round(seconds, 1),
         "processes": len(idle),
-        "per_process_mib": {name: [round(idle[name], 1), round(after.get(name, 0.0), 1)] for name in idle},
+        "per_process_mib": {name: [round(idle[name][0], 1), round(after.get(name, (0.0, 0.0))[0], 1)] for name in idle},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.memory", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--mode", choices=["both", "separate", "cohost"], default="both")
+    parser.add_argument("--quick", action="store_true", help="500 jobs and a 5 s pause per mode")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    jobs = 500 if args.quick else args.jobs
+    settle = 5.0 if args.quick else SETTLE_SECONDS
+    modes = ["separate", "cohost"] if args.mode == "both" else [args.mode]
+    measured = {mode: measure(jobs, mode == "cohost", settle) for mode in modes}
+    leanest = min(measured, key=lambda mode: measured[mode]["rss_after_jobs_mib"])
+    figures = {
+        **{key: measured[leanest][key] for key in ("rss_mib", "rss_after_jobs_mib", "pss_mib", "pss_after_jobs_mib")},
+        "mode": leanest,
+        "goal_mib": GOAL_MIB,
+        "jobs": jobs,
+        **measured,
     }
     if args.json:
         print(json.dumps(figures))
         return 0
-    print(f"# RSS of the local cluster's {len(idle)} processes, idle and after {jobs} true jobs ({machine()})")
-    print(f"# the jobs took {seconds:.1f} s ({jobs / seconds:.0f} jobs/s through the gateway)")
-    print("| process | idle MiB | after jobs MiB |")
-    print("|---|---|---|")
-    for name in idle:
-        print(f"| {name} | {idle[name]:.1f} | {after.get(name, 0.0):.1f} |")
-    print(f"| **total** | **{figures['rss_mib']}** | **{figures['rss_after_jobs_mib']}** |")
+    print(f"# memory of the local cluster, idle and after {jobs} true jobs ({machine()})")
+    for mode, one in measured.items():
+        print(f"\n## {mode}: {one['processes']} processes; the jobs took {one['jobs_seconds']} s")
+        print("| process | idle MiB | after jobs MiB |")
+        print("|---|---|---|")
+        for name, (idle, after) in one["per_process_mib"].items():
+            print(f"| {name} | {idle:.1f} | {after:.1f} |")
+        print(f"| **total RSS** | **{one['rss_mib']}** | **{one['rss_after_jobs_mib']}** |")
+        print(f"| total PSS | {one['pss_mib']} | {one['pss_after_jobs_mib']} |")
+    print(f"\nleanest: {leanest}, {figures['rss_after_jobs_mib']} MiB RSS after the jobs (goal ≤ {GOAL_MIB:.0f})")
     return 0
 
 

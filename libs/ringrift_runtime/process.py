@@ -6,10 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
-from ringrift_runtime.grpc.server import ServiceApp, instance_name, serve
+from ringrift_runtime.grpc.server import AppStarter, ServiceApp, instance_name, serve, serve_apps
 from ringrift_runtime.logs import configure_logging
 from ringrift_runtime.settings import ProcessSettings, SettingsError, load_settings_of
 from ringrift_runtime.tracing import configure_tracing, shutdown_tracing
@@ -64,4 +65,86 @@ def run_service(
         return 1
     finally:
         shutdown_tracing()  # the last spans reach the exporter
+    return 0
+
+
+def _co_hosted(spec: str, builds: Mapping[str, object]) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME=CONFIG`` of --service, checked."""
+    name, sep, config = spec.partition("=")
+    if name not in builds:
+        raise SettingsError(f"--service {spec[:80]!r}: expected one of {', '.join(builds)} (NAME or NAME=CONFIG.toml)")
+    if sep and not config:
+        raise SettingsError(f"--service {name}=: the config file is empty; give NAME alone or NAME=CONFIG.toml")
+    return name, config or None
+
+
+def run_services(
+    prog: str,
+    builds: Mapping[str, Callable[[S], ServiceApp]],
+    settings_class: type[S],
+    argv: list[str] | None = None,
+) -> int:
+    """Several services in one process (co-hosting on one machine, to save the memory of
+    one interpreter each): every ``--service NAME[=CONFIG]`` is built from its own
+    settings (RINGRIFT_* variables, then its TOML file: its identity, instance id,
+    database) and served on its own host, in the order given; each later one finds the
+    earlier ones at their bound addresses. The process's ready file and logging come
+    from the first service's settings. Returns the process exit code."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="RingRift services in one process, each on its own port with its own identity.",
+    )
+    parser.add_argument(
+        "--service",
+        action="append",
+        required=True,
+        metavar="NAME[=CONFIG]",
+        help=f"a service to run ({', '.join(builds)}), with its own TOML settings file; repeat, in start order",
+    )
+    args = parser.parse_args(argv)
+    try:
+        chosen = [_co_hosted(spec, builds) for spec in args.service]
+        names = [name for name, _ in chosen]
+        if len(set(names)) != len(names):
+            raise SettingsError(f"--service: each service once, got {', '.join(names)}")
+        loaded = []
+        for name, config in chosen:
+            try:
+                loaded.append((name, load_settings_of(settings_class, config)))
+            except SettingsError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    first = loaded[0][1]
+    ready_file: Path | None = first.server.ready_file
+    configure_logging(first.logging, prog)
+    try:
+        configure_tracing(first.tracing, prog, instance_name(first, prog))
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+
+    def starter(name: str, settings: S) -> AppStarter:
+        def start(addresses: dict[str, str]) -> tuple[ServiceApp, S]:
+            own = settings.model_copy(
+                update={
+                    "server": settings.server.model_copy(update={"ready_file": None}),
+                    "endpoints": settings.endpoints.model_copy(update=addresses),
+                }
+            )
+            return builds[name](own), own
+
+        return start
+
+    try:
+        asyncio.run(serve_apps([starter(name, settings) for name, settings in loaded], ready_file))
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    except OSError as exc:
+        logging.getLogger("ringrift").error("%s failed to start: %s", prog, exc)
+        return 1
+    finally:
+        shutdown_tracing()
     return 0

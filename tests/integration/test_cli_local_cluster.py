@@ -10,6 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ringrift_cli.local_cluster import admin_of
+from ringrift_runtime.security.directory import CertificateDirectory
+from ringrift_runtime.security.identity import service
+from ringrift_runtime.security.tls import CertFiles, channel_credentials
 from tests.integration.local_up import local_cluster
 
 BIN = Path(sys.executable).parent
@@ -83,3 +91,48 @@ def test_status_without_credentials_says_where_they_come_from(tmp_path: Path) ->
     result = _ringrift("status", "--gateway", "127.0.0.1:1", "--dir", str(tmp_path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no credentials" in result.stderr and "ringrift up" in result.stderr and "--ca/--cert/--key" in result.stderr
+
+
+def test_cohosted_managers_share_one_process_and_keep_their_own_ports_and_identities(tmp_path: Path) -> None:
+    """`ringrift up --cohost`: StateService and the five managers in one process, each on
+    its own port presenting its own certificate; the cluster runs jobs; down stops it."""
+    directory = tmp_path / "cluster"
+    with local_cluster(directory, 1, "--cohost") as (up, _):
+        processes = json.loads((directory / "cluster.json").read_text())["processes"]
+        hosts = [p for p in processes if p["service"] == "cohost"]
+        assert len(hosts) == 1 and not any(p["service"] in MANAGED for p in processes), processes
+        addresses = hosts[0]["services"]
+        assert sorted(addresses) == sorted(MANAGED) and len(set(addresses.values())) == len(MANAGED)
+
+        status = json.loads(_ringrift("status", "--dir", str(directory), "--json").stdout)
+        registered = {s["service"]: s["address"] for s in status["services"] if s["service"] != "gateway"}
+        assert sorted(registered) == sorted(MANAGED)  # each registered in etcd on its own
+
+        admin = CertificateDirectory(directory / "certs").files(admin_of("local"))
+        for name, address in addresses.items():
+            other = "jobs" if name != "jobs" else "nodes"
+            assert _health(address, admin, service(name, "local").dns) == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.RpcError):  # it is not the other service, whatever the port
+                _health(address, admin, service(other, "local").dns)
+
+        submitted = _ringrift("submit", "echo", "-p", "message=cohosted", "--dir", str(directory), "--json")
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = json.loads(submitted.stdout)["job"]["jobId"]
+        followed = _ringrift("logs", job_id, "--follow", "--dir", str(directory))
+        assert followed.returncode == 0 and "cohosted" in followed.stdout, followed.stdout + followed.stderr
+
+        pids = [p["pid"] for p in processes]
+        down = _ringrift("down", "--dir", str(directory))
+        assert down.returncode == 0, down.stderr
+        assert up.wait(30) == 0
+        assert not any(_alive(pid) for pid in pids)
+
+
+MANAGED = ("state", "nodes", "sync", "jobs", "selfplay", "training")
+
+
+def _health(address: str, files: CertFiles, server_name: str) -> int:
+    options = [("grpc.ssl_target_name_override", server_name)]
+    with grpc.secure_channel(address, channel_credentials(files), options=options) as channel:
+        request = health_pb2.HealthCheckRequest(service="")
+        return health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status

@@ -223,60 +223,99 @@ class GrpcHost:
         return Bound(host, self.port, self.metrics_port, self.instance, self.registry)
 
 
-def _write_ready_file(path: Path, host: GrpcHost) -> None:
+def _write_ready_file(path: Path, hosts: Sequence[GrpcHost]) -> None:
+    """The ports a launcher waits for: the first (or only) host's at the top level, and
+    every host's under ``services`` by service name (a co-hosting process serves several)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
+    first = hosts[0]
     ready = {
-        "grpc_port": host.port,
-        "metrics_port": host.metrics_port,
-        "token_port": host.token_port_bound,
+        "grpc_port": first.port,
+        "metrics_port": first.metrics_port,
+        "token_port": first.token_port_bound,
         "pid": os.getpid(),
+        "services": {host.service: {"grpc_port": host.port, "metrics_port": host.metrics_port} for host in hosts},
     }
     tmp.write_text(json.dumps(ready))
     tmp.replace(path)
 
 
+def _remove_ready_file(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Served:
+    """One app on its own host while it runs (its etcd endpoint once registered)."""
+
+    app: ServiceApp
+    host: GrpcHost
+    endpoint: ServiceEndpointRegistration | None = None
+
+
+# Builds the next app of a process from the addresses of those already serving in it
+# (service name -> host:port): co-hosted managers find StateService and each other.
+AppStarter = Callable[[dict[str, str]], tuple[ServiceApp, ProcessSettings]]
+
+
 async def serve(app: ServiceApp, settings: ProcessSettings) -> None:
     """Run ``app`` until SIGTERM/SIGINT, then drain within the grace period."""
+    await serve_apps([lambda _: (app, settings)], settings.server.ready_file)
+
+
+async def serve_apps(starters: Sequence[AppStarter], ready_file: Path | None) -> None:
+    """Run several apps in this process, each on its own host (port, identity, health,
+    metrics and authorization table), started in order; the ready file is written once
+    all serve. SIGTERM/SIGINT stops them in the reverse order, each drained within its
+    grace period; every app asked to resign (``before_drain``) first."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    host = GrpcHost(
-        app.name,
-        app.registrations,
-        settings,
-        routes=getattr(app, "http_routes", None),
-        security=getattr(app, "security", None),
-        token_port=getattr(app, "token_port", None),
-        access=getattr(app, "access", None),
-        audit=getattr(app, "audit", None),
-    )
-    await host.start()
-    endpoint: ServiceEndpointRegistration | None = None
+    served: list[_Served] = []
+    addresses: dict[str, str] = {}
     try:
-        bound = host.bound()
-        await app.start(bound)
-        await host.set_serving(True)
-        if settings.etcd.register_service and getattr(app, "registers_endpoint", True):
-            endpoint = ServiceEndpointRegistration(settings.etcd, app.name, bound)
-            await endpoint.start()
-        if settings.server.ready_file:
-            _write_ready_file(settings.server.ready_file, host)
-        log.info("%s serving as %s", app.name, host.instance)
+        for starter in starters:
+            app, settings = starter(dict(addresses))
+            host = GrpcHost(
+                app.name,
+                app.registrations,
+                settings,
+                routes=getattr(app, "http_routes", None),
+                security=getattr(app, "security", None),
+                token_port=getattr(app, "token_port", None),
+                access=getattr(app, "access", None),
+                audit=getattr(app, "audit", None),
+            )
+            await host.start()
+            one = _Served(app, host)
+            served.append(one)  # from here on, stopped in the finally whatever happens next
+            bound = host.bound()
+            await app.start(bound)
+            await host.set_serving(True)
+            if settings.etcd.register_service and getattr(app, "registers_endpoint", True):
+                one.endpoint = ServiceEndpointRegistration(settings.etcd, app.name, bound)
+                await one.endpoint.start()
+            addresses[app.name] = bound.address
+            log.info("%s serving as %s", app.name, host.instance)
+        if ready_file:
+            _write_ready_file(ready_file, [one.host for one in served])
         await stop.wait()
-        log.info("%s shutting down (grace %.1fs)", app.name, settings.server.grace_seconds)
+        for one in served:
+            log.info("%s shutting down (grace %.1fs)", one.app.name, one.host.settings.server.grace_seconds)
     finally:
-        before_drain = getattr(app, "before_drain", None)
-        if before_drain is not None:
-            await before_drain()  # e.g. resign leadership at once, not after the grace period
-        if endpoint is not None:
-            await endpoint.stop()  # clients stop finding us before we drain
-        await host.stop()
-        await app.stop()
-        if settings.server.ready_file:
-            settings.server.ready_file.unlink(missing_ok=True)
-        log.info("%s stopped", app.name)
+        for one in served:
+            before_drain = getattr(one.app, "before_drain", None)
+            if before_drain is not None:
+                await before_drain()  # e.g. resign leadership at once, not after the grace period
+        for one in reversed(served):
+            if one.endpoint is not None:
+                await one.endpoint.stop()  # clients stop finding us before we drain
+            await one.host.stop()
+            await one.app.stop()
+            log.info("%s stopped", one.app.name)
+        if ready_file:
+            _remove_ready_file(ready_file)
 
 
 def registration(full_name: str, servicer: Any) -> ServiceRegistration:

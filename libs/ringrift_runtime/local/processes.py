@@ -30,6 +30,9 @@ class ServiceProcess:
     grpc_port: int = 0
     metrics_port: int = 0
     token_port: int = 0  # the gateway's port for token holders, when it has one
+    args: list[str] = field(default_factory=list)  # after the console script (ringrift-cohost's --service)
+    # Every service the process serves, by name: (gRPC port, metrics port); several when co-hosting.
+    services: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def ready_file(self) -> Path:
@@ -47,7 +50,11 @@ class ServiceProcess:
         script = shutil.which(f"ringrift-{self.service}", path=str(Path(sys.executable).parent))
         if script is None:
             raise FileNotFoundError(f"ringrift-{self.service} is not installed: pip install -e '.[dev]'")
-        return [script]
+        return [script, *self.args]
+
+    def address_of(self, service: str) -> str:
+        """Where this process serves ``service`` (one of several when it co-hosts)."""
+        return f"127.0.0.1:{self.services[service][0]}"
 
     def start(self, timeout: float = 20.0, own_session: bool = False) -> ServiceProcess:
         """Start and wait for the ready file. ``own_session`` keeps terminal signals
@@ -89,6 +96,8 @@ class ServiceProcess:
                 ready = json.loads(self.ready_file.read_text())
                 self.grpc_port, self.metrics_port = ready["grpc_port"], ready["metrics_port"]
                 self.token_port = ready.get("token_port", 0)
+                served = ready.get("services") or {self.service: ready}
+                self.services = {name: (port["grpc_port"], port["metrics_port"]) for name, port in served.items()}
                 return
             time.sleep(0.05)
         raise TimeoutError(f"ringrift-{self.service} not ready after {timeout}s: {self.log_path.read_text()[-2000:]}")

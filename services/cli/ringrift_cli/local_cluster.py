@@ -1,6 +1,7 @@
 """A local cluster on this machine: etcd, the six managers, two gateway replicas and
 N agents as separate processes on free loopback ports, all state and logs under one
-folder. Used by `ringrift up` / `ringrift down`.
+folder. Used by `ringrift up` / `ringrift down`. With ``cohost``, StateService and the
+managers share one process (``ringrift-cohost``), each still on its own port.
 
 Mutual TLS as in any deployment: the cluster's CA and a certificate for every process
 (and an administrator's for the command line) are made under ``<folder>/certs`` on the
@@ -31,6 +32,7 @@ from ringrift_runtime.security.identity import service as identity_service
 from ringrift_runtime.security.tokens import TokenStore
 
 MANAGERS = ("nodes", "sync", "jobs", "selfplay", "training")
+COHOST = "managers"  # the co-hosting process's name (StateService and the managers in one)
 CLUSTER_FILE = "cluster.json"
 CLIENT_FILE = "client.toml"  # the administrator's context for ringrift_client (and the CLI)
 PROMETHEUS_FILE = "prometheus.yml"
@@ -96,6 +98,9 @@ class LocalCluster:
     etcd: EtcdServer | None = None
     processes: list[tuple[str, ServiceProcess]] = field(default_factory=list)
     dashboard_token: str = ""
+    # StateService and the five managers in one process (ringrift-cohost), each still on
+    # its own port with its own certificate: the memory of one interpreter, not six.
+    cohost: bool = False
 
     @property
     def certs(self) -> CertificateDirectory:
@@ -138,6 +143,9 @@ class LocalCluster:
         for name, process in self.processes:
             if process.service in ("state", *MANAGERS) and name == process.service:
                 env[f"RINGRIFT_ENDPOINTS__{process.service.upper()}"] = process.address
+            elif process.service == "cohost":
+                for service in process.services:
+                    env[f"RINGRIFT_ENDPOINTS__{service.upper()}"] = process.address_of(service)
         return env
 
     def _start(self, service: str, name: str, extra: dict[str, str] | None = None) -> ServiceProcess:
@@ -147,6 +155,27 @@ class LocalCluster:
         process = ServiceProcess(service, self.root / "logs" / name, env=env)
         process.start(own_session=True)
         self.processes.append((name, process))
+        self._write_cluster_file()
+        return process
+
+    def _start_cohosted(self, database: dict[str, str]) -> ServiceProcess:
+        """StateService and the managers in one ringrift-cohost process: what differs
+        between them (identity files, instance id, database) in one TOML file each."""
+        folder = self.root / "logs" / COHOST
+        folder.mkdir(parents=True, exist_ok=True)
+        args = []
+        for service in ("state", *MANAGERS):
+            own = {
+                **self._credentials(self._identity(service, service, {})),
+                "RINGRIFT_INSTANCE_ID": service,
+                **(database if service == "state" else {}),
+            }
+            config = folder / f"{service}.toml"
+            config.write_text(toml_of(own))
+            args.append(f"--service={service}={config}")
+        process = ServiceProcess("cohost", folder, env=self._env(), args=args)
+        process.start(own_session=True)
+        self.processes.append((COHOST, process))
         self._write_cluster_file()
         return process
 
@@ -172,15 +201,16 @@ class LocalCluster:
         etcd_files = self.certs.ensure(identity_service(ETCD_IDENTITY, self.cluster_name), LOCAL_HOSTS)
         self.etcd = EtcdServer(self.root / "etcd", tls=etcd_files, client=self.certs.files(admin_of(self.cluster_name)))
         self.etcd.start()
-        progress("state")
-        self._start(
-            "state",
-            "state",
-            {"RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{self.root / 'state' / 'state.db'}"},
-        )
-        for manager in MANAGERS:
-            progress(manager)
-            self._start(manager, manager)
+        database = {"RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{self.root / 'state' / 'state.db'}"}
+        if self.cohost:
+            progress(f"state and {', '.join(MANAGERS)} in one process")
+            self._start_cohosted(database)
+        else:
+            progress("state")
+            self._start("state", "state", database)
+            for manager in MANAGERS:
+                progress(manager)
+                self._start(manager, manager)
         for index in range(self.gateways):
             progress(f"gateway-{index + 1}")
             self._start("gateway", f"gateway-{index + 1}", self._autoscaling_env())
@@ -232,6 +262,7 @@ class LocalCluster:
                     "pid": p.process.pid if p.process else None,
                     "started_at": started_at(p.process.pid) if p.process else 0.0,
                     "metrics_port": p.metrics_port,
+                    "services": {service: p.address_of(service) for service in p.services},
                     "log": str(p.log_path),
                 }
                 for name, p in self.processes
@@ -302,6 +333,20 @@ class LocalCluster:
         if self.etcd is not None:
             self.etcd.stop()
         (self.root / CLUSTER_FILE).unlink(missing_ok=True)
+
+
+def toml_of(env: dict[str, str]) -> str:
+    """RINGRIFT_* variables holding strings as a TOML settings file (``RINGRIFT_A__B``:
+    key ``b`` of table ``a``); JSON's string escapes are TOML's."""
+    tables: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        path = name.removeprefix("RINGRIFT_").lower().split("__")
+        table = ".".join(path[:-1])
+        tables.setdefault(table, {})[path[-1]] = value
+    lines = [f"{key} = {json.dumps(value)}" for key, value in tables.pop("", {}).items()]
+    for table, values in tables.items():
+        lines += ["", f"[{table}]", *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+    return "\n".join(lines) + "\n"
 
 
 def read_cluster_file(root: Path) -> dict:

@@ -1,0 +1,1 @@
+"""Co-hosting: StateService and the five managers in one process on one machine."""
