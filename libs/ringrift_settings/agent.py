@@ -54,6 +54,14 @@ class AgentSettings(Section):
     # checked every work_dir_prune_seconds; its log and status are gone from the agent then.
     work_dir_retention_hours: float = Field(default=72.0, gt=0)
     work_dir_prune_seconds: float = Field(default=3600.0, gt=0)
+    # ... and at most this many ended attempts' work directories are kept: past it the
+    # oldest go at once, however young (a flood of short jobs cannot fill the disk, nor
+    # the agent's memory with their records).
+    work_dir_max_ended: int = Field(default=10_000, ge=1)
+    # The agent holds the live attempts and this many of the most recently ended ones in
+    # memory; an older one is read from its state.json when asked for (memory stays flat
+    # however many jobs ran).
+    ended_attempts_in_memory: int = Field(default=256, ge=0)
     # Self-fencing: once the node's etcd lease is surely alive for less than this many
     # seconds (capped at a quarter of etcd.lease_ttl_seconds) without a renewal, the
     # agent kills its running jobs and starts none until it has registered again; etcd

@@ -602,3 +602,52 @@ async def test_a_job_log_is_capped_with_its_newest_lines_kept(agent, stub, tmp_p
         [c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id="chatty"), timeout=10)]
     )
     assert streamed == log
+
+
+@pytest.mark.parametrize("agent_env", [{"RINGRIFT_AGENT__ENDED_ATTEMPTS_IN_MEMORY": "1"}])
+async def test_an_ended_attempt_let_go_from_memory_is_read_from_disk_and_never_runs_again(agent, stub) -> None:
+    """The agent holds the live attempts and the most recent ended ones (one here): an
+    older ended attempt still answers its status and logs (from its state.json), and a
+    repeated RunJob of it starts nothing, as when it was held."""
+    _, recorder = agent
+    await stub.RunJob(run_request("job-first", seconds="0"), timeout=10)
+    done = await wait_state(stub, "job-first", S.JOB_STATE_SUCCEEDED)
+    for job_id in ("job-second", "job-third"):
+        await stub.RunJob(run_request(job_id, seconds="0"), timeout=10)
+        await wait_state(stub, job_id, S.JOB_STATE_SUCCEEDED)
+
+    listed = await stub.ListJobs(agent_pb2.ListJobsRequest(), timeout=5)
+    assert [j.job_id for j in listed.jobs] == ["job-third"]  # what it holds: the newest ended one
+    for ask in (0, 1):  # the latest attempt, and attempt 1 by number
+        status = (await stub.GetJobStatus(agent_pb2.GetJobStatusRequest(job_id="job-first", attempt=ask))).status
+        assert status == done  # the same status as when it was held (state, times, result)
+    logs = b"".join(
+        [c.data async for c in stub.StreamJobLogs(agent_pb2.StreamJobLogsRequest(job_id="job-first"), timeout=10)]
+    )
+    assert b"sleeping 0s" in logs or b"sleeping 0.0s" in logs, logs
+    again = await stub.RunJob(run_request("job-first", seconds="0"), timeout=10)
+    assert not again.started and again.status == done
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await stub.GetJobStatus(agent_pb2.GetJobStatusRequest(job_id="job-first", attempt=2), timeout=5)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    await wait_events(recorder, "job-first", [S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED])  # reported once
+
+
+@pytest.mark.parametrize("agent_env", [{"RINGRIFT_AGENT__WORK_DIR_MAX_ENDED": "2"}])
+async def test_past_the_count_cap_the_oldest_ended_work_directories_go_at_once(agent, stub, tmp_path: Path) -> None:
+    """Retention by count (two here, 10,000 by default) beside the time window: a flood
+    of short jobs keeps the newest, and a running attempt stays whatever the count."""
+    await stub.RunJob(run_request("job-long", seconds="30"), timeout=10)
+    for index in range(4):
+        await stub.RunJob(run_request(f"job-{index}", seconds="0"), timeout=10)
+        await wait_state(stub, f"job-{index}", S.JOB_STATE_SUCCEEDED)
+    jobs = tmp_path / "data" / "jobs"
+    deadline = time.monotonic() + 15
+    while (jobs / "job-0").exists() or (jobs / "job-1").exists():
+        assert time.monotonic() < deadline, sorted(p.name for p in jobs.iterdir())
+        await asyncio.sleep(0.05)
+    assert sorted(p.name for p in jobs.iterdir()) == ["job-2", "job-3", "job-long"]
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await stub.GetJobStatus(agent_pb2.GetJobStatusRequest(job_id="job-0"), timeout=5)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    assert (await wait_state(stub, "job-long", S.JOB_STATE_RUNNING)).pid > 0

@@ -81,6 +81,8 @@ class AgentApp:
             agent.job_log_max_bytes,
             agent.running_report_delay_seconds,
             agent.standby_wrapper,
+            agent.ended_attempts_in_memory,
+            agent.work_dir_max_ended,
         )
         sender.on_superseded = self.runner.supersede
         self.runner.job_slots = agent.job_slots or self.probe.cpu_cores()  # as advertised in NodeInfo

@@ -3,7 +3,12 @@
 result.json collected on exit, timeouts and cancellation kill the whole group. State is
 kept in state.json so that a restarted agent re-adopts jobs still running, finishes
 those that ended meanwhile, and reports the rest LOST: nothing is forgotten. What an
-attempt is and how it ended is the domain's (ringrift_agent.domain.attempts)."""
+attempt is and how it ended is the domain's (ringrift_agent.domain.attempts).
+
+Memory stays flat however many jobs ran: the runner holds the live attempts and the
+most recent ended ones; an older ended attempt is read from its state.json when asked
+for, and only its end time and key are held until its work directory goes (after the
+retention window, or sooner when more ended attempts than the count cap are kept)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import OrderedDict, deque
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -39,6 +45,14 @@ MEMORY_POLL_SECONDS = 0.25
 
 def _write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data))
+
+
+def _remove_attempt_dir(job_dir: Path, attempt: str) -> None:
+    shutil.rmtree(job_dir / attempt, ignore_errors=True)
+    try:
+        job_dir.rmdir()  # the job's folder goes with its last attempt here
+    except OSError:
+        pass
 
 
 def _rlimits(attempt: Attempt) -> dict[str, int]:
@@ -141,6 +155,8 @@ class JobRunner:
         log_max_bytes: int = 64 * 1024 * 1024,
         running_report_delay: float = 0.0,
         standby_wrapper: bool = False,
+        ended_in_memory: int = 256,
+        max_ended: int = 10_000,
     ) -> None:
         self.data_dir = data_dir
         self._running_delay = running_report_delay
@@ -153,7 +169,14 @@ class JobRunner:
         self._outbox = outbox
         self._kill_grace = kill_grace_seconds
         self._log_max_bytes = log_max_bytes
+        # The live attempts and the most recent ended ones (at most ended_in_memory of them).
         self.attempts: dict[tuple[str, int], Attempt] = {}
+        self._recent: OrderedDict[tuple[str, int], None] = OrderedDict()  # ended, in memory, oldest first
+        self._ended_in_memory = ended_in_memory
+        # Every ended attempt whose work directory is kept, in the order they ended.
+        self._ended: deque[tuple[float, tuple[str, int]]] = deque()
+        self._max_ended = max_ended
+        self._trimming: asyncio.Task[None] | None = None
         self._processes: dict[tuple[str, int], asyncio.subprocess.Process] = {}
         self._monitors: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
@@ -162,11 +185,27 @@ class JobRunner:
         self._stopping: set[asyncio.Task[None]] = set()
 
     # -- queries ---------------------------------------------------------------
-    def get(self, job_id: str, attempt: int) -> Attempt | None:
-        if attempt:
-            return self.attempts.get((job_id, attempt))
-        found = [a for key, a in self.attempts.items() if key[0] == job_id]
-        return max(found, key=lambda a: a.attempt) if found else None
+    async def get(self, job_id: str, attempt: int) -> Attempt | None:
+        """The attempt (0: the job's latest on this node): from memory, else from its
+        state.json (an ended attempt the runner no longer holds); None when unknown."""
+        if not attempt:
+            held = [key[1] for key in self.attempts if key[0] == job_id]
+            on_disk = await asyncio.to_thread(self._attempts_on_disk, job_id)
+            attempt = max([*held, *on_disk], default=0)
+            if not attempt:
+                return None
+        found = self.attempts.get((job_id, attempt))
+        if found is not None:
+            return found
+        record = await asyncio.to_thread(_read_json, self.jobs_dir / job_id / str(attempt) / "state.json")
+        return Attempt.from_persisted(record) if record else None
+
+    def _attempts_on_disk(self, job_id: str) -> list[int]:
+        try:
+            names = os.listdir(self.jobs_dir / job_id)
+        except OSError:  # no such job here (or an id that is no directory name)
+            return []
+        return [int(name) for name in names if name.isdigit()]
 
     def running_by_kind(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -179,7 +218,7 @@ class JobRunner:
     async def run(self, attempt: Attempt, gpu_indices: list[int]) -> tuple[Attempt, bool]:
         """Start ``attempt`` unless that (job, attempt) is known already: idempotent."""
         async with self._lock:
-            existing = self.attempts.get(attempt.key)
+            existing = await self.get(*attempt.key)  # an ended attempt too, long after
             if existing is not None:
                 return existing, False
             if self.fenced_reason:
@@ -446,7 +485,7 @@ class JobRunner:
             pass
 
     async def cancel(self, job_id: str, attempt_number: int) -> Attempt | None:
-        attempt = self.get(job_id, attempt_number)
+        attempt = await self.get(job_id, attempt_number)
         if attempt is None or attempt.ended:
             return attempt
         attempt.cancel_requested = True
@@ -469,6 +508,27 @@ class JobRunner:
         await self._report(attempt)
         await self._persist(attempt)
         log.info("job %s attempt %d %s %s", attempt.job_id, attempt.attempt, end.state.name, end.error)
+        self._monitors.pop(attempt.key, None)
+        self._remember_ended(attempt)
+
+    def _remember_ended(self, attempt: Attempt) -> None:
+        """An attempt ended: held among the recent ones (the oldest of those let go from
+        memory, still on disk), its end time and key kept for retention."""
+        self._ended.append((attempt.finished_at, attempt.key))
+        self._recent[attempt.key] = None
+        while len(self._recent) > self._ended_in_memory:
+            key, _ = self._recent.popitem(last=False)
+            self.attempts.pop(key, None)
+        if len(self._ended) > self._max_ended and (self._trimming is None or self._trimming.done()):
+            self._trimming = asyncio.create_task(self._trim(), name="trim-ended-attempts")
+            self._stopping.add(self._trimming)
+            self._trimming.add_done_callback(self._stopping.discard)
+
+    async def _trim(self) -> None:
+        """More ended attempts are kept than the count cap: the oldest go, however young."""
+        while len(self._ended) > self._max_ended:
+            _, key = self._ended.popleft()
+            await self._delete(key)
 
     async def _persist(self, attempt: Attempt) -> None:
         await asyncio.to_thread(_write_json, Path(attempt.work_dir) / "state.json", attempt.persisted())
@@ -519,19 +579,26 @@ class JobRunner:
     async def prune(self, older_than_seconds: float, now: float | None = None) -> int:
         """Delete the work directories of attempts that ended more than
         ``older_than_seconds`` ago, and forget them (a job's folder goes with its last
-        attempt); how many went. Live attempts are never touched."""
+        attempt); how many went. Live attempts are never touched. Reads only the
+        attempts it deletes (they are kept in the order they ended)."""
         now = time.time() if now is None else now
-        old = [
-            a for a in self.attempts.values() if a.ended and a.finished_at and now - a.finished_at > older_than_seconds
-        ]
-        for attempt in old:
-            await asyncio.to_thread(shutil.rmtree, attempt.work_dir, True)
-            self.attempts.pop(attempt.key, None)
-            self._monitors.pop(attempt.key, None)
-        for job_id in {a.job_id for a in old}:
-            if not any(key[0] == job_id for key in self.attempts):
-                await asyncio.to_thread(shutil.rmtree, self.jobs_dir / job_id, True)
-        return len(old)
+        removed = 0
+        while self._ended and now - self._ended[0][0] > older_than_seconds:
+            _, key = self._ended.popleft()
+            await self._delete(key)
+            removed += 1
+        return removed
+
+    async def _delete(self, key: tuple[str, int]) -> None:
+        """An ended attempt's work directory, and its job's folder once empty."""
+        job_id, number = key
+        held = self.attempts.get(key)
+        if held is not None and held.live:  # never a live one (a repeat of a pruned attempt runs again)
+            return
+        self.attempts.pop(key, None)
+        self._recent.pop(key, None)
+        self._monitors.pop(key, None)
+        await asyncio.to_thread(_remove_attempt_dir, self.jobs_dir / job_id, str(number))
 
     async def prune_forever(self, retention_seconds: float, interval_seconds: float) -> None:
         """prune() every ``interval_seconds`` until cancelled; a failed round is logged."""
@@ -550,8 +617,10 @@ class JobRunner:
         down, report the rest LOST."""
         records = await asyncio.to_thread(lambda: [_read_json(p) for p in self.jobs_dir.glob("*/*/state.json")])
         outcome = {"adopted": 0, "finished": 0, "lost": 0}
-        for record in filter(None, records):
-            attempt = Attempt.from_persisted(record)
+        attempts = [Attempt.from_persisted(record) for record in filter(None, records)]
+        for attempt in sorted((a for a in attempts if a.ended), key=lambda a: a.finished_at):
+            self._ended.append((attempt.finished_at, attempt.key))  # held on disk only
+        for attempt in (a for a in attempts if not a.ended):
             self.attempts[attempt.key] = attempt
             exit_recorded = await asyncio.to_thread((Path(attempt.work_dir) / "exit.json").exists)
             action = recovery(attempt, self._alive(attempt), exit_recorded)

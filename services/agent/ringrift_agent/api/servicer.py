@@ -190,8 +190,8 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         attempt, started = await self._runner.run(attempt, list(request.gpu_indices))
         return agent_pb2.RunJobResponse(status=status_message(attempt), started=started)
 
-    def _attempt(self, job_id: str, attempt: int) -> Attempt:
-        found = self._runner.get(job_id, attempt)
+    async def _attempt(self, job_id: str, attempt: int) -> Attempt:
+        found = await self._runner.get(job_id, attempt)
         if found is None:
             raise NotFound(f"job {job_id} attempt {attempt or 'latest'} is unknown to this agent")
         return found
@@ -200,7 +200,9 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         check = Check()
         _job_ref(check, request.job_id, request.attempt, attempt_required=False)
         check.raise_if_invalid()
-        return agent_pb2.GetJobStatusResponse(status=status_message(self._attempt(request.job_id, request.attempt)))
+        return agent_pb2.GetJobStatusResponse(
+            status=status_message(await self._attempt(request.job_id, request.attempt))
+        )
 
     async def CancelJob(self, request, context):
         check = Check()
@@ -208,7 +210,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         check.leader_epoch("epoch", request.epoch)
         check.raise_if_invalid()
         await self._fence.admit(request.epoch)
-        self._attempt(request.job_id, request.attempt)
+        await self._attempt(request.job_id, request.attempt)
         attempt = await self._runner.cancel(request.job_id, request.attempt)
         return agent_pb2.CancelJobResponse(status=status_message(attempt))
 
@@ -222,7 +224,7 @@ class NodeAgentServicer(agent_pb2_grpc.NodeAgentServiceServicer):
         check = Check()
         _job_ref(check, request.job_id, request.attempt, attempt_required=False)
         check.raise_if_invalid()
-        attempt = self._attempt(request.job_id, request.attempt)
+        attempt = await self._attempt(request.job_id, request.attempt)
         streams = {
             agent_pb2.OUTPUT_STREAM_STDOUT: ["stdout.log"],
             agent_pb2.OUTPUT_STREAM_STDERR: ["stderr.log"],
