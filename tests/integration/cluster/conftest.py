@@ -119,7 +119,9 @@ class LocalCluster:
         await asyncio.to_thread(process.start)
 
     def stop_all(self) -> None:
-        for process in self.processes.values():
+        """Newest first, as `ringrift down` does: callers go before what they call, so a
+        server has no stream of theirs to drain for its grace period."""
+        for process in reversed(self.processes.values()):
             process.stop()
 
     def channel(self, process: str | ServiceProcess, as_: Identity | None = None):
