@@ -23,8 +23,9 @@ ENV PATH=/opt/ringrift/bin:$PATH \
     RINGRIFT_SERVER__HOST=0.0.0.0 \
     RINGRIFT_METRICS__HOST=0.0.0.0 \
     RINGRIFT_LOGGING__FORMAT=json
-# gRPC health of the process in this container (HEALTHCHECK_PORT: its gRPC port;
-# compose.yaml sets it per service). `ringrift health` exits 0 only when SERVING.
-HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=12 \
-    CMD ringrift health "127.0.0.1:${HEALTHCHECK_PORT:-50050}" >/dev/null || exit 1
+# gRPC health of the process in this container over its own certificate
+# (HEALTHCHECK_PORT: its gRPC port; compose.yaml sets the check per service). The probe
+# exits 0 only when SERVING and costs ~0.25 s of CPU (the `ringrift` CLI ~0.7 s).
+HEALTHCHECK --interval=5s --timeout=10s --start-period=10s --retries=12 \
+    CMD python -m ringrift_cli.probe "127.0.0.1:${HEALTHCHECK_PORT:-50050}" >/dev/null || exit 1
 CMD ["ringrift", "--help"]

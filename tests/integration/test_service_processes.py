@@ -60,6 +60,17 @@ def test_process_serves_health_reflection_and_stops_on_sigterm(
         file_proto = database.FindFileContainingSymbol(full_name)
         assert file_proto.package == full_name.rsplit(".", 1)[0]
 
+    # The containers' lean probe: SERVING over the process's own identity; a certificate
+    # of another identity is not the server's; half the TLS files is a usage error.
+    own = pki.env(server)
+    probe = _probe(service_process.address, own)
+    assert probe.returncode == 0 and probe.stdout.strip().endswith("SERVING"), probe.stderr
+    other = identity_of("jobs" if service_process.service != "jobs" else "nodes")
+    assert _probe(service_process.address, pki.env(other)).returncode == 1
+    half = {k: v for k, v in own.items() if k != "RINGRIFT_SECURITY__KEY_FILE"}
+    refused = _probe(service_process.address, half)
+    assert refused.returncode == 2 and "RINGRIFT_SECURITY__KEY_FILE" in refused.stderr
+
     # Registered in etcd (agents as members, the rest as control-plane services) ...
     key = _registry_key(service_process.service)
     assert _wait_for(lambda: _etcd_get(etcd, key) != "", 10), f"{key} not registered"
@@ -71,6 +82,11 @@ def test_process_serves_health_reflection_and_stops_on_sigterm(
     assert not service_process.ready_file.exists()
     # ... and gone at once after a graceful stop (lease revoked, not expired).
     assert _etcd_get(etcd, key) == ""
+
+
+def _probe(address: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ringrift_cli.probe", address]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
 
 
 def _registry_key(service: str) -> str:

@@ -56,7 +56,8 @@ def test_compose_config_validates_and_health_checks_each_port() -> None:
             continue
         process = name.split("-")[0]
         assert service["command"] == [f"ringrift-{process}"]
-        assert service["healthcheck"]["test"][-1] == f"127.0.0.1:{DEFAULT_PORTS[process]}"
+        probe = ["CMD", "python", "-m", "ringrift_cli.probe", f"127.0.0.1:{DEFAULT_PORTS[process]}"]
+        assert service["healthcheck"]["test"] == probe  # the lean probe, not the CLI
         for member in ETCD_MEMBERS:
             assert service["depends_on"][member]["condition"] == "service_healthy"
         endpoints = json.loads(service["environment"]["RINGRIFT_ETCD__ENDPOINTS"])
