@@ -32,8 +32,7 @@ import numpy as np
 
 from bench._common import machine
 from ringrift_reference.game import parse_config
-from ringrift_reference.jobs import play_units
-from ringrift_reference.learning import Schedule, elo, generations
+from ringrift_reference.learning import Schedule, elo, generations, unit_shares
 from ringrift_reference.model import Model
 from ringrift_reference.players import AlphaBetaPlayer, ModelPlayer, Player
 
@@ -59,10 +58,10 @@ def _player(config_key: str, who: np.ndarray | str) -> Player:
     return AlphaBetaPlayer() if isinstance(who, str) else ModelPlayer(Model(config_key, who))
 
 
-def _units(config_key: str, me: np.ndarray, opponent: np.ndarray | str, units: int, offset: int) -> list[int]:
-    """Half points per unit of ``me`` against ``opponent`` (a unit of work for the pool)."""
+def _units(config_key: str, me: np.ndarray, opponent: np.ndarray | str, units: int, offset: int) -> list[float]:
+    """Each unit's share for ``me`` against ``opponent`` (a unit of work for the pool)."""
     a, b = _player(config_key, me), _player(config_key, opponent)
-    return [total for total, _ in play_units(config_key, a, b, units, seed=offset, offset=offset)]
+    return unit_shares(config_key, a, b, units, seed=offset, offset=offset)
 
 
 def versus(pool, config_key: str, me: np.ndarray, opponent: np.ndarray | str, units: int, offset: int) -> Versus:
@@ -77,9 +76,7 @@ def versus(pool, config_key: str, me: np.ndarray, opponent: np.ndarray | str, un
         for size, start in zip(sizes, starts, strict=True)
         if size
     ]
-    totals = np.array([t for job in jobs for t in job.result()], dtype=float)
-    per_unit = 2 * players * (players - 1)
-    shares = totals / per_unit
+    shares = np.array([t for job in jobs for t in job.result()], dtype=float)
     share = float(shares.mean())
     half = 1.96 * float(shares.std(ddof=1)) / math.sqrt(len(shares)) if len(shares) > 1 else 0.5
     games = units * players

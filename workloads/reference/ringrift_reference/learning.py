@@ -73,12 +73,21 @@ def generations(schedule: Schedule, mapper: Mapper = map, chunks: int = 1) -> It
         yield model
 
 
+def unit_shares(
+    config_key: str, me: Player, opponent: Player, units: int, seed: int = 0, offset: int = 0
+) -> list[float]:
+    """Per opening of the book (``units`` of them from entry ``offset``, each played from
+    every seat), the share of half points ``me`` took against ``opponent`` (0.5: equal)."""
+    players = parse_config(config_key)[1]
+    per_unit = 2 * players * (players - 1)  # half points to take: 2 per opponent, per seat
+    return [points / per_unit for points, _ in play_units(config_key, me, opponent, units, seed, offset)]
+
+
 def score(config_key: str, me: Player, opponent: Player, units: int, seed: int = 0, offset: int = 0) -> float:
     """The share of half points ``me`` takes against ``opponent`` over ``units`` openings of
     the book, each played from every seat (0.5: equal)."""
-    players = parse_config(config_key)[1]
-    total = sum(points for points, _ in play_units(config_key, me, opponent, units, seed, offset))
-    return total / (units * players * (players - 1) * 2)
+    shares = unit_shares(config_key, me, opponent, units, seed, offset)
+    return sum(shares) / len(shares)
 
 
 def elo(share: float, games: int) -> float:
