@@ -8,7 +8,9 @@ the SubmitJob call to its JOB_SUCCEEDED event on the gateway's WatchEvents strea
 ``true`` (the job is true(1): what remains is the job path and the agent's wrapper) and
 ``echo`` (a Python job: its interpreter's start adds to it).
 
-    .venv/bin/python -m bench.latency [--jobs 100] [--quick] [--json]
+    .venv/bin/python -m bench.latency [--jobs 100] [--cohost] [--quick] [--json]
+
+``--cohost`` runs StateService and the managers in one process (`ringrift up --cohost`).
 
 ``--json`` prints one object: jobs, p50_ms, p90_ms, p99_ms, max_ms (of ``true``),
 echo_p50_ms, echo_p99_ms, safety_round_s.
@@ -59,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.latency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="30 jobs")
+    parser.add_argument("--cohost", action="store_true", help="StateService and the managers in one process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     jobs = 30 if args.quick else args.jobs
-    with local_cluster() as cluster:
+    with local_cluster(cohost=args.cohost) as cluster:
         latencies = asyncio.run(measure(cluster, jobs))
     true, echo = latencies["true"], latencies["echo"]
     figures = {
@@ -74,11 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         "echo_p50_ms": round(statistics.median(echo), 1),
         "echo_p99_ms": round(percentile(echo, 99), 1),
         "safety_round_s": GatewaySettings().dispatch_interval_seconds,
+        "cohost": args.cohost,
     }
     if args.json:
         print(json.dumps(figures))
         return 0
-    print(f"# submit -> SUCCEEDED, one job at a time, idle 3-agent local cluster ({machine()})")
+    mode = "StateService and the managers co-hosted" if args.cohost else "each service its own process"
+    print(f"# submit -> SUCCEEDED, one job at a time, idle 3-agent local cluster, {mode} ({machine()})")
     print(f"# dispatch safety round {figures['safety_round_s']:g} s")
     print("| kind | jobs | p50 ms | p90 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|---|")
