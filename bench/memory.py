@@ -46,8 +46,8 @@ def resident(cluster: LocalCluster) -> dict[str, tuple[float, float]]:
     for name, pid in cluster_pids(cluster).items():
         rss = pss = 0.0
         try:
-            process = psutil.Process(pid or 0)
-            family = [process, *process.children(recursive=True)] if pid else []
+            process = psutil.Process(pid) if pid else None
+            family = [process, *process.children(recursive=True)] if process else []
         except psutil.Error:
             family = []
         for member in family:

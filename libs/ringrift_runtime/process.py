@@ -6,9 +6,8 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from ringrift_runtime.grpc.server import AppStarter, ServiceApp, instance_name, serve, serve_apps
 from ringrift_runtime.logs import configure_logging
@@ -42,12 +41,6 @@ def run_service(
     except SettingsError as exc:
         print(f"ringrift-{service}: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
-    configure_logging(settings.logging, service)
-    try:
-        configure_tracing(settings.tracing, service, instance_name(settings, service))
-    except SettingsError as exc:
-        print(f"ringrift-{service}: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
 
     async def build_and_serve() -> None:
         if prepare is not None:
@@ -55,8 +48,16 @@ def run_service(
         # Built inside the running loop: channels and engines bind to it.
         await serve(build(settings), settings)
 
+    return _run(service, settings, build_and_serve)
+
+
+def _run(service: str, settings: ProcessSettings, main: Callable[[], Coroutine[Any, Any, None]]) -> int:
+    """Configure logging and tracing from ``settings``, run ``main`` until it returns, and
+    say how it ended: exit 2 on bad settings, 1 when it could not start, else 0."""
+    configure_logging(settings.logging, service)
     try:
-        asyncio.run(build_and_serve())
+        configure_tracing(settings.tracing, service, instance_name(settings, service))
+        asyncio.run(main())
     except SettingsError as exc:
         print(f"ringrift-{service}: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
@@ -79,7 +80,7 @@ def _co_hosted(spec: str, builds: Mapping[str, object]) -> tuple[str, str | None
 
 
 def run_services(
-    prog: str,
+    process: str,
     builds: Mapping[str, Callable[[S], ServiceApp]],
     settings_class: type[S],
     argv: list[str] | None = None,
@@ -89,7 +90,9 @@ def run_services(
     settings (RINGRIFT_* variables, then its TOML file: its identity, instance id,
     database) and served on its own host, in the order given; each later one finds the
     earlier ones at their bound addresses. The process's ready file and logging come
-    from the first service's settings. Returns the process exit code."""
+    from the first service's settings; it logs and traces as ``process``. Returns the
+    process exit code."""
+    prog = f"ringrift-{process}"
     parser = argparse.ArgumentParser(
         prog=prog,
         description="RingRift services in one process, each on its own port with its own identity.",
@@ -117,13 +120,6 @@ def run_services(
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BAD_SETTINGS
     first = loaded[0][1]
-    ready_file: Path | None = first.server.ready_file
-    configure_logging(first.logging, prog)
-    try:
-        configure_tracing(first.tracing, prog, instance_name(first, prog))
-    except SettingsError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
 
     def starter(name: str, settings: S) -> AppStarter:
         def start(addresses: dict[str, str]) -> tuple[ServiceApp, S]:
@@ -137,14 +133,5 @@ def run_services(
 
         return start
 
-    try:
-        asyncio.run(serve_apps([starter(name, settings) for name, settings in loaded], ready_file))
-    except SettingsError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
-    except OSError as exc:
-        logging.getLogger("ringrift").error("%s failed to start: %s", prog, exc)
-        return 1
-    finally:
-        shutdown_tracing()
-    return 0
+    starters = [starter(name, settings) for name, settings in loaded]
+    return _run(process, first, lambda: serve_apps(starters, first.server.ready_file))

@@ -203,8 +203,8 @@ def test_the_stack_is_healthy_and_answers_a_reflection_call_from_outside(stack: 
         "training",
         "gateway",
     }
-    # A health check is a CLI call: on a busy machine one can time out and the next pass, so
-    # the container must be (or become) healthy, not be so at one instant.
+    # A health check is a probe process: on a busy machine one can time out and the next
+    # pass, so the container must be (or become) healthy, not be so at one instant.
     stack.wait("agent-1 healthy", lambda: _healthy(stack, "agent-1"), 120, interval=2)
 
 

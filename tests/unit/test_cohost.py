@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ringrift_cli.local_cluster import toml_of
-from ringrift_cohost.main import BUILDS, main
+from ringrift_cohost.main import main
 from ringrift_runtime.settings import load_settings_of
 from ringrift_settings import RingriftSettings
 
@@ -24,10 +24,6 @@ def test_a_bad_service_list_exits_2_naming_what_to_fix(argv, message, capsys) ->
         main(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
-
-
-def test_it_co_hosts_state_and_the_managers_in_start_order() -> None:
-    assert list(BUILDS) == ["state", "nodes", "sync", "jobs", "selfplay", "training"]
 
 
 def test_a_services_own_settings_file_is_what_its_variables_would_say(tmp_path, monkeypatch) -> None:

@@ -140,11 +140,9 @@ class LocalCluster:
             "RINGRIFT_METRICS__PORT": "0",
             **self.settings_env,
         }
-        for name, process in self.processes:
-            if process.service in ("state", *MANAGERS) and name == process.service:
-                env[f"RINGRIFT_ENDPOINTS__{process.service.upper()}"] = process.address
-            elif process.service == "cohost":
-                for service in process.services:
+        for _, process in self.processes:  # StateService and the managers, each alone or co-hosted
+            for service in process.services:
+                if service in ("state", *MANAGERS):
                     env[f"RINGRIFT_ENDPOINTS__{service.upper()}"] = process.address_of(service)
         return env
 

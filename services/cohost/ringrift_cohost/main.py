@@ -37,4 +37,4 @@ BUILDS: dict[str, Callable[[RingriftSettings], ServiceApp]] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run_services(f"ringrift-{NAME}", BUILDS, RingriftSettings, argv))
+    sys.exit(run_services(NAME, BUILDS, RingriftSettings, argv))

@@ -21,7 +21,7 @@ import shutil
 import signal
 import sys
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -173,8 +173,9 @@ class JobRunner:
         self.attempts: dict[tuple[str, int], Attempt] = {}
         self._recent: OrderedDict[tuple[str, int], None] = OrderedDict()  # ended, in memory, oldest first
         self._ended_in_memory = ended_in_memory
-        # Every ended attempt whose work directory is kept, in the order they ended.
-        self._ended: deque[tuple[float, tuple[str, int]]] = deque()
+        # Every ended attempt whose work directory is kept, with its end time, in the order
+        # they ended: what retention deletes, and which attempts are on disk only.
+        self._ended: OrderedDict[tuple[str, int], float] = OrderedDict()
         self._max_ended = max_ended
         self._trimming: asyncio.Task[None] | None = None
         self._processes: dict[tuple[str, int], asyncio.subprocess.Process] = {}
@@ -189,23 +190,15 @@ class JobRunner:
         """The attempt (0: the job's latest on this node): from memory, else from its
         state.json (an ended attempt the runner no longer holds); None when unknown."""
         if not attempt:
-            held = [key[1] for key in self.attempts if key[0] == job_id]
-            on_disk = await asyncio.to_thread(self._attempts_on_disk, job_id)
-            attempt = max([*held, *on_disk], default=0)
+            known = [key[1] for keys in (self.attempts, self._ended) for key in keys if key[0] == job_id]
+            attempt = max(known, default=0)
             if not attempt:
                 return None
         found = self.attempts.get((job_id, attempt))
-        if found is not None:
-            return found
+        if found is not None or (job_id, attempt) not in self._ended:
+            return found  # a new attempt (RunJob's usual case) costs no disk read
         record = await asyncio.to_thread(_read_json, self.jobs_dir / job_id / str(attempt) / "state.json")
         return Attempt.from_persisted(record) if record else None
-
-    def _attempts_on_disk(self, job_id: str) -> list[int]:
-        try:
-            names = os.listdir(self.jobs_dir / job_id)
-        except OSError:  # no such job here (or an id that is no directory name)
-            return []
-        return [int(name) for name in names if name.isdigit()]
 
     def running_by_kind(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -514,7 +507,7 @@ class JobRunner:
     def _remember_ended(self, attempt: Attempt) -> None:
         """An attempt ended: held among the recent ones (the oldest of those let go from
         memory, still on disk), its end time and key kept for retention."""
-        self._ended.append((attempt.finished_at, attempt.key))
+        self._ended[attempt.key] = attempt.finished_at
         self._recent[attempt.key] = None
         while len(self._recent) > self._ended_in_memory:
             key, _ = self._recent.popitem(last=False)
@@ -527,7 +520,7 @@ class JobRunner:
     async def _trim(self) -> None:
         """More ended attempts are kept than the count cap: the oldest go, however young."""
         while len(self._ended) > self._max_ended:
-            _, key = self._ended.popleft()
+            key, _ = self._ended.popitem(last=False)
             await self._delete(key)
 
     async def _persist(self, attempt: Attempt) -> None:
@@ -583,8 +576,8 @@ class JobRunner:
         attempts it deletes (they are kept in the order they ended)."""
         now = time.time() if now is None else now
         removed = 0
-        while self._ended and now - self._ended[0][0] > older_than_seconds:
-            _, key = self._ended.popleft()
+        while self._ended and now - next(iter(self._ended.values())) > older_than_seconds:
+            key, _ = self._ended.popitem(last=False)
             await self._delete(key)
             removed += 1
         return removed
@@ -619,7 +612,7 @@ class JobRunner:
         outcome = {"adopted": 0, "finished": 0, "lost": 0}
         attempts = [Attempt.from_persisted(record) for record in filter(None, records)]
         for attempt in sorted((a for a in attempts if a.ended), key=lambda a: a.finished_at):
-            self._ended.append((attempt.finished_at, attempt.key))  # held on disk only
+            self._ended[attempt.key] = attempt.finished_at  # held on disk only
         for attempt in (a for a in attempts if not a.ended):
             self.attempts[attempt.key] = attempt
             exit_recorded = await asyncio.to_thread((Path(attempt.work_dir) / "exit.json").exists)
