@@ -38,7 +38,7 @@ from ringrift_gateway.domain.loops import Loop, LoopManager
 from ringrift_gateway.domain.loops.data_sync import DataSync
 from ringrift_gateway.domain.loops.games import GameCounter
 from ringrift_gateway.domain.loops.idle import IdleDetection, IdleRules
-from ringrift_gateway.domain.loops.jobs import JobCleanup, JobDispatcher, JobReaper
+from ringrift_gateway.domain.loops.jobs import DispatchWakes, JobCleanup, JobDispatcher, JobReaper
 from ringrift_gateway.domain.loops.queue import QueuePopulator
 from ringrift_gateway.domain.loops.ratings import EloSync
 from ringrift_gateway.domain.loops.scaling import AutoScaling, ScalingRules
@@ -206,6 +206,7 @@ class GatewayApp:
         self.skipped = reported_to_state(state, "gateway")
         loops = build_loops(settings, self.clients, self.members, scaling_provider(settings), self.skipped)
         self.loops = LoopManager(loops, StatePauseStore(self.state))
+        self.wakes = DispatchWakes(self.loops)  # shared by the facade's submissions and the leader's event stream
         self.status = ClusterStatus(
             self.view, self.state, self.loops, settings.gateway.status_cache_seconds, self.security.insecure
         )
@@ -231,7 +232,7 @@ class GatewayApp:
             )
         )
         servicer = OrchestratorServicer(
-            self.view, facade, self.status, self.loops, settings.pipeline.configs, self.authority
+            self.view, facade, self.status, self.loops, settings.pipeline.configs, self.authority, self.wakes
         )
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
         self.audit = AuditTrail(self.state.publish)  # users' mutating calls, as AUDIT events
@@ -277,7 +278,9 @@ class GatewayApp:
             ["outcome"],
             registry=bound.registry,
         )
-        duties = LeaderDuties(self.state, self.members, self.replica_id, self._settings.gateway, acts, self.loops)
+        duties = LeaderDuties(
+            self.state, self.members, self.replica_id, self._settings.gateway, acts, self.loops, self.wakes
+        )
         value = json.dumps({"candidate": self.replica_id, "address": bound.address}).encode()
         self.election = LeaderElection(
             self._settings.etcd, Keyspace(self._settings.etcd.cluster_name), self.replica_id, value

@@ -295,9 +295,10 @@ async def test_the_gateway_facade_passes_jobs_events_and_placement_through(clust
 
 
 async def test_a_submission_is_dispatched_at_once_not_at_the_next_round(cluster: LocalCluster) -> None:
-    """Dispatch runs on every submission (the JOB_SUBMITTED event wakes the leader's
-    JobDispatcher): with its safety round set to ten minutes, jobs submitted one after the
-    other through the gateway still run within seconds."""
+    """Dispatch runs on every submission (through the leading gateway the submission
+    itself wakes its JobDispatcher; through another replica the JOB_SUBMITTED event does):
+    with its safety round set to ten minutes, jobs submitted one after the other through
+    the gateway still run within seconds."""
     await start_cluster(cluster, dispatch_seconds="600")
     async with gateway_client(cluster.pki, cluster.processes["gw-a"].address) as gateway:
         for _ in range(3):  # the first might meet the term's first round; the others cannot

@@ -13,6 +13,8 @@ import pytest
 
 from ringrift_gateway.domain.leader import LeaderDuties
 from ringrift_gateway.domain.loops import Loop, LoopManager, LoopStatus, backoff_delay, start_order
+from ringrift_gateway.domain.loops.jobs import DispatchWakes
+from ringrift_gateway.domain.ports import EventView
 from ringrift_runtime.cluster.election import Leadership
 from ringrift_runtime.errors import NotFound, NotLeader, RingriftError, StaleEpoch
 from ringrift_settings import GatewaySettings
@@ -346,3 +348,82 @@ async def test_a_new_leaders_loops_show_starting_until_they_run_and_stopped_when
     with pytest.raises(asyncio.CancelledError):
         await term
     assert loops.records["JobDispatcher"].health == "STOPPED"
+
+
+class Wakes:
+    """LoopManager as DispatchWakes sees it: whether it leads, and the wakes it got."""
+
+    def __init__(self, leading: bool = True) -> None:
+        self.leading = leading
+        self.woken: list[str] = []
+
+    def wake(self, name: str) -> None:
+        self.woken.append(name)
+
+
+def test_a_submission_through_the_leader_wakes_dispatch_once_and_its_event_not_again() -> None:
+    """A job submitted through the leading replica wakes JobDispatcher at once; its
+    JOB_SUBMITTED event, when it comes back, wakes nothing more. Every other dispatch
+    event (a job submitted through another replica, an ending job) wakes it."""
+    loops = Wakes()
+    wakes = DispatchWakes(loops)
+    wakes.submitted(["job-a", "job-b"])
+    assert loops.woken == ["JobDispatcher"]  # once for the batch
+    wakes.event("JOB_SUBMITTED", "job-a")
+    wakes.event("JOB_SUBMITTED", "job-b")
+    assert loops.woken == ["JobDispatcher"]
+    wakes.event("JOB_SUBMITTED", "job-a")  # seen already: a repeat wakes (it may be a new job of that id)
+    wakes.event("JOB_SUBMITTED", "job-c")  # through the other replica
+    wakes.event("JOB_SUCCEEDED", "job-b")  # a slot freed
+    assert loops.woken == ["JobDispatcher"] * 4
+    wakes.submitted([])  # nothing created (idempotency keys found the jobs): no round
+    assert len(loops.woken) == 4
+
+
+def test_a_replica_that_does_not_lead_neither_wakes_nor_remembers_submissions() -> None:
+    loops = Wakes(leading=False)
+    wakes = DispatchWakes(loops)
+    wakes.submitted(["job-a"])
+    assert loops.woken == []
+    loops.leading = True  # it leads by the time the event comes: the event wakes it
+    wakes.event("JOB_SUBMITTED", "job-a")
+    assert loops.woken == ["JobDispatcher"]
+
+
+def test_submissions_whose_events_never_come_are_forgotten_oldest_first() -> None:
+    loops = Wakes()
+    wakes = DispatchWakes(loops, remember=2)
+    for job_id in ("job-a", "job-b", "job-c"):
+        wakes.submitted([job_id])
+    wakes.event("JOB_SUBMITTED", "job-a")  # forgotten: it wakes
+    wakes.event("JOB_SUBMITTED", "job-c")  # remembered: it does not
+    assert len(loops.woken) == 4
+
+
+class EventStream(IssuedEpochs):
+    """StateService's event stream as the leader follows it."""
+
+    def __init__(self, events: list[EventView]) -> None:
+        super().__init__(5, "gw")
+        self.events = events
+        self.types: list[str] = []
+
+    async def follow_events(self, types: list[str]):
+        self.types = types
+        for event in self.events:
+            yield event
+        await asyncio.Event().wait()  # the stream stays open
+
+
+async def test_the_leader_follows_job_events_into_dispatch_wakes() -> None:
+    loops = Wakes()
+    wakes = DispatchWakes(loops)
+    wakes.submitted(["job-a"])
+    stream = EventStream([EventView(1, "JOB_SUBMITTED", "job-a"), EventView(2, "JOB_SUBMITTED", "job-b")])
+    duties = LeaderDuties(stream, None, "gw", GatewaySettings(), Counter(), loops, wakes)  # type: ignore[arg-type]
+    task = asyncio.create_task(duties._dispatch_on_events())
+    await asyncio.wait_for(_until(lambda: len(loops.woken) == 2), 5)
+    assert set(stream.types) >= {"JOB_SUBMITTED", "JOB_SUCCEEDED", "JOB_RETRIED"}
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

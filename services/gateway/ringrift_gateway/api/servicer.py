@@ -23,6 +23,7 @@ from ringrift_gateway.adapters.clients.sync import SyncClient
 from ringrift_gateway.adapters.clients.training import TrainingClient
 from ringrift_gateway.api.status import ClusterStatus, loop_status
 from ringrift_gateway.domain.loops import LoopManager
+from ringrift_gateway.domain.loops.jobs import DispatchWakes
 from ringrift_gateway.domain.loops.training import INTENTS, training_intent_key
 from ringrift_runtime.errors import WrongState
 from ringrift_runtime.grpc.times import to_timestamp
@@ -50,6 +51,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         loops: LoopManager,
         configs: list[str] | None = None,
         authority: CertificateAuthority | None = None,
+        wakes: DispatchWakes | None = None,
     ) -> None:
         self._view = view  # ringrift_gateway.main.ClusterView
         self._clients = clients
@@ -57,6 +59,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self._loops = loops
         self._configs = configs or []  # the configs this cluster trains
         self._authority = authority  # signs joining and renewing nodes' certificates
+        self._wakes = wakes or DispatchWakes(loops)  # a submission here wakes dispatch when this replica leads
 
     def _signer(self) -> CertificateAuthority:
         if self._authority is None:
@@ -125,11 +128,14 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServiceServicer):
 
     async def SubmitJob(self, request, context):
         reply = await self._clients.jobs.submit(request.spec, request.idempotency_key)
+        if reply.created:
+            self._wakes.submitted([reply.job.job_id])
         return orchestrator_pb2.SubmitJobResponse(job=reply.job, created=reply.created)
 
     async def SubmitJobs(self, request, context):
         # JobService validates every item (naming jobs[<index>].<field>) and the batch size.
         reply = await self._clients.jobs.submit_many([(j.spec, j.idempotency_key) for j in request.jobs])
+        self._wakes.submitted(job.job_id for job, created in zip(reply.jobs, reply.created, strict=True) if created)
         return orchestrator_pb2.SubmitJobsResponse(jobs=reply.jobs, created=reply.created)
 
     async def CancelJob(self, request, context):

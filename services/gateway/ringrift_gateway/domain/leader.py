@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from ringrift_gateway.domain.loops import LoopManager
+from ringrift_gateway.domain.loops.jobs import DISPATCH_EVENTS, DISPATCHER, DispatchWakes
 from ringrift_gateway.domain.ports import EventView, Membership, VersionedValue
 from ringrift_runtime.cluster.model import Change, ChangeKind, Leadership
 from ringrift_runtime.errors import Conflict, DependencyUnavailable, RingriftError, StaleEpoch
@@ -24,9 +25,6 @@ log = logging.getLogger("ringrift.gateway.leader")
 T = TypeVar("T")
 HEARTBEAT = ("cluster", "leader")
 MEMBER_EVENTS = ["NODE_JOINED", "NODE_LEFT"]
-DISPATCHER = "JobDispatcher"
-# What gives dispatch something to do: a new or retried job, a slot freed by an ending one.
-DISPATCH_EVENTS = ["JOB_SUBMITTED", "JOB_RETRIED", "JOB_SUCCEEDED", "JOB_FAILED", "JOB_CANCELLED", "JOB_LOST"]
 FOLLOW_RETRY_MAX_SECONDS = 5.0
 
 
@@ -88,6 +86,7 @@ class LeaderDuties:
         settings: GatewaySettings,
         acts: ActCounter,
         loops: LoopManager,
+        wakes: DispatchWakes | None = None,
     ) -> None:
         self._state = state
         self._members = members
@@ -96,6 +95,7 @@ class LeaderDuties:
         self._heartbeat_seconds = settings.leader_heartbeat_seconds
         self._acts = acts
         self.loops = loops
+        self._wakes = wakes or DispatchWakes(loops)
 
     async def act(self, leadership: Leadership, what: str, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one fenced mutation, only while the lease is confirmed. Told our epoch is
@@ -219,13 +219,14 @@ class LeaderDuties:
 
     async def _dispatch_on_events(self) -> None:
         """JobDispatcher runs on every submission, retry and ending job (BEHAVIOUR.md:
-        no poll sets the latency): each such event in StateService's stream wakes it. A
-        broken stream is opened again; its safety round covers the gap."""
+        no poll sets the latency): each such event in StateService's stream wakes it,
+        unless this replica woke it for that submission already (DispatchWakes). A broken
+        stream is opened again; its safety round covers the gap."""
         delay = 0.1
         while True:
             try:
-                async for _ in self._state.follow_events(DISPATCH_EVENTS):
-                    self.loops.wake(DISPATCHER)
+                async for event in self._state.follow_events(DISPATCH_EVENTS):
+                    self._wakes.event(event.type, event.subject)
                     delay = 0.1
             except RingriftError as exc:
                 log.warning("job events not followed (%s); dispatch runs on its safety round meanwhile", exc)

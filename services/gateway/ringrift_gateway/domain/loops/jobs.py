@@ -5,7 +5,13 @@ with the epoch."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any, Protocol
+
+DISPATCHER = "JobDispatcher"
+# What gives dispatch something to do: a new or retried job, a slot freed by an ending one.
+DISPATCH_EVENTS = ["JOB_SUBMITTED", "JOB_RETRIED", "JOB_SUCCEEDED", "JOB_FAILED", "JOB_CANCELLED", "JOB_LOST"]
 
 
 class JobRounds(Protocol):
@@ -14,6 +20,49 @@ class JobRounds(Protocol):
     async def reap(self, epoch: int) -> Any: ...
 
     async def cleanup(self, epoch: int) -> Any: ...
+
+
+class Waker(Protocol):
+    """LoopManager as DispatchWakes uses it."""
+
+    @property
+    def leading(self) -> bool: ...
+
+    def wake(self, name: str) -> None: ...
+
+
+class DispatchWakes:
+    """When JobDispatcher runs between its safety rounds (BEHAVIOUR.md: no poll sets the
+    latency). A job submitted through the leading replica wakes it as soon as JobService
+    has created the job, not when the JOB_SUBMITTED event comes back through StateService's
+    stream (~5 ms later); that event then wakes nobody (a second round would list the
+    backlog again for nothing). Every other dispatch event (a submission through another
+    replica, a retry, an ending job) wakes it when it arrives."""
+
+    def __init__(self, loops: Waker, remember: int = 10_000) -> None:
+        self._loops = loops
+        self._remember = remember
+        self._woken: OrderedDict[str, None] = OrderedDict()  # submitted here, event not seen yet
+
+    def submitted(self, job_ids: Iterable[str]) -> None:
+        """Jobs created through this replica (not ones an idempotency key found)."""
+        if not self._loops.leading:
+            return
+        woke = False
+        for job_id in job_ids:
+            self._woken[job_id] = None
+            woke = True
+        while len(self._woken) > self._remember:  # events that never came: forget the oldest
+            self._woken.popitem(last=False)
+        if woke:
+            self._loops.wake(DISPATCHER)
+
+    def event(self, event_type: str, subject: str) -> None:
+        """An event of DISPATCH_EVENTS from StateService's stream."""
+        if event_type == "JOB_SUBMITTED" and subject in self._woken:
+            del self._woken[subject]
+            return
+        self._loops.wake(DISPATCHER)
 
 
 class JobDispatcher:
