@@ -144,6 +144,17 @@ def _read_result(work_dir: Path) -> str:
         return json.dumps({"error": "result.json is not valid JSON"})
 
 
+def _read_end(work_dir: Path, data_dir: Path) -> tuple[int | None, float, str, str]:
+    """What an ended job left, read at once (one hop off the event loop, on every job's
+    path): its exit code and CPU seconds, and after exit code 0 its result and what is
+    wrong with the games it says it wrote ("" when nothing)."""
+    code, cpu = _exit_record(work_dir)
+    if code != 0:
+        return code, cpu, "", ""
+    result = _read_result(work_dir)
+    return code, cpu, result, check_reported_games(data_dir, result)
+
+
 class JobRunner:
     def __init__(
         self,
@@ -449,14 +460,14 @@ class JobRunner:
             return False
 
     async def _conclude(self, attempt: Attempt) -> None:
-        work_dir = Path(attempt.work_dir)
-        code, attempt.cpu_seconds = await asyncio.to_thread(_exit_record, work_dir)
+        code, attempt.cpu_seconds, result, wrong = await asyncio.to_thread(
+            _read_end, Path(attempt.work_dir), self.data_dir
+        )
         end = ending(attempt, code)
-        result = await asyncio.to_thread(_read_result, work_dir) if end.collect_result else ""
-        if end.state is JobState.SUCCEEDED:  # a count the job reports is checked against what it wrote
-            wrong = await asyncio.to_thread(check_reported_games, self.data_dir, result)
-            if wrong:
-                end = Ending(JobState.FAILED, error=wrong)
+        if not end.collect_result:
+            result = ""
+        if end.state is JobState.SUCCEEDED and wrong:  # a count the job reports is checked against what it wrote
+            end = Ending(JobState.FAILED, error=wrong)
         await self._finish(attempt, end, result)
 
     async def _kill(self, attempt: Attempt) -> None:
@@ -554,8 +565,9 @@ class JobRunner:
 
     # -- retention -------------------------------------------------------------------
     async def _cap_logs(self, attempt: Attempt) -> None:
-        for name in LOGS:
-            dropped = await asyncio.to_thread(cap_log, Path(attempt.work_dir) / name, self._log_max_bytes)
+        work_dir, cap = Path(attempt.work_dir), self._log_max_bytes
+        all_dropped = await asyncio.to_thread(lambda: [cap_log(work_dir / name, cap) for name in LOGS])
+        for name, dropped in zip(LOGS, all_dropped, strict=True):
             if dropped:
                 log.info("job %s attempt %d: dropped %d bytes of %s", attempt.job_id, attempt.attempt, dropped, name)
 
