@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from ringrift_runtime.security import pki
+from ringrift_runtime.security.certinfo import read_certificate
 from ringrift_runtime.security.identity import Identity, Kind, any_gateway, dns_name
 from ringrift_runtime.security.tls import CertFiles, ContextSource, ReloadingChannel, secure_channel, server_credentials
 from ringrift_runtime.settings import ProcessSettings, SettingsError
@@ -31,8 +31,8 @@ class Security:
         self.reload_seconds = reload_seconds
         self.identity: Identity | None = None
         if files is not None:
-            _, cert, _ = files.read()
-            found = [i for i in pki.identities(cert) if i.cluster == cluster]
+            files.read()  # all three there
+            found = [i for i in read_certificate(files.cert).identities() if i.cluster == cluster]
             if not found:
                 raise SettingsError(
                     f"security.cert_file {files.cert}: the certificate names no identity of cluster {cluster!r}"

@@ -10,6 +10,10 @@ certificate fresh.
 3. Renewal: once less than a third of the certificate's lifetime is left, a new key and a
    request go to the gateway over mutual TLS with the current certificate; the new files
    replace the old atomically and every server port and channel picks them up.
+
+`cryptography` (through pki) is imported by the steps that make keys, requests and
+fingerprints, when they run: an agent that only checks when its certificate is due
+(certinfo) does not hold it in memory (~15 MiB).
 """
 
 from __future__ import annotations
@@ -25,12 +29,9 @@ import ssl
 from pathlib import Path
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from ringrift_runtime.security import pki
+from ringrift_runtime.security.certinfo import CertificateInfo, read_certificate
 from ringrift_runtime.security.identity import any_gateway
 from ringrift_runtime.security.tls import CertFiles, channel_credentials
 
@@ -74,6 +75,8 @@ def discover_ca(address: str, fingerprint: str, timeout: float = 10.0) -> bytes:
         raise JoinError(f"cannot reach the gateway's token port at {address}: {exc}") from None
     if len(chain) < 2:
         raise JoinError(f"the gateway at {address} sends no CA certificate: is that its token port?")
+    from ringrift_runtime.security import pki  # cryptography: while joining only
+
     wanted = fingerprint.strip().lower()
     for pem in chain[1:]:
         if pki.fingerprint(pem.encode() if isinstance(pem, str) else pem) == wanted:
@@ -87,6 +90,8 @@ def discover_ca(address: str, fingerprint: str, timeout: float = 10.0) -> bytes:
 
 
 def _check_signed_by(leaf_pem: bytes, ca_pem: bytes) -> None:
+    from cryptography import x509
+
     leaf = x509.load_pem_x509_certificate(leaf_pem)
     ca = x509.load_pem_x509_certificate(ca_pem)
     try:
@@ -97,6 +102,11 @@ def _check_signed_by(leaf_pem: bytes, ca_pem: bytes) -> None:
 
 def _new_request() -> tuple[bytes, bytes]:
     """(key PEM, certificate request PEM) for a fresh EC P-256 key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ringrift_runtime.security import pki
+
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -130,21 +140,21 @@ async def join(
         raise JoinError(f"the gateway is of cluster {reply.cluster[:64]!r}, not {cluster!r} (etcd.cluster_name)")
     await asyncio.to_thread(_write, files, ca_pem, reply.certificate_pem, key_pem)
     await asyncio.to_thread(_sidecar(files).write_text, json.dumps({"gateway": reply.gateway_address}))
-    log.info(
-        "joined cluster %s as agent %s (certificate until %s)", cluster, node_id, pki.expires(reply.certificate_pem)
-    )
+    expires = (await asyncio.to_thread(read_certificate, files.cert)).not_after
+    log.info("joined cluster %s as agent %s (certificate until %s)", cluster, node_id, expires)
 
 
 def _write(files: CertFiles, ca: bytes, cert: bytes, key: bytes) -> None:
+    from ringrift_runtime.security import pki  # loaded already: the key and request were made with it
+
     pki.write_file(files.key, key, private=True)
     pki.write_file(files.cert, cert, private=False)
     pki.write_file(files.ca, ca, private=False)
 
 
-def renewal_due(cert_pem: bytes, now: dt.datetime | None = None) -> bool:
-    parsed = x509.load_pem_x509_certificate(cert_pem)
-    lifetime = parsed.not_valid_after_utc - parsed.not_valid_before_utc
-    left = parsed.not_valid_after_utc - (now or dt.datetime.now(dt.UTC))
+def renewal_due(cert: CertificateInfo, now: dt.datetime | None = None) -> bool:
+    lifetime = cert.not_after - cert.not_before
+    left = cert.not_after - (now or dt.datetime.now(dt.UTC))
     return left < lifetime * RENEW_AT_FRACTION
 
 
@@ -167,15 +177,14 @@ async def renew(address: str, cluster: str, files: CertFiles, timeout: float = 3
         reply = await stub.RenewCertificate(orchestrator_pb2.RenewCertificateRequest(csr_pem=csr), timeout=timeout)
     ca_pem = await asyncio.to_thread(files.ca.read_bytes)
     await asyncio.to_thread(_write, files, ca_pem, reply.certificate_pem, key_pem)
-    return pki.expires(reply.certificate_pem)
+    return (await asyncio.to_thread(read_certificate, files.cert)).not_after
 
 
 async def keep_renewed(address: str, cluster: str, files: CertFiles, check_seconds: float) -> None:
     """Renew whenever due, checked every ``check_seconds``; failures are retried (loudly)."""
     while True:
         try:
-            cert = await asyncio.to_thread(files.cert.read_bytes)
-            if renewal_due(cert):
+            if renewal_due(await asyncio.to_thread(read_certificate, files.cert)):
                 expires = await renew(renewal_gateway(files, address), cluster, files)
                 log.info("certificate renewed until %s", expires)
         except (OSError, ValueError, grpc.aio.AioRpcError) as exc:

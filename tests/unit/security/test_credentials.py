@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from ringrift_runtime.security import pki
+from ringrift_runtime.security import certinfo, pki
+from ringrift_runtime.security.certinfo import CertificateInfo, read_certificate
 from ringrift_runtime.security.directory import CertificateDirectory, needs_issuing
 from ringrift_runtime.security.identity import Identity, Kind, Role, agent, gateway, service, user
 from ringrift_runtime.security.join import renewal_due
@@ -54,17 +57,41 @@ def test_a_certificate_names_its_identity_and_only_the_ca_decides_it() -> None:
     assert pki.fingerprint(ca.cert) != pki.fingerprint(other.cert) and pki.fingerprint(ca.cert).startswith("sha256:")
 
 
-def test_renewal_is_due_once_a_third_of_the_lifetime_is_left() -> None:
+def _info(tmp_path: Path, cert: bytes) -> CertificateInfo:
+    path = tmp_path / "cert.pem"
+    path.write_bytes(cert)
+    return read_certificate(path)
+
+
+def test_renewal_is_due_once_a_third_of_the_lifetime_is_left(tmp_path: Path) -> None:
     ca = pki.create_ca("demo")
-    cert = pki.issue(ca, agent("n", "demo"), [], days=30).cert
-    parsed = x509.load_pem_x509_certificate(cert)
-    assert not renewal_due(cert, parsed.not_valid_after_utc - dt.timedelta(days=11))
-    assert renewal_due(cert, parsed.not_valid_after_utc - dt.timedelta(days=9))
-    short = pki.issue(ca, agent("n", "demo"), [], days=12 / 86400).cert  # 12 s: backdated by a tenth, not 5 min
-    lifetime = x509.load_pem_x509_certificate(short)
+    cert = _info(tmp_path, pki.issue(ca, agent("n", "demo"), [], days=30).cert)
+    assert not renewal_due(cert, cert.not_after - dt.timedelta(days=11))
+    assert renewal_due(cert, cert.not_after - dt.timedelta(days=9))
+    short = _info(
+        tmp_path, pki.issue(ca, agent("n", "demo"), [], days=12 / 86400).cert
+    )  # 12 s: backdated by a tenth, not 5 min
     # 13.2 s, each end stored to the whole second (so 13 or 14 s), not 5 min 12 s.
-    assert lifetime.not_valid_after_utc - lifetime.not_valid_before_utc <= dt.timedelta(seconds=14)
-    assert not renewal_due(short, lifetime.not_valid_before_utc + dt.timedelta(seconds=2))
+    assert short.not_after - short.not_before <= dt.timedelta(seconds=14)
+    assert not renewal_due(short, short.not_before + dt.timedelta(seconds=2))
+
+
+def test_a_process_reads_its_own_certificate_as_cryptography_does_without_loading_it(tmp_path: Path) -> None:
+    """certinfo (the interpreter's OpenSSL binding) reads the same identities and validity
+    as cryptography does, and says what is wrong with a file that is not a certificate."""
+    ca = pki.create_ca("demo")
+    pem = pki.issue(ca, gateway("gw-1", "demo"), ["10.0.0.5", "gw.example"], days=30).cert
+    info = _info(tmp_path, pem)
+    parsed = x509.load_pem_x509_certificate(pem)
+    assert info.identities() == pki.identities(pem) == [gateway("gw-1", "demo")]
+    assert (info.not_before, info.not_after) == (parsed.not_valid_before_utc, parsed.not_valid_after_utc)
+    assert certinfo._with_cryptography(pem) == info  # the fallback where the interpreter has no decoder
+    assert _info(tmp_path, ca.cert).identities() == []  # the CA names no identity
+    (tmp_path / "bad.pem").write_bytes(b"not a certificate")
+    with pytest.raises(ValueError, match="no PEM certificate"):
+        read_certificate(tmp_path / "bad.pem")
+    with pytest.raises(FileNotFoundError):
+        read_certificate(tmp_path / "missing.pem")
 
 
 def test_the_directory_keeps_its_ca_and_issues_again_what_expires_soon(tmp_path: Path) -> None:
@@ -100,3 +127,26 @@ def test_join_tokens_are_one_cluster_s_and_may_be_bound_to_a_node(tmp_path: Path
     assert store.verify(any_node) is None  # a join token is not a user's bearer token
     entries = json.loads((tmp_path / "tokens.json").read_text())
     assert all(any_node.split(".")[2] not in json.dumps(e) for e in entries.values())
+
+
+def test_a_running_process_leaves_cryptography_unloaded(tmp_path: Path) -> None:
+    """Every process's composition root, its security (its own identity, read from its
+    certificate) and the renewal check leave `cryptography` unloaded: ~15 MiB a process
+    that only signing and making keys need."""
+    ca = pki.create_ca("demo")
+    cert, key = pki.write(tmp_path, "agent", pki.issue(ca, agent("n1", "demo"), []))
+    ca_file, _ = pki.write(tmp_path, "ca", ca)
+    code = f"""
+import sys
+from pathlib import Path
+import ringrift_agent.main, ringrift_gateway.main, ringrift_cohost.main, ringrift_cli.probe
+from ringrift_runtime.security.certinfo import read_certificate
+from ringrift_runtime.security.context import Security
+from ringrift_runtime.security.join import renewal_due
+from ringrift_runtime.security.tls import CertFiles
+security = Security(False, "demo", CertFiles(Path({str(ca_file)!r}), Path({str(cert)!r}), Path({str(key)!r})), 5)
+print(security.identity, renewal_due(read_certificate(Path({str(cert)!r}))))
+print(sorted(name for name in sys.modules if name.split(".")[0] == "cryptography"))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.splitlines() == [f"{agent('n1', 'demo')} False", "[]"], out.stdout + out.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import marshal
 import math
 import os
 import shutil
@@ -377,7 +378,7 @@ class JobRunner:
             "limits": _rlimits(attempt),
         }
         try:
-            standby.stdin.write(json.dumps(spec).encode() + b"\n")
+            standby.stdin.write(marshal.dumps(spec))  # the same interpreter reads it (wrapper.py)
             await standby.stdin.drain()
             standby.stdin.close()
         except (BrokenPipeError, ConnectionResetError):  # it died meanwhile

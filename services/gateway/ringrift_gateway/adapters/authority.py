@@ -1,19 +1,23 @@
 """The gateway as the cluster's certificate authority for nodes: it signs a joining node's
 request once its one-time join token checks out (consumed in StateService, so one token
 joins one node whichever replica answers), and renews any agent's certificate for its own
-identity. Only a gateway given the CA's key (security.ca_key_file) signs."""
+identity. Only a gateway given the CA's key (security.ca_key_file) signs. `cryptography`
+(pki) is imported at the first signing, not at start (~15 MiB a gateway holds otherwise)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ringrift_contracts.ids import node_id_problem
 from ringrift_runtime.errors import Conflict, InvalidArgument, PermissionDenied, Unauthenticated, WrongState
-from ringrift_runtime.security import pki
 from ringrift_runtime.security.identity import Identity, Kind, agent
 from ringrift_runtime.security.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from ringrift_runtime.security import pki
 
 USED_TOKENS = "join-tokens"  # StateService namespace: one key per join token once used
 MAX_CSR_BYTES = 4096
@@ -37,6 +41,8 @@ class CertificateAuthority:
         self.address = ""  # this gateway's mutual-TLS address, set once bound
 
     def _ca(self) -> pki.Pem:
+        from ringrift_runtime.security import pki
+
         if self._ca_file is None or self._ca_key_file is None:
             raise WrongState("this gateway does not sign certificates (no security.ca_key_file)")
         return pki.Pem(self._ca_file.read_bytes(), self._ca_key_file.read_bytes())
@@ -48,6 +54,8 @@ class CertificateAuthority:
             )
 
         def work() -> tuple[bytes, bytes, dt.datetime]:
+            from ringrift_runtime.security import pki
+
             ca = self._ca()
             try:
                 cert = pki.sign_request(ca, csr_pem, identity, [], days=self._cert_seconds / 86400)

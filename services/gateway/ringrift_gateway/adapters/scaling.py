@@ -18,7 +18,6 @@ from pathlib import Path
 
 from ringrift_runtime.errors import DependencyUnavailable
 from ringrift_runtime.local.processes import LOCAL_AGENT_PID_FILE, ServiceProcess, signal_pid_file, write_pid_file
-from ringrift_runtime.security import pki
 from ringrift_runtime.security.identity import agent
 from ringrift_runtime.settings import to_environment
 from ringrift_settings import RingriftSettings
@@ -73,6 +72,8 @@ class LocalProcessProvider:
             raise DependencyUnavailable(
                 "the local provider signs the agents it starts: set security.ca_key_file on this gateway"
             )
+        from ringrift_runtime.security import pki  # cryptography: when it starts an agent, not at start
+
         ca = pki.Pem(security.ca_file.read_bytes(), security.ca_key_file.read_bytes())
         identity = agent(node_id, self._settings.etcd.cluster_name)
         cert, key = pki.write(
