@@ -22,6 +22,11 @@ class JobSettings(Section):
             "default": 3600.0,
         }
     )
+    # A job its agent took is recorded STARTING this long after RunJob answered, unless
+    # the agent's first report (its end, for a job that ends sooner) came first: STARTING
+    # is then recorded with that report, in its commit. One commit less on a short job's
+    # path; 0 records STARTING at once, as a separate commit.
+    starting_write_delay_seconds: float = Field(default=0.05, ge=0, le=10)
     # A dispatched job not confirmed running within this is retried on another node.
     spawn_verification_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=20)

@@ -83,6 +83,29 @@ async def test_state_table_and_events(stores) -> None:
     ]
 
 
+async def test_starting_and_the_end_of_a_short_job_in_one_call_record_both_in_order(stores) -> None:
+    """JobService sends a delayed STARTING together with the agent's report when the report
+    came first: one transaction, the job's attempt started and finished, JOB_STARTED then
+    JOB_SUCCEEDED."""
+    jobs, state = stores
+    await claim_until(state, 3)
+    ((created, _),) = await jobs.create([job()], 0)
+    job_id = created.job_id
+    await jobs.transition([Transition(job_id, 1, S, from_state=P, node_id="n1")], 3)
+    both = await jobs.transition(
+        [
+            Transition(job_id, 1, JobState.STARTING, from_state=S, reported_by="n1"),
+            Transition(job_id, 1, OK, node_id="n1", reported_by="n1", cpu_seconds=0.5),
+        ],
+        0,
+    )
+    assert [o.applied for o in both] == [True, True] and both[1].job.state == OK
+    (attempt,) = both[1].job.attempts
+    assert attempt.started_at is not None and attempt.finished_at is not None and attempt.cpu_seconds == 0.5
+    types = [e.event.type for e in await state.list_events(0, EventFilter(subject=job_id), 100)]
+    assert types[2:] == [common_pb2.EVENT_TYPE_JOB_STARTED, common_pb2.EVENT_TYPE_JOB_SUCCEEDED]
+
+
 async def test_lost_job_retries_as_a_new_attempt_and_late_results_change_nothing(stores) -> None:
     jobs, state = stores
     await claim_until(state, 3)

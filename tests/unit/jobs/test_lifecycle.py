@@ -3,6 +3,7 @@ slots and cooldowns, refusals and stale epochs, reaping, reports and cancellatio
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,8 +85,60 @@ async def test_dispatch_fills_free_slots_best_node_first_and_leaves_the_rest_pen
     assert sorted(n for n, *_ in agents.runs) == ["a", "a", "b"]
     assert all(epoch == 7 for *_, epoch, _ in agents.runs)
     states = sorted([(await store.get(job_id)).state for _, job_id, *_ in agents.runs])
+    assert states == [JobState.SCHEDULED] * 3  # STARTING is written a moment later
+    await asyncio.sleep(JobSettings().starting_write_delay_seconds + 0.05)
+    states = sorted([(await store.get(job_id)).state for _, job_id, *_ in agents.runs])
     assert states == [JobState.STARTING] * 3
     assert await jobs.dispatch(100, epoch=7) == (0, 2)  # no slot left: nothing moves
+
+
+def record_batches(store) -> list[list[tuple[str, JobState]]]:
+    """Every transition call ``store`` answers from now on: (job, target state) in order."""
+    batches: list[list[tuple[str, JobState]]] = []
+    transition = store.transition
+
+    async def recorded(transitions, epoch=0, with_jobs=False):
+        batches.append([(t.job_id, t.to_state) for t in transitions])
+        return await transition(transitions, epoch, with_jobs)
+
+    store.transition = recorded
+    return batches
+
+
+async def test_a_job_that_ends_before_its_starting_write_records_both_in_one_commit() -> None:
+    """STARTING is written starting_write_delay_seconds after RunJob answered; the report
+    of a job that ended sooner takes it along: STARTING then SUCCEEDED in one call (one
+    commit, JOB_STARTED before JOB_SUCCEEDED), credited to the reporting node, and the
+    delayed write finds nothing left to do. A job still running then is written alone."""
+    jobs, store, _, _, _ = _cluster(node("a", slots=2))
+    (short, _), (long, _) = await jobs.submit([(Spec("sleep"), ""), (Spec("sleep"), "")])
+    batches = record_batches(store)
+    assert await jobs.dispatch(10, epoch=1) == (2, 0)
+    assert batches == [[(short.job_id, JobState.SCHEDULED), (long.job_id, JobState.SCHEDULED)]]
+    assert await jobs.report(Report(short.job_id, 1, "a", JobState.SUCCEEDED, reported_by="a"))
+    assert batches[1] == [(short.job_id, JobState.STARTING), (short.job_id, JobState.SUCCEEDED)]
+    assert (await store.get(short.job_id)).state == JobState.SUCCEEDED
+    await asyncio.sleep(JobSettings().starting_write_delay_seconds + 0.05)
+    assert batches[2:] == [[(long.job_id, JobState.STARTING)]]
+    assert (await store.get(long.job_id)).state == JobState.STARTING
+
+
+async def test_starting_is_written_in_the_round_when_its_delay_is_zero_and_a_later_fence_is_only_logged() -> None:
+    jobs, store, _, _, _ = _cluster(node("a", slots=2), settings=JobSettings(starting_write_delay_seconds=0))
+    ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
+    batches = record_batches(store)
+    await jobs.dispatch(10, epoch=1)
+    assert batches == [[(job.job_id, JobState.SCHEDULED)], [(job.job_id, JobState.STARTING)]]
+    # Delayed: a leader deposed meanwhile finds its STARTING fenced out; the round had
+    # returned, so that is logged, and the agent's first report moves the job on.
+    jobs, store, _, _, _ = _cluster(node("a", slots=2), settings=JobSettings(starting_write_delay_seconds=0.01))
+    ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
+    await jobs.dispatch(10, epoch=1)
+    store.advance_epoch(2)
+    await asyncio.sleep(0.1)
+    assert (await store.get(job.job_id)).state == JobState.SCHEDULED
+    assert await jobs.report(Report(job.job_id, 1, "a", JobState.RUNNING, reported_by="a"))
+    assert (await store.get(job.job_id)).state == JobState.RUNNING
 
 
 async def test_a_round_looks_at_what_its_free_slots_could_take_and_further_only_when_they_stay_free() -> None:

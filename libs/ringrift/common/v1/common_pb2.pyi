@@ -129,7 +129,10 @@ class _JobStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobState.Val
     JOB_STATE_SCHEDULED: _JobState.ValueType  # 2
     """A node was chosen; dispatch is in progress."""
     JOB_STATE_STARTING: _JobState.ValueType  # 3
-    """The agent accepted the job and started its process (RunJob answered)."""
+    """The agent accepted the job and started its process (RunJob answered). Recorded
+    jobs.starting_write_delay_seconds later, or with the agent's first report if that came
+    sooner (in one commit: a short job goes from SCHEDULED through STARTING to its end).
+    """
     JOB_STATE_RUNNING: _JobState.ValueType  # 4
     """The process is running, as the agent reported once it had run for
     agent.running_report_delay_seconds; a job that ends sooner goes from STARTING to its end.
@@ -155,7 +158,10 @@ JOB_STATE_PENDING: JobState.ValueType  # 1
 JOB_STATE_SCHEDULED: JobState.ValueType  # 2
 """A node was chosen; dispatch is in progress."""
 JOB_STATE_STARTING: JobState.ValueType  # 3
-"""The agent accepted the job and started its process (RunJob answered)."""
+"""The agent accepted the job and started its process (RunJob answered). Recorded
+jobs.starting_write_delay_seconds later, or with the agent's first report if that came
+sooner (in one commit: a short job goes from SCHEDULED through STARTING to its end).
+"""
 JOB_STATE_RUNNING: JobState.ValueType  # 4
 """The process is running, as the agent reported once it had run for
 agent.running_report_delay_seconds; a job that ends sooner goes from STARTING to its end.
@@ -251,9 +257,10 @@ class _EventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventType.V
     EVENT_TYPE_JOB_SCHEDULED: _EventType.ValueType  # 2
     """A job was placed on a node."""
     EVENT_TYPE_JOB_STARTED: _EventType.ValueType  # 3
-    """The agent confirmed the job's process is running: once per attempt, when its RunJob
-    answered that it started the process (STARTING) or, if that was not recorded, at its
-    first RUNNING report.
+    """The agent confirmed the job's process is running: once per attempt, when the job
+    became STARTING (its RunJob answered that it started the process; recorded with the
+    agent's first report when that came sooner) or, if that was not recorded, at its first
+    RUNNING report.
     """
     EVENT_TYPE_JOB_SUCCEEDED: _EventType.ValueType  # 4
     """A job succeeded."""
@@ -334,9 +341,10 @@ EVENT_TYPE_JOB_SUBMITTED: EventType.ValueType  # 1
 EVENT_TYPE_JOB_SCHEDULED: EventType.ValueType  # 2
 """A job was placed on a node."""
 EVENT_TYPE_JOB_STARTED: EventType.ValueType  # 3
-"""The agent confirmed the job's process is running: once per attempt, when its RunJob
-answered that it started the process (STARTING) or, if that was not recorded, at its
-first RUNNING report.
+"""The agent confirmed the job's process is running: once per attempt, when the job
+became STARTING (its RunJob answered that it started the process; recorded with the
+agent's first report when that came sooner) or, if that was not recorded, at its first
+RUNNING report.
 """
 EVENT_TYPE_JOB_SUCCEEDED: EventType.ValueType  # 4
 """A job succeeded."""

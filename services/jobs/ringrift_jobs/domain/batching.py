@@ -22,11 +22,17 @@ class Batcher(Generic[I, R]):
         self._task: asyncio.Task[None] | None = None  # the running drain, held so it is not collected
 
     async def submit(self, item: I) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
+        (result,) = await self.submit_all([item])
+        return result
+
+    async def submit_all(self, items: list[I]) -> list[R]:
+        """``items`` in this order, in one batch unless the batch's size limit splits them."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
+        self._queue.extend(zip(items, futures, strict=True))
         if self._task is None:
             self._task = asyncio.ensure_future(self._drain())
-        return await future
+        return list(await asyncio.gather(*futures))
 
     async def _drain(self) -> None:
         try:

@@ -59,6 +59,9 @@ class JobLifecycle:
         self._last_top_up: dict[str, float] = {}  # node -> clock time of its last top-up round
         # Concurrent agent reports share one TransitionJobs call (one transaction).
         self._reports: Batcher[Transition, Outcome] = Batcher(lambda batch: self.store.transition(batch), max_size=500)
+        # STARTING transitions not written yet (starting_write_delay_seconds), by (job, attempt).
+        self._starting: dict[tuple[str, int], Transition] = {}
+        self._writes: set[asyncio.Task[None]] = set()  # the delayed writes, held until done
 
     @property
     def retention_seconds(self) -> float:
@@ -152,7 +155,14 @@ class JobLifecycle:
         if report.state in (JobState.FAILED, JobState.LOST):
             # Only a failure needs the job (its attempt limit) to decide on a retry.
             self._decide_retry(transition, await self.store.get(report.job_id), retriable=True)
-        return (await self._reports.submit(transition)).applied
+        starting = self._starting.pop((report.job_id, report.attempt), None)
+        if starting is None:
+            return (await self._reports.submit(transition)).applied
+        # The agent's report came before the delayed STARTING was written: both go in one
+        # commit, STARTING first (JOB_STARTED, then the report's event). It is the agent's
+        # own word that it started the job, credited like its report (reported_by).
+        starting.reported_by = report.reported_by
+        return (await self._reports.submit_all([starting, transition]))[1].applied
 
     async def superseded(self, report: Report) -> bool:
         """Whether the attempt ``report`` says is running should not be: the job is on
@@ -219,8 +229,40 @@ class JobLifecycle:
         stale = next((r for r in started if isinstance(r, StaleEpoch)), None)
         if stale is not None:
             raise stale
-        await self.store.transition([t for t in started if isinstance(t, Transition)], epoch)
+        taken = [t for t in started if isinstance(t, Transition) and t.to_state is JobState.STARTING]
+        refused = [t for t in started if isinstance(t, Transition) and t.to_state is not JobState.STARTING]
+        delay = self._settings.starting_write_delay_seconds
+        now = refused if delay > 0 else refused + taken
+        if now:
+            await self.store.transition(now, epoch)
+        if delay > 0 and taken:
+            self._write_starting_later(taken, epoch, delay)
         return len(applied), len(pending) - len(applied)
+
+    def _write_starting_later(self, transitions: list[Transition], epoch: int, delay: float) -> None:
+        """STARTING for jobs their agents took, written (fenced) ``delay`` seconds from now
+        unless an agent's report takes it along first (report). A short job's end comes
+        within milliseconds: its STARTING then costs no commit of its own, and the end's
+        commit does not queue behind it."""
+        keys = [(t.job_id, t.attempt) for t in transitions]
+        for key, transition in zip(keys, transitions, strict=True):
+            self._starting[key] = transition
+        task = asyncio.create_task(self._write_starting(keys, epoch, delay), name="write-starting")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_starting(self, keys: list[tuple[str, int]], epoch: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        due = [t for key in keys if (t := self._starting.pop(key, None)) is not None]
+        if not due:
+            return
+        try:
+            await self.store.transition(due, epoch)
+        except StaleEpoch as exc:  # the leader's next fenced act ends its term
+            log.warning("STARTING of %d jobs not recorded: %s", len(due), exc)
+        except RingriftError as exc:
+            # Nothing is lost: each agent's first report moves its job on from SCHEDULED.
+            log.warning("STARTING of %d jobs not recorded (%s); their agents' reports move them on", len(due), exc)
 
     async def _named(
         self, members: Mapping[str, Node], only: set[str], topped_up: set[str]
