@@ -22,6 +22,16 @@ def summary(values: list[float]) -> str:
     )
 
 
+def figures(prefix: str, values: list[float], digits: int = 3) -> dict[str, float]:
+    """``<prefix>_p50``, ``_p99``, ``_min``, ``_max`` of ``values``, for a benchmark's --json."""
+    return {
+        f"{prefix}_p50": round(percentile(values, 50), digits),
+        f"{prefix}_p99": round(percentile(values, 99), digits),
+        f"{prefix}_min": round(min(values), digits),
+        f"{prefix}_max": round(max(values), digits),
+    }
+
+
 def median_range(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f}, n={len(values)})"
 

@@ -6,19 +6,23 @@ replica has claimed a higher epoch from StateService. Beside it, the raw limit m
 same run: how long etcd itself takes to expire a lease of the same TTL and tell a
 watcher. Also the graceful handover (SIGTERM) time.
 
-    .venv/bin/python bench/failover.py [--kills 50] [--handovers 10]
+    .venv/bin/python -m bench.failover [--kills 50] [--handovers 10] [--quick] [--json]
+
+``--quick``: 5 kills and 2 handovers (about a minute). ``--json`` prints one object:
+ttl_s, kills, handovers, failover_s_p50/_p99/_min/_max, handover_s_*, raw_expiry_s_*.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import tempfile
 import time
 from pathlib import Path
 
-from bench._common import machine, summary, table
+from bench._common import figures, machine, summary, table
 from bench._security import CLUSTER, BenchSecurity, gateway, service
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift_runtime.cluster.etcd import make_client
@@ -71,7 +75,7 @@ async def raw_lease_expiry(etcd: EtcdServer, runs: int) -> list[float]:
     return results
 
 
-async def main(kills: int, handovers: int) -> None:
+async def main(kills: int, handovers: int, as_json: bool = False) -> None:
     global SECURITY
     root = Path(tempfile.mkdtemp(prefix="ringrift-bench-failover-"))
     SECURITY = BenchSecurity(root, secure=True)
@@ -125,6 +129,13 @@ async def main(kills: int, handovers: int) -> None:
         for process in [*gateways.values(), state]:
             await asyncio.to_thread(process.stop)
         await asyncio.to_thread(etcd.stop)
+    if as_json:
+        result: dict[str, float] = {"ttl_s": TTL, "kills": kills, "handovers": handovers}
+        result.update(figures("failover_s", failovers))
+        result.update(figures("handover_s", graceful))
+        result.update(figures("raw_expiry_s", raw))
+        print(json.dumps(result))
+        return
     print(
         table(
             f"Leader failover (election TTL {TTL} s) — {machine()}",
@@ -144,5 +155,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--handovers", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="5 kills and 2 handovers")
+    parser.add_argument("--json", action="store_true", help="one JSON object of the figures")
     args = parser.parse_args()
-    asyncio.run(main(args.kills, args.handovers))
+    kills, handovers = (5, 2) if args.quick else (args.kills, args.handovers)
+    asyncio.run(main(kills, handovers, args.json))

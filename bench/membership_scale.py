@@ -6,14 +6,20 @@ CPU and memory while they are kept alive, how long a membership cache takes to l
 them, and how fast a cache sees a member's update. Reference in the same run: the same
 number of plain puts without leases (the raw write limit of this etcd).
 
-    .venv/bin/python bench/membership_scale.py [--members 1000] [--rounds 5]
+    .venv/bin/python -m bench.membership_scale [--members 1000] [--rounds 5] [--quick] [--json]
+
+``--quick``: one measured round after the warm-up (under a minute). ``--json`` prints one
+object: members, rounds, ttl_s, register_s, plain_puts_s, etcd_cpu_percent, etcd_rss_mb,
+list_ms, update_ms (medians over the rounds).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -62,7 +68,7 @@ async def bounded(coroutines, limit: int) -> list:
     return await asyncio.gather(*(run(c) for c in coroutines))
 
 
-async def main(members: int, rounds: int) -> None:
+async def main(members: int, rounds: int, as_json: bool = False) -> None:
     root = Path(tempfile.mkdtemp(prefix="ringrift-bench-members-"))
     security = BenchSecurity(root, secure=True)  # etcd with client certificates, as clusters run it
     etcd = security.etcd(root / "etcd")
@@ -137,6 +143,19 @@ async def main(members: int, rounds: int) -> None:
     finally:
         await client.close()
         await asyncio.to_thread(etcd.stop)
+    if as_json:
+        medians = {
+            "register_s": register,
+            "plain_puts_s": plain,
+            "etcd_cpu_percent": cpu,
+            "etcd_rss_mb": rss,
+            "list_ms": listing,
+            "update_ms": update,
+        }
+        result: dict[str, float] = {"members": members, "rounds": rounds, "ttl_s": TTL}
+        result.update({name: round(statistics.median(values), 3) for name, values in medians.items()})
+        print(json.dumps(result))
+        return
     print(
         table(
             f"{members} simulated members on one etcd (TTL {TTL} s, keep-alive every TTL/3) — {machine()}",
@@ -159,5 +178,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one measured round")
+    parser.add_argument("--json", action="store_true", help="one JSON object of the figures")
     args = parser.parse_args()
-    asyncio.run(main(args.members, args.rounds))
+    asyncio.run(main(args.members, 1 if args.quick else args.rounds, args.json))

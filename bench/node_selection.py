@@ -5,17 +5,22 @@ itself (the domain call the servicer makes), and the same call through gRPC on a
 socket. Reference in the same run: a plain Python loop that only reads one attribute of
 each node (the floor for any per-node Python code).
 
-    .venv/bin/python -m bench.node_selection [--nodes 10000] [--calls 2000]
+    .venv/bin/python -m bench.node_selection [--nodes 10000] [--calls 2000] [--quick] [--json]
+
+``--quick``: 200 calls of each kind (seconds). ``--json`` prints one object: nodes, calls,
+best_gpu_ms_p50/_p99/_min/_max, best_cpu_ms_*, rank10_ms_*, grpc_ms_*, loop_ms_p50 (the
+floor: a Python loop reading one field of every node).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import time
 
-from bench._common import machine, summary, table
+from bench._common import figures, machine, percentile, summary, table
 from ringrift.common.v1 import common_pb2
 from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
 from ringrift_nodes.api.servicer import NodeSelectorServicer
@@ -88,20 +93,32 @@ async def over_grpc(view: PlacementView, calls: int) -> list[float]:
             return samples
 
 
-def main(nodes: int, calls: int) -> None:
+def main(nodes: int, calls: int, as_json: bool = False) -> None:
     view = build(nodes)
     gpu, cpu = JobNeeds("selfplay", needs_gpu=True), JobNeeds("selfplay")
     timed(lambda: view.best(gpu, frozenset()), 50)  # warm-up
     ids = view.index.ids
+    best_gpu = timed(lambda: view.best(gpu, frozenset()), calls)
+    loop = timed(lambda: sum(len(i) for i in ids), 200)
+    best_cpu = timed(lambda: view.best(cpu, frozenset()), calls)
+    rank = timed(lambda: view.rank(gpu, 10, frozenset()), calls)
+    remote = asyncio.run(over_grpc(view, calls))
+    if as_json:
+        result: dict[str, float] = {"nodes": nodes, "calls": calls, "loop_ms_p50": round(percentile(loop, 50), 3)}
+        for prefix, values in (("best_gpu_ms", best_gpu), ("best_cpu_ms", best_cpu), ("rank10_ms", rank)):
+            result.update(figures(prefix, values))
+        result.update(figures("grpc_ms", remote))
+        print(json.dumps(result))
+        return
     rows = [
         (
             "select best, GPU job (ms)",
-            summary(timed(lambda: view.best(gpu, frozenset()), calls)),
-            f"Python loop reading one field of {nodes} nodes: {summary(timed(lambda: sum(len(i) for i in ids), 200))}",
+            summary(best_gpu),
+            f"Python loop reading one field of {nodes} nodes: {summary(loop)}",
         ),
-        ("select best, CPU job (ms)", summary(timed(lambda: view.best(cpu, frozenset()), calls)), "—"),
-        ("rank top 10 (ms)", summary(timed(lambda: view.rank(gpu, 10, frozenset()), calls)), "—"),
-        ("SelectBestNodeForJob over gRPC (ms)", summary(asyncio.run(over_grpc(view, calls))), "—"),
+        ("select best, CPU job (ms)", summary(best_cpu), "—"),
+        ("rank top 10 (ms)", summary(rank), "—"),
+        ("SelectBestNodeForJob over gRPC (ms)", summary(remote), "—"),
     ]
     print(table(f"Node selection over {nodes} nodes — {machine()}", rows))
 
@@ -110,5 +127,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="200 calls of each kind")
+    parser.add_argument("--json", action="store_true", help="one JSON object of the figures")
     args = parser.parse_args()
-    main(args.nodes, args.calls)
+    main(args.nodes, 200 if args.quick else args.calls, args.json)
