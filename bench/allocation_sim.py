@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--budget-hours", type=float, default=40.0, help="CPU-hours of self-play per run")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="25 runs (the default 100 take ~10 s)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 25
     budget = args.budget_hours * 3600.0
     arms = {
         "round-robin": SelfplaySettings(),

@@ -80,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bias", type=float, default=150.0, help="sd of an opening's advantage to a seat, Elo")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--quick", action="store_true", help="500 gauntlets per difference (the default run takes ~10 s)"
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 500
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     rule = gate_rule(TrainingSettings())
