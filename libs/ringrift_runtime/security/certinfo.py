@@ -1,7 +1,7 @@
 """What a running process reads of its own certificate — the identities its SAN URIs
 name and when it is valid — without loading `cryptography`.
 
-`cryptography`'s Rust library and modules cost every long-running process about 15 MiB
+`cryptography`'s Rust library and modules cost every long-running process about 12 MiB
 of memory (issue 16's lean control plane), and a process needs them only to sign a
 certificate or make a key and a request (pki, join: imported when that is done). Its own
 certificate file is read with the interpreter's OpenSSL binding instead:

@@ -13,7 +13,7 @@ certificate fresh.
 
 `cryptography` (through pki) is imported by the steps that make keys, requests and
 fingerprints, when they run: an agent that only checks when its certificate is due
-(certinfo) does not hold it in memory (~15 MiB).
+(certinfo) does not hold it in memory (~12 MiB).
 """
 
 from __future__ import annotations

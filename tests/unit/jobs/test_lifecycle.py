@@ -374,3 +374,32 @@ async def test_a_malformed_traceparent_is_refused_naming_the_field_and_queues_no
     good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     ((job, created),) = await jobs.submit([(Spec("echo", params={"message": "hi"}, traceparent=good), "")])
     assert created and job.spec.traceparent == good
+
+
+async def test_a_report_that_fails_to_commit_leaves_its_starting_to_be_written_later() -> None:
+    """StateService unavailable for the report that took STARTING along: the report fails
+    (the agent's outbox sends it again) and STARTING is not lost: written after the delay,
+    so the attempt still has its JOB_STARTED."""
+    jobs, store, _, _, _ = _cluster(node("a"), settings=JobSettings(starting_write_delay_seconds=0.02))
+    ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
+    await jobs.dispatch(10, epoch=1)
+    transition = store.transition
+    failures = [DependencyUnavailable("StateService is restarting")]
+
+    async def flaky(transitions, epoch=0, with_jobs=False):
+        if failures:
+            raise failures.pop()
+        return await transition(transitions, epoch, with_jobs)
+
+    store.transition = flaky
+    batches = record_batches(store)
+    with pytest.raises(DependencyUnavailable):
+        await jobs.report(Report(job.job_id, 1, "a", JobState.SUCCEEDED, reported_by="a"))
+    await asyncio.sleep(0.1)
+    assert (await store.get(job.job_id)).state == JobState.STARTING
+    assert await jobs.report(Report(job.job_id, 1, "a", JobState.SUCCEEDED, reported_by="a"))  # the outbox's retry
+    assert [b for b in batches if b] == [
+        [(job.job_id, JobState.STARTING), (job.job_id, JobState.SUCCEEDED)],
+        [(job.job_id, JobState.STARTING)],
+        [(job.job_id, JobState.SUCCEEDED)],
+    ]

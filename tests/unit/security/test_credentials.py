@@ -131,7 +131,7 @@ def test_join_tokens_are_one_cluster_s_and_may_be_bound_to_a_node(tmp_path: Path
 
 def test_a_running_process_leaves_cryptography_unloaded(tmp_path: Path) -> None:
     """Every process's composition root, its security (its own identity, read from its
-    certificate) and the renewal check leave `cryptography` unloaded: ~15 MiB a process
+    certificate) and the renewal check leave `cryptography` unloaded: ~12 MiB a process
     that only signing and making keys need."""
     ca = pki.create_ca("demo")
     cert, key = pki.write(tmp_path, "agent", pki.issue(ca, agent("n1", "demo"), []))

@@ -2,7 +2,7 @@
 request once its one-time join token checks out (consumed in StateService, so one token
 joins one node whichever replica answers), and renews any agent's certificate for its own
 identity. Only a gateway given the CA's key (security.ca_key_file) signs. `cryptography`
-(pki) is imported at the first signing, not at start (~15 MiB a gateway holds otherwise)."""
+(pki) is imported at the first signing, not at start (~12 MiB a gateway holds otherwise)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,12 @@ class Batcher(Generic[I, R]):
         self._queue.extend(zip(items, futures, strict=True))
         if self._task is None:
             self._task = asyncio.ensure_future(self._drain())
-        return list(await asyncio.gather(*futures))
+        await asyncio.wait(futures)
+        errors = [future.exception() for future in futures]  # each read: none "never retrieved"
+        first = next((error for error in errors if error is not None), None)
+        if first is not None:
+            raise first
+        return [future.result() for future in futures]
 
     async def _drain(self) -> None:
         try:

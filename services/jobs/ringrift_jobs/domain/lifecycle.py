@@ -59,8 +59,9 @@ class JobLifecycle:
         self._last_top_up: dict[str, float] = {}  # node -> clock time of its last top-up round
         # Concurrent agent reports share one TransitionJobs call (one transaction).
         self._reports: Batcher[Transition, Outcome] = Batcher(lambda batch: self.store.transition(batch), max_size=500)
-        # STARTING transitions not written yet (starting_write_delay_seconds), by (job, attempt).
-        self._starting: dict[tuple[str, int], Transition] = {}
+        # STARTING transitions not written yet (starting_write_delay_seconds), by (job,
+        # attempt), with the epoch of the round that started them.
+        self._starting: dict[tuple[str, int], tuple[Transition, int]] = {}
         self._writes: set[asyncio.Task[None]] = set()  # the delayed writes, held until done
 
     @property
@@ -155,14 +156,20 @@ class JobLifecycle:
         if report.state in (JobState.FAILED, JobState.LOST):
             # Only a failure needs the job (its attempt limit) to decide on a retry.
             self._decide_retry(transition, await self.store.get(report.job_id), retriable=True)
-        starting = self._starting.pop((report.job_id, report.attempt), None)
-        if starting is None:
+        pending = self._starting.pop((report.job_id, report.attempt), None)
+        if pending is None:
             return (await self._reports.submit(transition)).applied
         # The agent's report came before the delayed STARTING was written: both go in one
         # commit, STARTING first (JOB_STARTED, then the report's event). It is the agent's
         # own word that it started the job, credited like its report (reported_by).
+        starting, epoch = pending
         starting.reported_by = report.reported_by
-        return (await self._reports.submit_all([starting, transition]))[1].applied
+        try:
+            return (await self._reports.submit_all([starting, transition]))[1].applied
+        except RingriftError:
+            # Not recorded: STARTING waits again, for the agent's retry or its delayed write.
+            self._write_starting_later([starting], epoch, self._settings.starting_write_delay_seconds)
+            raise
 
     async def superseded(self, report: Report) -> bool:
         """Whether the attempt ``report`` says is running should not be: the job is on
@@ -246,14 +253,14 @@ class JobLifecycle:
         commit does not queue behind it."""
         keys = [(t.job_id, t.attempt) for t in transitions]
         for key, transition in zip(keys, transitions, strict=True):
-            self._starting[key] = transition
+            self._starting[key] = (transition, epoch)
         task = asyncio.create_task(self._write_starting(keys, epoch, delay), name="write-starting")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
     async def _write_starting(self, keys: list[tuple[str, int]], epoch: int, delay: float) -> None:
         await asyncio.sleep(delay)
-        due = [t for key in keys if (t := self._starting.pop(key, None)) is not None]
+        due = [pending[0] for key in keys if (pending := self._starting.pop(key, None)) is not None]
         if not due:
             return
         try:
