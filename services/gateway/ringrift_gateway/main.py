@@ -106,6 +106,7 @@ def build_loops(
     members: Membership,
     provider,
     skipped: SkippedRecords | None = None,
+    wakes: DispatchWakes | None = None,
 ) -> list[Loop]:
     """The leader's loops and the order they start in (BEHAVIOUR.md, Background loops).
     ``skipped`` counts and reports the malformed records they pass over."""
@@ -117,7 +118,7 @@ def build_loops(
         Loop(
             "JobDispatcher",
             g.dispatch_interval_seconds,
-            JobDispatcher(clients.jobs),
+            JobDispatcher(clients.jobs, wakes),
             description="pending jobs to nodes",
         ),
         Loop(
@@ -204,9 +205,12 @@ class GatewayApp:
         self.view = ClusterView(self.replica_id, self.state, self.members, self.services)
         self.election: LeaderElection | None = None
         self.skipped = reported_to_state(state, "gateway")
-        loops = build_loops(settings, self.clients, self.members, scaling_provider(settings), self.skipped)
+        # When dispatch runs: told by the facade's submissions, the leader's event stream
+        # and each dispatch round.
+        self.wakes = DispatchWakes()
+        loops = build_loops(settings, self.clients, self.members, scaling_provider(settings), self.skipped, self.wakes)
         self.loops = LoopManager(loops, StatePauseStore(self.state))
-        self.wakes = DispatchWakes(self.loops)  # shared by the facade's submissions and the leader's event stream
+        self.wakes.bind(self.loops)
         self.status = ClusterStatus(
             self.view, self.state, self.loops, settings.gateway.status_cache_seconds, self.security.insecure
         )

@@ -13,7 +13,7 @@ import pytest
 
 from ringrift_gateway.domain.leader import LeaderDuties
 from ringrift_gateway.domain.loops import Loop, LoopManager, LoopStatus, backoff_delay, start_order
-from ringrift_gateway.domain.loops.jobs import DispatchWakes
+from ringrift_gateway.domain.loops.jobs import DispatchWakes, JobDispatcher
 from ringrift_gateway.domain.ports import EventView
 from ringrift_runtime.cluster.election import Leadership
 from ringrift_runtime.errors import NotFound, NotLeader, RingriftError, StaleEpoch
@@ -427,3 +427,48 @@ async def test_the_leader_follows_job_events_into_dispatch_wakes() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_a_freed_slot_wakes_dispatch_only_when_jobs_may_wait_for_one() -> None:
+    """After a round that found the backlog empty, an ending job wakes nothing (that round
+    would list the backlog for nothing); a submission or a retry makes it wake again."""
+    loops = Wakes()
+    wakes = DispatchWakes(loops)
+    wakes.event("JOB_SUCCEEDED", "job-a")  # nothing known of the backlog yet: it wakes
+    assert len(loops.woken) == 1
+    wakes.round_done(backlog_empty=True)
+    wakes.event("JOB_SUCCEEDED", "job-b")
+    wakes.event("JOB_LOST", "job-c")
+    assert len(loops.woken) == 1
+    wakes.event("JOB_RETRIED", "job-c")  # new work: it wakes, and slots matter again
+    wakes.event("JOB_FAILED", "job-d")
+    assert len(loops.woken) == 3
+    wakes.round_done(backlog_empty=True)
+    wakes.submitted(["job-e"])  # through this replica
+    wakes.event("JOB_CANCELLED", "job-f")
+    assert len(loops.woken) == 5
+    wakes.round_done(backlog_empty=False)  # jobs wait for slots
+    wakes.event("JOB_SUCCEEDED", "job-g")
+    assert len(loops.woken) == 6
+
+
+async def test_each_dispatch_round_tells_the_wakes_what_it_found() -> None:
+    class Rounds:
+        def __init__(self) -> None:
+            self.replies = [True, False]
+
+        async def dispatch(self, epoch: int):
+            class Reply:
+                backlog_empty = self.replies.pop(0)
+
+            return Reply()
+
+    loops = Wakes()
+    wakes = DispatchWakes(loops)
+    dispatcher = JobDispatcher(Rounds(), wakes)
+    await dispatcher(1)
+    wakes.event("JOB_SUCCEEDED", "job-a")
+    assert loops.woken == []
+    await dispatcher(1)
+    wakes.event("JOB_SUCCEEDED", "job-b")
+    assert loops.woken == ["JobDispatcher"]

@@ -403,3 +403,22 @@ async def test_a_report_that_fails_to_commit_leaves_its_starting_to_be_written_l
         [(job.job_id, JobState.STARTING)],
         [(job.job_id, JobState.SUCCEEDED)],
     ]
+
+
+async def test_a_round_says_whether_it_saw_and_placed_the_whole_backlog() -> None:
+    """backlog_empty (DispatchPendingJobs): every dispatchable job was listed and placed,
+    so a slot freed later gives a round nothing to do."""
+    jobs, _, _, _, _ = _cluster(node("a", slots=2))
+    await jobs.dispatch(10, epoch=1)
+    assert jobs.backlog_empty  # nothing pending at all
+    await jobs.submit([(Spec("sleep"), "") for _ in range(3)])
+    assert await jobs.dispatch(10, epoch=1) == (2, 1)
+    assert not jobs.backlog_empty  # one waits for a slot
+    jobs, _, _, _, _ = _cluster(node("a", slots=4))
+    await jobs.submit([(Spec("sleep"), "") for _ in range(3)])
+    assert await jobs.dispatch(10, epoch=1) == (3, 0)
+    assert jobs.backlog_empty
+    jobs, _, _, _, _ = _cluster(node("a", slots=LOOK_AHEAD_MIN))
+    await jobs.submit([(Spec("sleep"), "") for _ in range(LOOK_AHEAD_MIN)])
+    assert await jobs.dispatch(LOOK_AHEAD_MIN, epoch=1) == (LOOK_AHEAD_MIN, 0)
+    assert not jobs.backlog_empty  # a full listing: more may be behind it

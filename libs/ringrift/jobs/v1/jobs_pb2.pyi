@@ -617,19 +617,25 @@ class DispatchPendingJobsResponse(_message.Message):
 
     DISPATCHED_FIELD_NUMBER: _builtins.int
     STILL_PENDING_FIELD_NUMBER: _builtins.int
+    BACKLOG_EMPTY_FIELD_NUMBER: _builtins.int
     dispatched: _builtins.int
     """Jobs dispatched."""
     still_pending: _builtins.int
     """Jobs left pending (no usable node, cooldown, backoff)."""
+    backlog_empty: _builtins.bool
+    """The round saw every job that could be dispatched now and dispatched them all: until a
+    job is submitted or retried, a freed slot gives the next round nothing to place.
+    """
     def __init__(
         self,
         *,
         dispatched: _builtins.int = ...,
         still_pending: _builtins.int = ...,
+        backlog_empty: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispatched", b"dispatched", "still_pending", b"still_pending"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backlog_empty", b"backlog_empty", "dispatched", b"dispatched", "still_pending", b"still_pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

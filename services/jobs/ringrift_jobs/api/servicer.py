@@ -149,7 +149,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def DispatchPendingJobs(self, request, context):
         _leader_epoch(request.epoch)
         dispatched, pending = await self._jobs.dispatch(request.limit or MAX_BATCH, request.epoch)
-        return jobs_pb2.DispatchPendingJobsResponse(dispatched=dispatched, still_pending=pending)
+        return jobs_pb2.DispatchPendingJobsResponse(
+            dispatched=dispatched, still_pending=pending, backlog_empty=self._jobs.backlog_empty
+        )
 
     async def ReapJobs(self, request, context):
         _leader_epoch(request.epoch)

@@ -63,6 +63,9 @@ class JobLifecycle:
         # attempt), with the epoch of the round that started them.
         self._starting: dict[tuple[str, int], tuple[Transition, int]] = {}
         self._writes: set[asyncio.Task[None]] = set()  # the delayed writes, held until done
+        # The last round from the backlog saw every dispatchable job and placed them all.
+        self.backlog_empty = False
+        self._listed_all = False  # the round's last listing held the whole dispatchable backlog
 
     @property
     def retention_seconds(self) -> float:
@@ -209,6 +212,7 @@ class JobLifecycle:
         ``limit``, so jobs that fit are not stuck behind ones that do not."""
         members = self._members.nodes()
         topped_up: set[str] = set()
+        self.backlog_empty = self._listed_all = False  # until this round's listing says otherwise
         if only is None:
             pending, chosen, gpu_used = await self._from_backlog(members, limit, topped_up)
         else:
@@ -216,6 +220,7 @@ class JobLifecycle:
         for node_id in topped_up:
             self._last_top_up[node_id] = self._clock()
         if not chosen:
+            self.backlog_empty = self._listed_all and not pending
             return 0, len(pending)
         scheduled = await self.store.transition(
             [
@@ -225,6 +230,7 @@ class JobLifecycle:
             epoch,
         )
         applied = {o.job_id for o in scheduled if o.applied}
+        self.backlog_empty = self._listed_all and len(applied) == len(pending)
         semaphore = asyncio.Semaphore(RUN_CONCURRENCY)
         started = await asyncio.gather(
             *(
@@ -293,18 +299,22 @@ class JobLifecycle:
         # The per-node counts and the head of the backlog at once (one round trip, not two);
         # a longer look-ahead only when the free slots call for it and the backlog has it.
         counts, pending = await asyncio.gather(self.store.node_counts(), self.store.dispatchable(guess))
+        self._listed_all = len(pending) < guess
         free, gpu_used = self._free_slots(members, counts)
         capacity = sum(free.values())
         first = min(wanted, max(LOOK_AHEAD_MIN, LOOK_AHEAD * capacity))
         if first > guess and len(pending) == guess:
             pending = await self.store.dispatchable(first)
+            self._listed_all = len(pending) < first
         if not pending or capacity <= 0:
             return pending, [], gpu_used
         chosen = await self._choose(pending, free, topped_up)
         if len(chosen) < capacity and len(pending) == first < wanted:
             # Free slots are left and the look-ahead did not fill them: look further.
             seen = {job.job_id for job in pending}
-            further = [job for job in await self.store.dispatchable(wanted) if job.job_id not in seen]
+            listed = await self.store.dispatchable(wanted)
+            self._listed_all = len(listed) < wanted
+            further = [job for job in listed if job.job_id not in seen]
             pending += further
             chosen += await self._choose(further, free, topped_up)
         return pending, chosen, gpu_used

@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 DISPATCHER = "JobDispatcher"
 # What gives dispatch something to do: a new or retried job, a slot freed by an ending one.
-DISPATCH_EVENTS = ["JOB_SUBMITTED", "JOB_RETRIED", "JOB_SUCCEEDED", "JOB_FAILED", "JOB_CANCELLED", "JOB_LOST"]
+NEW_WORK = ("JOB_SUBMITTED", "JOB_RETRIED")
+DISPATCH_EVENTS = [*NEW_WORK, "JOB_SUCCEEDED", "JOB_FAILED", "JOB_CANCELLED", "JOB_LOST"]
 
 
 class JobRounds(Protocol):
@@ -36,17 +37,28 @@ class DispatchWakes:
     latency). A job submitted through the leading replica wakes it as soon as JobService
     has created the job, not when the JOB_SUBMITTED event comes back through StateService's
     stream (~5 ms later); that event then wakes nobody (a second round would list the
-    backlog again for nothing). Every other dispatch event (a submission through another
-    replica, a retry, an ending job) wakes it when it arrives."""
+    backlog again for nothing). A submission through another replica and a retry wake it
+    when their events arrive; an ending job (a freed slot) wakes it unless the last round
+    found the backlog empty and nothing was submitted or retried since: with nothing to
+    place, that round would cost StateService two listings on every job's end."""
 
-    def __init__(self, loops: Waker, remember: int = 10_000) -> None:
+    def __init__(self, loops: Waker | None = None, remember: int = 10_000) -> None:
         self._loops = loops
         self._remember = remember
         self._woken: OrderedDict[str, None] = OrderedDict()  # submitted here, event not seen yet
+        self._backlog_empty = False  # the last round placed every job it could; no new work since
+
+    def bind(self, loops: Waker) -> None:
+        """The loops it wakes (they are built with JobDispatcher, which reports to it)."""
+        self._loops = loops
+
+    def _wake(self) -> None:
+        if self._loops is not None:
+            self._loops.wake(DISPATCHER)
 
     def submitted(self, job_ids: Iterable[str]) -> None:
         """Jobs created through this replica (not ones an idempotency key found)."""
-        if not self._loops.leading:
+        if self._loops is None or not self._loops.leading:
             return
         woke = False
         for job_id in job_ids:
@@ -55,22 +67,36 @@ class DispatchWakes:
         while len(self._woken) > self._remember:  # events that never came: forget the oldest
             self._woken.popitem(last=False)
         if woke:
-            self._loops.wake(DISPATCHER)
+            self._backlog_empty = False
+            self._wake()
 
     def event(self, event_type: str, subject: str) -> None:
         """An event of DISPATCH_EVENTS from StateService's stream."""
-        if event_type == "JOB_SUBMITTED" and subject in self._woken:
-            del self._woken[subject]
-            return
-        self._loops.wake(DISPATCHER)
+        if event_type in NEW_WORK:
+            if event_type == "JOB_SUBMITTED" and subject in self._woken:
+                del self._woken[subject]
+                return
+            self._backlog_empty = False
+        elif self._backlog_empty:
+            return  # a slot freed, and no job waits for one
+        self._wake()
+
+    def round_done(self, backlog_empty: bool) -> None:
+        """What a dispatch round found. New work that came during the round has set a wake
+        already: the round after it says again."""
+        self._backlog_empty = backlog_empty
 
 
 class JobDispatcher:
-    def __init__(self, jobs: JobRounds) -> None:
+    def __init__(self, jobs: JobRounds, wakes: DispatchWakes | None = None) -> None:
         self._jobs = jobs
+        self._wakes = wakes
 
     async def __call__(self, epoch: int) -> Any:
-        return await self._jobs.dispatch(epoch)
+        reply = await self._jobs.dispatch(epoch)
+        if self._wakes is not None:
+            self._wakes.round_done(bool(getattr(reply, "backlog_empty", False)))
+        return reply
 
 
 class JobReaper:
