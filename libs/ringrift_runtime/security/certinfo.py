@@ -63,12 +63,6 @@ def _time(text: str) -> dt.datetime:
 
 
 def _with_cryptography(pem: bytes) -> CertificateInfo:
-    from cryptography import x509  # only where the interpreter has no decoder of its own
+    from ringrift_runtime.security import pki  # only where the interpreter has no decoder of its own
 
-    parsed = x509.load_pem_x509_certificate(pem)
-    try:
-        san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = tuple(san.get_values_for_type(x509.UniformResourceIdentifier))
-    except x509.ExtensionNotFound:
-        uris = ()
-    return CertificateInfo(uris, parsed.not_valid_before_utc, parsed.not_valid_after_utc)
+    return pki.certificate_info(pem)

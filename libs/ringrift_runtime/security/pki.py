@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ringrift_runtime.durable import write_atomic
+from ringrift_runtime.security.certinfo import CertificateInfo
 from ringrift_runtime.security.identity import Identity, Kind, any_gateway
 
 CA_DAYS = 3650
@@ -149,8 +150,8 @@ def fingerprint(cert_pem: bytes) -> str:
     return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
-def identities(cert: bytes) -> list[Identity]:
-    """The RingRift identities a certificate (PEM or DER) names in its SAN URIs."""
+def certificate_info(cert: bytes) -> CertificateInfo:
+    """A certificate's (PEM or DER) SAN URIs and validity."""
     parsed = (
         x509.load_pem_x509_certificate(cert)
         if cert.lstrip().startswith(b"-----")
@@ -158,15 +159,15 @@ def identities(cert: bytes) -> list[Identity]:
     )
     try:
         san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = tuple(san.get_values_for_type(x509.UniformResourceIdentifier))
     except x509.ExtensionNotFound:
-        return []
-    found = []
-    for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
-        try:
-            found.append(Identity.parse(uri))
-        except ValueError:
-            continue
-    return found
+        uris = ()
+    return CertificateInfo(uris, parsed.not_valid_before_utc, parsed.not_valid_after_utc)
+
+
+def identities(cert: bytes) -> list[Identity]:
+    """The RingRift identities a certificate (PEM or DER) names in its SAN URIs."""
+    return certificate_info(cert).identities()
 
 
 def expires(cert_pem: bytes) -> dt.datetime:

@@ -65,7 +65,6 @@ class JobLifecycle:
         self._writes: set[asyncio.Task[None]] = set()  # the delayed writes, held until done
         # The last round from the backlog saw every dispatchable job and placed them all.
         self.backlog_empty = False
-        self._listed_all = False  # the round's last listing held the whole dispatchable backlog
 
     @property
     def retention_seconds(self) -> float:
@@ -212,25 +211,28 @@ class JobLifecycle:
         ``limit``, so jobs that fit are not stuck behind ones that do not."""
         members = self._members.nodes()
         topped_up: set[str] = set()
-        self.backlog_empty = self._listed_all = False  # until this round's listing says otherwise
+        self.backlog_empty = False  # until this round says otherwise
         if only is None:
-            pending, chosen, gpu_used = await self._from_backlog(members, limit, topped_up)
+            pending, chosen, gpu_used, listed_all = await self._from_backlog(members, limit, topped_up)
         else:
-            pending, chosen, gpu_used = await self._named(members, only, topped_up)
+            (pending, chosen, gpu_used), listed_all = await self._named(members, only, topped_up), False
         for node_id in topped_up:
             self._last_top_up[node_id] = self._clock()
-        if not chosen:
-            self.backlog_empty = self._listed_all and not pending
+        applied: set[str] = set()
+        if chosen:
+            scheduled = await self.store.transition(
+                [
+                    Transition(
+                        job.job_id, job.attempt, JobState.SCHEDULED, from_state=JobState.PENDING, node_id=node_id
+                    )
+                    for job, node_id in chosen
+                ],
+                epoch,
+            )
+            applied = {o.job_id for o in scheduled if o.applied}
+        self.backlog_empty = listed_all and len(applied) == len(pending)
+        if not applied:
             return 0, len(pending)
-        scheduled = await self.store.transition(
-            [
-                Transition(job.job_id, job.attempt, JobState.SCHEDULED, from_state=JobState.PENDING, node_id=node_id)
-                for job, node_id in chosen
-            ],
-            epoch,
-        )
-        applied = {o.job_id for o in scheduled if o.applied}
-        self.backlog_empty = self._listed_all and len(applied) == len(pending)
         semaphore = asyncio.Semaphore(RUN_CONCURRENCY)
         started = await asyncio.gather(
             *(
@@ -292,32 +294,33 @@ class JobLifecycle:
 
     async def _from_backlog(
         self, members: Mapping[str, Node], limit: int, topped_up: set[str]
-    ) -> tuple[list[Job], list[tuple[Job, str]], dict[str, int]]:
-        """The head of the backlog that the free slots can take, and its nodes."""
+    ) -> tuple[list[Job], list[tuple[Job, str]], dict[str, int], bool]:
+        """The head of the backlog that the free slots can take, its nodes, and whether
+        the last listing held the whole dispatchable backlog (it came back short)."""
         wanted = max(1, min(limit, MAX_BATCH))
         guess = min(wanted, LOOK_AHEAD_MIN)
         # The per-node counts and the head of the backlog at once (one round trip, not two);
         # a longer look-ahead only when the free slots call for it and the backlog has it.
         counts, pending = await asyncio.gather(self.store.node_counts(), self.store.dispatchable(guess))
-        self._listed_all = len(pending) < guess
+        listed_all = len(pending) < guess
         free, gpu_used = self._free_slots(members, counts)
         capacity = sum(free.values())
         first = min(wanted, max(LOOK_AHEAD_MIN, LOOK_AHEAD * capacity))
         if first > guess and len(pending) == guess:
             pending = await self.store.dispatchable(first)
-            self._listed_all = len(pending) < first
+            listed_all = len(pending) < first
         if not pending or capacity <= 0:
-            return pending, [], gpu_used
+            return pending, [], gpu_used, listed_all
         chosen = await self._choose(pending, free, topped_up)
         if len(chosen) < capacity and len(pending) == first < wanted:
             # Free slots are left and the look-ahead did not fill them: look further.
             seen = {job.job_id for job in pending}
             listed = await self.store.dispatchable(wanted)
-            self._listed_all = len(listed) < wanted
+            listed_all = len(listed) < wanted
             further = [job for job in listed if job.job_id not in seen]
             pending += further
             chosen += await self._choose(further, free, topped_up)
-        return pending, chosen, gpu_used
+        return pending, chosen, gpu_used, listed_all
 
     async def _choose(self, pending: list[Job], free: dict[str, int], topped_up: set[str]) -> list[tuple[Job, str]]:
         """A node for each job that fits (``free`` is used up as slots are taken)."""

@@ -58,17 +58,14 @@ class DispatchWakes:
 
     def submitted(self, job_ids: Iterable[str]) -> None:
         """Jobs created through this replica (not ones an idempotency key found)."""
-        if self._loops is None or not self._loops.leading:
+        created = list(job_ids)
+        if self._loops is None or not self._loops.leading or not created:
             return
-        woke = False
-        for job_id in job_ids:
-            self._woken[job_id] = None
-            woke = True
+        self._woken.update(dict.fromkeys(created))
         while len(self._woken) > self._remember:  # events that never came: forget the oldest
             self._woken.popitem(last=False)
-        if woke:
-            self._backlog_empty = False
-            self._wake()
+        self._backlog_empty = False
+        self._wake()
 
     def event(self, event_type: str, subject: str) -> None:
         """An event of DISPATCH_EVENTS from StateService's stream."""
@@ -95,7 +92,7 @@ class JobDispatcher:
     async def __call__(self, epoch: int) -> Any:
         reply = await self._jobs.dispatch(epoch)
         if self._wakes is not None:
-            self._wakes.round_done(bool(getattr(reply, "backlog_empty", False)))
+            self._wakes.round_done(reply.backlog_empty)
         return reply
 
 
