@@ -159,14 +159,25 @@ class LeaderElection:
                     return
             raise ConnectionError("watch on predecessor ended")
 
-        waiters = {asyncio.ensure_future(deleted()), asyncio.ensure_future(keeper.wait_lost())}
+        async def member_failed() -> None:
+            # Our lease's keep-alive gave up on its member (the one this client started
+            # on): a member that hangs would hold this watch silent for as long as gRPC
+            # keepalive takes to notice, so watch again through the next member now.
+            await keeper.wait_member_failed()
+            raise ConnectionError("the lease's etcd member stopped answering")
+
+        waiters = {
+            asyncio.ensure_future(deleted()),
+            asyncio.ensure_future(keeper.wait_lost()),
+            asyncio.ensure_future(member_failed()),
+        }
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if keeper.lost_reason:
+                raise LeaseLost(keeper.lost_reason)
             for task in done:
                 if task.exception() is not None:
                     raise task.exception()
-            if keeper.lost_reason:
-                raise LeaseLost(keeper.lost_reason)
         finally:
             for task in waiters:
                 task.cancel()
@@ -202,6 +213,9 @@ class LeaderElection:
         raise ended(reason)
 
     async def _resign_now(self, client: aetcd.Client, keeper: LeaseKeeper) -> None:
-        if self._key is not None:
+        # Revoking the lease deletes our key with it, through the member the keep-alives
+        # reach (this client may still be on a member that hangs); the key is deleted by
+        # itself only when the lease could not be revoked or was already given up.
+        revoked = await keeper.stop(revoke=True)
+        if self._key is not None and (not revoked or keeper.lost_reason or not keeper.lease_id):
             await quietly(asyncio.wait_for(client.delete(self._key), self._settings.request_timeout_seconds))
-        await keeper.stop(revoke=True)

@@ -51,6 +51,7 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lost: asyncio.Event | None = None
+        self._moved: asyncio.Event | None = None  # set (and replaced) each time a member fails
         self.lost_reason = ""
         self.keepalives = 0
         self._on_lost: list[Callable[[str], None]] = []
@@ -61,6 +62,7 @@ class LeaseKeeper:
         """Grant the lease (raises on etcd errors) and start the keep-alive thread."""
         self._loop = asyncio.get_running_loop()
         self._lost = asyncio.Event()
+        self._moved = asyncio.Event()
         granted: asyncio.Future[int] = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, args=(granted,), name=f"lease-{self.name}", daemon=True)
         self._thread.start()
@@ -85,6 +87,13 @@ class LeaseKeeper:
         assert self._lost is not None, "start() first"
         await self._lost.wait()
         return self.lost_reason
+
+    async def wait_member_failed(self) -> None:
+        """Return when a keep-alive next fails on its member (it moves on to the next):
+        the owner's own requests and watches on that member are likely stuck too (a member
+        that hangs refuses nothing; a stream through it notices only by gRPC keepalive)."""
+        assert self._moved is not None, "start() first"
+        await self._moved.wait()
 
     async def stop(self, revoke: bool = True) -> bool:
         """Stop keeping the lease alive; revoke it so its keys vanish at once. False when
@@ -163,20 +172,32 @@ class LeaseKeeper:
         self._valid_until = sent + reply.TTL - self._margin
         self._resolve(granted, self.lease_id)
         interval = self.granted_ttl / 3
+        # A member that hangs (paused, or its host gone without a reset) is given up after
+        # half an interval and the next member is asked at once: a lease kept alive every
+        # TTL/3 is then confirmed again within TTL/3 + TTL/6 + a round trip of its last
+        # confirmation, before the owner's margin runs out (TTL - margin). Waiting a whole
+        # interval, then a pause, had the leader stop acting for a follower's death.
+        attempt_timeout = min(timeout, interval / 2)
         next_at = time.monotonic() + interval
+        failing = 0  # members that failed in a row
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             sent = time.monotonic()
             next_at = sent + interval
             try:
-                ttl = self._keepalive(timeout=min(timeout, interval))
+                ttl = self._keepalive(timeout=attempt_timeout)
             except grpc.RpcError as exc:
                 if time.monotonic() >= self._valid_until + self._margin:
                     self._report_lost(f"keep-alive failing past the TTL ({exc.code().name})")
                     return
                 log.warning("lease %s keep-alive failed (%s); retrying", self.name, exc.code().name)
                 self._next_member()
-                next_at = time.monotonic() + min(interval, 0.25)
+                self._call_owner(self._member_failed)
+                failing += 1
+                # The next member at once; once every member failed in turn (no raft
+                # leader yet, or this process is cut off), a short pause between rounds.
+                next_at = time.monotonic() + (0.0 if failing % len(self._settings.endpoints) else 0.1)
                 continue
+            failing = 0
             if ttl <= 0:
                 self._report_lost("lease expired (TTL <= 0)")
                 return
@@ -200,6 +221,11 @@ class LeaseKeeper:
             log.warning("lease %s could not be revoked (%s); it expires by itself", self.name, exc.code().name)
             return False
         return True
+
+    def _member_failed(self) -> None:  # on the owner's loop
+        assert self._moved is not None
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
 
     def _report_lost(self, reason: str) -> None:
         self.lost_reason = reason
