@@ -199,7 +199,7 @@ class LocalCluster:
         etcd_files = self.certs.ensure(identity_service(ETCD_IDENTITY, self.cluster_name), LOCAL_HOSTS)
         self.etcd = EtcdServer(self.root / "etcd", tls=etcd_files, client=self.certs.files(admin_of(self.cluster_name)))
         self.etcd.start()
-        database = {"RINGRIFT_STATE__DATABASE_URL": f"sqlite+aiosqlite:///{self.root / 'state' / 'state.db'}"}
+        database = {"RINGRIFT_STATE__DATABASE_URL": f"sqlite:///{self.root / 'state' / 'state.db'}"}
         if self.cohost:
             progress(f"state and {', '.join(MANAGERS)} in one process")
             self._start_cohosted(database)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ringrift_contracts import access
 from ringrift_runtime.aio import cancel_and_wait
-from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.db import Database, migrate
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
 from ringrift_runtime.grpc.server import Bound, registration
 from ringrift_runtime.process import run_service
@@ -37,17 +37,17 @@ class StateApp:
         self.security = Security.of(settings)
         self.access = access  # who may call what (ringrift_contracts.access)
         self.security.require(Kind.SERVICE, NAME)
-        self._engine = create_engine(settings.state.database_url, settings.state.sqlite_synchronous)
-        self.repository = SqlStateRepository(self._engine)
+        self._db = Database(settings.state.database_url, settings.state.sqlite_synchronous)
+        self.repository = SqlStateRepository(self._db)
         self.leaders = EtcdLeaderKeys(settings.etcd)
         self.use_cases = StateUseCases(
             self.repository, settings.state.event_poll_seconds, settings.state.event_batch_size, self.leaders
         )
-        self.jobs = SqlJobRepository(self._engine)
+        self.jobs = SqlJobRepository(self._db)
         servicer = StateServicer(
             self.use_cases,
             self.jobs,
-            SqlRegistry(self._engine, settings.state.rating_fits_kept),
+            SqlRegistry(self._db, settings.state.rating_fits_kept),
             settings.jobs.max_attempts,
         )
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
@@ -55,8 +55,8 @@ class StateApp:
         self._compaction: asyncio.Task[None] | None = None
 
     async def start(self, bound: Bound) -> None:
-        await migrate(self._engine, MIGRATIONS)
-        await check_loaded_state(self._engine)
+        await migrate(self._db, MIGRATIONS)
+        await check_loaded_state(self._db)
         await self.use_cases.load_floor()
         self._compaction = asyncio.create_task(self._compact_forever(), name="event-compaction")
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ringrift.common.v1 import common_pb2
-from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.db import Database, migrate
 from ringrift_runtime.errors import StaleEpoch
 from ringrift_state.adapters.sql import SqlStateRepository
 from ringrift_state.adapters.sql_jobs import SqlJobRepository
@@ -31,12 +31,12 @@ P, S, R, OK, F, L = (
 
 @pytest.fixture
 async def stores(database_url: str):
-    engine = create_engine(database_url)
-    await migrate(engine, MIGRATIONS)
+    db = Database(database_url)
+    await migrate(db, MIGRATIONS)
     try:
-        yield SqlJobRepository(engine), SqlStateRepository(engine)
+        yield SqlJobRepository(db), SqlStateRepository(db)
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def job(kind: str = "sleep", key: str = "") -> NewJob:
@@ -181,24 +181,25 @@ async def test_startup_check_reports_stale_jobs_and_unknown_nodes_once(stores, d
     from ringrift_state.adapters.tables import jobs as jobs_table
 
     jobs, state = stores
-    engine = create_engine(database_url)
+    db = Database(database_url)
     try:
-        await SqlRegistry(engine).record_nodes([common_pb2.NodeInfo(node_id="known")], [], 0)
+        await SqlRegistry(db).record_nodes([common_pb2.NodeInfo(node_id="known")], [], 0)
         created = [j for j, _ in await jobs.create([job(), job(), job()], 0)]
         await jobs.transition([Transition(created[0].job_id, 1, S, node_id="known")], 0)
         await jobs.transition([Transition(created[1].job_id, 1, S, node_id="ghost")], 0)
-        async with engine.begin() as connection:
-            await connection.execute(
+        await db.write(
+            lambda connection: connection.execute(
                 sql_update(jobs_table)
                 .where(jobs_table.c.job_id == created[0].job_id)
                 .values(updated_at=datetime.now(UTC) - timedelta(days=2))
             )
-        assert await check_loaded_state(engine) == 2
-        await check_loaded_state(engine)  # a second start adds no duplicate events
+        )
+        assert await check_loaded_state(db) == 2
+        await check_loaded_state(db)  # a second start adds no duplicate events
         warnings = await state.list_events(0, EventFilter(types=frozenset({common_pb2.EVENT_TYPE_STATE_WARNING})), 10)
         assert sorted((e.event.subject, e.event.attributes["check"]) for e in warnings) == sorted(
             [(created[0].job_id, "stale-job"), (created[1].job_id, "unknown-node")]
         )
         assert (await jobs.get(created[0].job_id)).state == S  # nothing changed
     finally:
-        await engine.dispose()
+        await db.dispose()

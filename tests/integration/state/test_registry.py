@@ -7,7 +7,7 @@ import pytest
 
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.state.v1 import state_pb2 as S
-from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.db import Database, migrate
 from ringrift_runtime.errors import NotFound, StaleEpoch
 from ringrift_state.adapters.sql import SqlStateRepository
 from ringrift_state.adapters.sql_registry import SqlRegistry
@@ -20,12 +20,12 @@ SHA = "ab" * 32
 
 @pytest.fixture
 async def stores(database_url: str):
-    engine = create_engine(database_url)
-    await migrate(engine, MIGRATIONS)
+    db = Database(database_url)
+    await migrate(db, MIGRATIONS)
     try:
-        yield SqlRegistry(engine), SqlStateRepository(engine)
+        yield SqlRegistry(db), SqlStateRepository(db)
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def test_nodes_seen_keep_first_seen_and_liveness(stores) -> None:
@@ -112,7 +112,7 @@ async def test_matches_are_idempotent_per_batch_and_ratings_keep_history(stores)
 
 async def test_rating_history_keeps_the_newest_fits_of_each_config(stores) -> None:
     registry, _ = stores
-    kept = SqlRegistry(registry._engine, rating_fits_kept=3)
+    kept = SqlRegistry(registry._db, rating_fits_kept=3)
     for fit in range(1, 8):
         await kept.put_ratings("square8_2p", [C.Rating(player="m", elo=1000 + fit), C.Rating(player="r", elo=1000)], 0)
     await kept.put_ratings("square6_2p", [C.Rating(player="m", elo=900)], 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from ringrift_runtime.db import create_engine, migrate
+from ringrift_runtime.db import Database, migrate
 from ringrift_runtime.errors import Conflict, StaleEpoch, WrongState
 from ringrift_state.adapters.sql import SqlStateRepository
 from ringrift_state.adapters.tables import metadata
@@ -23,9 +23,9 @@ JOB_SUBMITTED, NODE_JOINED = 1, 9
 
 @pytest.fixture
 async def repository(database_url: str):
-    engine = create_engine(database_url)
-    await migrate(engine, MIGRATIONS)
-    repo = SqlStateRepository(engine)
+    db = Database(database_url)
+    await migrate(db, MIGRATIONS)
+    repo = SqlStateRepository(db)
     try:
         yield repo
     finally:
@@ -33,23 +33,22 @@ async def repository(database_url: str):
 
 
 async def test_migrations_create_the_tables_the_queries_use(repository, database_url: str) -> None:
-    engine = create_engine(database_url)
+    db = Database(database_url)
     try:
-        async with engine.connect() as connection:
-            columns = await connection.run_sync(
-                lambda sync: {t: {c["name"] for c in inspect(sync).get_columns(t)} for t in metadata.tables}
-            )
+        columns = await db.read(
+            lambda sync: {t: {c["name"] for c in inspect(sync).get_columns(t)} for t in metadata.tables}
+        )
     finally:
-        await engine.dispose()
+        await db.dispose()
     assert columns == {name: {c.name for c in table.columns} for name, table in metadata.tables.items()}
 
 
 async def test_migrate_twice_is_harmless(repository, database_url: str) -> None:
-    engine = create_engine(database_url)
+    db = Database(database_url)
     try:
-        await migrate(engine, MIGRATIONS)
+        await migrate(db, MIGRATIONS)
     finally:
-        await engine.dispose()
+        await db.dispose()
     assert (await repository.get_epoch()).epoch == 0
 
 
@@ -61,15 +60,16 @@ async def test_the_upgrade_to_per_node_counts_marks_the_unfinished_gpu_jobs(data
     from ringrift.common.v1 import common_pb2
     from ringrift_state.adapters.sql_jobs import SqlJobRepository
 
-    engine = create_engine(database_url)
+    db = Database(database_url)
     try:
-        await migrate(engine, MIGRATIONS, target="0006")
+        await migrate(db, MIGRATIONS, target="0006")
         gpu = common_pb2.JobSpec(kind="train", requirements=common_pb2.ResourceRequirements(needs_gpu=True))
         cpu = common_pb2.JobSpec(kind="selfplay")
         rows = [("J-GPU-RUN", gpu, 4, "n1"), ("J-CPU-RUN", cpu, 4, "n1"), ("J-GPU-DONE", gpu, 5, "n1")]
-        async with engine.begin() as connection:
+
+        def insert_old_rows(connection) -> None:
             for job_id, spec, state, node_id in rows:
-                await connection.execute(
+                connection.execute(
                     text(
                         "INSERT INTO jobs (job_id, kind, config_key, spec, state, attempt, node_id, created_at,"
                         " updated_at, error, permanent, result_json, priority, max_attempts) VALUES (:id, :kind,"
@@ -78,10 +78,12 @@ async def test_the_upgrade_to_per_node_counts_marks_the_unfinished_gpu_jobs(data
                     {"id": job_id, "kind": spec.kind, "spec": spec.SerializeToString(), "state": state,
                      "node": node_id, "now": datetime.now(UTC)},
                 )  # fmt: skip
-        await migrate(engine, MIGRATIONS)
-        assert await SqlJobRepository(engine).on_nodes() == [("n1", 2, 1)]
+
+        await db.write(insert_old_rows)
+        await migrate(db, MIGRATIONS)
+        assert await SqlJobRepository(db).on_nodes() == [("n1", 2, 1)]
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def test_epochs_are_issued_in_order_once_per_election_key(repository) -> None:
@@ -203,25 +205,71 @@ async def test_state_values_are_versioned(repository) -> None:
 async def test_sqlite_commits_are_on_disk_when_acknowledged(tmp_path: Path) -> None:
     """WAL with synchronous=FULL: every commit is fsynced before it returns (NORMAL would
     lose the last commits to a power cut), with foreign keys on."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'state.db'}")
     try:
-        async with engine.connect() as connection:
-            pragmas = {
-                name: (await connection.exec_driver_sql(f"PRAGMA {name}")).scalar()
+        pragmas = await db.read(
+            lambda connection: {
+                name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
                 for name in ("journal_mode", "synchronous", "foreign_keys")
             }
+        )
     finally:
-        await engine.dispose()
+        await db.dispose()
     assert pragmas == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1}  # 2 is FULL
+
+
+async def test_a_transaction_that_raises_commits_nothing(repository, database_url: str) -> None:
+    """Database.write commits what its function did only when it returns: on SQLite (the
+    whole function in one worker thread) and PostgreSQL (over asyncpg) alike."""
+    from sqlalchemy import insert
+
+    from ringrift_state.adapters.tables import state_values
+
+    db = Database(database_url)
+    try:
+
+        def half_done(connection) -> None:
+            connection.execute(
+                insert(state_values).values(namespace="n", key="k", value=b"v", version=1, updated_at=datetime.now(UTC))
+            )
+            raise RuntimeError("after the insert")
+
+        with pytest.raises(RuntimeError, match="after the insert"):
+            await db.write(half_done)
+        assert await repository.load_state("n", "k") is None
+        await repository.persist_state("n", "k", b"v", 0, 0)
+        assert (await repository.load_state("n", "k")).version == 1
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_urls_with_and_without_the_old_async_driver_name_open_the_same_file(tmp_path: Path) -> None:
+    """Settings written for the async driver (sqlite+aiosqlite://) keep working beside
+    plain sqlite:// URLs: both name the same file."""
+    path = tmp_path / "state.db"
+    old, new = Database(f"sqlite+aiosqlite:///{path}"), Database(f"sqlite:///{path}")
+    try:
+        await migrate(old, MIGRATIONS)
+        await SqlStateRepository(old).persist_state("n", "k", b"v", 0, 0)
+        assert await SqlStateRepository(new).load_state("n", "k") is not None
+    finally:
+        await old.dispose()
+        await new.dispose()
 
 
 def test_database_url_errors_are_clear(tmp_path: Path) -> None:
     from ringrift_runtime.settings import SettingsError
 
+    with pytest.raises(SettingsError, match="not a database URL"):
+        Database("state.db")
     with pytest.raises(SettingsError, match="use the async driver"):
-        create_engine(f"sqlite:///{tmp_path}/x.db")
+        Database("postgresql+psycopg2://u@h/db")
+    with pytest.raises(SettingsError, match="a SQLite URL is sqlite:"):
+        Database(f"sqlite+pysqlcipher:///{tmp_path}/x.db")
+    with pytest.raises(SettingsError, match="SQLite needs a file"):
+        Database("sqlite+aiosqlite:///:memory:")
     with pytest.raises(SettingsError, match="unsupported database"):
-        create_engine("mysql+aiomysql://u@h/db")
+        Database("mysql+aiomysql://u@h/db")
 
 
 async def test_events_past_their_retention_are_compacted_and_reading_after_them_is_out_of_range(repository) -> None:

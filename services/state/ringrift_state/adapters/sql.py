@@ -12,8 +12,9 @@ import json
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
+from ringrift_runtime.db import Database
 from ringrift_runtime.errors import Conflict, StaleEpoch, WrongState
 from ringrift_state.adapters.tables import cluster, counters, events, state_values
 from ringrift_state.domain.model import EpochRecord, EventFilter, NewEvent, StateValue, StoredEvent
@@ -33,11 +34,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def lock_and_fence(connection: AsyncConnection, epoch: int) -> EpochRecord:
+def lock_and_fence(connection: Connection, epoch: int) -> EpochRecord:
     """Take the write lock; raise StaleEpoch when ``epoch`` (if non-zero) is below the maximum.
     Every write transaction starts with this."""
     row = (
-        await connection.execute(
+        connection.execute(
             update(cluster)
             .where(cluster.c.id == 1)
             .values(epoch=cluster.c.epoch)
@@ -51,16 +52,14 @@ async def lock_and_fence(connection: AsyncConnection, epoch: int) -> EpochRecord
     return EpochRecord(row.epoch, row.leader_id, _utc(row.advanced_at))
 
 
-async def append_event_row(connection: AsyncConnection, event: NewEvent) -> StoredEvent:
+def append_event_row(connection: Connection, event: NewEvent) -> StoredEvent:
     """Append within the caller's write transaction (after lock_and_fence)."""
     if event.idempotency_key:
-        existing = (
-            await connection.execute(select(events).where(events.c.idempotency_key == event.idempotency_key))
-        ).first()
+        existing = (connection.execute(select(events).where(events.c.idempotency_key == event.idempotency_key))).first()
         if existing is not None:
             return _stored(existing)
     sequence = (
-        await connection.execute(
+        connection.execute(
             update(counters)
             .where(counters.c.name == EVENT_SEQUENCE)
             .values(value=counters.c.value + 1)
@@ -68,7 +67,7 @@ async def append_event_row(connection: AsyncConnection, event: NewEvent) -> Stor
         )
     ).scalar_one()
     stored = StoredEvent(sequence=sequence, time=_now(), event=event)
-    await connection.execute(
+    connection.execute(
         events.insert().values(
             sequence=sequence,
             type=event.type,
@@ -84,12 +83,12 @@ async def append_event_row(connection: AsyncConnection, event: NewEvent) -> Stor
     return stored
 
 
-async def append_event_rows(connection: AsyncConnection, new_events: list[NewEvent]) -> None:
+def append_event_rows(connection: Connection, new_events: list[NewEvent]) -> None:
     """Append many events (without idempotency keys) with one counter bump and one insert."""
     if not new_events:
         return
     last = (
-        await connection.execute(
+        connection.execute(
             update(counters)
             .where(counters.c.name == EVENT_SEQUENCE)
             .values(value=counters.c.value + len(new_events))
@@ -98,7 +97,7 @@ async def append_event_rows(connection: AsyncConnection, new_events: list[NewEve
     ).scalar_one()
     now = _now()
     first = last - len(new_events) + 1
-    await connection.execute(
+    connection.execute(
         events.insert(),
         [
             dict(
@@ -118,47 +117,57 @@ async def append_event_rows(connection: AsyncConnection, new_events: list[NewEve
 
 
 class SqlStateRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        await self._db.dispose()
 
     async def get_epoch(self) -> EpochRecord:
-        async with self._engine.connect() as connection:
-            row = (await connection.execute(select(cluster).where(cluster.c.id == 1))).one()
-        return EpochRecord(row.epoch, row.leader_id, _utc(row.advanced_at))
+        def _read(connection: Connection) -> EpochRecord:
+            row = (connection.execute(select(cluster).where(cluster.c.id == 1))).one()
+            return EpochRecord(row.epoch, row.leader_id, _utc(row.advanced_at))
+
+        return await self._db.read(_read)
 
     async def advance_epoch(self, epoch: int, leader_id: str) -> EpochRecord:
         """Kept for compatibility: only the current epoch, by its own leader, is accepted
         (epochs are issued by claim_epoch)."""
-        async with self._engine.begin() as connection:
-            previous = await lock_and_fence(connection, epoch)
+
+        def _write(connection: Connection) -> EpochRecord:
+            previous = lock_and_fence(connection, epoch)
             if leader_id != previous.leader_id:
                 raise WrongState(f"epoch {epoch} is registered to leader {previous.leader_id!r}")
             return previous
 
+        return await self._db.write(_write)
+
     async def claim_epoch(self, leader_key: str, leader_id: str) -> tuple[EpochRecord, EpochRecord]:
         """The epoch of ``leader_key``'s term: the next after the highest ever issued, or
         the one already issued to that key. (previous, current)."""
-        async with self._engine.begin() as connection:
-            previous = await lock_and_fence(connection, 0)
-            row = (await connection.execute(select(cluster.c.leader_key).where(cluster.c.id == 1))).one()
+
+        def _write(connection: Connection) -> tuple[EpochRecord, EpochRecord]:
+            previous = lock_and_fence(connection, 0)
+            row = (connection.execute(select(cluster.c.leader_key).where(cluster.c.id == 1))).one()
             if row.leader_key == leader_key and previous.epoch:
                 return previous, previous
             now = _now()
             epoch = previous.epoch + 1
-            await connection.execute(
+            connection.execute(
                 update(cluster)
                 .where(cluster.c.id == 1)
                 .values(epoch=epoch, leader_id=leader_id, leader_key=leader_key, advanced_at=now)
             )
             return previous, EpochRecord(epoch, leader_id, now)
 
+        return await self._db.write(_write)
+
     async def append_event(self, event: NewEvent) -> StoredEvent:
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, event.epoch)
-            return await append_event_row(connection, event)
+        def _write(connection: Connection) -> StoredEvent:
+            lock_and_fence(connection, event.epoch)
+            return append_event_row(connection, event)
+
+        return await self._db.write(_write)
 
     async def list_events(self, after: int, event_filter: EventFilter, limit: int) -> list[StoredEvent]:
         query = select(events).where(events.c.sequence > after)
@@ -168,82 +177,95 @@ class SqlStateRepository:
             query = query.where(events.c.config_key == event_filter.config_key)
         if event_filter.subject:
             query = query.where(events.c.subject == event_filter.subject)
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query.order_by(events.c.sequence).limit(limit))).all()
-        return [_stored(row) for row in rows]
+
+        def _read(connection: Connection) -> list[StoredEvent]:
+            rows = (connection.execute(query.order_by(events.c.sequence).limit(limit))).all()
+            return [_stored(row) for row in rows]
+
+        return await self._db.read(_read)
 
     async def events_floor(self) -> int:
-        async with self._engine.connect() as connection:
-            floor = await connection.execute(select(counters.c.value).where(counters.c.name == EVENTS_COMPACTED))
+        def _read(connection: Connection) -> int:
+            floor = connection.execute(select(counters.c.value).where(counters.c.name == EVENTS_COMPACTED))
             return int(floor.scalar_one_or_none() or 0)
 
+        return await self._db.read(_read)
+
     async def compact_events(self, before: datetime) -> tuple[int, int]:
+        def _batch(connection: Connection) -> tuple[int, int, bool]:
+            """One batch: (deleted, the floor, whether any was left to delete)."""
+            oldest = (
+                connection.execute(
+                    select(events.c.sequence)
+                    .where(events.c.time < before)
+                    .order_by(events.c.sequence)
+                    .limit(COMPACTION_BATCH)
+                )
+            ).all()
+            current = (
+                connection.execute(select(counters.c.value).where(counters.c.name == EVENTS_COMPACTED))
+            ).scalar_one_or_none()
+            if not oldest:
+                return 0, int(current or 0), False
+            through = oldest[-1].sequence
+            # Contiguous from the oldest: whatever sorts before the last old event goes too.
+            result = connection.execute(delete(events).where(events.c.sequence <= through))
+            floor = max(int(current or 0), through)
+            if current is None:
+                connection.execute(insert(counters).values(name=EVENTS_COMPACTED, value=floor))
+            else:
+                connection.execute(update(counters).where(counters.c.name == EVENTS_COMPACTED).values(value=floor))
+            return result.rowcount or 0, floor, True
+
         deleted = 0
         while True:
-            async with self._engine.begin() as connection:
-                oldest = (
-                    await connection.execute(
-                        select(events.c.sequence)
-                        .where(events.c.time < before)
-                        .order_by(events.c.sequence)
-                        .limit(COMPACTION_BATCH)
-                    )
-                ).all()
-                current = (
-                    await connection.execute(select(counters.c.value).where(counters.c.name == EVENTS_COMPACTED))
-                ).scalar_one_or_none()
-                if not oldest:
-                    return deleted, int(current or 0)
-                through = oldest[-1].sequence
-                # Contiguous from the oldest: whatever sorts before the last old event goes too.
-                result = await connection.execute(delete(events).where(events.c.sequence <= through))
-                deleted += result.rowcount or 0
-                floor = max(int(current or 0), through)
-                if current is None:
-                    await connection.execute(insert(counters).values(name=EVENTS_COMPACTED, value=floor))
-                else:
-                    await connection.execute(
-                        update(counters).where(counters.c.name == EVENTS_COMPACTED).values(value=floor)
-                    )
+            count, floor, more = await self._db.write(_batch)
+            deleted += count
+            if not more:
+                return deleted, floor
 
     async def last_sequence(self) -> int:
-        async with self._engine.connect() as connection:
-            return (
-                await connection.execute(select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE))
-            ).scalar_one()
+        def _read(connection: Connection) -> int:
+            return (connection.execute(select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE))).scalar_one()
+
+        return await self._db.read(_read)
 
     async def load_state(self, namespace: str, key: str) -> StateValue | None:
-        async with self._engine.connect() as connection:
+        def _read(connection: Connection) -> StateValue | None:
             row = (
-                await connection.execute(
+                connection.execute(
                     select(state_values.c.value, state_values.c.version).where(
                         state_values.c.namespace == namespace, state_values.c.key == key
                     )
                 )
             ).first()
-        return StateValue(bytes(row.value), row.version) if row else None
+            return StateValue(bytes(row.value), row.version) if row else None
+
+        return await self._db.read(_read)
 
     async def persist_state(self, namespace: str, key: str, value: bytes, expected_version: int, epoch: int) -> int:
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
+        def _write(connection: Connection) -> int:
+            lock_and_fence(connection, epoch)
             where = (state_values.c.namespace == namespace, state_values.c.key == key)
-            current = (await connection.execute(select(state_values.c.version).where(*where))).scalar_one_or_none()
+            current = (connection.execute(select(state_values.c.version).where(*where))).scalar_one_or_none()
             if (current or 0) != expected_version:
                 raise Conflict(
                     f"state {namespace}/{key} is at version {current or 0}, not {expected_version}; "
                     "load it again and retry"
                 )
             if current is None:
-                await connection.execute(
+                connection.execute(
                     state_values.insert().values(
                         namespace=namespace, key=key, value=value, version=1, updated_at=_now()
                     )
                 )
                 return 1
-            await connection.execute(
+            connection.execute(
                 update(state_values).where(*where).values(value=value, version=current + 1, updated_at=_now())
             )
             return current + 1
+
+        return await self._db.write(_write)
 
 
 def _stored(row) -> StoredEvent:

@@ -4,12 +4,14 @@ transaction, so the event log and the job table never disagree."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
 from ringrift.common.v1 import common_pb2
+from ringrift_runtime.db import Database
 from ringrift_runtime.ids import ulid
 from ringrift_state.adapters.sql import _now, _utc, append_event_rows, lock_and_fence
 from ringrift_state.adapters.tables import job_attempts, jobs, jobs_history
@@ -78,15 +80,15 @@ def _job(row, attempts: tuple[AttemptRecord, ...] = ()) -> JobRecord:
 
 
 class SqlJobRepository:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
-    async def _load(self, connection: AsyncConnection, job_ids: list[str]) -> dict[str, JobRecord]:
+    def _load(self, connection: Connection, job_ids: list[str]) -> dict[str, JobRecord]:
         if not job_ids:
             return {}
-        rows = (await connection.execute(select(jobs).where(jobs.c.job_id.in_(job_ids)))).all()
+        rows = (connection.execute(select(jobs).where(jobs.c.job_id.in_(job_ids)))).all()
         attempt_rows = (
-            await connection.execute(
+            connection.execute(
                 select(job_attempts).where(job_attempts.c.job_id.in_(job_ids)).order_by(job_attempts.c.attempt)
             )
         ).all()
@@ -98,12 +100,13 @@ class SqlJobRepository:
     async def create(self, new_jobs: list[NewJob], epoch: int) -> list[tuple[JobRecord, bool]]:
         """Create PENDING jobs in one transaction; a reused idempotency key returns the
         job created first (in the same batch or earlier)."""
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
+
+        def _write(connection: Connection) -> list[tuple[JobRecord, bool]]:
+            lock_and_fence(connection, epoch)
             keys = [j.idempotency_key for j in new_jobs if j.idempotency_key]
             existing: dict[str, str] = {}
             if keys:
-                rows = await connection.execute(
+                rows = connection.execute(
                     select(jobs.c.idempotency_key, jobs.c.job_id).where(jobs.c.idempotency_key.in_(keys))
                 )
                 existing = {row.idempotency_key: row.job_id for row in rows}
@@ -157,9 +160,9 @@ class SqlJobRepository:
                     )
                 )
             if job_rows:
-                await connection.execute(jobs.insert(), job_rows)
-                await connection.execute(job_attempts.insert(), attempt_rows)
-                await append_event_rows(
+                connection.execute(jobs.insert(), job_rows)
+                connection.execute(job_attempts.insert(), attempt_rows)
+                append_event_rows(
                     connection,
                     [
                         NewEvent(
@@ -173,31 +176,41 @@ class SqlJobRepository:
                         for row in job_rows
                     ],
                 )
-            loaded = await self._load(connection, list(dict.fromkeys(ids)))
+            loaded = self._load(connection, list(dict.fromkeys(ids)))
             return [(loaded[job_id], created) for job_id, created in zip(ids, fresh, strict=True)]
 
+        return await self._db.write(_write)
+
     async def get(self, job_id: str) -> JobRecord | None:
-        async with self._engine.connect() as connection:
-            return (await self._load(connection, [job_id])).get(job_id)
+        def _read(connection: Connection) -> JobRecord | None:
+            return (self._load(connection, [job_id])).get(job_id)
+
+        return await self._db.read(_read)
 
     async def archived(self, job_id: str) -> bytes | None:
         """The serialized Job of an archived job (see archive)."""
-        async with self._engine.connect() as connection:
-            row = (await connection.execute(select(jobs_history.c.job).where(jobs_history.c.job_id == job_id))).first()
-        return bytes(row.job) if row else None
 
-    async def _in_batches(self, epoch: int, pick, act) -> int:
+        def _read(connection: Connection) -> bytes | None:
+            row = (connection.execute(select(jobs_history.c.job).where(jobs_history.c.job_id == job_id))).first()
+            return bytes(row.job) if row else None
+
+        return await self._db.read(_read)
+
+    async def _in_batches(self, epoch: int, pick, act: Callable[[Connection, list[str]], None]) -> int:
         """Run ``act(connection, ids)`` on the ids ``pick`` (a limited select of job ids)
         finds, one fenced transaction per batch, until it finds none; how many in all."""
+
+        def _batch(connection: Connection) -> int:
+            lock_and_fence(connection, epoch)
+            ids = [row.job_id for row in connection.execute(pick)]
+            if ids:
+                act(connection, ids)
+            return len(ids)
+
         done = 0
-        while True:
-            async with self._engine.begin() as connection:
-                await lock_and_fence(connection, epoch)
-                ids = [row.job_id for row in await connection.execute(pick)]
-                if not ids:
-                    return done
-                await act(connection, ids)
-                done += len(ids)
+        while count := await self._db.write(_batch):
+            done += count
+        return done
 
     async def archive(self, older_than: datetime, epoch: int, encode, batch: int = 1000) -> int:
         """Move terminal jobs last changed before ``older_than`` to history, one batch per
@@ -205,10 +218,10 @@ class SqlJobRepository:
         terminal = [int(s) for s in TERMINAL]
         pick = select(jobs.c.job_id).where(jobs.c.state.in_(terminal), jobs.c.updated_at < older_than).limit(batch)
 
-        async def move(connection, ids: list[str]) -> None:
-            loaded = await self._load(connection, ids)
+        def move(connection: Connection, ids: list[str]) -> None:
+            loaded = self._load(connection, ids)
             now = _now()
-            await connection.execute(
+            connection.execute(
                 jobs_history.insert(),
                 [
                     dict(
@@ -223,8 +236,8 @@ class SqlJobRepository:
                     for j in loaded.values()
                 ],
             )
-            await connection.execute(job_attempts.delete().where(job_attempts.c.job_id.in_(ids)))
-            await connection.execute(jobs.delete().where(jobs.c.job_id.in_(ids)))
+            connection.execute(job_attempts.delete().where(job_attempts.c.job_id.in_(ids)))
+            connection.execute(jobs.delete().where(jobs.c.job_id.in_(ids)))
 
         return await self._in_batches(epoch, pick, move)
 
@@ -233,8 +246,8 @@ class SqlJobRepository:
         transaction (retention: history is kept a window, then goes)."""
         pick = select(jobs_history.c.job_id).where(jobs_history.c.archived_at < archived_before).limit(batch)
 
-        async def delete(connection, ids: list[str]) -> None:
-            await connection.execute(jobs_history.delete().where(jobs_history.c.job_id.in_(ids)))
+        def delete(connection: Connection, ids: list[str]) -> None:
+            connection.execute(jobs_history.delete().where(jobs_history.c.job_id.in_(ids)))
 
         return await self._in_batches(epoch, pick, delete)
 
@@ -258,17 +271,22 @@ class SqlJobRepository:
             if after_job_id:
                 statement = statement.where(jobs.c.job_id < after_job_id)
             statement = statement.order_by(jobs.c.job_id.desc())
-        async with self._engine.connect() as connection:
-            ids = [row.job_id for row in await connection.execute(statement.limit(limit))]
-            loaded = await self._load(connection, ids)
-        return [loaded[job_id] for job_id in ids]
+
+        def _read(connection: Connection) -> list[JobRecord]:
+            ids = [row.job_id for row in connection.execute(statement.limit(limit))]
+            loaded = self._load(connection, ids)
+            return [loaded[job_id] for job_id in ids]
+
+        return await self._db.read(_read)
 
     async def counts(self) -> list[tuple[str, JobState, int]]:
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(
+        def _read(connection: Connection) -> list[tuple[str, JobState, int]]:
+            rows = connection.execute(
                 select(jobs.c.kind, jobs.c.state, func.count()).group_by(jobs.c.kind, jobs.c.state)
             )
             return [(row[0], JobState(row[1]), row[2]) for row in rows]
+
+        return await self._db.read(_read)
 
     async def on_nodes(self) -> list[tuple[str, int, int]]:
         """(node id, jobs, GPU jobs) of every node holding a job placed on it. Grouped by
@@ -281,36 +299,40 @@ class SqlJobRepository:
             .group_by(jobs.c.state, jobs.c.node_id, jobs.c.needs_gpu)
         )
         counts: dict[str, list[int]] = {}
-        async with self._engine.connect() as connection:
-            for node_id, needs_gpu, count in await connection.execute(statement):
+
+        def _read(connection: Connection) -> list[tuple[str, int, int]]:
+            for node_id, needs_gpu, count in connection.execute(statement):
                 totals = counts.setdefault(node_id, [0, 0])
                 totals[0] += count
                 totals[1] += count if needs_gpu else 0
-        return [(node_id, total, gpu) for node_id, (total, gpu) in sorted(counts.items())]
+            return [(node_id, total, gpu) for node_id, (total, gpu) in sorted(counts.items())]
+
+        return await self._db.read(_read)
 
     async def transition(self, transitions: list[Transition], epoch: int, with_jobs: bool = True) -> list[Outcome]:
         """Apply a batch in one transaction with set-based statements: one select, one
         executemany per table, one counter bump and one insert for all events."""
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
+
+        def _write(connection: Connection) -> list[Outcome]:
+            lock_and_fence(connection, epoch)
             ids = list(dict.fromkeys(t.job_id for t in transitions))
-            rows = {
-                r.job_id: dict(r._mapping) for r in await connection.execute(select(jobs).where(jobs.c.job_id.in_(ids)))
-            }
+            rows = {r.job_id: dict(r._mapping) for r in connection.execute(select(jobs).where(jobs.c.job_id.in_(ids)))}
             before = {job_id: dict(row) for job_id, row in rows.items()}
             now = _now()
             batch = _Batch(now, epoch)
             outcomes = [self._decide(rows, t, batch) for t in transitions]
             if batch.attempts:
-                await connection.execute(_ATTEMPT_UPDATE, batch.attempts)
+                connection.execute(_ATTEMPT_UPDATE, batch.attempts)
             if batch.new_attempts:
-                await connection.execute(job_attempts.insert(), batch.new_attempts)
+                connection.execute(job_attempts.insert(), batch.new_attempts)
             changed = [row for job_id, row in rows.items() if row != before[job_id]]
             if changed:
-                await connection.execute(_JOB_UPDATE, [{f"b_{k}": v for k, v in row.items()} for row in changed])
-            await append_event_rows(connection, batch.events)
-            loaded = await self._load(connection, ids) if with_jobs else {}
+                connection.execute(_JOB_UPDATE, [{f"b_{k}": v for k, v in row.items()} for row in changed])
+            append_event_rows(connection, batch.events)
+            loaded = self._load(connection, ids) if with_jobs else {}
             return [Outcome(o.job_id, o.applied, o.reason, loaded.get(o.job_id)) for o in outcomes]
+
+        return await self._db.write(_write)
 
     @staticmethod
     def _decide(rows: dict[str, dict], t: Transition, batch: _Batch) -> Outcome:

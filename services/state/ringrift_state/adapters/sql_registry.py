@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
 
 from ringrift.common.v1 import common_pb2
 from ringrift.state.v1 import state_pb2
+from ringrift_runtime.db import Database
 from ringrift_runtime.errors import AlreadyExists, NotFound
 from ringrift_runtime.grpc.times import now as utc_now
 from ringrift_runtime.grpc.times import to_timestamp
@@ -40,59 +41,63 @@ def _stamp(value: datetime | None = None):
     return to_timestamp(value or utc_now())
 
 
-async def _first_time(connection: AsyncConnection, key: str) -> bool:
+def _first_time(connection: Connection, key: str) -> bool:
     """Record an idempotency key; False when it was applied before."""
-    if (await connection.execute(select(applied_keys.c.key).where(applied_keys.c.key == key))).first():
+    if (connection.execute(select(applied_keys.c.key).where(applied_keys.c.key == key))).first():
         return False
-    await connection.execute(applied_keys.insert().values(key=key))
+    connection.execute(applied_keys.insert().values(key=key))
     return True
 
 
 class SqlRegistry:
-    def __init__(self, engine: AsyncEngine, rating_fits_kept: int = 500) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, rating_fits_kept: int = 500) -> None:
+        self._db = db
         self._fits_kept = rating_fits_kept  # retention of each config's rating history
 
     # -- nodes seen -----------------------------------------------------------------
     async def record_nodes(self, alive: list[M.NodeInfo], departed: list[str], epoch: int) -> int:
         now = utc_now()
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
+
+        def _write(connection: Connection) -> int:
+            lock_and_fence(connection, epoch)
             known = {
                 r.node_id
-                for r in await connection.execute(
+                for r in connection.execute(
                     select(nodes_seen.c.node_id).where(nodes_seen.c.node_id.in_([n.node_id for n in alive]))
                 )
             }
             for node in alive:
                 values = dict(info=node.SerializeToString(), last_seen=now, alive=True)
                 if node.node_id in known:
-                    await connection.execute(
-                        update(nodes_seen).where(nodes_seen.c.node_id == node.node_id).values(**values)
-                    )
+                    connection.execute(update(nodes_seen).where(nodes_seen.c.node_id == node.node_id).values(**values))
                 else:
-                    await connection.execute(nodes_seen.insert().values(node_id=node.node_id, first_seen=now, **values))
+                    connection.execute(nodes_seen.insert().values(node_id=node.node_id, first_seen=now, **values))
             if departed:
-                await connection.execute(
+                connection.execute(
                     update(nodes_seen).where(nodes_seen.c.node_id.in_(departed)).values(alive=False, last_seen=now)
                 )
-        return len(alive) + len(departed)
+            return len(alive) + len(departed)
+
+        return await self._db.write(_write)
 
     async def nodes(self, alive_only: bool) -> list[state_pb2.NodeRecord]:
         query = select(nodes_seen).order_by(nodes_seen.c.node_id)
         if alive_only:
             query = query.where(nodes_seen.c.alive.is_(True))
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [
-            state_pb2.NodeRecord(
-                node=M.NodeInfo.FromString(r.info),
-                first_seen=_stamp(_utc(r.first_seen)),
-                last_seen=_stamp(_utc(r.last_seen)),
-                alive=r.alive,
-            )
-            for r in rows
-        ]
+
+        def _read(connection: Connection) -> list[state_pb2.NodeRecord]:
+            rows = (connection.execute(query)).all()
+            return [
+                state_pb2.NodeRecord(
+                    node=M.NodeInfo.FromString(r.info),
+                    first_seen=_stamp(_utc(r.first_seen)),
+                    last_seen=_stamp(_utc(r.last_seen)),
+                    alive=r.alive,
+                )
+                for r in rows
+            ]
+
+        return await self._db.read(_read)
 
     # -- models -----------------------------------------------------------------------
     async def register_model(self, model: M.Model, epoch: int) -> M.Model:
@@ -101,13 +106,12 @@ class SqlRegistry:
         stored.model_id = stored.model_id or ulid()
         stored.status = M.MODEL_STATUS_CANDIDATE
         stored.created_at.CopyFrom(_stamp())
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
-            if (
-                await connection.execute(select(models.c.model_id).where(models.c.model_id == stored.model_id))
-            ).first():
+
+        def _write(connection: Connection) -> M.Model:
+            lock_and_fence(connection, epoch)
+            if (connection.execute(select(models.c.model_id).where(models.c.model_id == stored.model_id))).first():
                 raise AlreadyExists(f"model {stored.model_id} is registered already")
-            await connection.execute(
+            connection.execute(
                 models.insert().values(
                     model_id=stored.model_id,
                     config_key=stored.config_key,
@@ -116,43 +120,43 @@ class SqlRegistry:
                     model=stored.SerializeToString(),
                 )
             )
-        return stored
+            return stored
+
+        return await self._db.write(_write)
 
     async def set_model_status(self, model_id: str, status: int, reason: str, epoch: int) -> tuple[M.Model, str]:
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
-            row = (await connection.execute(select(models).where(models.c.model_id == model_id))).first()
+        def _write(connection: Connection) -> tuple[M.Model, str]:
+            lock_and_fence(connection, epoch)
+            row = (connection.execute(select(models).where(models.c.model_id == model_id))).first()
             if row is None:
                 raise NotFound(f"model {model_id} does not exist")
             model = M.Model.FromString(row.model)
             model.status, model.status_reason = status, reason
-            await connection.execute(
+            connection.execute(
                 update(models)
                 .where(models.c.model_id == model_id)
                 .values(status=status, model=model.SerializeToString())
             )
             previous, fallback = "", ""
             if status in (M.MODEL_STATUS_ARCHIVED, M.MODEL_STATUS_REJECTED):
-                fallback = await _fall_back(connection, model)
+                fallback = _fall_back(connection, model)
             if status == M.MODEL_STATUS_PROMOTED:
                 current = (
-                    await connection.execute(
+                    connection.execute(
                         select(best_models.c.model_id).where(best_models.c.config_key == model.config_key)
                     )
                 ).first()
                 previous = current.model_id if current else ""
                 if current:
-                    await connection.execute(
+                    connection.execute(
                         update(best_models)
                         .where(best_models.c.config_key == model.config_key)
                         .values(model_id=model_id)
                     )
                 else:
-                    await connection.execute(
-                        best_models.insert().values(config_key=model.config_key, model_id=model_id)
-                    )
+                    connection.execute(best_models.insert().values(config_key=model.config_key, model_id=model_id))
             if status in MODEL_EVENTS:
-                await append_event_rows(
+                append_event_rows(
                     connection,
                     [
                         NewEvent(
@@ -172,6 +176,8 @@ class SqlRegistry:
                 )
             return model, previous
 
+        return await self._db.write(_write)
+
     async def list_models(self, config_key: str, statuses: list[int], limit: int, after: str):
         query = select(models.c.model_id, models.c.model).order_by(models.c.model_id.desc()).limit(limit)
         if config_key:
@@ -180,11 +186,14 @@ class SqlRegistry:
             query = query.where(models.c.status.in_(statuses))
         if after:
             query = query.where(models.c.model_id < after)
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-            best = {r.config_key: r.model_id for r in await connection.execute(select(best_models))}
-        found = [M.Model.FromString(r.model) for r in rows]
-        return found, best, (found[-1].model_id if len(found) == limit else "")
+
+        def _read(connection: Connection) -> tuple[list[M.Model], dict[str, str], str]:
+            rows = (connection.execute(query)).all()
+            best = {r.config_key: r.model_id for r in connection.execute(select(best_models))}
+            found = [M.Model.FromString(r.model) for r in rows]
+            return found, best, (found[-1].model_id if len(found) == limit else "")
+
+        return await self._db.read(_read)
 
     async def best_models(self, config_keys: list[str]) -> list[M.Model]:
         """The best model of each config (of ``config_keys`` when given), by config key; a
@@ -197,15 +206,18 @@ class SqlRegistry:
         )
         if config_keys:
             query = query.where(best_models.c.config_key.in_(config_keys))
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [M.Model.FromString(r.model) for r in rows]
+
+        def _read(connection: Connection) -> list[M.Model]:
+            rows = (connection.execute(query)).all()
+            return [M.Model.FromString(r.model) for r in rows]
+
+        return await self._db.read(_read)
 
     # -- matches and ratings ------------------------------------------------------------
     async def record_matches(self, results: list[M.MatchResult], key: str, epoch: int) -> int:
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
-            if key and not await _first_time(connection, f"matches:{key}"):
+        def _write(connection: Connection) -> int:
+            lock_and_fence(connection, epoch)
+            if key and not _first_time(connection, f"matches:{key}"):
                 return 0
             now = _stamp()
             rows = []
@@ -215,21 +227,25 @@ class SqlRegistry:
                 stored.recorded_at.CopyFrom(now)
                 rows.append(dict(config_key=result.config_key, match=stored.SerializeToString()))
             if rows:
-                await connection.execute(matches.insert(), rows)
+                connection.execute(matches.insert(), rows)
             return len(rows)
 
+        return await self._db.write(_write)
+
     async def list_matches(self, config_key: str) -> list[M.MatchResult]:
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(
+        def _read(connection: Connection) -> list[M.MatchResult]:
+            rows = connection.execute(
                 select(matches.c.match).where(matches.c.config_key == config_key).order_by(matches.c.id)
             )
             return [M.MatchResult.FromString(r.match) for r in rows]
 
+        return await self._db.read(_read)
+
     async def put_ratings(self, config_key: str, fitted: list[M.Rating], epoch: int) -> None:
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
+        def _write(connection: Connection) -> None:
+            lock_and_fence(connection, epoch)
             last = (
-                await connection.execute(select(func.max(ratings.c.fit)).where(ratings.c.config_key == config_key))
+                connection.execute(select(func.max(ratings.c.fit)).where(ratings.c.config_key == config_key))
             ).scalar() or 0
             now = _stamp()
             rows = []
@@ -240,15 +256,15 @@ class SqlRegistry:
                 stored.fitted_at.CopyFrom(now)
                 rows.append(dict(config_key=config_key, fit=last + 1, rating=stored.SerializeToString()))
             if rows:
-                await connection.execute(ratings.insert(), rows)
+                connection.execute(ratings.insert(), rows)
                 # Retention: the newest fits of the config stay (the matches they were fitted
                 # from are kept, so any of them can be fitted again).
-                await connection.execute(
+                connection.execute(
                     ratings.delete().where(
                         ratings.c.config_key == config_key, ratings.c.fit <= last + 1 - self._fits_kept
                     )
                 )
-                await append_event_rows(
+                append_event_rows(
                     connection,
                     [
                         NewEvent(
@@ -262,6 +278,8 @@ class SqlRegistry:
                     ],
                 )
 
+        await self._db.write(_write)
+
     async def list_ratings(self, config_key: str, include_history: bool) -> list[M.Rating]:
         query = select(ratings.c.config_key, ratings.c.fit, ratings.c.rating).order_by(
             ratings.c.fit.desc(), ratings.c.id
@@ -274,25 +292,26 @@ class SqlRegistry:
                 latest = latest.where(ratings.c.config_key == config_key)
             newest = latest.subquery()
             query = query.join(newest, (ratings.c.config_key == newest.c.config_key) & (ratings.c.fit == newest.c.fit))
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [M.Rating.FromString(r.rating) for r in rows]
+
+        def _read(connection: Connection) -> list[M.Rating]:
+            rows = (connection.execute(query)).all()
+            return [M.Rating.FromString(r.rating) for r in rows]
+
+        return await self._db.read(_read)
 
     # -- per-config statistics ------------------------------------------------------------
     async def update_config_stats(self, request: state_pb2.UpdateConfigStatsRequest) -> state_pb2.ConfigStats:
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, request.epoch)
+        def _write(connection: Connection) -> state_pb2.ConfigStats:
+            lock_and_fence(connection, request.epoch)
             row = (
-                await connection.execute(
-                    select(config_stats.c.stats).where(config_stats.c.config_key == request.config_key)
-                )
+                connection.execute(select(config_stats.c.stats).where(config_stats.c.config_key == request.config_key))
             ).first()
             stats = (
                 state_pb2.ConfigStats.FromString(row.stats)
                 if row
                 else state_pb2.ConfigStats(config_key=request.config_key)
             )
-            if request.idempotency_key and not await _first_time(connection, f"stats:{request.idempotency_key}"):
+            if request.idempotency_key and not _first_time(connection, f"stats:{request.idempotency_key}"):
                 return stats
             now = _stamp()
             stats.games_total += request.add_games
@@ -310,26 +329,30 @@ class SqlRegistry:
                 stats.last_training_completed.CopyFrom(now)
             values = dict(stats=stats.SerializeToString())
             if row:
-                await connection.execute(
+                connection.execute(
                     update(config_stats).where(config_stats.c.config_key == request.config_key).values(**values)
                 )
             else:
-                await connection.execute(config_stats.insert().values(config_key=request.config_key, **values))
+                connection.execute(config_stats.insert().values(config_key=request.config_key, **values))
             return stats
 
+        return await self._db.write(_write)
+
     async def list_config_stats(self) -> list[state_pb2.ConfigStats]:
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(select(config_stats.c.stats).order_by(config_stats.c.config_key))
+        def _read(connection: Connection) -> list[state_pb2.ConfigStats]:
+            rows = connection.execute(select(config_stats.c.stats).order_by(config_stats.c.config_key))
             return [state_pb2.ConfigStats.FromString(r.stats) for r in rows]
+
+        return await self._db.read(_read)
 
     # -- sync transfers ---------------------------------------------------------------------
     async def record_transfers(self, transfers: list[state_pb2.SyncTransfer], epoch: int) -> int:
-        async with self._engine.begin() as connection:
-            await lock_and_fence(connection, epoch)
+        def _write(connection: Connection) -> int:
+            lock_and_fence(connection, epoch)
             ids = [t.transfer_id for t in transfers]
             known = {
                 r.transfer_id
-                for r in await connection.execute(
+                for r in connection.execute(
                     select(sync_transfers.c.transfer_id).where(sync_transfers.c.transfer_id.in_(ids))
                 )
             }
@@ -342,14 +365,16 @@ class SqlRegistry:
                     plan_id=transfer.plan_id, state=transfer.state, updated_at=now, transfer=stored.SerializeToString()
                 )
                 if transfer.transfer_id in known:
-                    await connection.execute(
+                    connection.execute(
                         update(sync_transfers)
                         .where(sync_transfers.c.transfer_id == transfer.transfer_id)
                         .values(**values)
                     )
                 else:
-                    await connection.execute(sync_transfers.insert().values(transfer_id=transfer.transfer_id, **values))
+                    connection.execute(sync_transfers.insert().values(transfer_id=transfer.transfer_id, **values))
             return len(transfers)
+
+        return await self._db.write(_write)
 
     async def list_transfers(self, plan_id: str, states: list[int], limit: int, after: str):
         query = (
@@ -363,23 +388,26 @@ class SqlRegistry:
             query = query.where(sync_transfers.c.state.in_(states))
         if after:
             query = query.where(sync_transfers.c.transfer_id > after)
-        async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        found = [state_pb2.SyncTransfer.FromString(r.transfer) for r in rows]
-        return found, (found[-1].transfer_id if len(found) == limit else "")
+
+        def _read(connection: Connection) -> tuple[list[state_pb2.SyncTransfer], str]:
+            rows = (connection.execute(query)).all()
+            found = [state_pb2.SyncTransfer.FromString(r.transfer) for r in rows]
+            return found, (found[-1].transfer_id if len(found) == limit else "")
+
+        return await self._db.read(_read)
 
 
-async def _fall_back(connection: AsyncConnection, model: M.Model) -> str:
+def _fall_back(connection: Connection, model: M.Model) -> str:
     """When the config's best is archived or rejected, the best pointer moves to the newest
     other promoted model of the config (self-play keeps its strongest player instead of
     going back to generation 0); with none left the config has no best. The new best's
     id, or "" when the model was not the best."""
     current = (
-        await connection.execute(select(best_models.c.model_id).where(best_models.c.config_key == model.config_key))
+        connection.execute(select(best_models.c.model_id).where(best_models.c.config_key == model.config_key))
     ).first()
     if current is None or current.model_id != model.model_id:
         return ""
-    rows = await connection.execute(
+    rows = connection.execute(
         select(models.c.model_id, models.c.model).where(
             (models.c.config_key == model.config_key)
             & (models.c.status == M.MODEL_STATUS_PROMOTED)
@@ -388,10 +416,10 @@ async def _fall_back(connection: AsyncConnection, model: M.Model) -> str:
     )
     others = [M.Model.FromString(r.model) for r in rows]
     if not others:
-        await connection.execute(delete(best_models).where(best_models.c.config_key == model.config_key))
+        connection.execute(delete(best_models).where(best_models.c.config_key == model.config_key))
         return "none"
     newest = max(others, key=lambda m: (m.generation, m.created_at.seconds, m.model_id))
-    await connection.execute(
+    connection.execute(
         update(best_models).where(best_models.c.config_key == model.config_key).values(model_id=newest.model_id)
     )
     return newest.model_id
