@@ -50,3 +50,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# The agent's native job wrapper (an editable install built it; again if its source changed).
+.venv/bin/python hatch_build.py

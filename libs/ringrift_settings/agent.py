@@ -45,6 +45,10 @@ class AgentSettings(Section):
     # Keep one job wrapper started ahead, waiting for the next job: a job then does not
     # wait for an interpreter to start (~10 ms of its start on a small machine).
     standby_wrapper: bool = True
+    # The job wrapper: "native" (a small C program built with the package: no interpreter's
+    # start per job, ~10 ms of CPU, and ~1 MiB kept waiting instead of ~8) when it was built,
+    # else, and with "python", wrapper.py. Both record a job's end the same way.
+    job_wrapper: Literal["native", "python"] = "native"
     # A job's RUNNING report is made this long after its start (state.json records it at
     # once): a job that ends sooner is reported once, by its end (one report and one commit
     # instead of two; its STARTING state already says the agent took it).

@@ -267,14 +267,18 @@ async def _standby_wrapper_of(agent_pid: int, timeout: float = 10.0) -> psutil.P
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.parametrize("agent_env", [{}, {"RINGRIFT_AGENT__STANDBY_WRAPPER": "false"}], ids=["standby", "own"])
+@pytest.mark.parametrize(
+    "agent_env",
+    [{}, {"RINGRIFT_AGENT__STANDBY_WRAPPER": "false"}, {"RINGRIFT_AGENT__JOB_WRAPPER": "python"}],
+    ids=["standby", "own", "python-standby"],
+)
 async def test_a_job_runs_in_its_work_directory_with_its_environment_whether_its_wrapper_was_started_ahead(
     agent, stub, agent_env, tmp_path: Path
 ) -> None:
-    """By default the agent keeps a wrapper started ahead (its interpreter's start is not
-    on the job's path); the job sees the same work directory, environment, logs and stdin
-    as with a wrapper started for it."""
-    standby = not agent_env
+    """By default the agent keeps a wrapper started ahead (its start is not on the job's
+    path), the native one; the job sees the same work directory, environment, logs and
+    stdin as with a wrapper started for it, and under wrapper.py."""
+    standby = "RINGRIFT_AGENT__STANDBY_WRAPPER" not in agent_env
     process, _ = agent
     for job_id in ("job-where-1", "job-where-2"):
         if standby:  # the agent starts its wrapper in the background (at start, after a job)

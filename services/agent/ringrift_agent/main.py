@@ -83,6 +83,7 @@ class AgentApp:
             agent.standby_wrapper,
             agent.ended_attempts_in_memory,
             agent.work_dir_max_ended,
+            agent.job_wrapper,
         )
         sender.on_superseded = self.runner.supersede
         self.runner.job_slots = agent.job_slots or self.probe.cpu_cores()  # as advertised in NodeInfo

@@ -20,8 +20,12 @@ starts the job with posix_spawn, not fork and exec (no copy of an interpreter pe
 The template's rlimits are set on the wrapper just before the spawn and the job inherits
 them (the wrapper itself uses almost no CPU, and its files are open by then). The agent
 keeps one wrapper started ahead (--standby), so a job does not wait for an interpreter to
-start (~10 ms); it is handed its job in marshal's format (the interpreter's own, built in:
-`json` would hold another ~1.2 MiB in every waiting wrapper), by its agent only.
+start (~10 ms); it is handed its job as NUL-terminated fields (no module to load: `json`
+would hold another ~1.2 MiB in every waiting wrapper), by its agent only.
+
+The agent runs the native build of this wrapper (native/job_wrapper.c, the same command
+line, input and exit.json) when the package was built with a C compiler; this file is
+its fallback (`agent.job_wrapper`).
 """
 
 from __future__ import annotations
@@ -83,17 +87,33 @@ def _read_all(fd: int) -> bytes:
 
 def standby() -> int:
     """Started ahead of a job, with the interpreter's start behind it: waits for one job
-    on stdin (a dict in marshal's format: work_dir, argv, env, limits; the agent then
-    closes the pipe), then takes the job's work directory, its logs as stdout and stderr,
-    /dev/null as stdin, and runs it. End of input without a job (the agent stopped or went
-    away): nothing to do."""
-    import marshal  # built in: nothing to load
-
+    on stdin (NUL-terminated fields, each led by its kind: W the work directory, L a limit
+    name=value, A an argument, E an environment entry KEY=VALUE; the agent then closes the
+    pipe), then takes the job's work directory, its logs as stdout and stderr, /dev/null
+    as stdin, and runs it. End of input without a job (the agent stopped or went away):
+    nothing to do. The native wrapper (native/job_wrapper.c) reads the same input."""
     data = _read_all(0)
     if not data:
         return 0
-    spec = marshal.loads(data)
-    work_dir = spec["work_dir"]
+    work_dir = ""
+    limits: dict[str, int] = {}
+    argv: list[str] = []
+    env: dict[str, str] = {}
+    for field in data.split(b"\0")[:-1]:  # what follows the last NUL is no field
+        kind, value = field[:1], os.fsdecode(field[1:])
+        if kind == b"W":
+            work_dir = value
+        elif kind == b"A":
+            argv.append(value)
+        elif kind == b"E":
+            key, _, entry = value.partition("=")
+            env[key] = entry
+        elif kind == b"L":
+            name, _, number = value.partition("=")
+            limits[name] = int(number)
+    if not work_dir or not argv:
+        os.write(2, b"wrapper.py: the standby input names no work directory or no program\n")
+        return NOT_STARTED
     os.chdir(work_dir)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -104,8 +124,7 @@ def standby() -> int:
         os.close(log)
     # The job's environment as the agent built it; posix_spawnp finds the program on the
     # standby's own PATH, the agent's, as the job's is.
-    env = {str(k): str(v) for k, v in spec["env"].items()}
-    return run(work_dir, {str(k): int(v) for k, v in spec["limits"].items()}, list(spec["argv"]), env)
+    return run(work_dir, limits, argv, env)
 
 
 def main() -> int:

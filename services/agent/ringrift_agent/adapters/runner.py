@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import marshal
 import math
 import os
 import shutil
@@ -40,6 +39,38 @@ log = logging.getLogger("ringrift.agent.runner")
 
 MAX_RESULT_BYTES = 1024 * 1024
 WRAPPER = Path(__file__).resolve().parents[1] / "wrapper.py"
+# The same wrapper as a native program (native/job_wrapper.c), built with the package when a
+# C compiler was there (hatch_build.py): no interpreter's start on a job's path (~10 ms of
+# CPU a job) and ~1 MiB for the wrapper kept waiting instead of ~8.
+NATIVE_WRAPPER = Path(__file__).resolve().parents[1] / "bin" / "ringrift-job-wrapper"
+
+
+def wrapper_command(kind: str = "native") -> list[str]:
+    """How to start the job wrapper: the native one (``kind`` "native") when it was built,
+    otherwise wrapper.py by file path without the site module."""
+    if kind == "native" and os.access(NATIVE_WRAPPER, os.X_OK):
+        return [str(NATIVE_WRAPPER)]
+    if kind == "native":
+        log.warning("the native job wrapper was not built (%s); jobs run under wrapper.py", NATIVE_WRAPPER)
+    return [sys.executable, "-S", str(WRAPPER)]
+
+
+def standby_input(work_dir: Path, argv: list[str], env: dict[str, str], limits: dict[str, int]) -> bytes | None:
+    """A standby wrapper's job: NUL-terminated fields, each led by its kind (W the work
+    directory, L a limit name=value, A an argument, E an environment entry KEY=VALUE),
+    read by both wrappers. None when a value holds a NUL (it would end its field early):
+    the job then starts its own wrapper, which refuses it as the operating system does."""
+    fields = [
+        "W" + str(work_dir),
+        *(f"L{name}={value}" for name, value in limits.items()),
+        *("A" + arg for arg in argv),
+        *(f"E{key}={value}" for key, value in env.items()),
+    ]
+    if any("\0" in field for field in fields):
+        return None
+    return b"".join(os.fsencode(field) + b"\0" for field in fields)
+
+
 POLL_SECONDS = 0.5
 MEMORY_POLL_SECONDS = 0.25
 
@@ -169,8 +200,10 @@ class JobRunner:
         standby_wrapper: bool = False,
         ended_in_memory: int = 256,
         max_ended: int = 10_000,
+        job_wrapper: str = "native",
     ) -> None:
         self.data_dir = data_dir
+        self._wrapper = wrapper_command(job_wrapper)
         self._running_delay = running_report_delay
         self._keep_standby = standby_wrapper
         self._standby: asyncio.subprocess.Process | None = None  # a wrapper waiting for a job
@@ -341,9 +374,7 @@ class JobRunner:
         stderr = (work_dir / "stderr.log").open("ab")
         try:
             return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-S",  # the wrapper needs nothing from site-packages: it starts faster without
-                str(WRAPPER),
+                *self._wrapper,
                 str(work_dir),
                 *_rlimit_args(attempt),
                 "--",
@@ -371,14 +402,12 @@ class JobRunner:
             self._start_standby_soon()
         if standby is None or standby.returncode is not None or standby.stdin is None:
             return None
-        spec = {
-            "work_dir": str(work_dir),
-            "argv": attempt.argv,
-            "env": self._env(attempt, gpu_indices),
-            "limits": _rlimits(attempt),
-        }
+        job = standby_input(work_dir, attempt.argv, self._env(attempt, gpu_indices), _rlimits(attempt))
+        if job is None:
+            standby.stdin.close()  # end of input without a job: it exits
+            return None
         try:
-            standby.stdin.write(marshal.dumps(spec))  # the same interpreter reads it (wrapper.py)
+            standby.stdin.write(job)
             await standby.stdin.drain()
             standby.stdin.close()
         except (BrokenPipeError, ConnectionResetError):  # it died meanwhile
@@ -395,9 +424,7 @@ class JobRunner:
         try:
             await asyncio.to_thread(self.jobs_dir.mkdir, parents=True, exist_ok=True)
             self._standby = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-S",
-                str(WRAPPER),
+                *self._wrapper,
                 "--standby",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.DEVNULL,
