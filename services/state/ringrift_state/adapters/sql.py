@@ -55,7 +55,7 @@ def lock_and_fence(connection: Connection, epoch: int) -> EpochRecord:
 def append_event_row(connection: Connection, event: NewEvent) -> StoredEvent:
     """Append within the caller's write transaction (after lock_and_fence)."""
     if event.idempotency_key:
-        existing = (connection.execute(select(events).where(events.c.idempotency_key == event.idempotency_key))).first()
+        existing = connection.execute(select(events).where(events.c.idempotency_key == event.idempotency_key)).first()
         if existing is not None:
             return _stored(existing)
     sequence = (
@@ -125,7 +125,7 @@ class SqlStateRepository:
 
     async def get_epoch(self) -> EpochRecord:
         def _read(connection: Connection) -> EpochRecord:
-            row = (connection.execute(select(cluster).where(cluster.c.id == 1))).one()
+            row = connection.execute(select(cluster).where(cluster.c.id == 1)).one()
             return EpochRecord(row.epoch, row.leader_id, _utc(row.advanced_at))
 
         return await self._db.read(_read)
@@ -148,7 +148,7 @@ class SqlStateRepository:
 
         def _write(connection: Connection) -> tuple[EpochRecord, EpochRecord]:
             previous = lock_and_fence(connection, 0)
-            row = (connection.execute(select(cluster.c.leader_key).where(cluster.c.id == 1))).one()
+            row = connection.execute(select(cluster.c.leader_key).where(cluster.c.id == 1)).one()
             if row.leader_key == leader_key and previous.epoch:
                 return previous, previous
             now = _now()
@@ -179,7 +179,7 @@ class SqlStateRepository:
             query = query.where(events.c.subject == event_filter.subject)
 
         def _read(connection: Connection) -> list[StoredEvent]:
-            rows = (connection.execute(query.order_by(events.c.sequence).limit(limit))).all()
+            rows = connection.execute(query.order_by(events.c.sequence).limit(limit)).all()
             return [_stored(row) for row in rows]
 
         return await self._db.read(_read)
@@ -202,8 +202,8 @@ class SqlStateRepository:
                     .limit(COMPACTION_BATCH)
                 )
             ).all()
-            current = (
-                connection.execute(select(counters.c.value).where(counters.c.name == EVENTS_COMPACTED))
+            current = connection.execute(
+                select(counters.c.value).where(counters.c.name == EVENTS_COMPACTED)
             ).scalar_one_or_none()
             if not oldest:
                 return 0, int(current or 0), False
@@ -226,7 +226,7 @@ class SqlStateRepository:
 
     async def last_sequence(self) -> int:
         def _read(connection: Connection) -> int:
-            return (connection.execute(select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE))).scalar_one()
+            return connection.execute(select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE)).scalar_one()
 
         return await self._db.read(_read)
 
@@ -247,7 +247,7 @@ class SqlStateRepository:
         def _write(connection: Connection) -> int:
             lock_and_fence(connection, epoch)
             where = (state_values.c.namespace == namespace, state_values.c.key == key)
-            current = (connection.execute(select(state_values.c.version).where(*where))).scalar_one_or_none()
+            current = connection.execute(select(state_values.c.version).where(*where)).scalar_one_or_none()
             if (current or 0) != expected_version:
                 raise Conflict(
                     f"state {namespace}/{key} is at version {current or 0}, not {expected_version}; "

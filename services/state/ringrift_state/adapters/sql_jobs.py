@@ -86,7 +86,7 @@ class SqlJobRepository:
     def _load(self, connection: Connection, job_ids: list[str]) -> dict[str, JobRecord]:
         if not job_ids:
             return {}
-        rows = (connection.execute(select(jobs).where(jobs.c.job_id.in_(job_ids)))).all()
+        rows = connection.execute(select(jobs).where(jobs.c.job_id.in_(job_ids))).all()
         attempt_rows = (
             connection.execute(
                 select(job_attempts).where(job_attempts.c.job_id.in_(job_ids)).order_by(job_attempts.c.attempt)
@@ -191,7 +191,7 @@ class SqlJobRepository:
         """The serialized Job of an archived job (see archive)."""
 
         def _read(connection: Connection) -> bytes | None:
-            row = (connection.execute(select(jobs_history.c.job).where(jobs_history.c.job_id == job_id))).first()
+            row = connection.execute(select(jobs_history.c.job).where(jobs_history.c.job_id == job_id)).first()
             return bytes(row.job) if row else None
 
         return await self._db.read(_read)

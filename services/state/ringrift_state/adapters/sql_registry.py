@@ -43,7 +43,7 @@ def _stamp(value: datetime | None = None):
 
 def _first_time(connection: Connection, key: str) -> bool:
     """Record an idempotency key; False when it was applied before."""
-    if (connection.execute(select(applied_keys.c.key).where(applied_keys.c.key == key))).first():
+    if connection.execute(select(applied_keys.c.key).where(applied_keys.c.key == key)).first():
         return False
     connection.execute(applied_keys.insert().values(key=key))
     return True
@@ -86,7 +86,7 @@ class SqlRegistry:
             query = query.where(nodes_seen.c.alive.is_(True))
 
         def _read(connection: Connection) -> list[state_pb2.NodeRecord]:
-            rows = (connection.execute(query)).all()
+            rows = connection.execute(query).all()
             return [
                 state_pb2.NodeRecord(
                     node=M.NodeInfo.FromString(r.info),
@@ -109,7 +109,7 @@ class SqlRegistry:
 
         def _write(connection: Connection) -> M.Model:
             lock_and_fence(connection, epoch)
-            if (connection.execute(select(models.c.model_id).where(models.c.model_id == stored.model_id))).first():
+            if connection.execute(select(models.c.model_id).where(models.c.model_id == stored.model_id)).first():
                 raise AlreadyExists(f"model {stored.model_id} is registered already")
             connection.execute(
                 models.insert().values(
@@ -127,7 +127,7 @@ class SqlRegistry:
     async def set_model_status(self, model_id: str, status: int, reason: str, epoch: int) -> tuple[M.Model, str]:
         def _write(connection: Connection) -> tuple[M.Model, str]:
             lock_and_fence(connection, epoch)
-            row = (connection.execute(select(models).where(models.c.model_id == model_id))).first()
+            row = connection.execute(select(models).where(models.c.model_id == model_id)).first()
             if row is None:
                 raise NotFound(f"model {model_id} does not exist")
             model = M.Model.FromString(row.model)
@@ -188,7 +188,7 @@ class SqlRegistry:
             query = query.where(models.c.model_id < after)
 
         def _read(connection: Connection) -> tuple[list[M.Model], dict[str, str], str]:
-            rows = (connection.execute(query)).all()
+            rows = connection.execute(query).all()
             best = {r.config_key: r.model_id for r in connection.execute(select(best_models))}
             found = [M.Model.FromString(r.model) for r in rows]
             return found, best, (found[-1].model_id if len(found) == limit else "")
@@ -208,7 +208,7 @@ class SqlRegistry:
             query = query.where(best_models.c.config_key.in_(config_keys))
 
         def _read(connection: Connection) -> list[M.Model]:
-            rows = (connection.execute(query)).all()
+            rows = connection.execute(query).all()
             return [M.Model.FromString(r.model) for r in rows]
 
         return await self._db.read(_read)
@@ -245,8 +245,9 @@ class SqlRegistry:
         def _write(connection: Connection) -> None:
             lock_and_fence(connection, epoch)
             last = (
-                connection.execute(select(func.max(ratings.c.fit)).where(ratings.c.config_key == config_key))
-            ).scalar() or 0
+                connection.execute(select(func.max(ratings.c.fit)).where(ratings.c.config_key == config_key)).scalar()
+                or 0
+            )
             now = _stamp()
             rows = []
             for rating in fitted:
@@ -294,7 +295,7 @@ class SqlRegistry:
             query = query.join(newest, (ratings.c.config_key == newest.c.config_key) & (ratings.c.fit == newest.c.fit))
 
         def _read(connection: Connection) -> list[M.Rating]:
-            rows = (connection.execute(query)).all()
+            rows = connection.execute(query).all()
             return [M.Rating.FromString(r.rating) for r in rows]
 
         return await self._db.read(_read)
@@ -303,8 +304,8 @@ class SqlRegistry:
     async def update_config_stats(self, request: state_pb2.UpdateConfigStatsRequest) -> state_pb2.ConfigStats:
         def _write(connection: Connection) -> state_pb2.ConfigStats:
             lock_and_fence(connection, request.epoch)
-            row = (
-                connection.execute(select(config_stats.c.stats).where(config_stats.c.config_key == request.config_key))
+            row = connection.execute(
+                select(config_stats.c.stats).where(config_stats.c.config_key == request.config_key)
             ).first()
             stats = (
                 state_pb2.ConfigStats.FromString(row.stats)
@@ -390,7 +391,7 @@ class SqlRegistry:
             query = query.where(sync_transfers.c.transfer_id > after)
 
         def _read(connection: Connection) -> tuple[list[state_pb2.SyncTransfer], str]:
-            rows = (connection.execute(query)).all()
+            rows = connection.execute(query).all()
             found = [state_pb2.SyncTransfer.FromString(r.transfer) for r in rows]
             return found, (found[-1].transfer_id if len(found) == limit else "")
 
@@ -402,8 +403,8 @@ def _fall_back(connection: Connection, model: M.Model) -> str:
     other promoted model of the config (self-play keeps its strongest player instead of
     going back to generation 0); with none left the config has no best. The new best's
     id, or "" when the model was not the best."""
-    current = (
-        connection.execute(select(best_models.c.model_id).where(best_models.c.config_key == model.config_key))
+    current = connection.execute(
+        select(best_models.c.model_id).where(best_models.c.config_key == model.config_key)
     ).first()
     if current is None or current.model_id != model.model_id:
         return ""
