@@ -44,7 +44,10 @@ class Database:
     statement. Measured on StateService's schema, a transaction of six
     statements costs 0.30 ms of CPU this way and 2.39 ms through the async engine
     (BENCHMARKS.md). On PostgreSQL the function runs over the asyncpg engine's
-    connection (``run_sync``), so both databases run the same code."""
+    connection (``run_sync``), so both databases run the same code. A caller cancelled
+    while its function runs in a thread does not stop it: the transaction still commits
+    (or rolls back) as the function decides, as when a reply is lost on the way back;
+    what a client retries is idempotent or fenced."""
 
     def __init__(self, url: str, sqlite_synchronous: str = "FULL") -> None:
         try:
