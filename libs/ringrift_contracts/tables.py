@@ -9,7 +9,6 @@ from typing import Any
 
 from ringrift.agent.v1 import agent_pb2
 from ringrift.common.v1 import common_pb2
-from ringrift.orchestrator.v1 import orchestrator_pb2
 from ringrift.state.v1 import state_pb2
 
 
@@ -43,7 +42,6 @@ class EnumTable:
 JOB_STATES = EnumTable(common_pb2.JobState, "JOB_STATE_")
 MODEL_STATUSES = EnumTable(common_pb2.ModelStatus, "MODEL_STATUS_")
 EVENT_TYPES = EnumTable(common_pb2.EventType, "EVENT_TYPE_")
-LOOP_HEALTH = EnumTable(orchestrator_pb2.LoopHealth, "LOOP_HEALTH_")
 ROLES = EnumTable(common_pb2.NodeRole, "NODE_ROLE_")
 # Kinds of data files and the data-directory folder each lives in.
 FILE_KINDS = EnumTable(
@@ -63,3 +61,15 @@ TRANSFER_STATES = EnumTable(state_pb2.TransferState, "TRANSFER_STATE_")
 def role_names(node: common_pb2.NodeInfo) -> frozenset[str]:
     """The roles a node declared, by name."""
     return frozenset(ROLES.names[r] for r in node.declared.roles if r in ROLES.names)
+
+
+def __getattr__(name: str) -> EnumTable:
+    """LOOP_HEALTH, built on first use: the orchestrator's proto imports every service's
+    (~2.5 MiB in each agent, which never shows a loop's health)."""
+    if name == "LOOP_HEALTH":
+        from ringrift.orchestrator.v1 import orchestrator_pb2
+
+        table = EnumTable(orchestrator_pb2.LoopHealth, "LOOP_HEALTH_")
+        globals()[name] = table
+        return table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,16 +21,17 @@ from __future__ import annotations
 import _ssl  # the certificate encodings of CPython's chain accessor
 import asyncio
 import datetime as dt
+import importlib
 import ipaddress
 import json
 import logging
 import socket
 import ssl
 from pathlib import Path
+from typing import Any
 
 import grpc
 
-from ringrift.orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from ringrift_runtime.security.certinfo import CertificateInfo, read_certificate
 from ringrift_runtime.security.identity import any_gateway
 from ringrift_runtime.security.tls import CertFiles, channel_credentials
@@ -126,6 +127,7 @@ async def join(
         raise JoinError("joining needs security.join_ca_fingerprint and security.join_token besides join_gateway")
     ca_pem = await asyncio.to_thread(discover_ca, address, fingerprint)
     key_pem, csr = _new_request()
+    orchestrator_pb2, orchestrator_pb2_grpc = await _orchestrator()
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
     options = [("grpc.ssl_target_name_override", any_gateway(cluster))]
     async with grpc.aio.secure_channel(address, credentials, options=options) as channel:
@@ -142,6 +144,15 @@ async def join(
     await asyncio.to_thread(_sidecar(files).write_text, json.dumps({"gateway": reply.gateway_address}))
     expires = (await asyncio.to_thread(read_certificate, files.cert)).not_after
     log.info("joined cluster %s as agent %s (certificate until %s)", cluster, node_id, expires)
+
+
+async def _orchestrator() -> tuple[Any, Any]:
+    """The gateway's generated modules, imported in a thread when first needed: at start
+    they would import every service's protos (~2.5 MiB held by each agent for calls it
+    makes at its join and each renewal)."""
+    messages = await asyncio.to_thread(importlib.import_module, "ringrift.orchestrator.v1.orchestrator_pb2")
+    stubs = await asyncio.to_thread(importlib.import_module, "ringrift.orchestrator.v1.orchestrator_pb2_grpc")
+    return messages, stubs
 
 
 def _write(files: CertFiles, ca: bytes, cert: bytes, key: bytes) -> None:
@@ -170,6 +181,7 @@ def renewal_gateway(files: CertFiles, configured: str) -> str:
 async def renew(address: str, cluster: str, files: CertFiles, timeout: float = 30.0) -> dt.datetime:
     """A new key and certificate for this identity, from the gateway over mutual TLS."""
     key_pem, csr = _new_request()
+    orchestrator_pb2, orchestrator_pb2_grpc = await _orchestrator()
     options = [("grpc.ssl_target_name_override", any_gateway(cluster))]
     credentials = await asyncio.to_thread(channel_credentials, files)
     async with grpc.aio.secure_channel(address, credentials, options=options) as channel:
