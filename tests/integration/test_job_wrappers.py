@@ -124,13 +124,9 @@ async def test_job_processes_are_watched_by_pidfd_not_by_a_thread_each() -> None
 
     from ringrift_agent.adapters.runner import watch_children_by_pidfd
 
-    before = asyncio.get_child_watcher()
     if not watch_children_by_pidfd():
         pytest.skip("Python 3.12+ or a kernel without pidfds: the interpreter chooses")
-    try:
-        processes = [await asyncio.create_subprocess_exec("sh", "-c", f"sleep 0.2; exit {n}") for n in range(3)]
-        waiting = [t.name for t in threading.enumerate() if "waitpid" in t.name]
-        assert [await p.wait() for p in processes] == [0, 1, 2]
-        assert waiting == []
-    finally:  # this test process's other tests keep the watcher they had
-        asyncio.set_child_watcher(before)
+    processes = [await asyncio.create_subprocess_exec("sh", "-c", f"sleep 0.2; exit {n}") for n in range(3)]
+    waiting = [t.name for t in threading.enumerate() if "waitpid" in t.name]
+    assert [await p.wait() for p in processes] == [0, 1, 2]
+    assert waiting == []
