@@ -113,20 +113,3 @@ def test_a_value_holding_a_nul_is_never_handed_to_a_standby_wrapper(tmp_path: Pa
     assert standby_input(tmp_path, ["echo", "a\0Wother"], PATH, {}) is None
     assert standby_input(tmp_path, ["echo"], {"K": "v\0Ex=y"}, {}) is None
     assert standby_input(tmp_path, ["echo", "fine"], PATH, {}) is not None
-
-
-async def test_job_processes_are_watched_by_pidfd_not_by_a_thread_each() -> None:
-    """Python 3.11's default child watcher starts a thread blocked in waitpid for every
-    child (named asyncio-waitpid-<n>); the agent's runner watches a pidfd on its loop
-    instead."""
-    import asyncio
-    import threading
-
-    from ringrift_agent.adapters.runner import watch_children_by_pidfd
-
-    if not watch_children_by_pidfd():
-        pytest.skip("Python 3.12+ or a kernel without pidfds: the interpreter chooses")
-    processes = [await asyncio.create_subprocess_exec("sh", "-c", f"sleep 0.2; exit {n}") for n in range(3)]
-    waiting = [t.name for t in threading.enumerate() if "waitpid" in t.name]
-    assert [await p.wait() for p in processes] == [0, 1, 2]
-    assert waiting == []

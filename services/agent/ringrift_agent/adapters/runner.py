@@ -75,23 +75,6 @@ POLL_SECONDS = 0.5
 MEMORY_POLL_SECONDS = 0.25
 
 
-def watch_children_by_pidfd() -> bool:
-    """Learn of each job process's end through a pidfd on the event loop (Linux 5.3+)
-    rather than Python 3.11's default, a thread blocked in waitpid for every child: a
-    thread started per job, on every job's path. Python 3.12 picks the pidfd watcher by
-    itself where it can. True when it is in use."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return False
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:  # a kernel without pidfds: the threaded watcher stays
-        return False
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(asyncio.get_running_loop())
-    asyncio.set_child_watcher(watcher)
-    return True
-
-
 def _write_json(path: Path, data: dict) -> None:
     write_atomic(path, json.dumps(data))
 
@@ -454,9 +437,7 @@ class JobRunner:
             log.warning("could not start a standby job wrapper (%s); jobs start their own", exc)
 
     def prepare(self) -> None:
-        """Watch job processes by pidfd, and start the standby wrapper (when it is kept)
-        before the first job comes."""
-        watch_children_by_pidfd()
+        """Start the standby wrapper (when it is kept) before the first job comes."""
         if self._keep_standby:
             self._start_standby_soon()
 
