@@ -90,19 +90,11 @@ class Database:
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one transaction and commit it (roll back if it raises)."""
-        if self._sync is not None:
-            return await self._in_thread(self._writer, self._write_sync, fn)
-        assert self._async is not None
-        async with self._async.begin() as connection:
-            return await connection.run_sync(fn)
+        return await self._run(fn, commit=True)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one transaction that is rolled back (it reads)."""
-        if self._sync is not None:
-            return await self._in_thread(self._readers, self._read_sync, fn)
-        assert self._async is not None
-        async with self._async.connect() as connection:
-            return await connection.run_sync(fn)
+        return await self._run(fn, commit=False)
 
     async def dispose(self) -> None:
         if self._sync is not None:
@@ -113,21 +105,17 @@ class Database:
         if self._async is not None:
             await self._async.dispose()
 
-    @staticmethod
-    async def _in_thread(
-        threads: ThreadPoolExecutor | None, run: Callable[[Callable[[Connection], T]], T], fn: Callable[[Connection], T]
-    ) -> T:
-        assert threads is not None
-        return await asyncio.get_running_loop().run_in_executor(threads, run, fn)
+    async def _run(self, fn: Callable[[Connection], T], commit: bool) -> T:
+        if self._sync is not None:  # SQLite: writes in the writer thread, reads beside it
+            threads = self._writer if commit else self._readers
+            return await asyncio.get_running_loop().run_in_executor(threads, self._run_sync, fn, commit)
+        assert self._async is not None
+        async with self._async.begin() if commit else self._async.connect() as connection:
+            return await connection.run_sync(fn)
 
-    def _write_sync(self, fn: Callable[[Connection], T]) -> T:
+    def _run_sync(self, fn: Callable[[Connection], T], commit: bool) -> T:
         assert self._sync is not None
-        with self._sync.begin() as connection:
-            return fn(connection)
-
-    def _read_sync(self, fn: Callable[[Connection], T]) -> T:
-        assert self._sync is not None
-        with self._sync.connect() as connection:
+        with self._sync.begin() if commit else self._sync.connect() as connection:
             return fn(connection)
 
 

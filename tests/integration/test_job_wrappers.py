@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ringrift_agent.adapters.runner import NATIVE_WRAPPER, WRAPPER, standby_input, wrapper_command
@@ -65,25 +66,12 @@ def test_a_cpu_limit_ends_the_job_with_sigxcpu(wrapper: list[str], tmp_path: Pat
 def test_a_forwarded_sigterm_ends_the_job_and_is_recorded(wrapper: list[str], tmp_path: Path) -> None:
     process = subprocess.Popen([*wrapper, str(tmp_path), "--", "sleep", "30"], env=PATH, start_new_session=True)
     deadline = time.monotonic() + 10
-    while not any(p.endswith(b"sleep\x0030\x00") for p in _cmdlines_of_children(process.pid)):
+    while not any(child.cmdline() == ["sleep", "30"] for child in psutil.Process(process.pid).children()):
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.02)
     process.send_signal(signal.SIGTERM)  # to the wrapper only: it forwards it
     assert process.wait(10) == 128 + signal.SIGTERM
     assert ended(tmp_path)["exit_code"] == -signal.SIGTERM
-
-
-def _cmdlines_of_children(pid: int) -> list[bytes]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append((entry / "cmdline").read_bytes())
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
 
 
 def test_a_standby_wrapper_runs_the_job_it_is_handed(wrapper: list[str], tmp_path: Path) -> None:
