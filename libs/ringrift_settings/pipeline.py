@@ -67,8 +67,13 @@ class SelfplaySettings(Section):
     backpressure_factor: float = Field(default=1.0, gt=0, le=1)
     # Games per self-play job the scheduler submits.
     games_per_job: int = Field(default=50, ge=1)
-    # Exploration temperature of self-play jobs.
-    temperature: float = Field(default=0.2, ge=0)
+    # Exploration temperature of self-play jobs: moves are drawn by softmax of their values
+    # (outcomes in [-1, 1]) over this temperature. At 0.2 the reference model's self-play
+    # was close to random (the likeliest move drawn ~21 % of the time among ~8) and every
+    # generation learned from the same near-random games; at 0.03 self-play follows the
+    # model, games stay distinct (200 of 200) and each generation gains on the one before
+    # (BENCHMARKS.md, "Does the reference model keep learning?").
+    temperature: float = Field(default=0.03, ge=0)
     # Cost: each config's priority is multiplied by its expected Elo gain per CPU second
     # (gain per generation / CPU seconds per game, as StateService measures them) relative
     # to the geometric mean over the configs whose cost is measured, clamped to

@@ -291,7 +291,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--job-id", required=True)
     sp.add_argument("--games", type=int, default=50)
     sp.add_argument("--model", default="")
-    sp.add_argument("--temperature", type=float, default=0.2)
+    sp.add_argument("--temperature", type=float, default=0.03)
     ex = command("export", cmd_export, "newest games of a config to a training file")
     ex.add_argument("--window", type=int, default=2000)
     ex.add_argument("--output", required=True)

@@ -24,7 +24,7 @@ from ringrift_reference.players import GameRecord, ModelPlayer, Player, play_gam
 class Schedule:
     """How much each generation plays and trains on; the defaults are the pipeline's
     (TrainingSettings: 2,000 games before the first model, 1,000 more per generation,
-    the newest 2,000 exported, 10 epochs; self-play at temperature 0.2)."""
+    the newest 2,000 exported, 10 epochs; self-play at temperature 0.03)."""
 
     config_key: str
     generations: int = 8
@@ -32,7 +32,7 @@ class Schedule:
     games_per_generation: int = 1000
     window: int = 2000
     epochs: int = 10
-    temperature: float = 0.2
+    temperature: float = 0.03
     seed: int = 0
 
 
