@@ -88,9 +88,16 @@ async def test_two_configs_reach_two_promoted_generations_and_their_ratings_rise
             ).ratings
         }
         assert ratings[models[1].model_id] > ratings[models[0].model_id] > ratings["random"], ratings
-        runs = (await training.ListTrainingRuns(T.ListTrainingRunsRequest(config_key=config), timeout=10)).runs
-        promoted_runs = [r for r in runs if r.stage == T.TRAINING_STAGE_PROMOTED]
-        assert {r.candidate_model_id for r in promoted_runs} >= {m.model_id for m in models}
+        # A run's stage is saved last, after its model reads as promoted and the model is
+        # moved to the self-play nodes: the run of the newest model may still be finishing.
+        deadline = time.monotonic() + 60
+        while True:
+            runs = (await training.ListTrainingRuns(T.ListTrainingRunsRequest(config_key=config), timeout=10)).runs
+            promoted_runs = {r.candidate_model_id for r in runs if r.stage == T.TRAINING_STAGE_PROMOTED}
+            if promoted_runs >= {m.model_id for m in models} or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert promoted_runs >= {m.model_id for m in models}
         if config.endswith("_2p"):
             gauntlet = await training.RunPostTrainingGauntlet(
                 T.RunPostTrainingGauntletRequest(model_id=models[1].model_id, epoch=epoch), timeout=10
