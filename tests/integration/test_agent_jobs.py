@@ -590,6 +590,47 @@ async def test_work_directories_of_ended_attempts_are_deleted_after_the_retentio
     await wait_events(recorder, "job-old", [S.JOB_STATE_RUNNING, S.JOB_STATE_SUCCEEDED])  # reported before it went
 
 
+@pytest.fixture
+def leftovers(tmp_path: Path) -> Path:
+    """Attempt directories an earlier agent left without a readable state.json, before
+    the agent starts: one it created and died before writing its state, one whose record
+    was cut short (both an hour old), and one just left."""
+    jobs = tmp_path / "data" / "jobs"
+    hour_ago = time.time() - 3600
+    for job_id, record in (("job-bare", None), ("job-cut", '{"job_id": "job-cut", "attem')):
+        attempt_dir = jobs / job_id / "1"
+        attempt_dir.mkdir(parents=True)
+        (attempt_dir / "stdout.log").write_text("started\n")
+        if record is not None:
+            (attempt_dir / "state.json").write_text(record)
+        for path in (*attempt_dir.iterdir(), attempt_dir):
+            os.utime(path, (hour_ago, hour_ago))
+    young = jobs / "job-young" / "1"
+    young.mkdir(parents=True)
+    (young / "stdout.log").write_text("started\n")
+    return jobs
+
+
+@pytest.mark.parametrize(
+    "agent_env",
+    [{"RINGRIFT_AGENT__WORK_DIR_RETENTION_HOURS": "0.01", "RINGRIFT_AGENT__WORK_DIR_PRUNE_SECONDS": "0.3"}],
+)
+async def test_attempt_directories_without_a_readable_record_are_deleted_after_the_retention_window(
+    leftovers: Path, agent, stub
+) -> None:
+    """Retention (36 s here) counts an attempt directory without a readable state.json
+    from its newest file: the hour-old ones go, the young one stays within its window, and
+    the agent runs jobs as before."""
+    deadline = time.monotonic() + 15
+    while (leftovers / "job-bare").exists() or (leftovers / "job-cut").exists():
+        assert time.monotonic() < deadline, sorted(os.listdir(leftovers))
+        await asyncio.sleep(0.1)
+    assert (leftovers / "job-young" / "1" / "stdout.log").is_file()
+    await stub.RunJob(run_request("job-new", seconds="0"), timeout=10)
+    await wait_state(stub, "job-new", S.JOB_STATE_SUCCEEDED)
+    assert sorted(os.listdir(leftovers)) == ["job-new", "job-young"]
+
+
 @pytest.mark.parametrize(
     "agent_env", [{"RINGRIFT_AGENT__JOB_LOG_MAX_BYTES": "20000", "RINGRIFT_AGENT__JOB_LOG_CHECK_SECONDS": "0.1"}]
 )

@@ -121,6 +121,35 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
+def _scan_attempts(jobs_dir: Path) -> tuple[list[Attempt], list[tuple[tuple[str, int], float]]]:
+    """Every attempt directory under ``jobs_dir`` (``<job>/<attempt>``): the attempts whose
+    state.json reads, and the key and newest modification time of every other one (an
+    agent that died between creating the directory and writing its state, or a record
+    that cannot be read), so that those too are deleted once their retention is over."""
+    attempts: list[Attempt] = []
+    unrecorded: list[tuple[tuple[str, int], float]] = []
+    if not jobs_dir.is_dir():
+        return attempts, unrecorded
+    for job_dir in jobs_dir.iterdir():
+        if not job_dir.is_dir():
+            continue
+        for attempt_dir in job_dir.iterdir():
+            if not attempt_dir.is_dir() or not attempt_dir.name.isdigit():
+                continue
+            record = _read_json(attempt_dir / "state.json")
+            if isinstance(record, dict):
+                try:
+                    attempts.append(Attempt.from_persisted(record))
+                    continue
+                except (KeyError, TypeError, ValueError):
+                    pass
+            times = [attempt_dir.stat().st_mtime]
+            times += [entry.stat(follow_symlinks=False).st_mtime for entry in os.scandir(attempt_dir)]
+            unrecorded.append(((job_dir.name, int(attempt_dir.name)), max(times)))
+            log.warning("%s has no readable state.json: deleted after the retention window", attempt_dir)
+    return attempts, unrecorded
+
+
 def _exit_record(work_dir: Path) -> tuple[int | None, float]:
     """The exit code the wrapper recorded in exit.json (None when there is none) and the
     CPU seconds it measured (0 when unknown)."""
@@ -545,7 +574,9 @@ class JobRunner:
 
     def _remember_ended(self, attempt: Attempt) -> None:
         """An attempt ended: held among the recent ones (the oldest of those let go from
-        memory, still on disk), its end time and key kept for retention."""
+        memory, still on disk), its end time and key kept for retention (last: the
+        retention order is the order of ending)."""
+        self._ended.pop(attempt.key, None)
         self._ended[attempt.key] = attempt.finished_at
         self._recent[attempt.key] = None
         while len(self._recent) > self._ended_in_memory:
@@ -648,11 +679,11 @@ class JobRunner:
     async def recover(self) -> dict[str, int]:
         """Re-adopt attempts still running, finish those that ended while the agent was
         down, report the rest LOST."""
-        records = await asyncio.to_thread(lambda: [_read_json(p) for p in self.jobs_dir.glob("*/*/state.json")])
+        attempts, unrecorded = await asyncio.to_thread(_scan_attempts, self.jobs_dir)
         outcome = {"adopted": 0, "finished": 0, "lost": 0}
-        attempts = [Attempt.from_persisted(record) for record in filter(None, records)]
-        for attempt in sorted((a for a in attempts if a.ended), key=lambda a: a.finished_at):
-            self._ended[attempt.key] = attempt.finished_at  # held on disk only
+        ended = [(a.finished_at, a.key) for a in attempts if a.ended] + [(t, key) for key, t in unrecorded]
+        for finished_at, key in sorted(ended):
+            self._ended[key] = finished_at  # held on disk only
         for attempt in (a for a in attempts if not a.ended):
             self.attempts[attempt.key] = attempt
             exit_recorded = await asyncio.to_thread((Path(attempt.work_dir) / "exit.json").exists)
