@@ -5,8 +5,9 @@ the time limit at least two configs reach two promoted generations, their rating
 the event log tells the story from self-play to promotion, every model records where its
 games came from, and a rollback moves a config's best back with self-play following it.
 
-Not in the default run (it takes 4–6 minutes of both cores): `./scripts/test.sh -m
-pipeline`; `.ci/run` runs it after the default suite."""
+Not in the default run (it takes 3–11 minutes of both cores: a second generation is
+promoted only when the GSPRT finds it stronger, which at the demo's amounts may take a few
+candidates): `./scripts/test.sh -m pipeline`; `.ci/run` runs it after the default suite."""
 
 from __future__ import annotations
 
