@@ -56,6 +56,17 @@ class SelfplaySettings(Section):
     gpu_only_configs: list[str] = Field(default_factory=list)
     min_vram_gb: dict[str, float] = Field(default_factory=dict)
 
+    @field_validator("temperature_by_players")
+    @classmethod
+    def _valid_temperatures(cls, value: dict[int, float]) -> dict[int, float]:
+        for players, temperature in value.items():
+            if not 2 <= players <= 4 or temperature < 0:
+                raise ValueError(
+                    f"temperature_by_players maps a player count (2-4) to a temperature >= 0, not {players}: "
+                    f"{temperature:g}"
+                )
+        return value
+
     @field_validator("gpu_only_configs")
     @classmethod
     def _valid_keys(cls, value: list[str]) -> list[str]:
@@ -68,12 +79,16 @@ class SelfplaySettings(Section):
     # Games per self-play job the scheduler submits.
     games_per_job: int = Field(default=50, ge=1)
     # Exploration temperature of self-play jobs: moves are drawn by softmax of their values
-    # (outcomes in [-1, 1]) over this temperature. At 0.2 the reference model's self-play
-    # was close to random (the likeliest move drawn ~21 % of the time among ~8) and every
-    # generation learned from the same near-random games; at 0.03 self-play follows the
-    # model, games stay distinct (200 of 200) and each generation gains on the one before
-    # (BENCHMARKS.md, "Does the reference model keep learning?").
+    # (outcomes in [-1, 1]) over this temperature. At 0.2 the reference model's square8_2p
+    # self-play was close to random (the likeliest move drawn ~21 % of the time among ~8)
+    # and every generation learned from the same near-random games; at 0.03 self-play
+    # follows the model, games stay distinct and each generation gains on the one before.
+    # With 3 players (square6_3p) 0.03 lost strength over generations where 0.2 held or
+    # gained, so those keep 0.2, and 4 players (not measured) too (temperature_by_players;
+    # BENCHMARKS.md, "Does the reference model keep learning?").
     temperature: float = Field(default=0.03, ge=0)
+    # The temperature of configs with that many players, where it differs from the above.
+    temperature_by_players: dict[int, float] = Field(default_factory=lambda: {3: 0.2, 4: 0.2})
     # Cost: each config's priority is multiplied by its expected Elo gain per CPU second
     # (gain per generation / CPU seconds per game, as StateService measures them) relative
     # to the geometric mean over the configs whose cost is measured, clamped to

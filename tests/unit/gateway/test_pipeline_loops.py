@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
+from pydantic import ValidationError
+
 from ringrift_gateway.domain.loops.games import GameCounter
 from ringrift_gateway.domain.loops.queue import QueuePopulator
 from ringrift_gateway.domain.loops.training import TrainingTrigger
 from ringrift_gateway.domain.ports import EventView
+from ringrift_settings.pipeline import SelfplaySettings
 
 
 class FakeClient:
@@ -110,6 +114,25 @@ async def test_every_node_is_topped_up_to_its_target_within_the_cap():
     }
     b_job = next(j for j in client.submitted if j[0] == "b")
     assert "model" not in b_job[2]  # no promoted model yet: generation 0 plays
+
+
+class ThreePlayerClient(FakeClient):
+    async def pick(self, node_id, seed):
+        return "square6_3p" if node_id == "b" else "square8_2p"
+
+
+async def test_a_config_takes_the_temperature_of_its_player_count_where_one_is_set():
+    client = ThreePlayerClient()
+    populate = QueuePopulator(client, client, client, Members(), 50, 0.03, 10, temperature_by_players={3: 0.2})
+    assert await populate(epoch=4) == 13
+    temperatures = {(node_id, config, params["temperature"]) for node_id, config, params in client.submitted}
+    assert temperatures == {("a", "square8_2p", 0.03), ("b", "square6_3p", 0.2)}
+
+
+@pytest.mark.parametrize("by_players", [{5: 0.1}, {3: -0.1}])
+def test_a_temperature_for_a_player_count_outside_2_to_4_or_below_zero_is_refused(by_players):
+    with pytest.raises(ValidationError, match="temperature_by_players"):
+        SelfplaySettings(temperature_by_players=by_players)
 
 
 async def test_games_are_counted_once_from_the_stored_cursor():

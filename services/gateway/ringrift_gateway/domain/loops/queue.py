@@ -8,6 +8,7 @@ import logging
 import random
 from typing import Any, Protocol
 
+from ringrift_contracts.ids import parse_config_key
 from ringrift_contracts.nodes import takes_selfplay
 from ringrift_gateway.domain.ports import Membership
 
@@ -41,6 +42,7 @@ class QueuePopulator:
         temperature: float,
         max_top_up: int,
         rng: random.Random | None = None,
+        temperature_by_players: dict[int, float] | None = None,
     ) -> None:
         self._scheduler = scheduler
         self._jobs = jobs
@@ -48,6 +50,7 @@ class QueuePopulator:
         self._members = members
         self._games_per_job = games_per_job
         self._temperature = temperature
+        self._temperature_by_players = dict(temperature_by_players or {})
         self._max_top_up = max_top_up
         self._rng = rng or random.Random()
 
@@ -65,7 +68,9 @@ class QueuePopulator:
                 config = await self._scheduler.pick(node_id, self._rng.getrandbits(62) or 1)
                 if not config:
                     break
-                params: dict[str, Any] = {"games": self._games_per_job, "temperature": self._temperature}
+                players = parse_config_key(config).players
+                temperature = self._temperature_by_players.get(players, self._temperature)
+                params: dict[str, Any] = {"games": self._games_per_job, "temperature": temperature}
                 if config in models:
                     params["model"] = models[config]
                 orders.append((node_id, config, params))
