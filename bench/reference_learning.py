@@ -2,7 +2,8 @@
 
 Runs generations of the reference workload in one machine's processes, as the pipeline
 runs them across a cluster (ringrift_reference.learning: self-play with the newest model,
-the next trained from it on the newest window of games), and measures every generation on
+the next trained from it on the newest window of games; self-play at the pipeline's
+temperature for the config's player count), and measures every generation on
 the opening book against generation 1, against the generation before it and against the
 alpha-beta yardstick (a fixed player, so its column is an anchored scale; depth 4 by
 default, ``--depth``: at depth 3 every generation already wins ~90 %).
@@ -38,6 +39,7 @@ from ringrift_reference.game import parse_config
 from ringrift_reference.learning import Schedule, elo, generations, unit_shares
 from ringrift_reference.model import Model
 from ringrift_reference.players import AlphaBetaPlayer, ModelPlayer, Player
+from ringrift_settings.pipeline import SelfplaySettings
 
 
 @dataclass
@@ -105,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.generations < 2 or args.units < 2 or args.workers < 1 or not 1 <= args.depth <= 6:
         parser.error("--generations and --units must be at least 2, --workers at least 1, --depth from 1 to 6")
-    parse_config(args.config)
-    schedule = Schedule(args.config, generations=args.generations, seed=args.seed)
+    # Self-play at the pipeline's temperature for the config's player count.
+    selfplay = SelfplaySettings()
+    temperature = selfplay.temperature_by_players.get(parse_config(args.config)[1], selfplay.temperature)
+    schedule = Schedule(args.config, generations=args.generations, seed=args.seed, temperature=temperature)
     if args.quick:
         schedule = replace(schedule, first_games=400, games_per_generation=200, window=400)
         args.units = min(args.units, 40)
