@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--generations and --units must be at least 2, --workers at least 1, --depth from 1 to 6")
     # Self-play at the pipeline's temperature for the config's player count.
     selfplay = SelfplaySettings()
-    temperature = selfplay.temperature_by_players.get(parse_config(args.config)[1], selfplay.temperature)
+    temperature = selfplay.temperature_for(parse_config(args.config)[1])
     schedule = Schedule(args.config, generations=args.generations, seed=args.seed, temperature=temperature)
     if args.quick:
         schedule = replace(schedule, first_games=400, games_per_generation=200, window=400)

@@ -102,6 +102,16 @@ class SelfplaySettings(Section):
     cost_gain_floor_elo: float = Field(default=5.0, gt=0)
     cost_factor_min: float = Field(default=0.33, gt=0, le=1)
     cost_factor_max: float = Field(default=3.0, ge=1)
+    # "priority": the terms above decide (BEHAVIOUR.md). "round_robin": every config the
+    # node may play is equally likely, whatever its terms (no starvation floor, no cost):
+    # an equal share of self-play jobs per config, the baseline bench.training_efficiency
+    # measures the scheduler against. Each job's config is drawn from the pick's seed, so
+    # the share is equal in expectation (the scheduler keeps no state between picks).
+    allocation: Literal["priority", "round_robin"] = "priority"
+
+    def temperature_for(self, players: int) -> float:
+        """Self-play's temperature for a config of that many players."""
+        return self.temperature_by_players.get(players, self.temperature)
 
 
 DEFAULT_FLOORS: dict[int, tuple[float, ...]] = {2: (0.85, 0.85), 3: (0.55, 0.45), 4: (0.45, 0.35)}

@@ -194,6 +194,31 @@ def test_starvation_floor_serves_starved_configs_first_and_the_soft_floor_someti
     assert abs(share - expected) < 0.04
 
 
+def test_round_robin_gives_every_eligible_config_an_equal_share_whatever_its_terms():
+    settings = SelfplaySettings(allocation="round_robin", gpu_only_configs=["square8_4p"])
+    states = [
+        ConfigState("square8_2p", "square8", 2, games_total=10_000, games_since_training=100),
+        ConfigState("square6_2p", "square6", 2, games_total=100),  # starved: the floor would serve it first
+        ConfigState("square6_3p", "square6", 3, games_total=5000, best_elo=1900.0),
+        ConfigState("square8_4p", "square8", 4),
+    ]
+    cpu = NodeFacts("cpu", has_gpu=False, vram_gb=0)
+    terms = compute_terms(states, cpu, NOW, settings, TRAINING, PIPELINE)
+    assert len({t.effective_priority for t in terms if not t.excluded_reason}) > 1  # the terms differ
+    picks = [pick(terms, seed, settings).config_key for seed in range(1, 3001)]
+    assert "square8_4p" not in picks  # still only what the node may play
+    for key in ("square8_2p", "square6_2p", "square6_3p"):
+        assert abs(picks.count(key) / len(picks) - 1 / 3) < 0.03, key
+    assert {t.config_key: round(t.probability, 3) for t in terms} == {
+        "square8_2p": 0.333,
+        "square6_2p": 0.333,
+        "square6_3p": 0.333,
+        "square8_4p": 0.0,
+    }
+    priority = [pick(terms, seed, SELFPLAY).config_key for seed in range(1, 200)]
+    assert set(priority) == {"square6_2p"}  # the default allocation: the starvation floor
+
+
 def test_a_pick_replays_from_its_seed():
     states = [ConfigState(k, k.split("_")[0], int(k[-2]), games_total=4000 + i) for i, k in enumerate(PIPELINE.configs)]
     terms = compute_terms(states, None, NOW, SELFPLAY, TRAINING, PIPELINE)

@@ -239,11 +239,16 @@ class Pick:
 def pick(terms: list[Terms], seed: int, selfplay: SelfplaySettings) -> Pick:
     """Starvation floor first (below ``starvation_floor_games`` always; below
     ``starvation_soft_games`` with ``starvation_soft_probability``), then a draw with
-    probability proportional to effective priority, all from one seeded generator."""
+    probability proportional to effective priority, all from one seeded generator. With
+    ``allocation = "round_robin"`` every eligible config is equally likely instead."""
     rng = random.Random(seed)
     eligible = [t for t in terms if not t.excluded_reason]
     if not eligible:
         return Pick("", seed, terms)
+    if selfplay.allocation == "round_robin":
+        for t in terms:
+            t.probability = 1 / len(eligible) if t in eligible else 0.0
+        return Pick(eligible[rng.randrange(len(eligible))].config_key, seed, terms)
     pool = [t for t in eligible if t.games_total < selfplay.starvation_floor_games]
     if not pool and rng.random() < selfplay.starvation_soft_probability:
         pool = [t for t in eligible if t.games_total < selfplay.starvation_soft_games]
