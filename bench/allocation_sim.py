@@ -12,8 +12,10 @@ gains) per CPU-hour, its ratio to round-robin with a bootstrap 95 % interval ove
 and each config's gain relative to its round-robin gain.
 
 The curves are a model, not a measurement: the real pipeline's figures come from
-``bench.training_efficiency`` (not yet built). Use this to see how the rule behaves and
-to choose its bounds.
+``bench.training_efficiency``. Use this to see how the rule behaves and to choose its
+bounds. Beside the arms, the best any allocation could do under the same fairness rule
+(every config at least 80 % of its round-robin gain), found knowing the curves: the
+ceiling of the ratio for these curves and budget.
 
     .venv/bin/python -m bench.allocation_sim [--runs 100] [--budget-hours 40] [--json]
 """
@@ -93,6 +95,28 @@ def run(arm: str, budget: float, seed: int, selfplay: SelfplaySettings) -> dict[
     return {k: strength(CURVES[k], states[k].games_total) for k in CURVES}
 
 
+def best_split(budget: float, floor: float = 0.8, steps: int = 200) -> tuple[float, dict[str, float], dict[str, float]]:
+    """The most any allocation can buy under the same rule of fairness: the split of the
+    CPU budget over the configs (on a grid of 1/``steps``) that gains the most true Elo
+    while every config keeps at least ``floor`` of its round-robin gain, found knowing the
+    curves. Returns its ratio to round-robin (equal games per config), its CPU shares and
+    each config's gain relative to its round-robin gain. With concave curves no schedule
+    over time beats the best fixed split, so this bounds every allocator."""
+    keys = list(CURVES)
+    assert len(keys) == 3
+    games = budget / sum(c.cost for c in CURVES.values())
+    fair = {k: strength(CURVES[k], int(games)) for k in keys}
+    best: tuple[float, dict[str, float], dict[str, float]] = (0.0, {}, {})
+    for i in range(steps + 1):
+        for j in range(steps + 1 - i):
+            shares = dict(zip(keys, (i / steps, j / steps, (steps - i - j) / steps), strict=True))
+            gained = {k: strength(CURVES[k], int(shares[k] * budget / CURVES[k].cost)) for k in keys}
+            if all(gained[k] >= floor * fair[k] for k in keys) and sum(gained.values()) > best[0]:
+                best = (sum(gained.values()), shares, gained)
+    total, shares, gained = best
+    return total / sum(fair.values()), shares, {k: gained[k] / fair[k] for k in keys}
+
+
 def bootstrap_ratio(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n: int = 2000) -> tuple[float, float]:
     """95 % interval of mean(a) / mean(b), runs resampled."""
     ia = rng.integers(0, len(a), (n, len(a)))
@@ -134,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_ci95": [low, high],
             "config_gain_vs_round_robin": per_config,
         }
+    ceiling, shares, per_config = best_split(budget)
+    report["best_split"] = {
+        "ratio_to_round_robin": ceiling,
+        "cpu_shares": shares,
+        "config_gain_vs_round_robin": per_config,
+    }
     if args.json:
         print(json.dumps(report))
         return 0
@@ -148,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         configs = " ".join(f"{k} {v:.2f}" for k, v in row["config_gain_vs_round_robin"].items())
         ratio = row["ratio_to_round_robin"]
         print(f"{arm:<28} {row['elo_per_cpu_hour']:>9.1f} {ratio:>6.2f} [{low:.2f}, {high:.2f}]  {configs}")
+    configs = " ".join(f"{k} {v:.2f}" for k, v in per_config.items())
+    split = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+    print(f"{'best fixed split (oracle)':<28} {'':>9} {ceiling:>6.2f} {'':>15}  {configs} (CPU: {split})")
+    print(
+        "# the oracle knows the curves and keeps every config at 80 % of its round-robin gain: no allocator "
+        "under that rule can do better"
+    )
     return 0
 
 

@@ -23,7 +23,8 @@ pair of runs may land elsewhere (say so when quoting the figure).
     .venv/bin/python -m bench.training_efficiency [--quick] [--cpu-hours 1.0] [--units 150]
         [--depth 3] [--configs square6_2p,square8_2p,square6_3p] [--workers 2] [--json]
 
-``--quick``: 0.33 CPU-hours per run and 40-unit matches (about 25 minutes on 2 cores).
+``--quick``: 0.33 CPU-hours per run and 40-unit matches (about 22 minutes on 2 cores; the
+default 1 CPU-hour a run about 70).
 ``--json`` prints one object: ``budget_cpu_seconds``, ``runs`` (per mode: cpu_seconds,
 wall_seconds, per config generations, games, best_model, elo, low, high), ``ratio``,
 ``ratio_low``, ``ratio_high``, ``config_ratios`` and ``goal_met`` (ratio ≥ 1.5 and no
