@@ -9,7 +9,7 @@ for bench in failover membership_scale node_selection jobs_throughput backlog ga
 done
 .venv/bin/python -m bench.reference_learning --quick  # the full run plays the pipeline's amounts (about 12 minutes on 2 cores)
 echo
-.venv/bin/python -m bench.training_efficiency --quick  # the pipeline twice, ~22 minutes (the full run ~70)
+.venv/bin/python -m bench.training_efficiency --quick  # the pipeline twice, ~22 minutes (the full run ~65)
 echo
 if command -v rsync >/dev/null && { command -v sshd >/dev/null || [ -x /usr/sbin/sshd ]; }; then
   .venv/bin/python -m bench.transfer

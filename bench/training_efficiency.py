@@ -24,7 +24,7 @@ pair of runs may land elsewhere (say so when quoting the figure).
         [--depth 3] [--configs square6_2p,square8_2p,square6_3p] [--workers 2] [--json]
 
 ``--quick``: 0.33 CPU-hours per run and 40-unit matches (about 22 minutes on 2 cores; the
-default 1 CPU-hour a run about 70).
+default 1 CPU-hour a run about 65).
 ``--json`` prints one object: ``budget_cpu_seconds``, ``runs`` (per mode: cpu_seconds,
 wall_seconds, per config generations, games, best_model, elo, low, high), ``ratio``,
 ``ratio_low``, ``ratio_high``, ``config_ratios`` and ``goal_met`` (ratio ≥ 1.5 and no
@@ -51,13 +51,13 @@ from ringrift.common.v1 import common_pb2 as C
 from ringrift_cli.local_cluster import DEMO_CONFIGS, DEMO_ENV, LocalCluster
 from ringrift_reference.learning import unit_shares
 from ringrift_reference.model import Model
-from ringrift_reference.players import AlphaBetaPlayer, HeuristicPlayer, ModelPlayer, Player, RandomPlayer
+from ringrift_reference.players import BASELINES, AlphaBetaPlayer, ModelPlayer, Player, baseline
 
 MODES = {"scheduler": "priority", "round_robin": "round_robin"}
 GOAL_RATIO = 1.5
 GOAL_CONFIG_SHARE = 0.8
 POLL_SECONDS = 5.0
-PANEL = ("random", "heuristic", "alphabeta")
+PANEL = BASELINES  # random, the heuristic, alpha-beta (of --depth)
 
 
 # ---------------------------------------------------------------- the cluster's CPU time
@@ -174,7 +174,7 @@ def train(mode: str, configs: list[str], budget: float, cores: int) -> Run:
 def _player(config_key: str, who: str | np.ndarray, depth: int) -> Player:
     if isinstance(who, np.ndarray):
         return ModelPlayer(Model(config_key, who))
-    return {"random": RandomPlayer, "heuristic": HeuristicPlayer}.get(who, lambda: AlphaBetaPlayer(depth))()
+    return AlphaBetaPlayer(depth) if who == "alphabeta" else baseline(who)
 
 
 def _shares(config_key: str, me: str | np.ndarray, opponent: str, depth: int, units: int, offset: int) -> list[float]:
@@ -230,7 +230,7 @@ class Panel:
             [(0.0, mean(self.own["heuristic", "random"]), len(self.own["heuristic", "random"]))]
         )
         rated["alphabeta"] = fit_rating(
-            [(rated[o], mean(self.own["alphabeta", o]), len(self.own["alphabeta", o])) for o in ("random", "heuristic")]
+            [(rated[o], mean(self.own["alphabeta", o]), len(self.own["alphabeta", o])) for o in PANEL[:2]]
         )
         for label, against in self.models.items():
             rated[label] = fit_rating([(rated[o], mean(s), len(s)) for o, s in against.items()])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.training_efficiency import Panel, Run, efficiency, expected, fit_rating, interval
+from bench.training_efficiency import PANEL, Panel, Run, efficiency, expected, fit_rating, interval
 
 
 def _shares(rng: np.random.Generator, diff: float, units: int) -> np.ndarray:
@@ -21,7 +21,7 @@ def _panel(rng: np.random.Generator, truth: dict[str, float], units: int) -> Pan
         for a, b in (("heuristic", "random"), ("alphabeta", "random"), ("alphabeta", "heuristic"))
     }
     models = {
-        label: {o: _shares(rng, truth[label] - truth[o], units) for o in ("random", "heuristic", "alphabeta")}
+        label: {o: _shares(rng, truth[label] - truth[o], units) for o in PANEL}
         for label in ("scheduler/c", "round_robin/c")
     }
     return Panel("c", own, models)
