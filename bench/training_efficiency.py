@@ -52,6 +52,7 @@ from ringrift_cli.local_cluster import DEMO_CONFIGS, DEMO_ENV, LocalCluster
 from ringrift_reference.learning import unit_shares
 from ringrift_reference.model import Model
 from ringrift_reference.players import BASELINES, AlphaBetaPlayer, ModelPlayer, Player, baseline
+from ringrift_training.domain.gauntlet import expected_score
 
 MODES = {"scheduler": "priority", "round_robin": "round_robin"}
 GOAL_RATIO = 1.5
@@ -183,11 +184,6 @@ def _shares(config_key: str, me: str | np.ndarray, opponent: str, depth: int, un
     )
 
 
-def expected(diff: float | np.ndarray) -> float | np.ndarray:
-    """The expected share of a player ``diff`` Elo above its opponent."""
-    return 1.0 / (1.0 + 10.0 ** (-np.asarray(diff) / 400.0))
-
-
 def fit_rating(matches: list[tuple[float, float, int]]) -> float:
     """The maximum-likelihood rating of one player from its matches against opponents of
     known rating, each given as (opponent's rating, mean share, units), with one drawn
@@ -199,7 +195,7 @@ def fit_rating(matches: list[tuple[float, float, int]]) -> float:
     low, high = min(ratings) - 3000.0, max(ratings) + 3000.0
     for _ in range(40):  # the score's derivative falls as the rating rises: bisection
         mid = (low + high) / 2
-        won = sum((n + 1.0) / (1.0 + 10.0 ** ((r - mid) / 400.0)) for r, _, n in matches)
+        won = sum((n + 1.0) * expected_score(mid - r) for r, _, n in matches)
         if points > won:
             low = mid
         else:

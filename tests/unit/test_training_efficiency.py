@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from bench.training_efficiency import PANEL, Panel, Run, efficiency, expected, fit_rating, interval
+from bench.training_efficiency import PANEL, Panel, Run, efficiency, fit_rating, interval
+from ringrift_training.domain.gauntlet import expected_score
 
 
 def _shares(rng: np.random.Generator, diff: float, units: int) -> np.ndarray:
     """Per-unit shares of a player ``diff`` Elo above its opponent: two games a unit."""
-    return rng.binomial(2, float(expected(diff)), units) / 2
+    return rng.binomial(2, expected_score(diff), units) / 2
 
 
 def _panel(rng: np.random.Generator, truth: dict[str, float], units: int) -> Panel:
