@@ -561,6 +561,38 @@ async def test_restarted_agent_readopts_running_jobs_and_reports_vanished_ones_l
     await wait_events(recorder, "job-gone", [*ran, S.JOB_STATE_LOST])
 
 
+async def test_an_attempt_whose_agent_died_before_recording_it_is_stopped_at_restart(
+    agent, tmp_path: Path, pki: TestPki
+) -> None:
+    """An agent that dies between starting a job's process and writing its state.json never
+    answered RunJob, so JobService runs the job again: the restarted agent stops the orphan
+    (found by its wrapper's working directory) instead of leaving it running unwatched, and
+    leaves a recorded attempt's job alone."""
+    process, _ = agent
+    async with pki.channel(process.address, WORKER, JOBS) as channel:
+        stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
+        orphan = await stub.RunJob(run_request("job-orphan", seconds="60"), timeout=10)
+        kept = await stub.RunJob(run_request("job-kept", seconds="60"), timeout=10)
+    process.signal(signal.SIGKILL)
+    await asyncio.to_thread(process.wait, 10)
+    (tmp_path / "data" / "jobs" / "job-orphan" / "1" / "state.json").unlink()  # as if it died before the write
+    orphan_job = psutil.Process(orphan.status.pid)
+    assert orphan_job.is_running()
+    await asyncio.to_thread(process.start)
+    try:
+        await asyncio.to_thread(orphan_job.wait, 15)
+    except psutil.TimeoutExpired:
+        pytest.fail("the unrecorded attempt's process was left running")
+    async with pki.channel(process.address, WORKER, JOBS) as channel:
+        stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
+        assert (await wait_state(stub, "job-kept", S.JOB_STATE_RUNNING)).pid == kept.status.pid
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await stub.GetJobStatus(agent_pb2.GetJobStatusRequest(job_id="job-orphan"), timeout=5)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert psutil.pid_exists(kept.status.pid)
+    kill_group(kept.status.pid, str(tmp_path / "data"))
+
+
 @pytest.mark.parametrize(
     "agent_env",
     [{"RINGRIFT_AGENT__WORK_DIR_RETENTION_HOURS": "0.0005", "RINGRIFT_AGENT__WORK_DIR_PRUNE_SECONDS": "0.3"}],

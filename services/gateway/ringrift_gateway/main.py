@@ -132,8 +132,8 @@ def build_loops(
         return loops
     s = settings.selfplay
     queue = QueuePopulator(
-        clients.selfplay, clients.jobs, clients.state, members, s.games_per_job, s.temperature, s.max_top_up_per_node,
-        temperature_by_players=s.temperature_by_players,
+        clients.selfplay, clients.jobs, clients.state, members, s.games_per_job, s.temperature_for,
+        s.max_top_up_per_node,
     )  # fmt: skip
     configs = settings.pipeline.configs
     return [

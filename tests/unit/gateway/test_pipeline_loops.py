@@ -84,7 +84,7 @@ class Loops:
     """The pipeline loops on one fake client (standing for every service) and a state."""
 
     def __init__(self, client, state):
-        self.populate_queue = QueuePopulator(client, client, client, Members(), 50, 0.2, 10)
+        self.populate_queue = QueuePopulator(client, client, client, Members(), 50, lambda players: 0.2, 10)
         self.count_games = GameCounter(_Both(state, client), client)
         self.trigger_training = TrainingTrigger(state, client, ["square8_2p", "square6_2p"])
 
@@ -123,7 +123,8 @@ class ThreePlayerClient(FakeClient):
 
 async def test_a_config_takes_the_temperature_of_its_player_count_where_one_is_set():
     client = ThreePlayerClient()
-    populate = QueuePopulator(client, client, client, Members(), 50, 0.03, 10, temperature_by_players={3: 0.2})
+    by_players = SelfplaySettings(temperature=0.03, temperature_by_players={3: 0.2}).temperature_for
+    populate = QueuePopulator(client, client, client, Members(), 50, by_players, 10)
     assert await populate(epoch=4) == 13
     temperatures = {(node_id, config, params["temperature"]) for node_id, config, params in client.submitted}
     assert temperatures == {("a", "square8_2p", 0.03), ("b", "square6_3p", 0.2)}

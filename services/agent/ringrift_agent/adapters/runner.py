@@ -150,6 +150,51 @@ def _scan_attempts(jobs_dir: Path) -> tuple[list[Attempt], list[tuple[tuple[str,
     return attempts, unrecorded
 
 
+def _unrecorded_groups(dirs: set[str]) -> set[int]:
+    """The process groups of every process (this user's, not the agent's own group) whose
+    working directory is one of ``dirs``: a job wrapper works in its attempt's directory
+    and leads the job's group, so an attempt started by an agent that died before its
+    state.json was written is found by where it runs."""
+    own = os.getpgrp()
+    groups: set[int] = set()
+    for process in psutil.process_iter(["cwd"]):
+        cwd = process.info.get("cwd")
+        if cwd not in dirs:
+            continue
+        try:
+            group = os.getpgid(process.pid)
+        except ProcessLookupError:
+            continue
+        if group != own:
+            groups.add(group)
+    return groups
+
+
+def _leader_alive(group: int) -> bool:
+    try:
+        return psutil.Process(group).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _kill_groups(groups: set[int], grace_seconds: float) -> None:
+    """SIGTERM to each group, and SIGKILL to whatever of it is left once every leader is
+    gone or the grace period is over."""
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_seconds
+    while any(_leader_alive(g) for g in groups) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _exit_record(work_dir: Path) -> tuple[int | None, float]:
     """The exit code the wrapper recorded in exit.json (None when there is none) and the
     CPU seconds it measured (0 when unknown)."""
@@ -678,9 +723,20 @@ class JobRunner:
     # -- restart -------------------------------------------------------------------
     async def recover(self) -> dict[str, int]:
         """Re-adopt attempts still running, finish those that ended while the agent was
-        down, report the rest LOST."""
+        down, report the rest LOST; stop the processes of attempts that have no record
+        (started just before the agent died, never acknowledged)."""
         attempts, unrecorded = await asyncio.to_thread(_scan_attempts, self.jobs_dir)
-        outcome = {"adopted": 0, "finished": 0, "lost": 0}
+        outcome = {"adopted": 0, "finished": 0, "lost": 0, "killed": 0}
+        if unrecorded:
+            # The agent died between starting an attempt's process and writing its state:
+            # RunJob never answered, so JobService runs the job again elsewhere. The
+            # orphan would run beside it unwatched: its process group is stopped.
+            dirs = {str((self.jobs_dir / job_id / str(number)).resolve()) for (job_id, number), _ in unrecorded}
+            groups = await asyncio.to_thread(_unrecorded_groups, dirs)
+            if groups:
+                log.warning("stopping %d job process groups of attempts started without a record", len(groups))
+                await asyncio.to_thread(_kill_groups, set(groups), self._kill_grace)
+                outcome["killed"] = len(groups)
         ended = [(a.finished_at, a.key) for a in attempts if a.ended] + [(t, key) for key, t in unrecorded]
         for finished_at, key in sorted(ended):
             self._ended[key] = finished_at  # held on disk only

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ringrift_contracts.ids import parse_config_key
@@ -39,18 +40,18 @@ class QueuePopulator:
         models: BestModels,
         members: Membership,
         games_per_job: int,
-        temperature: float,
+        temperature: Callable[[int], float],
         max_top_up: int,
         rng: random.Random | None = None,
-        temperature_by_players: dict[int, float] | None = None,
     ) -> None:
+        """``temperature`` gives the self-play temperature for a player count
+        (``SelfplaySettings.temperature_for``)."""
         self._scheduler = scheduler
         self._jobs = jobs
         self._models = models
         self._members = members
         self._games_per_job = games_per_job
         self._temperature = temperature
-        self._temperature_by_players = dict(temperature_by_players or {})
         self._max_top_up = max_top_up
         self._rng = rng or random.Random()
 
@@ -68,8 +69,7 @@ class QueuePopulator:
                 config = await self._scheduler.pick(node_id, self._rng.getrandbits(62) or 1)
                 if not config:
                     break
-                players = parse_config_key(config).players
-                temperature = self._temperature_by_players.get(players, self._temperature)
+                temperature = self._temperature(parse_config_key(config).players)
                 params: dict[str, Any] = {"games": self._games_per_job, "temperature": temperature}
                 if config in models:
                     params["model"] = models[config]
