@@ -108,6 +108,11 @@ class TracingSettings(Section):
     # Plain gRPC to the collector (a collector on the same host or a sidecar).
     otlp_insecure: bool = False
     directory: Path | None = None
+    # The file exporter's retention: a process's file is renamed <file>.1 (older ones
+    # shifted, the oldest past file_keep deleted) once it reaches file_max_bytes, so each
+    # process keeps at most (file_keep + 1) x file_max_bytes of spans (256 MiB by default).
+    file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    file_keep: int = Field(default=3, ge=1, le=100)
     # Fraction of new traces recorded (calls that arrive with a trace follow its decision).
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 

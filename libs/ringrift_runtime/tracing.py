@@ -9,10 +9,12 @@ agent, reported later) keeps the trace in the job's ``traceparent`` and resumes 
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,27 @@ def _one_line(span: ReadableSpan) -> str:
     return span.to_json(indent=None) + "\n"
 
 
+class RotatingLines:
+    """A text sink for the file exporter that keeps its size: the standard library's
+    RotatingFileHandler renames the file to ``.1`` (and older ones up, the oldest past
+    ``keep`` deleted) before a write would take it past ``max_bytes``. Written from the
+    exporter's thread only."""
+
+    def __init__(self, path: Path, max_bytes: int, keep: int) -> None:
+        self._handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=keep, encoding="utf-8")
+        self._handler.terminator = ""  # each span's line ends with its own newline
+
+    def write(self, text: str) -> int:
+        self._handler.emit(logging.makeLogRecord({"msg": text}))
+        return len(text)
+
+    def flush(self) -> None:
+        self._handler.flush()
+
+    def close(self) -> None:
+        self._handler.close()
+
+
 def configure_tracing(settings: TracingSettings, service: str, instance: str) -> TracerProvider:
     """Install this process's tracer provider (once, at start) with the configured exporter."""
     global _provider, _tracer, _exporting, _sample_ratio
@@ -64,7 +87,8 @@ def configure_tracing(settings: TracingSettings, service: str, instance: str) ->
         assert settings.directory is not None  # the settings insist
         try:
             settings.directory.mkdir(parents=True, exist_ok=True)
-            out = (settings.directory / f"{service}-{_file_safe(instance)}.jsonl").open("a", encoding="utf-8")
+            path = settings.directory / f"{service}-{_file_safe(instance)}.jsonl"
+            out = RotatingLines(path, settings.file_max_bytes, settings.file_keep)
         except OSError as exc:
             raise SettingsError(f"tracing.directory {str(settings.directory)[:200]!r} is not writable: {exc}") from exc
         # The batch processor writes from its own thread, never on the event loop.

@@ -170,3 +170,15 @@ def test_a_replicated_state_service_refuses_sqlite() -> None:
     with pytest.raises(ValueError, match="PostgreSQL"):
         StateSettings(replicated=True)
     assert StateSettings(replicated=True, database_url="postgresql+asyncpg://u@h/db").replicated
+
+
+def test_every_containers_log_is_kept_within_bounds() -> None:
+    """Docker's json-file driver keeps a container's output forever unless told: each
+    service rotates its log at a size and keeps a few files, overridable by environment."""
+    for env, size, files in (((), "50m", "5"), (("RINGRIFT_LOG_MAX_SIZE=10m", "RINGRIFT_LOG_MAX_FILE=2"), "10m", "2")):
+        services = _config(*env, "COMPOSE_PROFILES=postgres,monitoring")["services"]
+        assert {"postgres", "prometheus", "etcd-1", "gateway-1", "agent-1"} <= set(services)
+        for name, service in services.items():
+            logging = service.get("logging", {})
+            assert logging.get("driver") == "json-file", name
+            assert logging.get("options") == {"max-size": size, "max-file": files}, name

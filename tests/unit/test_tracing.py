@@ -4,8 +4,11 @@ carry the current context, and a stored traceparent resumes its trace later."""
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import pytest
+from pydantic import ValidationError
 
 from ringrift_runtime import tracing
 from ringrift_runtime.settings import TracingSettings
@@ -49,3 +52,28 @@ def test_without_a_valid_traceparent_a_call_begins_its_own_trace(metadata) -> No
         tracing.end_server_span(span, token, "OK")
     with tracing.resumed("orphan", "not-a-traceparent") as fresh:
         assert len(tracing.trace_id_of(fresh)) == 32
+
+
+def test_the_file_exporter_keeps_its_files_within_their_retention(tmp_path) -> None:
+    """Spans written to a file (tracing.exporter=file) roll over at file_max_bytes and only
+    file_keep old files stay: a process traced for months holds a bounded amount."""
+    settings = TracingSettings(exporter="file", directory=tmp_path, file_max_bytes=4096, file_keep=2)
+    tracing.configure_tracing(settings, "test", "t/1")
+    for n in range(120):
+        span, token = tracing.start_server_span(f"/a.B/Call{n}", [])
+        tracing.end_server_span(span, token, "OK")
+    tracing.shutdown_tracing()  # flushes the batch
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["test-t_1.jsonl", "test-t_1.jsonl.1", "test-t_1.jsonl.2"]
+    names = []
+    for path in tmp_path.iterdir():
+        assert 0 < path.stat().st_size <= 4096
+        names += [json.loads(line)["name"] for line in path.read_text().splitlines()]
+    assert "a.B/Call119" in names and "a.B/Call0" not in names  # the newest kept, the oldest gone
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("field, value", [("file_max_bytes", 100), ("file_keep", 0)])
+def test_a_file_retention_too_small_to_keep_anything_is_refused(field: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=field):
+        TracingSettings(**{field: value})
