@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import uuid
 from contextvars import ContextVar
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 
 from ringrift_runtime.settings import LoggingSettings
 
@@ -60,9 +63,37 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+class _RotatingLog(RotatingFileHandler):
+    """The log file kept within its retention. When the process's stderr (and stdout) was
+    the same file at start, each rollover points them at the new file too, so what does
+    not pass through logging (a crash's traceback, a library's own prints) stays with the
+    newest lines instead of going into a renamed file that is later deleted."""
+
+    def __init__(self, path: Path, max_bytes: int, keep: int) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=keep, encoding="utf-8")
+        self._follow = [fd for fd in (1, 2) if _same_file(fd, path)]
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        if self.stream is not None:
+            for fd in self._follow:
+                os.dup2(self.stream.fileno(), fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
 def configure_logging(settings: LoggingSettings, service: str) -> None:
     """Configure the root logger of this process once, at start."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler
+    if settings.file is not None:
+        handler = _RotatingLog(settings.file, settings.file_max_bytes, settings.file_keep)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())

@@ -95,6 +95,15 @@ class LoggingSettings(Section):
     format: Literal["text", "json"] = "text"
     # Log one access line per health/reflection call too (noisy; off by default).
     log_health_checks: bool = False
+    # Write the log to this file instead of stderr, renamed <file>.1 (older ones shifted,
+    # the oldest past file_keep deleted) once it reaches file_max_bytes. `ringrift up`
+    # sets it to each process's log; when the process's stderr is that same file, stderr
+    # follows the log to the new file at every rollover (a crash's traceback stays beside
+    # the last lines). Unset (compose, systemd), the log goes to stderr for the runtime's
+    # own log handling.
+    file: Path | None = None
+    file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    file_keep: int = Field(default=3, ge=1, le=100)
 
 
 class TracingSettings(Section):

@@ -65,6 +65,9 @@ class ServiceProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_")},
             "RINGRIFT_SERVER__PORT": "0",
             "RINGRIFT_SERVER__READY_FILE": str(self.ready_file),
+            # The process writes its log itself (rotated: logging.file_max_bytes); its
+            # stdout and stderr go to the same file for what does not pass through logging.
+            "RINGRIFT_LOGGING__FILE": str(self.log_path),
             **self.env,
         }
         with self.log_path.open("ab") as log:
