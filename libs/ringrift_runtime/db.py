@@ -96,6 +96,44 @@ class Database:
         """Run ``fn`` in one transaction that is rolled back (it reads)."""
         return await self._run(fn, commit=False)
 
+    @property
+    def shared(self) -> bool:
+        """Other processes may write to this database (PostgreSQL: replicas share it)."""
+        return self._async is not None
+
+    async def listen(self, channel: str, on_notify: Callable[[], None], retry_seconds: float = 1.0) -> None:
+        """Call ``on_notify`` at every NOTIFY on ``channel`` (a commit of another process
+        that says so), until cancelled: on PostgreSQL over a connection of its own, taken
+        again after it is lost (``on_notify`` once each time it listens, for what was
+        committed meanwhile). On SQLite it returns at once: one process writes."""
+        if self._async is None:
+            return
+        while True:
+            try:
+                await self._listen_once(self._async, channel, on_notify)
+                log.warning("the connection listening on %s was lost; listening again", channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the watchers' poll goes on meanwhile
+                log.warning("cannot listen on %s (%s); trying again in %.0f s", channel, exc, retry_seconds)
+            await asyncio.sleep(retry_seconds)
+
+    @staticmethod
+    async def _listen_once(engine: AsyncEngine, channel: str, on_notify: Callable[[], None]) -> None:
+        """Listen over one connection until it is lost."""
+        lost = asyncio.Event()
+        async with engine.connect() as connection:
+            try:
+                raw = (await connection.get_raw_connection()).driver_connection
+                assert raw is not None
+                raw.add_termination_listener(lambda _connection: lost.set())
+                await raw.add_listener(channel, lambda *_notification: on_notify())
+                on_notify()
+                await lost.wait()
+            finally:
+                # Never back into the pool still listening (nor one that was lost).
+                await asyncio.shield(connection.invalidate())
+
     async def dispose(self) -> None:
         if self._sync is not None:
             assert self._writer is not None and self._readers is not None

@@ -13,7 +13,8 @@ class StateSettings(Section):
     """StateService's database."""
 
     database_url: str = "sqlite:///./ringrift-state.db"
-    # Watchers are woken at least this often to poll for events written by other replicas.
+    # Watchers are woken at least this often to poll for events written by other replicas
+    # (on PostgreSQL those wake them at their commit too, by NOTIFY: this is the safety net).
     event_poll_seconds: float = Field(default=1.0, gt=0)
     # Maximum events per ListEvents page / WatchEvents catch-up batch.
     event_batch_size: int = Field(default=500, ge=1, le=10_000)

@@ -18,7 +18,7 @@ from ringrift_runtime.security.context import Security
 from ringrift_runtime.security.identity import Kind
 from ringrift_settings import RingriftSettings
 from ringrift_state.adapters.leaders import EtcdLeaderKeys
-from ringrift_state.adapters.sql import SqlStateRepository
+from ringrift_state.adapters.sql import EVENTS_CHANNEL, SqlStateRepository
 from ringrift_state.adapters.sql_jobs import SqlJobRepository
 from ringrift_state.adapters.sql_registry import SqlRegistry
 from ringrift_state.adapters.startup_check import check_loaded_state
@@ -53,12 +53,15 @@ class StateApp:
         self.registrations = [registration(SERVICE_BY_PROCESS[NAME], servicer)]
         self._settings = settings.state
         self._compaction: asyncio.Task[None] | None = None
+        self._listening: asyncio.Task[None] | None = None
 
     async def start(self, bound: Bound) -> None:
         await migrate(self._db, MIGRATIONS)
         await check_loaded_state(self._db)
         await self.use_cases.load_floor()
         self._compaction = asyncio.create_task(self._compact_forever(), name="event-compaction")
+        if self._db.shared:  # another replica's events wake this one's watches at its commit
+            self._listening = asyncio.create_task(self._db.listen(EVENTS_CHANNEL, self.use_cases.notify), name="events")
 
     async def _compact_forever(self) -> None:
         """Event retention: every event_compaction_seconds, delete what is older than the window."""
@@ -72,6 +75,7 @@ class StateApp:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._compaction)
+        await cancel_and_wait(self._listening)
         await self.use_cases.close()
         await self.leaders.close()
         await self.repository.close()

@@ -12,6 +12,7 @@ import signal
 import time
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 
@@ -31,8 +32,18 @@ CONTINUE_WITHIN = 3.0  # seconds from the kill to the next acknowledged write
 
 
 @pytest.fixture
-def replicas(tmp_path: Path, pki: TestPki, etcd, postgres_server):
-    url = postgres_server.create_database()
+def poll_seconds() -> str:
+    return "0.2"
+
+
+@pytest.fixture
+def state_url(postgres_server) -> str:
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, pki: TestPki, etcd, state_url: str, poll_seconds: str):
+    url = state_url
     processes = [
         ServiceProcess(
             "state",
@@ -42,7 +53,7 @@ def replicas(tmp_path: Path, pki: TestPki, etcd, postgres_server):
                 "RINGRIFT_INSTANCE_ID": name,
                 "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
                 "RINGRIFT_STATE__DATABASE_URL": url,
-                "RINGRIFT_STATE__EVENT_POLL_SECONDS": "0.2",
+                "RINGRIFT_STATE__EVENT_POLL_SECONDS": poll_seconds,
                 "RINGRIFT_METRICS__ENABLED": "false",
             },
         )
@@ -122,3 +133,43 @@ async def test_a_sigkilled_instance_loses_nothing_and_clients_go_on_through_the_
     by_key = {e.idempotency_key: e.sequence for e in stored}
     assert len(by_key) == len(stored)  # a retried write was stored once
     assert all(by_key.get(key) == sequence for key, sequence in acknowledged.items())  # nothing acknowledged lost
+
+
+@pytest.mark.parametrize("poll_seconds", ["120"])
+async def test_a_watch_on_one_instance_sees_the_others_events_at_their_commit_not_its_poll(
+    replicas: list[ServiceProcess], pki: TestPki, state_url: str
+) -> None:
+    """PostgreSQL tells the other instance of every commit that appended events (NOTIFY):
+    with the safety-net poll at 120 s, a watch on the second instance still receives each
+    event published through the first, one after another; and again after the database
+    dropped the connections that listen."""
+    first, second = replicas
+    async with (
+        AllowedStub(pki, first.address, "state", state_pb2_grpc.StateServiceStub, STATE) as writer,
+        AllowedStub(pki, second.address, "state", state_pb2_grpc.StateServiceStub, STATE) as reader,
+    ):
+        head = (await writer.ListEvents(state_pb2.ListEventsRequest(after_sequence=0), timeout=10)).events
+        watch = reader.WatchEvents(state_pb2.WatchEventsRequest(from_sequence=head[-1].sequence if head else 0))
+
+        async def published_and_seen(subject: str) -> None:
+            event = common_pb2.Event(type=common_pb2.EVENT_TYPE_JOB_SUBMITTED, source="test", subject=subject)
+            published = (await writer.PublishEvent(state_pb2.PublishEventRequest(event=event), timeout=10)).event
+            seen = (await asyncio.wait_for(watch.read(), 30)).event
+            assert (seen.subject, seen.sequence) == (subject, published.sequence)
+
+        try:
+            for n in range(3):
+                await published_and_seen(f"s{n}")
+            admin = await asyncpg.connect(state_url.replace("postgresql+asyncpg://", "postgresql://"))
+            try:
+                dropped = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            finally:
+                await admin.close()
+            assert dropped == 2  # each instance's
+            for n in range(3, 6):
+                await published_and_seen(f"s{n}")
+        finally:
+            watch.cancel()
