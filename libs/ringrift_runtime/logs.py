@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from ringrift_runtime.settings import LoggingSettings
+from ringrift_runtime.settings import LoggingSettings, RotatedFile
 
 _REQUEST_ID: ContextVar[str] = ContextVar("ringrift_request_id", default="-")
 
@@ -63,14 +63,15 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
-class _RotatingLog(RotatingFileHandler):
-    """The log file kept within its retention. When the process's stderr (and stdout) was
-    the same file at start, each rollover points them at the new file too, so what does
-    not pass through logging (a crash's traceback, a library's own prints) stays with the
-    newest lines instead of going into a renamed file that is later deleted."""
+class RotatingLog(RotatingFileHandler):
+    """A file kept within its retention (settings.RotatedFile; the log, the tracing file
+    exporter's spans). When the process's stderr (and stdout) was the same file at start,
+    each rollover points them at the new file too, so what does not pass through logging
+    (a crash's traceback, a library's own prints) stays with the newest lines instead of
+    going into a renamed file that is later deleted."""
 
-    def __init__(self, path: Path, max_bytes: int, keep: int) -> None:
-        super().__init__(path, maxBytes=max_bytes, backupCount=keep, encoding="utf-8")
+    def __init__(self, path: Path, retention: RotatedFile) -> None:
+        super().__init__(path, maxBytes=retention.file_max_bytes, backupCount=retention.file_keep, encoding="utf-8")
         self._follow = [fd for fd in (1, 2) if _same_file(fd, path)]
 
     def doRollover(self) -> None:
@@ -91,7 +92,7 @@ def configure_logging(settings: LoggingSettings, service: str) -> None:
     """Configure the root logger of this process once, at start."""
     handler: logging.Handler
     if settings.file is not None:
-        handler = _RotatingLog(settings.file, settings.file_max_bytes, settings.file_keep)
+        handler = RotatingLog(settings.file, settings)
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())

@@ -90,23 +90,29 @@ class MetricsSettings(Section):
     port: int | None = Field(default=None, ge=0, le=65535)
 
 
-class LoggingSettings(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["text", "json"] = "text"
-    # Log one access line per health/reflection call too (noisy; off by default).
-    log_health_checks: bool = False
-    # Write the log to this file instead of stderr, renamed <file>.1 (older ones shifted,
-    # the oldest past file_keep deleted) once it reaches file_max_bytes. `ringrift up`
-    # sets it to each process's log; when the process's stderr is that same file, stderr
-    # follows the log to the new file at every rollover (a crash's traceback stays beside
-    # the last lines). Unset (compose, systemd), the log goes to stderr for the runtime's
-    # own log handling.
-    file: Path | None = None
+class RotatedFile(Section):
+    """The retention of a file a process writes for as long as it runs: renamed <file>.1
+    (older ones shifted, the oldest past file_keep deleted) once it reaches file_max_bytes,
+    so at most (file_keep + 1) x file_max_bytes stay (256 MiB by default)."""
+
     file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     file_keep: int = Field(default=3, ge=1, le=100)
 
 
-class TracingSettings(Section):
+class LoggingSettings(RotatedFile):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    # Log one access line per health/reflection call too (noisy; off by default).
+    log_health_checks: bool = False
+    # Write the log to this file instead of stderr, kept within file_max_bytes and
+    # file_keep (RotatedFile). `ringrift up` sets it to each process's log; when the
+    # process's stderr is that same file, stderr follows the log to the new file at every
+    # rollover (a crash's traceback stays beside the last lines). Unset (compose,
+    # systemd), the log goes to stderr for the runtime's own log handling.
+    file: Path | None = None
+
+
+class TracingSettings(RotatedFile):
     """OpenTelemetry traces. Every call carries W3C trace context (``traceparent``) and the
     request id in logs is the trace id, whatever the exporter; spans leave the process only
     when an exporter is set: ``otlp`` (a collector at ``otlp_endpoint``) or ``file`` (JSON
@@ -116,12 +122,8 @@ class TracingSettings(Section):
     otlp_endpoint: str = "http://localhost:4317"
     # Plain gRPC to the collector (a collector on the same host or a sidecar).
     otlp_insecure: bool = False
+    # The file exporter's files are kept within file_max_bytes and file_keep (RotatedFile).
     directory: Path | None = None
-    # The file exporter's retention: a process's file is renamed <file>.1 (older ones
-    # shifted, the oldest past file_keep deleted) once it reaches file_max_bytes, so each
-    # process keeps at most (file_keep + 1) x file_max_bytes of spans (256 MiB by default).
-    file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
-    file_keep: int = Field(default=3, ge=1, le=100)
     # Fraction of new traces recorded (calls that arrive with a trace follow its decision).
     sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 

@@ -14,7 +14,6 @@ import random
 import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ringrift_runtime.settings import SettingsError, TracingSettings
+from ringrift_runtime.logs import RotatingLog
+from ringrift_runtime.settings import RotatedFile, SettingsError, TracingSettings
 
 TRACEPARENT = "traceparent"
 TRACEPARENT_PATTERN = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -50,13 +50,12 @@ def _one_line(span: ReadableSpan) -> str:
 
 
 class RotatingLines:
-    """A text sink for the file exporter that keeps its size: the standard library's
-    RotatingFileHandler renames the file to ``.1`` (and older ones up, the oldest past
-    ``keep`` deleted) before a write would take it past ``max_bytes``. Written from the
-    exporter's thread only."""
+    """A text sink for the file exporter that keeps its size (the log's RotatingLog:
+    renamed ``.1`` before a write would take it past the retention's size). Written from
+    the exporter's thread only."""
 
-    def __init__(self, path: Path, max_bytes: int, keep: int) -> None:
-        self._handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=keep, encoding="utf-8")
+    def __init__(self, path: Path, retention: RotatedFile) -> None:
+        self._handler = RotatingLog(path, retention)
         self._handler.terminator = ""  # each span's line ends with its own newline
 
     def write(self, text: str) -> int:
@@ -88,7 +87,7 @@ def configure_tracing(settings: TracingSettings, service: str, instance: str) ->
         try:
             settings.directory.mkdir(parents=True, exist_ok=True)
             path = settings.directory / f"{service}-{_file_safe(instance)}.jsonl"
-            out = RotatingLines(path, settings.file_max_bytes, settings.file_keep)
+            out = RotatingLines(path, settings)
         except OSError as exc:
             raise SettingsError(f"tracing.directory {str(settings.directory)[:200]!r} is not writable: {exc}") from exc
         # The batch processor writes from its own thread, never on the event loop.

@@ -535,16 +535,24 @@ async def test_events_wait_on_disk_until_jobservice_is_back_even_across_a_restar
     assert sequences == sorted(sequences)
 
 
+async def run_then_kill_the_agent(process: ServiceProcess, pki: TestPki, *requests) -> list:
+    """RunJob each request on the agent, then SIGKILL the agent (its jobs run on): the
+    replies."""
+    async with pki.channel(process.address, WORKER, JOBS) as channel:
+        stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
+        replies = [await stub.RunJob(request, timeout=10) for request in requests]
+    process.signal(signal.SIGKILL)
+    await asyncio.to_thread(process.wait, 10)
+    return replies
+
+
 async def test_restarted_agent_readopts_running_jobs_and_reports_vanished_ones_lost(
     agent, tmp_path: Path, pki: TestPki
 ) -> None:
     process, recorder = agent
-    async with pki.channel(process.address, WORKER, JOBS) as channel:
-        stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
-        kept = await stub.RunJob(run_request("job-kept", seconds="3"), timeout=10)
-        gone = await stub.RunJob(run_request("job-gone", seconds="30"), timeout=10)
-    process.signal(signal.SIGKILL)
-    await asyncio.to_thread(process.wait, 10)
+    kept, gone = await run_then_kill_the_agent(
+        process, pki, run_request("job-kept", seconds="3"), run_request("job-gone", seconds="30")
+    )
     assert psutil.pid_exists(kept.status.pid)  # jobs outlive their agent
     assert kill_group(gone.status.pid, str(tmp_path / "data"))  # its work dir is in the agent's data dir
     await asyncio.to_thread(process.start)
@@ -569,12 +577,9 @@ async def test_an_attempt_whose_agent_died_before_recording_it_is_stopped_at_res
     (found by its wrapper's working directory) instead of leaving it running unwatched, and
     leaves a recorded attempt's job alone."""
     process, _ = agent
-    async with pki.channel(process.address, WORKER, JOBS) as channel:
-        stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
-        orphan = await stub.RunJob(run_request("job-orphan", seconds="60"), timeout=10)
-        kept = await stub.RunJob(run_request("job-kept", seconds="60"), timeout=10)
-    process.signal(signal.SIGKILL)
-    await asyncio.to_thread(process.wait, 10)
+    orphan, kept = await run_then_kill_the_agent(
+        process, pki, run_request("job-orphan", seconds="60"), run_request("job-kept", seconds="60")
+    )
     (tmp_path / "data" / "jobs" / "job-orphan" / "1" / "state.json").unlink()  # as if it died before the write
     orphan_job = psutil.Process(orphan.status.pid)
     assert orphan_job.is_running()

@@ -1,5 +1,6 @@
 """A process's log file stays within its retention (logging.file, file_max_bytes,
-file_keep), and what bypasses logging follows the log to its newest file."""
+file_keep), and what bypasses logging follows the log to its newest file; a retention
+(of the log or of the trace files) too small to keep anything is refused."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ringrift_runtime.settings import LoggingSettings
+from ringrift_runtime.settings import LoggingSettings, TracingSettings
 
 # A process whose stdout and stderr are its log file (as `ringrift up` starts every
 # service): 300 log lines into 4 KiB files, then a line written to stderr directly.
@@ -44,7 +45,8 @@ def test_a_log_file_rolls_over_keeps_its_last_files_and_stderr_follows_it(tmp_pa
     assert "line 0\n" not in kept  # the oldest lines went with the oldest file
 
 
+@pytest.mark.parametrize("section", [LoggingSettings, TracingSettings])
 @pytest.mark.parametrize("field, value", [("file_max_bytes", 100), ("file_keep", 0)])
-def test_a_log_retention_too_small_to_keep_anything_is_refused(field: str, value: int) -> None:
+def test_a_file_retention_too_small_to_keep_anything_is_refused(section, field: str, value: int) -> None:
     with pytest.raises(ValidationError, match=field):
-        LoggingSettings(**{field: value})
+        section(**{field: value})

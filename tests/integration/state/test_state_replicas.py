@@ -43,7 +43,6 @@ def state_url(postgres_server) -> str:
 
 @pytest.fixture
 def replicas(tmp_path: Path, pki: TestPki, etcd, state_url: str, poll_seconds: str):
-    url = state_url
     processes = [
         ServiceProcess(
             "state",
@@ -52,7 +51,7 @@ def replicas(tmp_path: Path, pki: TestPki, etcd, state_url: str, poll_seconds: s
                 **pki.env(service("state", "test")),
                 "RINGRIFT_INSTANCE_ID": name,
                 "RINGRIFT_ETCD__ENDPOINTS": f'["{etcd.endpoint}"]',
-                "RINGRIFT_STATE__DATABASE_URL": url,
+                "RINGRIFT_STATE__DATABASE_URL": state_url,
                 "RINGRIFT_STATE__EVENT_POLL_SECONDS": poll_seconds,
                 "RINGRIFT_METRICS__ENABLED": "false",
             },
