@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -240,6 +242,22 @@ def job(
         console.print("result: " + j.result_json[:2000], highlight=False)
 
 
+# How often `logs --follow` looks again whether a job just submitted has been placed (a
+# dispatch takes milliseconds; the CLI has no cursor into the event stream to wait on).
+PLACEMENT_CHECK_SECONDS = 0.1
+
+
+async def _placed(client, job_id: str, timeout: float) -> None:
+    """Until the job has left PENDING (placed on a node, or ended without one): following
+    a job submitted a moment ago waits for its dispatch instead of failing NOT_FOUND."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = (await client.get_job(orchestrator_pb2.GetJobRequest(job_id=job_id), timeout=timeout)).job
+        if job.state != common_pb2.JOB_STATE_PENDING or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(PLACEMENT_CHECK_SECONDS)
+
+
 def logs(
     job_id: str = typer.Argument(..., help="the job"),
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing until the job ends"),
@@ -252,6 +270,8 @@ def logs(
     request = orchestrator_pb2.StreamJobLogsRequest(job_id=job_id, attempt=attempt, follow=follow)
 
     async def stream(client, t):
+        if follow and not attempt:
+            await _placed(client, job_id, t)
         async for chunk in client.stream_job_logs(request, timeout=None if follow else t):
             target = sys.stderr.buffer if chunk.stderr else sys.stdout.buffer
             target.write(chunk.data)
