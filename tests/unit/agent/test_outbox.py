@@ -154,3 +154,69 @@ async def test_one_event_of_a_job_at_a_time_and_other_jobs_do_not_wait_for_it(tm
         assert done[1:] == [("slow", RUNNING), ("slow", 6)]
     finally:
         task.cancel()
+
+
+async def test_events_put_together_are_written_in_one_trip_and_a_restart_never_reuses_a_sequence(
+    tmp_path: Path,
+) -> None:
+    async def refuse(event: dict) -> None:
+        raise ConnectionError("JobService unreachable")
+
+    directory = tmp_path / "outbox"
+    first = Outbox(directory, refuse)
+    await asyncio.gather(*(first.put(_event(f"j{n}")) for n in range(1, 51)))
+    assert first.writes == 1  # fifty events, one trip to disk
+    written = [json.loads(p.read_text()) for p in first.pending()]
+    assert [(e["job_id"], e["agent_sequence"]) for e in written] == [(f"j{n}", n) for n in range(1, 51)]
+    await first.put(_event("j51"))
+    assert first.writes == 2
+
+    # The counter is written once a block of sequences: a restart (or a crash) goes on
+    # after the whole block, past every sequence the first outbox may have used.
+    second = Outbox(directory, refuse)
+    await second.put(_event("after"))
+    names = [p.name for p in second.pending()]
+    assert len(names) == 52 and names[:51] == [f"{n:012d}.json" for n in range(1, 52)]
+    assert int(names[-1].removesuffix(".json")) > 51
+    assert json.loads((directory / names[-1]).read_text())["job_id"] == "after"
+
+
+async def test_a_failed_write_fails_every_put_waiting_for_it_and_takes_no_sequence_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ringrift_agent.adapters import outbox as module
+
+    async def refuse(event: dict) -> None:
+        raise ConnectionError("JobService unreachable")
+
+    outbox = Outbox(tmp_path / "outbox", refuse)
+    real = module.write_atomic
+
+    def full(path: Path, data: str, **kwargs: object) -> None:
+        if path.name != "sequence":
+            raise OSError(28, "No space left on device")
+        real(path, data, **kwargs)
+
+    monkeypatch.setattr(module, "write_atomic", full)
+    results = await asyncio.gather(*(outbox.put(_event(f"j{n}")) for n in range(3)), return_exceptions=True)
+    assert [type(r) for r in results] == [OSError] * 3
+    assert outbox.pending() == []
+    monkeypatch.setattr(module, "write_atomic", real)
+    await outbox.put(_event("later"))
+    (only,) = outbox.pending()
+    assert int(only.stem) == 4 and json.loads(only.read_text())["agent_sequence"] == 4
+
+
+async def test_a_round_that_delivered_every_head_is_not_a_failure(tmp_path: Path) -> None:
+    sent: list[str] = []
+
+    async def send(event: dict) -> None:
+        sent.append(event["job_id"])
+
+    outbox = Outbox(tmp_path / "outbox", send)
+    await asyncio.gather(*(outbox.put(_event(f"j{n}")) for n in range(100)))
+    assert await outbox._round() == (True, False)  # 64 sent at once: go on, no backoff
+    assert await outbox._round() == (True, False)
+    assert await outbox._round() == (False, False)  # nothing left: wait for the next put
+    assert sorted(sent) == sorted(f"j{n}" for n in range(100)) and outbox.pending() == []
+    assert outbox.delivered == 100

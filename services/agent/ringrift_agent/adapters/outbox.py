@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from ringrift_runtime.durable import replace_durably, write_atomic
+from ringrift_runtime.durable import fsync_dir, replace_durably, write_atomic
 from ringrift_runtime.skipped import SkippedRecords
 
 log = logging.getLogger("ringrift.agent.outbox")
@@ -44,6 +44,8 @@ def _read_event(path: Path) -> dict:
 
 RUNNING = 4  # JobState.RUNNING on the wire
 MAX_IN_FLIGHT = 64  # events sent at once (each of another job)
+COUNTER_BLOCK = 1024  # sequences taken per write of the counter
+DELIVERED, BURIED, FAILED = "delivered", "buried", "failed"
 
 
 class Outbox:
@@ -64,15 +66,19 @@ class Outbox:
         self._counter = self._dir / "sequence"
         self._bad_counter = ""
         self._sequence = self._read_counter()
-        self._lock = asyncio.Lock()
+        self._reserved = self._sequence  # the counter on disk: sequences up to it are taken
+        self._queued: list[tuple[dict, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._events: dict[str, dict] = {}  # file name -> event read (files never change once written)
         self.delivered = 0
         self.coalesced = 0  # RUNNING events a later event of their attempt made unnecessary
+        self.writes = 0  # trips to disk (each wrote one or more events)
 
     def _read_counter(self) -> int:
-        """The last sequence handed out; when its file is unreadable, the highest any
-        event file carries (a sequence is never reused)."""
+        """The last sequence that may have been handed out (the end of the last block
+        taken); when its file is unreadable, the highest any event file carries (a
+        sequence is never reused)."""
         try:
             return int(self._counter.read_text()) if self._counter.exists() else 0
         except ValueError as exc:
@@ -83,17 +89,51 @@ class Outbox:
     def pending(self) -> list[Path]:
         return sorted(self._dir.glob("*.json"))
 
-    def _write(self, sequence: int, event: dict) -> None:
-        # The counter first: after a crash between the two, a sequence is skipped, never
-        # reused. Both live in this directory: the event's directory fsync covers both renames.
-        write_atomic(self._counter, str(sequence), sync_dir=False)
-        write_atomic(self._dir / f"{sequence:012d}.json", json.dumps({**event, "agent_sequence": sequence}))
+    def _write(self, first: int, events: list[dict]) -> None:
+        """Write ``events`` as ``first``, ``first + 1``, ...: each file fsynced, then one
+        fsync of the directory makes all their names durable (and the counter's)."""
+        last = first + len(events) - 1
+        if last > self._reserved:
+            # The counter first, a block of sequences at a time: after a crash the next
+            # start continues after the block, so a sequence is skipped, never reused.
+            reserved = last + COUNTER_BLOCK - 1
+            write_atomic(self._counter, str(reserved), sync_dir=False)
+            self._reserved = reserved
+        for sequence, event in enumerate(events, first):
+            body = json.dumps({**event, "agent_sequence": sequence})
+            write_atomic(self._dir / f"{sequence:012d}.json", body, sync_dir=False)
+        fsync_dir(self._dir)
 
     async def put(self, event: dict) -> None:
-        async with self._lock:
-            self._sequence += 1
-            await asyncio.to_thread(self._write, self._sequence, event)
+        """Return once ``event`` is on disk. Events put while others are being written are
+        written together (one thread hop and one directory fsync for all of them)."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((event, written))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued(), name="outbox-writer")
+        await written
         self._wake.set()
+
+    async def _write_queued(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued, []
+            first = self._sequence + 1
+            self._sequence += len(batch)  # taken even if the write fails: never reused
+            try:
+                await asyncio.to_thread(self._write, first, [event for event, _ in batch])
+            except asyncio.CancelledError:
+                for _, written in batch:
+                    written.cancel()
+                raise
+            except Exception as exc:  # a full disk: each waiting put raises it
+                for _, written in batch:
+                    if not written.done():
+                        written.set_exception(exc)
+                continue
+            for _, written in batch:
+                if not written.done():
+                    written.set_result(None)
+            self.writes += 1
 
     async def run(self) -> None:
         """Deliver forever."""
@@ -133,7 +173,13 @@ class Outbox:
             if head is not None and len(heads) < MAX_IN_FLIGHT:
                 heads.append(head)
         results = await asyncio.gather(*(self._deliver(path) for path in heads))
-        return bool(heads), not all(results)
+        delivered = [path for path, result in zip(heads, results, strict=True) if result == DELIVERED]
+        if delivered:
+            await asyncio.to_thread(_unlink_all, delivered)  # a repeat after a crash is ignored
+            for path in delivered:
+                self._forget(path.name)
+            self.delivered += len(delivered)
+        return bool(heads), FAILED in results
 
     async def _coalesce(self, queue: list[Path]) -> Path | None:
         """The job's next event to send: a RUNNING event followed by a later event of the
@@ -149,20 +195,18 @@ class Outbox:
             self.coalesced += 1
         return queue[0] if queue else None
 
-    async def _deliver(self, path: Path) -> bool:
-        """Send one event; False when it could not be delivered yet."""
+    async def _deliver(self, path: Path) -> str:
+        """Send one event: DELIVERED (its file still to remove), BURIED or FAILED (not
+        delivered yet)."""
         try:
             await self._send(self._events[path.name])
         except Rejected as exc:
             await self._bury(path, "refused by JobService", exc)
-            return True
+            return BURIED
         except Exception as exc:
             log.warning("cannot deliver job events yet (%s); %d pending", exc, len(self._events))
-            return False
-        await asyncio.to_thread(_unlink, path)
-        self._forget(path.name)
-        self.delivered += 1
-        return True
+            return FAILED
+        return DELIVERED
 
     async def _bury(self, path: Path, refused: str, exc: Exception) -> None:
         log.error("outbox event %s %s (%s); kept in %s", path.name, refused, exc, self._dead)
@@ -186,3 +230,8 @@ def _read_all(paths: list[Path]) -> list[dict | Malformed]:
 
 def _unlink(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
