@@ -31,6 +31,7 @@ import psutil
 
 from bench._cluster import IDLE, cluster_pids, gateway_client, local_cluster, wait_ready
 from bench._common import machine, table
+from bench._ray import without_auth
 from bench.jobs_throughput import spawn_rate
 from ringrift.common.v1 import common_pb2 as C
 from ringrift.orchestrator.v1 import orchestrator_pb2 as O
@@ -102,19 +103,20 @@ def ray_rate(tasks: int) -> float | None:
         import ray  # type: ignore[import-not-found]
     except ImportError:
         return None
-    ray.init(num_cpus=psutil.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
-    try:
+    with without_auth():  # a local ray.init() would otherwise write a token to ~/.ray
+        ray.init(num_cpus=psutil.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+        try:
 
-        @ray.remote
-        def true() -> int:
-            return subprocess.run(["/bin/true"], check=True).returncode
+            @ray.remote
+            def true() -> int:
+                return subprocess.run(["/bin/true"], check=True).returncode
 
-        ray.get([true.remote() for _ in range(100)])  # warm the workers
-        started = time.perf_counter()
-        ray.get([true.remote() for _ in range(tasks)])
-        return tasks / (time.perf_counter() - started)
-    finally:
-        ray.shutdown()
+            ray.get([true.remote() for _ in range(100)])  # warm the workers
+            started = time.perf_counter()
+            ray.get([true.remote() for _ in range(tasks)])
+            return tasks / (time.perf_counter() - started)
+        finally:
+            ray.shutdown()
 
 
 def _group(cluster: LocalCluster) -> dict[str, str]:

@@ -12,8 +12,15 @@ the SubmitJob call to its JOB_SUCCEEDED event on the gateway's WatchEvents strea
 
 ``--cohost`` runs StateService and the managers in one process (`ringrift up --cohost`).
 
+When Ray is installed (the ``bench`` extra), the same run starts a Ray head on this
+machine afterwards (`ray start --head`, with its dashboard) and times, one at a time, a Ray task
+that returns at once (``ray.get(f.remote())``, 200 after 20 warm-ups; 50 in --quick) and
+Ray Jobs' ``submit_job("true")`` until its status reads SUCCEEDED (asked every 10 ms;
+10 jobs, 5 in --quick).
+
 ``--json`` prints one object: jobs, p50_ms, p90_ms, p99_ms, max_ms (of ``true``),
-echo_p50_ms, echo_p99_ms, safety_round_s.
+echo_p50_ms, echo_p99_ms, safety_round_s, and ray_task_p50_ms, ray_task_p99_ms,
+ray_jobs_p50_ms, ray_jobs_p99_ms (null without Ray).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import statistics
 import sys
 import time
 
+from bench import _ray
 from bench._cluster import gateway_client, local_cluster, wait_ready
 from bench._common import machine, percentile
 from ringrift.common.v1 import common_pb2 as C
@@ -68,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     with local_cluster(cohost=args.cohost) as cluster:
         latencies = asyncio.run(measure(cluster, jobs))
     true, echo = latencies["true"], latencies["echo"]
+    ray_tasks: list[float] = []
+    ray_jobs: list[float] = []
+    if _ray.installed():
+        with _ray.ray_head(dashboard=True) as head:
+            ray_tasks = _ray.task_round_trips(head, 50 if args.quick else 200)
+            ray_jobs = _ray.job_latencies(head, 5 if args.quick else 10)
     figures = {
         "jobs": jobs,
         "p50_ms": round(statistics.median(true), 1),
@@ -78,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         "echo_p99_ms": round(percentile(echo, 99), 1),
         "safety_round_s": GatewaySettings().dispatch_interval_seconds,
         "cohost": args.cohost,
+        "ray_task_p50_ms": round(statistics.median(ray_tasks), 2) if ray_tasks else None,
+        "ray_task_p99_ms": round(percentile(ray_tasks, 99), 2) if ray_tasks else None,
+        "ray_jobs_p50_ms": round(statistics.median(ray_jobs), 1) if ray_jobs else None,
+        "ray_jobs_p99_ms": round(percentile(ray_jobs, 99), 1) if ray_jobs else None,
     }
     if args.json:
         print(json.dumps(figures))
@@ -87,11 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# dispatch safety round {figures['safety_round_s']:g} s")
     print("| kind | jobs | p50 ms | p90 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|---|")
-    for kind, values in latencies.items():
+    rows = dict(latencies)
+    if ray_tasks:
+        rows["Ray task round trip"] = ray_tasks
+        rows["Ray Jobs submit -> SUCCEEDED"] = ray_jobs
+    for kind, values in rows.items():
         print(
-            f"| {kind} | {jobs} | {statistics.median(values):.1f} | {percentile(values, 90):.1f} "
+            f"| {kind} | {len(values)} | {statistics.median(values):.1f} | {percentile(values, 90):.1f} "
             f"| {percentile(values, 99):.1f} | {max(values):.1f} |"
         )
+    if not ray_tasks:
+        print("\nRay is not installed (pip install -e '.[bench]'): no Ray figures in this run")
     return 0
 
 

@@ -12,9 +12,16 @@ the text of grpcio's library, counts 1/k in each): the memory the machine really
 
     .venv/bin/python -m bench.memory [--jobs 10000] [--mode both|separate|cohost] [--quick] [--json]
 
+When Ray is installed (the ``bench`` extra), the same run then starts an idle Ray head on
+this machine twice, as `ray start --head` does with ``ray[default]`` (its dashboard, Ray Jobs'
+server and their agents) and without its dashboard (``--include-dashboard=false``), and
+sums the RSS of every process each started after the same settling pause.
+
 ``--json`` prints one object: per mode (``separate``, ``cohost``) rss_mib (idle),
 rss_after_jobs_mib, pss_mib, pss_after_jobs_mib, jobs, processes and per-process figures;
-at the top level the figures of the leanest mode measured and the goal.
+at the top level the figures of the leanest mode measured and the goal, and
+ray_head_rss_mib, ray_head_processes, ray_head_minimal_rss_mib,
+ray_head_minimal_processes (null without Ray).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import time
 
 import psutil
 
+from bench import _ray
 from bench._cluster import cluster_pids, gateway_client, local_cluster, wait_ready
 from bench._common import machine
 from ringrift.common.v1 import common_pb2 as C
@@ -117,12 +125,23 @@ def main(argv: list[str] | None = None) -> int:
     modes = ["separate", "cohost"] if args.mode == "both" else [args.mode]
     measured = {mode: measure(jobs, mode == "cohost", settle) for mode in modes}
     leanest = min(measured, key=lambda mode: measured[mode]["rss_after_jobs_mib"])
+    ray: dict[str, tuple[float, int]] = {}
+    if _ray.installed():
+        for name, dashboard in (("ray_head", True), ("ray_head_minimal", False)):
+            with _ray.ray_head(dashboard=dashboard) as head:
+                time.sleep(settle)
+                ray[name] = head.resident_mib()
     figures = {
         **{key: measured[leanest][key] for key in ("rss_mib", "rss_after_jobs_mib", "pss_mib", "pss_after_jobs_mib")},
         "mode": leanest,
         "goal_mib": GOAL_MIB,
         "jobs": jobs,
         **measured,
+        **{
+            f"{name}_{figure}": ray[name][index] if name in ray else None
+            for name in ("ray_head", "ray_head_minimal")
+            for index, figure in enumerate(("rss_mib", "processes"))
+        },
     }
     if args.json:
         print(json.dumps(figures))
@@ -137,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| **total RSS** | **{one['rss_mib']}** | **{one['rss_after_jobs_mib']}** |")
         print(f"| total PSS | {one['pss_mib']} | {one['pss_after_jobs_mib']} |")
     print(f"\nleanest: {leanest}, {figures['rss_after_jobs_mib']} MiB RSS after the jobs (goal ≤ {GOAL_MIB:.0f})")
+    if ray:
+        for name, label in (("ray_head", "with its dashboard"), ("ray_head_minimal", "without its dashboard")):
+            mib, count = ray[name]
+            print(f"Ray's idle head {label}: {mib} MiB RSS in {count} processes")
+    else:
+        print("Ray is not installed (pip install -e '.[bench]'): no Ray figures in this run")
     return 0
 
 

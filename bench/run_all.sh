@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh >/dev/null
+# Ray beside RingRift (bench.dispatch, bench.latency, bench.memory) when RINGRIFT_BENCH_RAY=1:
+# the `bench` extra, ray[default]: ~300 MB more in .venv with its dependencies.
+if [ "${RINGRIFT_BENCH_RAY:-0}" = 1 ]; then
+  .venv/bin/python -m pip install -q -e '.[bench]'
+fi
 for bench in failover membership_scale node_selection jobs_throughput backlog gauntlet_sprt allocation_sim latency dispatch status_load memory soak; do
   .venv/bin/python -m "bench.$bench"
   echo
