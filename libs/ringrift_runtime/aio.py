@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import time
-import warnings
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -25,26 +22,6 @@ async def cancel_and_wait(task: asyncio.Task | None) -> None:
         await task
     except asyncio.CancelledError:
         pass
-
-
-def watch_children_by_pidfd() -> bool:
-    """Let this event loop learn of its subprocesses' ends through pidfds (Linux 5.3+)
-    instead of Python 3.11's default watcher, which starts a thread per subprocess to
-    block in waitpid and hops back to the loop from it. Python 3.12 does this by
-    itself. Call it from inside the running loop; False when it is not available (the
-    default watcher stays)."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return False
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return False  # a kernel without pidfds, or a sandbox that refuses them
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(asyncio.get_running_loop())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        asyncio.set_child_watcher(watcher)
-    return True
 
 
 async def quietly(awaitable: Awaitable[object], what: str = "") -> None:

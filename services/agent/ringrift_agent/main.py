@@ -22,7 +22,7 @@ from ringrift_agent.domain.templates import TemplateError
 from ringrift_contracts import access
 from ringrift_contracts.membership import member_address, node_registration
 from ringrift_contracts.skipped import reported_to_state
-from ringrift_runtime.aio import cancel_and_wait, watch_children_by_pidfd
+from ringrift_runtime.aio import cancel_and_wait
 from ringrift_runtime.cluster.leased import LeasedKey
 from ringrift_runtime.fencing import FileEpochFence
 from ringrift_runtime.grpc.calls import call
@@ -137,7 +137,6 @@ class AgentApp:
         if self.streams is not None:
             await self.streams.start()
             log.info("file streams on port %d", self.streams.port)
-        watch_children_by_pidfd()
         recovered = await self.runner.recover()
         self.runner.prepare()
         if any(recovered.values()):
