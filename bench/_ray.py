@@ -3,15 +3,15 @@ extra: ``pip install -e '.[bench]'``, which is ``ray[default]``: the dashboard a
 Jobs come with it).
 
 ``ray_head()`` starts a Ray head as a user would (``ray start --head``, its dashboard on
-loopback, with its own temporary directory and ports), yields once it answers, and stops every process it
-started, found by descent from the ``ray start --block`` process and by the temporary
-directory in their command lines (some detach). ``ray stop`` is not used: it stops every
-Ray process of the machine, not only this one's.
+loopback, with its own temporary directory and ports), yields once it answers, and stops
+every process it started, found by descent from the ``ray start --block`` process and by
+the temporary directory in their command lines (some detach). ``ray stop`` is not used:
+it stops every Ray process of the machine, not only this one's.
 
 Ray's token authentication is off for what the benchmarks start (``RAY_AUTH_MODE=disabled``
-for the head and the benchmark's own driver): left to itself, a local ``ray.init()`` writes
-a token to ~/.ray/auth_token, and a head started later reads it while a driver need not,
-so the two disagree; both are on this machine.)"""
+for the head and the benchmark's own driver; both are on this machine): left to itself, a
+local ``ray.init()`` writes a token to ~/.ray/auth_token, and a head started later reads it
+while a driver need not, so the two disagree."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from ringrift_runtime.local.ports import free_port
 MIB = 1024 * 1024
 WORKER_PORTS = (10002, 19999)  # Ray's default range for its workers' ports
 AUTH_MODE = "RAY_AUTH_MODE"
+STOP_GRACE_SECONDS = 10.0
 
 
 @contextmanager
@@ -51,9 +52,6 @@ def without_auth() -> Iterator[None]:
             os.environ.pop(AUTH_MODE, None)
         else:
             os.environ[AUTH_MODE] = before
-
-
-STOP_GRACE_SECONDS = 10.0
 
 
 def installed() -> bool:

@@ -185,3 +185,5 @@ async def test_an_agent_restarted_after_its_jobs_moved_on_stops_the_attempts_it_
         for job in await _jobs(stub, job_ids):
             assert (job.state, job.node_id, job.attempt) == (C.JOB_STATE_RUNNING, "other", 2)
             assert "superseded" in job.attempts[0].error
+        for job_id in job_ids:  # the agents keep their jobs at a stop: none outlives the test
+            await stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id, reason="test over"), timeout=10)
