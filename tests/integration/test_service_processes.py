@@ -18,6 +18,7 @@ from ringrift_runtime.local.etcd import EtcdServer
 from ringrift_runtime.local.processes import ServiceProcess
 from ringrift_runtime.security.identity import Identity, agent, gateway, service
 from ringrift_runtime.testing.pki import TestPki
+from tests.polling import wait_for
 
 GRACE_SECONDS = 3.0
 
@@ -73,7 +74,7 @@ def test_process_serves_health_reflection_and_stops_on_sigterm(
 
     # Registered in etcd (agents as members, the rest as control-plane services) ...
     key = _registry_key(service_process.service)
-    assert _wait_for(lambda: _etcd_get(etcd, key) != "", 10), f"{key} not registered"
+    assert wait_for(lambda: _etcd_get(etcd, key) != "", 10), f"{key} not registered"
 
     started = time.monotonic()
     service_process.signal(signal.SIGTERM)
@@ -105,15 +106,6 @@ def identity_of(process: str) -> Identity:
     if process == "agent":
         return agent("node-1", "test")
     return service(process, "test")
-
-
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_unknown_setting_stops_the_process_with_a_clear_message(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 
 from bench._ray import RayHead, stop_all
+from tests.polling import wait_for
 
 # A "head" that starts a child of its own and one that detaches (double fork, like a
 # daemon), both naming the temporary directory; each sleeps until stopped.
@@ -28,22 +28,13 @@ time.sleep(600)
 """
 
 
-def _wait_for(predicate, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_every_process_of_the_head_is_found_and_stopped_and_no_other(tmp_path: Path) -> None:
     temp = str(tmp_path / "rb-head")
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", str(tmp_path / "other")])
     head_process = subprocess.Popen([sys.executable, "-c", HEAD, temp], start_new_session=True)
     try:
         head = RayHead("127.0.0.1:1", "", head_process.pid, temp)
-        assert _wait_for(lambda: len(head.processes()) == 3), [p.pid for p in head.processes()]
+        assert wait_for(lambda: len(head.processes()) == 3), [p.pid for p in head.processes()]
         found = {p.pid for p in head.processes()}
         assert head_process.pid in found and bystander.pid not in found
         detached = [p for p in head.processes() if p.pid != head_process.pid and p.ppid() != head_process.pid]
@@ -53,7 +44,7 @@ def test_every_process_of_the_head_is_found_and_stopped_and_no_other(tmp_path: P
 
         stop_all(head.processes(), grace=5)
         head_process.wait(5)
-        assert _wait_for(lambda: not any(_alive(pid) for pid in found))
+        assert wait_for(lambda: not any(_alive(pid) for pid in found))
         assert head.processes() == []
         assert bystander.poll() is None  # not this head's
     finally:

@@ -21,6 +21,7 @@ from ringrift_runtime.testing.proxy import TcpProxy
 from tests.integration.cluster.conftest import LocalCluster
 from tests.integration.cluster.test_jobs_end_to_end import CPU as CPU_ONLY
 from tests.integration.cluster.test_jobs_end_to_end import start_control_plane
+from tests.polling import until
 
 pytestmark = pytest.mark.slow  # partitions and restarts watched for tens of seconds
 
@@ -74,15 +75,6 @@ async def _jobs(stub, job_ids: list[str]) -> list[C.Job]:
     return [(await stub.GetJob(jobs_pb2.GetJobRequest(job_id=j), timeout=5)).job for j in job_ids]
 
 
-async def _until(what: str, predicate, timeout: float = 30.0, describe=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            seen = await describe() if describe else ""
-            raise AssertionError(f"not within {timeout:.0f}s: {what} {seen}")
-        await asyncio.sleep(0.1)
-
-
 def _describing(stub, job_ids: list[str]):
     async def describe() -> list[tuple[str, str, int, str]]:
         return [(C.JobState.Name(j.state), j.node_id, j.attempt, j.error[:80]) for j in await _jobs(stub, job_ids)]
@@ -119,12 +111,12 @@ async def test_an_agent_cut_off_from_etcd_stops_its_jobs_before_they_run_anywher
                         (j.state, j.node_id) == (C.JOB_STATE_RUNNING, node) and (j.attempt == 1) == first for j in jobs
                     )
 
-                await _until(
+                await until(
                     "three jobs on the agent", lambda: running_on("cut-off", True), describe=_describing(stub, job_ids)
                 )
                 await cluster.start_agent("other", **CPU)
                 await proxy.cut()  # the agent reaches JobService still, but not etcd
-                await _until(
+                await until(
                     "retried elsewhere", lambda: running_on("other", False), describe=_describing(stub, job_ids)
                 )
 
@@ -134,7 +126,7 @@ async def test_an_agent_cut_off_from_etcd_stops_its_jobs_before_they_run_anywher
                     listed = await nodes.ListNodes(nodes_pb2.ListNodesRequest(), timeout=5)
                     return "cut-off" in {n.node_id for n in listed.nodes}
 
-                await _until("the agent registered again", rejoined)
+                await until("the agent registered again", rejoined)
                 await asyncio.sleep(1)  # still sampling: it starts nothing of the old jobs
                 jobs = await _jobs(stub, job_ids)
         assert sampler.samples and all(sampler.nodes_of(j) == {"cut-off", "other"} for j in job_ids)
@@ -167,18 +159,18 @@ async def test_an_agent_restarted_after_its_jobs_moved_on_stops_the_attempts_it_
                 for j in await _jobs(stub, job_ids)
             )
 
-        await _until("two jobs running on the agent", lambda: states("restarted", 1))
+        await until("two jobs running on the agent", lambda: states("restarted", 1))
         with JobSampler(cluster.root) as sampler:
             await asyncio.to_thread(agent.stop)  # a graceful stop: the jobs keep running to be re-adopted
             await cluster.start_agent("other", **CPU)
-            await _until("the jobs retried on the other node", lambda: states("other", 2))
+            await until("the jobs retried on the other node", lambda: states("other", 2))
             await asyncio.to_thread(agent.start)  # re-adopts both, learns they moved on, stops them
 
             async def stopped() -> bool:
                 jobs = await _jobs(stub, job_ids)
                 return all(j.attempts[0].state == C.JOB_STATE_CANCELLED for j in jobs)
 
-            await _until("the re-adopted attempts stopped", stopped)
+            await until("the re-adopted attempts stopped", stopped)
             await asyncio.sleep(0.5)
         latest = sampler.samples[-1][1]
         assert all(latest.get(j) == {"other"} for j in job_ids), latest

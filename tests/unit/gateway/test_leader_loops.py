@@ -18,6 +18,7 @@ from ringrift_gateway.domain.ports import EventView
 from ringrift_runtime.cluster.election import Leadership
 from ringrift_runtime.errors import NotFound, NotLeader, RingriftError, StaleEpoch
 from ringrift_settings import GatewaySettings
+from tests.polling import until
 
 
 class Keeper:
@@ -305,15 +306,12 @@ async def test_wakes_of_a_paused_loop_do_not_spin_it_and_a_resume_runs_it_at_onc
     await asyncio.sleep(0.2)
     assert runs == [] and sleeps <= 60, sleeps  # paused: each wake costs a look at most, never a spin
     await loops.set_paused("JobDispatcher", False)
-    await asyncio.wait_for(_until(lambda: len(runs) == 1), 5)  # resumed: at once, not an hour later
+    await until(
+        "the loop resumed", lambda: len(runs) == 1, timeout=5, interval=0.005
+    )  # resumed: at once, not an hour later
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-async def _until(predicate) -> None:
-    while not predicate():
-        await asyncio.sleep(0.005)
 
 
 class HeldEpochs(IssuedEpochs):
@@ -422,7 +420,7 @@ async def test_the_leader_follows_job_events_into_dispatch_wakes() -> None:
     stream = EventStream([EventView(1, "JOB_SUBMITTED", "job-a"), EventView(2, "JOB_SUBMITTED", "job-b")])
     duties = LeaderDuties(stream, None, "gw", GatewaySettings(), Counter(), loops, wakes)  # type: ignore[arg-type]
     task = asyncio.create_task(duties._dispatch_on_events())
-    await asyncio.wait_for(_until(lambda: len(loops.woken) == 2), 5)
+    await until("both loops woken", lambda: len(loops.woken) == 2, timeout=5, interval=0.005)
     assert set(stream.types) >= {"JOB_SUBMITTED", "JOB_SUCCEEDED", "JOB_RETRIED"}
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -183,16 +183,20 @@ class Outbox:
 
     async def _coalesce(self, queue: list[Path]) -> Path | None:
         """The job's next event to send: a RUNNING event followed by a later event of the
-        same attempt is dropped (the later one says more)."""
+        same attempt is dropped (the later one says more); their files go in one thread hop."""
+        dropped: list[Path] = []
         while len(queue) > 1:
             head = self._events[queue[0].name]
             if head.get("state") != RUNNING:
                 break
             if not any(self._events[p.name].get("attempt") == head.get("attempt") for p in queue[1:]):
                 break
-            await asyncio.to_thread(_unlink, queue[0])
-            self._forget(queue.pop(0).name)
-            self.coalesced += 1
+            dropped.append(queue.pop(0))
+        if dropped:
+            await asyncio.to_thread(_unlink_all, dropped)
+            for path in dropped:
+                self._forget(path.name)
+            self.coalesced += len(dropped)
         return queue[0] if queue else None
 
     async def _deliver(self, path: Path) -> str:
@@ -226,10 +230,6 @@ def _read_all(paths: list[Path]) -> list[dict | Malformed]:
         except Malformed as exc:
             events.append(exc)
     return events
-
-
-def _unlink(path: Path) -> None:
-    path.unlink(missing_ok=True)
 
 
 def _unlink_all(paths: list[Path]) -> None:
