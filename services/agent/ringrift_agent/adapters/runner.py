@@ -28,6 +28,7 @@ from typing import Any
 
 import psutil
 
+from ringrift_agent.adapters.children import PIPE, Child
 from ringrift_agent.adapters.files import check_reported_games
 from ringrift_agent.adapters.outbox import Outbox
 from ringrift_agent.domain.attempts import LOST_ON_RESTART, Attempt, Ending, Recovery, ending, recovery, timed_out
@@ -280,7 +281,7 @@ class JobRunner:
         self._wrapper = wrapper_command(job_wrapper)
         self._running_delay = running_report_delay
         self._keep_standby = standby_wrapper
-        self._standby: asyncio.subprocess.Process | None = None  # a wrapper waiting for a job
+        self._standby: Child | None = None  # a wrapper waiting for a job
         self._standby_starting: asyncio.Task[None] | None = None
         self._base_env = base_env
         self.jobs_dir = data_dir / "jobs"
@@ -297,7 +298,7 @@ class JobRunner:
         self._ended: OrderedDict[tuple[str, int], float] = OrderedDict()
         self._max_ended = max_ended
         self._trimming: asyncio.Task[None] | None = None
-        self._processes: dict[tuple[str, int], asyncio.subprocess.Process] = {}
+        self._processes: dict[tuple[str, int], Child] = {}
         self._monitors: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         self.fenced_reason = ""  # set while this node's lease has lapsed: nothing runs
@@ -441,21 +442,14 @@ class JobRunner:
         await self._persist(attempt)
         await self._report_running(attempt)
 
-    async def _spawn_wrapper(
-        self, attempt: Attempt, work_dir: Path, gpu_indices: list[int]
-    ) -> asyncio.subprocess.Process:
+    async def _spawn_wrapper(self, attempt: Attempt, work_dir: Path, gpu_indices: list[int]) -> Child:
         stdout = (work_dir / "stdout.log").open("ab")
         stderr = (work_dir / "stderr.log").open("ab")
         try:
-            return await asyncio.create_subprocess_exec(
-                *self._wrapper,
-                str(work_dir),
-                *_rlimit_args(attempt),
-                "--",
-                *attempt.argv,
+            return Child.spawn(
+                [*self._wrapper, str(work_dir), *_rlimit_args(attempt), "--", *attempt.argv],
                 stdout=stdout,
                 stderr=stderr,
-                stdin=asyncio.subprocess.DEVNULL,
                 cwd=work_dir,
                 env=self._env(attempt, gpu_indices),
                 start_new_session=True,
@@ -465,25 +459,21 @@ class JobRunner:
             stderr.close()
 
     # -- the standby wrapper -----------------------------------------------------------
-    async def _hand_to_standby(
-        self, attempt: Attempt, work_dir: Path, gpu_indices: list[int]
-    ) -> asyncio.subprocess.Process | None:
+    async def _hand_to_standby(self, attempt: Attempt, work_dir: Path, gpu_indices: list[int]) -> Child | None:
         """The job to the wrapper started ahead (its interpreter's start is behind it), and
         the next one started in the background; None when there is none ready (the job
         then starts its own wrapper)."""
         standby, self._standby = self._standby, None
         if self._keep_standby:
             self._start_standby_soon()
-        if standby is None or standby.returncode is not None or standby.stdin is None:
+        if standby is None or standby.returncode is not None:
             return None
         job = standby_input(work_dir, attempt.argv, self._env(attempt, gpu_indices), _rlimits(attempt))
         if job is None:
-            standby.stdin.close()  # end of input without a job: it exits
+            standby.close_input()  # end of input without a job: it exits
             return None
         try:
-            standby.stdin.write(job)
-            await standby.stdin.drain()
-            standby.stdin.close()
+            await standby.send_input(job)
         except (BrokenPipeError, ConnectionResetError):  # it died meanwhile
             return None
         return standby
@@ -497,12 +487,9 @@ class JobRunner:
             return
         try:
             await asyncio.to_thread(self.jobs_dir.mkdir, parents=True, exist_ok=True)
-            self._standby = await asyncio.create_subprocess_exec(
-                *self._wrapper,
-                "--standby",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+            self._standby = Child.spawn(
+                [*self._wrapper, "--standby"],
+                stdin=PIPE,
                 cwd=self.jobs_dir,
                 env=self._base_env,
                 start_new_session=True,  # it leads the job's process group
@@ -521,8 +508,7 @@ class JobRunner:
         standby, self._standby = self._standby, None
         if standby is None or standby.returncode is not None:
             return
-        if standby.stdin is not None:
-            standby.stdin.close()  # end of input: it exits without a job
+        standby.close_input()  # end of input: it exits without a job
         try:
             await asyncio.wait_for(standby.wait(), 5)
         except TimeoutError:
@@ -766,5 +752,7 @@ class JobRunner:
         for monitor in monitors:
             monitor.cancel()
         await asyncio.gather(*monitors, return_exceptions=True)
+        for child in self._processes.values():
+            child.close()  # its job keeps running: a restarted agent re-adopts it
         self._keep_standby = False
         await self._stop_standby()
