@@ -119,6 +119,19 @@ async def test_a_write_under_an_epoch_never_issued_is_refused_and_changes_nothin
     assert stored.sequence == 1  # the genuine leader still writes
 
 
+async def test_events_are_read_with_the_head_in_one_transaction(repository) -> None:
+    assert await repository.read_events(0, EventFilter(), 10) == (0, [])
+    for n in range(5):
+        await repository.append_event(
+            NewEvent(type=NODE_JOINED if n % 2 else JOB_SUBMITTED, source="s", subject=f"j{n}")
+        )
+    head, found = await repository.read_events(1, EventFilter(), 2)
+    assert head == 5 and [e.sequence for e in found] == [2, 3]  # at most the limit, oldest first
+    head, found = await repository.read_events(0, EventFilter(types=frozenset({NODE_JOINED})), 10)
+    assert head == 5 and [e.event.subject for e in found] == ["j1", "j3"]
+    assert found == [e for e in await repository.list_events(0, EventFilter(), 10) if e.event.type == NODE_JOINED]
+
+
 async def test_stale_writes_change_nothing(repository) -> None:
     await claim_until(repository, 9)
     with pytest.raises(StaleEpoch):
@@ -323,14 +336,20 @@ async def test_live_watches_share_one_read_per_append_and_see_what_a_filtered_re
     from ringrift_state.domain.usecases import StateUseCases
 
     reads = 0
-    listing = repository.list_events
+    listing, reading = repository.list_events, repository.read_events
 
     async def counted(after: int, event_filter: EventFilter, limit: int):
         nonlocal reads
         reads += 1
         return await listing(after, event_filter, limit)
 
+    async def counted_with_head(after: int, event_filter: EventFilter, limit: int):
+        nonlocal reads
+        reads += 1
+        return await reading(after, event_filter, limit)
+
     repository.list_events = counted
+    repository.read_events = counted_with_head
     uses = StateUseCases(repository, 5.0, 100)  # a long poll: only appends move the watches
     await uses.publish(NewEvent(JOB_SUBMITTED, "test", subject="before-1", config_key="sq8"))
     await uses.publish(NewEvent(NODE_JOINED, "test", subject="before-2"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import Select, delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from ringrift_runtime.db import Database
@@ -184,17 +184,21 @@ class SqlStateRepository:
         return await self._db.write(_write)
 
     async def list_events(self, after: int, event_filter: EventFilter, limit: int) -> list[StoredEvent]:
-        query = select(events).where(events.c.sequence > after)
-        if event_filter.types:
-            query = query.where(events.c.type.in_(sorted(event_filter.types)))
-        if event_filter.config_key:
-            query = query.where(events.c.config_key == event_filter.config_key)
-        if event_filter.subject:
-            query = query.where(events.c.subject == event_filter.subject)
+        query = _events_after(after, event_filter, limit)
 
         def _read(connection: Connection) -> list[StoredEvent]:
-            rows = connection.execute(query.order_by(events.c.sequence).limit(limit)).all()
-            return [_stored(row) for row in rows]
+            return [_stored(row) for row in connection.execute(query).all()]
+
+        return await self._db.read(_read)
+
+    async def read_events(self, after: int, event_filter: EventFilter, limit: int) -> tuple[int, list[StoredEvent]]:
+        query = _events_after(after, event_filter, limit)
+
+        def _read(connection: Connection) -> tuple[int, list[StoredEvent]]:
+            # The counter first: every event up to it was committed with it, so the
+            # events read next (a later statement) include them all.
+            head = connection.execute(select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE)).scalar_one()
+            return head, [_stored(row) for row in connection.execute(query).all()]
 
         return await self._db.read(_read)
 
@@ -280,6 +284,18 @@ class SqlStateRepository:
             return current + 1
 
         return await self._db.write(_write)
+
+
+def _events_after(after: int, event_filter: EventFilter, limit: int) -> Select:
+    """The events after ``after`` that match ``event_filter``, oldest first, at most ``limit``."""
+    query = select(events).where(events.c.sequence > after)
+    if event_filter.types:
+        query = query.where(events.c.type.in_(sorted(event_filter.types)))
+    if event_filter.config_key:
+        query = query.where(events.c.config_key == event_filter.config_key)
+    if event_filter.subject:
+        query = query.where(events.c.subject == event_filter.subject)
+    return query.order_by(events.c.sequence).limit(limit)
 
 
 def _stored(row) -> StoredEvent:

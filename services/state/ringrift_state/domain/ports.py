@@ -30,6 +30,11 @@ class StateRepository(Protocol):
 
     async def last_sequence(self) -> int: ...
 
+    async def read_events(self, after: int, event_filter: EventFilter, limit: int) -> tuple[int, list[StoredEvent]]:
+        """(the last sequence, the events after ``after``) in one transaction: every
+        event up to that sequence is among what it read or before ``after``."""
+        ...
+
     async def events_floor(self) -> int:
         """The highest sequence compacted away (0: none); events after it are kept."""
         ...

@@ -107,23 +107,27 @@ class EventTail:
             await self._notifier.wait(self._poll_seconds, change)
 
     async def _read(self) -> None:
-        head = await self._repository.last_sequence()  # every event up to here is visible now
-        if self.head < 0 or head < self.head:
-            self._events.clear()  # the first read (or a database that went back): hold from here on
+        if self.head < 0:  # the first read: hold from here on
+            self._events.clear()
+            self.head = await self._repository.last_sequence()
+            return
+        # One transaction for a wake: the head (every event up to it is visible) and
+        # the events after what is held.
+        head, found = await self._repository.read_events(self.head, EventFilter(), self._batch)
+        if head < self.head:
+            self._events.clear()  # a database that went back: hold from here on
             self.head = head
             return
         while self.head < head:
-            batch = [
-                e
-                for e in await self._repository.list_events(self.head, EventFilter(), self._batch)
-                if e.sequence <= head
-            ]
+            batch = [e for e in found if e.sequence <= head]
             if not batch or batch[0].sequence != self.head + 1:
                 self._events.clear()  # compacted meanwhile: hold from head on
                 self.head = head
                 return
             self._events.extend(batch)
             self.head = batch[-1].sequence
+            if self.head < head:  # more than a batch behind
+                found = await self._repository.list_events(self.head, EventFilter(), self._batch)
 
 
 class StateUseCases:
@@ -216,8 +220,7 @@ class StateUseCases:
                 if last >= self._tail.head:  # nothing newer read meanwhile
                     await self._tail.moved()
                 continue
-            head = await self._repository.last_sequence()  # every event up to here is visible now
-            batch = await self._repository.list_events(last, event_filter, self._batch_size)
+            head, batch = await self._repository.read_events(last, event_filter, self._batch_size)
             for stored in batch:
                 yield stored
                 last = stored.sequence
