@@ -237,6 +237,11 @@ def cap_log(path: Path, max_bytes: int) -> int:
     return size - keep
 
 
+def _cap_logs(work_dir: Path, max_bytes: int) -> list[int]:
+    """Cap each of an attempt's logs (LOGS); the bytes dropped from each."""
+    return [cap_log(work_dir / name, max_bytes) for name in LOGS]
+
+
 def _read_result(work_dir: Path) -> str:
     path = work_dir / "result.json"
     try:
@@ -299,6 +304,7 @@ class JobRunner:
         self._max_ended = max_ended
         self._trimming: asyncio.Task[None] | None = None
         self._processes: dict[tuple[str, int], Child] = {}
+        self._live: set[tuple[str, int]] = set()  # the attempts not ended: job slots count them
         self._monitors: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._lock = asyncio.Lock()
         self.fenced_reason = ""  # set while this node's lease has lapsed: nothing runs
@@ -336,10 +342,10 @@ class JobRunner:
                 return existing, False
             if self.fenced_reason:
                 raise DependencyUnavailable(f"{self.node_id} runs nothing until it is registered again")
-            live = sum(1 for a in self.attempts.values() if a.live)
-            if self.job_slots and live >= self.job_slots:
+            if self.job_slots and len(self._live) >= self.job_slots:
                 raise DependencyUnavailable(f"all {self.job_slots} job slots of {self.node_id} are busy")
             self.attempts[attempt.key] = attempt
+            self._live.add(attempt.key)
         work_dir = Path(attempt.work_dir)
         try:
             await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
@@ -548,15 +554,18 @@ class JobRunner:
             return False
 
     async def _conclude(self, attempt: Attempt) -> None:
-        code, attempt.cpu_seconds, result, wrong = await asyncio.to_thread(
-            _read_end, Path(attempt.work_dir), self.data_dir
-        )
+        work_dir = Path(attempt.work_dir)
+
+        def read_end_and_cap_logs() -> tuple[tuple[int | None, float, str, str], list[int]]:
+            return _read_end(work_dir, self.data_dir), _cap_logs(work_dir, self._log_max_bytes)
+
+        (code, attempt.cpu_seconds, result, wrong), dropped = await asyncio.to_thread(read_end_and_cap_logs)
         end = ending(attempt, code)
         if not end.collect_result:
             result = ""
         if end.state is JobState.SUCCEEDED and wrong:  # a count the job reports is checked against what it wrote
             end = Ending(JobState.FAILED, error=wrong)
-        await self._finish(attempt, end, result)
+        await self._finish(attempt, end, result, dropped)
 
     async def _kill(self, attempt: Attempt) -> None:
         """SIGTERM to the attempt's own process group, SIGKILL after the grace period
@@ -588,10 +597,18 @@ class JobRunner:
         return attempt
 
     # -- finishing and reporting ---------------------------------------------------
-    async def _finish(self, attempt: Attempt, end: Ending, result_json: str = "") -> None:
+    async def _finish(
+        self, attempt: Attempt, end: Ending, result_json: str = "", logs_dropped: list[int] | None = None
+    ) -> None:
+        """``logs_dropped``: what capping its logs dropped, when the caller capped them
+        already (in the same thread hop as it read the end)."""
         self._processes.pop(attempt.key, None)
-        await self._cap_logs(attempt)
+        if logs_dropped is None:
+            await self._cap_logs(attempt)
+        else:
+            self._log_dropped(attempt, logs_dropped)
         attempt.state, attempt.exit_code, attempt.error = end.state, end.exit_code, end.error
+        self._live.discard(attempt.key)
         attempt.result_json = result_json
         attempt.finished_at = time.time()
         # The report is durable first: an agent that dies before state.json says how the
@@ -655,8 +672,10 @@ class JobRunner:
 
     # -- retention -------------------------------------------------------------------
     async def _cap_logs(self, attempt: Attempt) -> None:
-        work_dir, cap = Path(attempt.work_dir), self._log_max_bytes
-        all_dropped = await asyncio.to_thread(lambda: [cap_log(work_dir / name, cap) for name in LOGS])
+        self._log_dropped(attempt, await asyncio.to_thread(_cap_logs, Path(attempt.work_dir), self._log_max_bytes))
+
+    @staticmethod
+    def _log_dropped(attempt: Attempt, all_dropped: list[int]) -> None:
         for name, dropped in zip(LOGS, all_dropped, strict=True):
             if dropped:
                 log.info("job %s attempt %d: dropped %d bytes of %s", attempt.job_id, attempt.attempt, dropped, name)
@@ -664,7 +683,7 @@ class JobRunner:
     async def cap_logs_forever(self, interval_seconds: float) -> None:
         """Cap the logs of running attempts every ``interval_seconds`` until cancelled."""
         while True:
-            for attempt in [a for a in self.attempts.values() if a.live]:
+            for attempt in [self.attempts[key] for key in self._live if key in self.attempts]:
                 try:
                     await self._cap_logs(attempt)
                 except OSError as exc:
@@ -728,6 +747,7 @@ class JobRunner:
             self._ended[key] = finished_at  # held on disk only
         for attempt in (a for a in attempts if not a.ended):
             self.attempts[attempt.key] = attempt
+            self._live.add(attempt.key)
             exit_recorded = await asyncio.to_thread((Path(attempt.work_dir) / "exit.json").exists)
             action = recovery(attempt, self._alive(attempt), exit_recorded)
             if action is Recovery.ADOPT:
