@@ -8,10 +8,11 @@ AdvanceEpoch on both databases, and hands out event sequences in commit order.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, delete, insert, select, text, update
+from sqlalchemy import Select, bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from ringrift_runtime.db import Database
@@ -34,17 +35,27 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# The statements on every job's path, built once: SQLAlchemy then reuses their cache key
+# and compiled form (a statement built per call costs its construction and its key).
+_LOCK = (
+    update(cluster)
+    .where(cluster.c.id == 1)
+    .values(epoch=cluster.c.epoch)
+    .returning(cluster.c.epoch, cluster.c.leader_id, cluster.c.advanced_at)
+)
+_EVENT_HEAD = select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE)
+_TAKE_SEQUENCES = (
+    update(counters)
+    .where(counters.c.name == EVENT_SEQUENCE)
+    .values(value=counters.c.value + bindparam("count"))
+    .returning(counters.c.value)
+)
+
+
 def lock_and_fence(connection: Connection, epoch: int) -> EpochRecord:
     """Take the write lock; raise StaleEpoch when ``epoch`` (if non-zero) is below the maximum.
     Every write transaction starts with this."""
-    row = (
-        connection.execute(
-            update(cluster)
-            .where(cluster.c.id == 1)
-            .values(epoch=cluster.c.epoch)
-            .returning(cluster.c.epoch, cluster.c.leader_id, cluster.c.advanced_at)
-        )
-    ).one()
+    row = connection.execute(_LOCK).one()
     if epoch and epoch < row.epoch:
         raise StaleEpoch(received=epoch, highest=row.epoch)
     if epoch > row.epoch:
@@ -100,14 +111,7 @@ def append_event_rows(connection: Connection, new_events: list[NewEvent]) -> Non
     """Append many events (without idempotency keys) with one counter bump and one insert."""
     if not new_events:
         return
-    last = (
-        connection.execute(
-            update(counters)
-            .where(counters.c.name == EVENT_SEQUENCE)
-            .values(value=counters.c.value + len(new_events))
-            .returning(counters.c.value)
-        )
-    ).scalar_one()
+    last = connection.execute(_TAKE_SEQUENCES, {"count": len(new_events)}).scalar_one()
     now = _now()
     first = last - len(new_events) + 1
     _notify_replicas(connection)
@@ -184,21 +188,21 @@ class SqlStateRepository:
         return await self._db.write(_write)
 
     async def list_events(self, after: int, event_filter: EventFilter, limit: int) -> list[StoredEvent]:
-        query = _events_after(after, event_filter, limit)
+        query, params = _events_after(after, event_filter, limit)
 
         def _read(connection: Connection) -> list[StoredEvent]:
-            return [_stored(row) for row in connection.execute(query).all()]
+            return [_stored(row) for row in connection.execute(query, params).all()]
 
         return await self._db.read(_read)
 
     async def read_events(self, after: int, event_filter: EventFilter, limit: int) -> tuple[int, list[StoredEvent]]:
-        query = _events_after(after, event_filter, limit)
+        query, params = _events_after(after, event_filter, limit)
 
         def _read(connection: Connection) -> tuple[int, list[StoredEvent]]:
             # The counter first: every event up to it was committed with it, so the
             # events read next (a later statement) include them all.
-            head = connection.execute(select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE)).scalar_one()
-            return head, [_stored(row) for row in connection.execute(query).all()]
+            head = connection.execute(_EVENT_HEAD).scalar_one()
+            return head, [_stored(row) for row in connection.execute(query, params).all()]
 
         return await self._db.read(_read)
 
@@ -244,7 +248,7 @@ class SqlStateRepository:
 
     async def last_sequence(self) -> int:
         def _read(connection: Connection) -> int:
-            return connection.execute(select(counters.c.value).where(counters.c.name == EVENT_SEQUENCE)).scalar_one()
+            return connection.execute(_EVENT_HEAD).scalar_one()
 
         return await self._db.read(_read)
 
@@ -286,16 +290,30 @@ class SqlStateRepository:
         return await self._db.write(_write)
 
 
-def _events_after(after: int, event_filter: EventFilter, limit: int) -> Select:
-    """The events after ``after`` that match ``event_filter``, oldest first, at most ``limit``."""
-    query = select(events).where(events.c.sequence > after)
+def _events_after(after: int, event_filter: EventFilter, limit: int) -> tuple[Select, dict]:
+    """The events after ``after`` that match ``event_filter``, oldest first, at most
+    ``limit``: a statement (one per combination of filters, built once) and its values."""
+    shape = (bool(event_filter.types), bool(event_filter.config_key), bool(event_filter.subject))
+    params = {"after": after, "limit": limit}
     if event_filter.types:
-        query = query.where(events.c.type.in_(sorted(event_filter.types)))
+        params["types"] = sorted(event_filter.types)
     if event_filter.config_key:
-        query = query.where(events.c.config_key == event_filter.config_key)
+        params["config_key"] = event_filter.config_key
     if event_filter.subject:
-        query = query.where(events.c.subject == event_filter.subject)
-    return query.order_by(events.c.sequence).limit(limit)
+        params["subject"] = event_filter.subject
+    return _events_query(*shape), params
+
+
+@functools.cache
+def _events_query(types: bool, config_key: bool, subject: bool) -> Select:
+    query = select(events).where(events.c.sequence > bindparam("after"))
+    if types:
+        query = query.where(events.c.type.in_(bindparam("types", expanding=True)))
+    if config_key:
+        query = query.where(events.c.config_key == bindparam("config_key"))
+    if subject:
+        query = query.where(events.c.subject == bindparam("subject"))
+    return query.order_by(events.c.sequence).limit(bindparam("limit"))
 
 
 def _stored(row) -> StoredEvent:

@@ -86,12 +86,8 @@ class SqlJobRepository:
     def _load(self, connection: Connection, job_ids: list[str]) -> dict[str, JobRecord]:
         if not job_ids:
             return {}
-        rows = connection.execute(select(jobs).where(jobs.c.job_id.in_(job_ids))).all()
-        attempt_rows = (
-            connection.execute(
-                select(job_attempts).where(job_attempts.c.job_id.in_(job_ids)).order_by(job_attempts.c.attempt)
-            )
-        ).all()
+        rows = connection.execute(_JOBS_BY_ID, {"ids": job_ids}).all()
+        attempt_rows = connection.execute(_ATTEMPTS_BY_JOB, {"ids": job_ids}).all()
         by_job: dict[str, list[AttemptRecord]] = {}
         for row in attempt_rows:
             by_job.setdefault(row.job_id, []).append(_attempt(row))
@@ -316,7 +312,7 @@ class SqlJobRepository:
         def _write(connection: Connection) -> list[Outcome]:
             lock_and_fence(connection, epoch)
             ids = list(dict.fromkeys(t.job_id for t in transitions))
-            rows = {r.job_id: dict(r._mapping) for r in connection.execute(select(jobs).where(jobs.c.job_id.in_(ids)))}
+            rows = {r.job_id: dict(r._mapping) for r in connection.execute(_JOBS_BY_ID, {"ids": ids})}
             before = {job_id: dict(row) for job_id, row in rows.items()}
             now = _now()
             batch = _Batch(now, epoch)
@@ -411,6 +407,12 @@ class _Batch:
         )
 
 
+_JOBS_BY_ID = select(jobs).where(jobs.c.job_id.in_(bindparam("ids", expanding=True)))
+_ATTEMPTS_BY_JOB = (
+    select(job_attempts)
+    .where(job_attempts.c.job_id.in_(bindparam("ids", expanding=True)))
+    .order_by(job_attempts.c.attempt)
+)
 _ATTEMPT_UPDATE = (
     update(job_attempts)
     .where(job_attempts.c.job_id == bindparam("b_job_id"), job_attempts.c.attempt == bindparam("b_attempt"))
