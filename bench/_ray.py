@@ -243,3 +243,28 @@ def job_latencies(head: RayHead, count: int, poll_seconds: float = 0.01) -> list
                 raise RuntimeError(f"Ray job {job} ended {status}: {client.get_job_logs(job)[-500:]}")
             latencies.append((time.perf_counter() - started) * 1000)
     return latencies
+
+
+def jobs_rate(head: RayHead, count: int, poll_seconds: float = 0.05) -> float:
+    """Ray Jobs of ``true`` per second: ``count`` submitted at once with submit_job, timed
+    from the first submission until the last reads SUCCEEDED (Ray Jobs has no push for a
+    status: each is asked every ``poll_seconds``)."""
+    from ray.job_submission import JobStatus, JobSubmissionClient  # type: ignore[import-not-found]
+
+    ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+    with without_auth():
+        client = JobSubmissionClient(head.dashboard_url)
+        started = time.perf_counter()
+        waiting = [client.submit_job(entrypoint="true") for _ in range(count)]
+        while waiting:
+            still = []
+            for job in waiting:
+                status = client.get_job_status(job)
+                if status not in ended:
+                    still.append(job)
+                elif status != JobStatus.SUCCEEDED:
+                    raise RuntimeError(f"Ray job {job} ended {status}: {client.get_job_logs(job)[-500:]}")
+            waiting = still
+            if waiting:
+                time.sleep(poll_seconds)
+        return count / (time.perf_counter() - started)

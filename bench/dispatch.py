@@ -10,12 +10,16 @@ reaps them, so they count in its children's times), split by process, which is w
 the CPU went. Beside it, in the same run: the machine's bare spawn rate (a sequential
 ``subprocess.run(["/bin/true"])`` loop, as ``bench.jobs_throughput`` measures it) and,
 when Ray is installed (``pip install -e '.[bench]'``), Ray tasks that each run
-``/bin/true`` on a local Ray started for the run.
+``/bin/true`` on a local Ray started for the run, and Ray Jobs of ``true`` (the like of a
+RingRift job: a process of its own, a record, a status to ask for) submitted at once to
+a Ray head started for the run (``--ray-jobs``, 50 by default, 20 with ``--quick``: each
+starts a supervisor process of its own).
 
     .venv/bin/python -m bench.dispatch [--jobs 5000] [--agents 4] [--slots 8] [--quick] [--json]
 
 ``--json`` prints one object: jobs, agents, slots, jobs_per_s, cpu_ms_per_job,
-spawn_per_s, ratio_to_spawn, ray_per_s (null without Ray), ratio_to_ray, cpu_ms_by_process.
+spawn_per_s, ratio_to_spawn, ray_per_s (null without Ray), ratio_to_ray, ray_jobs_per_s,
+ratio_to_ray_jobs, cpu_ms_by_process.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import time
 
 import psutil
 
+from bench import _ray
 from bench._cluster import IDLE, cluster_pids, gateway_client, local_cluster, wait_ready
 from bench._common import machine, table
 from bench._ray import without_auth
@@ -119,6 +124,15 @@ def ray_rate(tasks: int) -> float | None:
             ray.shutdown()
 
 
+def ray_jobs_rate(count: int) -> float | None:
+    """Ray Jobs of ``true`` per second on a Ray head started here (None without Ray)."""
+    if count < 1 or not _ray.installed():
+        return None
+    with _ray.ray_head() as head:
+        _ray.jobs_rate(head, 2)  # the first jobs start what Ray Jobs starts once
+        return _ray.jobs_rate(head, count)
+
+
 def _group(cluster: LocalCluster) -> dict[str, str]:
     """Each process's row in the breakdown: agents and gateways summed by kind."""
     rows = {"etcd": "etcd", "etcd children": "etcd"}
@@ -135,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--slots", type=int, default=8, help="job slots per agent")
     parser.add_argument("--quick", action="store_true", help="1,000 jobs")
+    parser.add_argument("--ray-jobs", type=int, default=50, help="Ray Jobs to time when Ray is installed (0: none)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.agents < 1 or args.slots < 1 or args.jobs < 1:
         parser.error("--jobs, --agents and --slots: at least 1")
+    if args.ray_jobs < 0:
+        parser.error("--ray-jobs: 0 or more")
     jobs = 1000 if args.quick else args.jobs
     env = {**IDLE, "RINGRIFT_AGENT__JOB_SLOTS": str(args.slots)}
     with local_cluster(env, agents=args.agents) as cluster:
@@ -146,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = _group(cluster)
     spawn = spawn_rate()
     ray = ray_rate(jobs)
+    ray_jobs = ray_jobs_rate(min(args.ray_jobs, 20) if args.quick else args.ray_jobs)
     by_group: dict[str, float] = {}
     for name, used in cpu.items():
         by_group[rows.get(name, name)] = by_group.get(rows.get(name, name), 0.0) + used
@@ -160,16 +178,20 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_to_spawn": round(jobs_per_s / spawn, 3),
         "ray_per_s": round(ray, 1) if ray else None,
         "ratio_to_ray": round(jobs_per_s / ray, 3) if ray else None,
+        "ray_jobs_per_s": round(ray_jobs, 2) if ray_jobs else None,
+        "ratio_to_ray_jobs": round(jobs_per_s / ray_jobs, 1) if ray_jobs else None,
         "cpu_ms_by_process": {name: round(1000 * used / jobs, 2) for name, used in sorted(by_group.items())},
     }
     if args.json:
         print(json.dumps(figures))
         return 0
     ray_text = f"{ray:.1f}/s, ratio {figures['ratio_to_ray']} (goal ≥ 1.3)" if ray else "Ray not installed"
+    ray_jobs_text = f"{ray_jobs:.2f}/s, ratio {figures['ratio_to_ray_jobs']}" if ray_jobs else "not measured"
     rows = [
         ("jobs/s, first submission → last SUCCEEDED", f"{jobs_per_s:.1f}", f"bare spawn {spawn:.1f}/s (goal ≥ 0.9×)"),
         ("ratio to the bare spawn rate", str(figures["ratio_to_spawn"]), "goal ≥ 0.9"),
         ("Ray tasks running /bin/true", ray_text, ""),
+        ("Ray Jobs of true, submitted at once", ray_jobs_text, ""),
         ("CPU ms per job, every process of the cluster", str(figures["cpu_ms_per_job"]), ""),
         *((f"… of which {name}", str(per_job), "") for name, per_job in figures["cpu_ms_by_process"].items()),
     ]
