@@ -96,7 +96,7 @@ async def test_children_are_watched_without_a_thread_each(tmp_path: Path) -> Non
     before = threading.active_count()
     children = [_python("import time; time.sleep(30)", tmp_path) for _ in range(5)]
     try:
-        assert threading.active_count() == before
+        assert threading.active_count() <= before  # a thread each would be five more
     finally:
         for child in children:
             child.kill()
