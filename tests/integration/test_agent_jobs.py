@@ -569,6 +569,26 @@ async def test_restarted_agent_readopts_running_jobs_and_reports_vanished_ones_l
     await wait_events(recorder, "job-gone", [*ran, S.JOB_STATE_LOST])
 
 
+@pytest.mark.parametrize("agent_env", [{"RINGRIFT_AGENT__JOB_SLOTS": "2"}])
+async def test_attempts_readopted_after_a_restart_take_their_job_slots(agent, pki: TestPki) -> None:
+    process, _ = agent
+    await run_then_kill_the_agent(
+        process, pki, run_request("job-slot-a", seconds="30"), run_request("job-slot-b", seconds="30")
+    )
+    await asyncio.to_thread(process.start)
+    async with pki.channel(process.address, WORKER, JOBS) as channel:
+        stub = agent_pb2_grpc.NodeAgentServiceStub(channel)
+        await wait_state(stub, "job-slot-a", S.JOB_STATE_RUNNING)  # re-adopted
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RunJob(run_request("job-slot-c", seconds="30"), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and "job slots" in caught.value.details()
+        await stub.CancelJob(agent_pb2.CancelJobRequest(job_id="job-slot-a", epoch=5), timeout=15)
+        await wait_state(stub, "job-slot-a", S.JOB_STATE_CANCELLED)
+        await stub.RunJob(run_request("job-slot-c", seconds="0.1"), timeout=10)  # a slot is free again
+        await wait_state(stub, "job-slot-c", S.JOB_STATE_SUCCEEDED)
+        await stub.CancelJob(agent_pb2.CancelJobRequest(job_id="job-slot-b", epoch=5), timeout=15)
+
+
 async def test_an_attempt_whose_agent_died_before_recording_it_is_stopped_at_restart(
     agent, tmp_path: Path, pki: TestPki
 ) -> None:
