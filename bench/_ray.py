@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -228,43 +229,41 @@ def task_round_trips(head: RayHead, count: int, warm_up: int = 20) -> list[float
 def job_latencies(head: RayHead, count: int, poll_seconds: float = 0.01) -> list[float]:
     """Milliseconds from Ray Jobs' submit_job of ``true`` until its status reads SUCCEEDED
     (Ray Jobs has no push for a status: it is asked every ``poll_seconds``)."""
-    from ray.job_submission import JobStatus, JobSubmissionClient  # type: ignore[import-not-found]
+    from ray.job_submission import JobSubmissionClient  # type: ignore[import-not-found]
 
-    ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
     latencies = []
     with without_auth():
         client = JobSubmissionClient(head.dashboard_url)
         for _ in range(count):
             started = time.perf_counter()
             job = client.submit_job(entrypoint="true")
-            while (status := client.get_job_status(job)) not in ended:
+            while not _succeeded(client, job):
                 time.sleep(poll_seconds)
-            if status != JobStatus.SUCCEEDED:
-                raise RuntimeError(f"Ray job {job} ended {status}: {client.get_job_logs(job)[-500:]}")
             latencies.append((time.perf_counter() - started) * 1000)
     return latencies
+
+
+def _succeeded(client: Any, job: str) -> bool:
+    """Whether the Ray job has SUCCEEDED (False while it runs); RuntimeError when it
+    ended otherwise, with the end of its log."""
+    from ray.job_submission import JobStatus  # type: ignore[import-not-found]
+
+    status = client.get_job_status(job)
+    if status in (JobStatus.FAILED, JobStatus.STOPPED):
+        raise RuntimeError(f"Ray job {job} ended {status}: {client.get_job_logs(job)[-500:]}")
+    return bool(status == JobStatus.SUCCEEDED)
 
 
 def jobs_rate(head: RayHead, count: int, poll_seconds: float = 0.05) -> float:
     """Ray Jobs of ``true`` per second: ``count`` submitted at once with submit_job, timed
     from the first submission until the last reads SUCCEEDED (Ray Jobs has no push for a
     status: each is asked every ``poll_seconds``)."""
-    from ray.job_submission import JobStatus, JobSubmissionClient  # type: ignore[import-not-found]
+    from ray.job_submission import JobSubmissionClient  # type: ignore[import-not-found]
 
-    ended = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
     with without_auth():
         client = JobSubmissionClient(head.dashboard_url)
         started = time.perf_counter()
         waiting = [client.submit_job(entrypoint="true") for _ in range(count)]
-        while waiting:
-            still = []
-            for job in waiting:
-                status = client.get_job_status(job)
-                if status not in ended:
-                    still.append(job)
-                elif status != JobStatus.SUCCEEDED:
-                    raise RuntimeError(f"Ray job {job} ended {status}: {client.get_job_logs(job)[-500:]}")
-            waiting = still
-            if waiting:
-                time.sleep(poll_seconds)
+        while waiting := [job for job in waiting if not _succeeded(client, job)]:
+            time.sleep(poll_seconds)
         return count / (time.perf_counter() - started)

@@ -237,7 +237,7 @@ def cap_log(path: Path, max_bytes: int) -> int:
     return size - keep
 
 
-def _cap_logs(work_dir: Path, max_bytes: int) -> list[int]:
+def _cap_each_log(work_dir: Path, max_bytes: int) -> list[int]:
     """Cap each of an attempt's logs (LOGS); the bytes dropped from each."""
     return [cap_log(work_dir / name, max_bytes) for name in LOGS]
 
@@ -557,7 +557,7 @@ class JobRunner:
         work_dir = Path(attempt.work_dir)
 
         def read_end_and_cap_logs() -> tuple[tuple[int | None, float, str, str], list[int]]:
-            return _read_end(work_dir, self.data_dir), _cap_logs(work_dir, self._log_max_bytes)
+            return _read_end(work_dir, self.data_dir), _cap_each_log(work_dir, self._log_max_bytes)
 
         (code, attempt.cpu_seconds, result, wrong), dropped = await asyncio.to_thread(read_end_and_cap_logs)
         end = ending(attempt, code)
@@ -672,7 +672,7 @@ class JobRunner:
 
     # -- retention -------------------------------------------------------------------
     async def _cap_logs(self, attempt: Attempt) -> None:
-        self._log_dropped(attempt, await asyncio.to_thread(_cap_logs, Path(attempt.work_dir), self._log_max_bytes))
+        self._log_dropped(attempt, await asyncio.to_thread(_cap_each_log, Path(attempt.work_dir), self._log_max_bytes))
 
     @staticmethod
     def _log_dropped(attempt: Attempt, all_dropped: list[int]) -> None:
