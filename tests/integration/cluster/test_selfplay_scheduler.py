@@ -12,6 +12,7 @@ from ringrift.selfplay.v1 import selfplay_pb2_grpc
 from ringrift_runtime.grpc.status import field_violations
 from tests.integration.cluster.conftest import LocalCluster
 from tests.integration.cluster.test_jobs_end_to_end import A100, CPU, RTX4090
+from tests.polling import until
 
 DEMO = {
     "RINGRIFT_PIPELINE__PROFILE": "demo",
@@ -37,6 +38,18 @@ def _adjusted(base: int, adjustments) -> int:
     return jobs
 
 
+async def _members(stub, *node_ids: str) -> bool:
+    """Whether the scheduler answers for every one of ``node_ids`` (NOT_FOUND: not yet)."""
+    for node_id in node_ids:
+        try:
+            await stub.GetTargetJobsForNode(S.GetTargetJobsForNodeRequest(node_id=node_id), timeout=10)
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return False
+    return True
+
+
 async def test_scheduler_answers_from_membership_and_state(cluster: LocalCluster):
     await cluster.start_state()
     scheduler = await cluster.start("selfplay", "selfplay", **DEMO)
@@ -51,6 +64,8 @@ async def test_scheduler_answers_from_membership_and_state(cluster: LocalCluster
     epoch = (await cluster.wait_for_leader()).epoch
     channel = cluster.channel(scheduler)
     stub = selfplay_pb2_grpc.SelfplaySchedulerServiceStub(channel)
+    # The scheduler learns of members through its etcd watch, a moment after they register.
+    await until("the scheduler sees the three agents", lambda: _members(stub, "gpu-a100", "gpu-4090", "cpu-only"))
 
     a100 = await stub.GetTargetJobsForNode(S.GetTargetJobsForNodeRequest(node_id="gpu-a100"), timeout=10)
     assert a100.tier == "a100" and a100.target_jobs == _adjusted(16, a100.adjustments), a100
