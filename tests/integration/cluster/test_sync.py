@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from ringrift.common.v1 import common_pb2 as C
+from ringrift.nodes.v1 import nodes_pb2, nodes_pb2_grpc
 from ringrift.state.v1 import state_pb2, state_pb2_grpc
 from ringrift.sync.v1 import sync_pb2, sync_pb2_grpc
 from ringrift_agent.adapters.files import sha256_of
@@ -17,6 +18,7 @@ from ringrift_reference.data import write_games
 from ringrift_reference.players import RandomPlayer, play_game
 from ringrift_runtime.grpc.status import field_violations
 from tests.integration.cluster.conftest import LocalCluster
+from tests.polling import until
 
 PLAYERS = {"RINGRIFT_AGENT__ROLES": '["selfplay", "gauntlet"]'}
 
@@ -30,7 +32,19 @@ async def start(cluster: LocalCluster):
         await cluster.start_agent(node_id, **env)
     leader = await cluster.wait_for_leader()
     channel = cluster.channel("sync")
-    return sync_pb2_grpc.SyncPlannerServiceStub(channel), leader.epoch
+    stub = sync_pb2_grpc.SyncPlannerServiceStub(channel)
+    # SyncPlanner and NodeSelector learn of members through their etcd watches, a moment
+    # after the agents register.
+    nodes = nodes_pb2_grpc.NodeSelectorServiceStub(cluster.channel("nodes"))
+    agents = {"trainer", "player-1", "player-2"}
+
+    async def both_see_the_agents() -> bool:
+        manifests = await stub.CollectManifests(sync_pb2.CollectManifestsRequest(), timeout=10)
+        listed = await nodes.ListNodes(nodes_pb2.ListNodesRequest(), timeout=10)
+        return {m.node_id for m in manifests.manifests} == agents == {n.node_id for n in listed.nodes}
+
+    await until("SyncPlanner and NodeSelector see the three agents", both_see_the_agents)
+    return stub, leader.epoch
 
 
 def data(cluster: LocalCluster, node_id: str):
@@ -61,7 +75,10 @@ async def test_games_to_trainer_and_model_to_players_move_only_what_is_needed(cl
     shutil.copy(data(cluster, "player-1") / games / "c.db", data(cluster, "trainer") / games / "c-old.db")
     games_file(data(cluster, "player-1") / "games/square8_2p/other.db", 4)  # another config: stays
 
-    manifests = await stub.CollectManifests(sync_pb2.CollectManifestsRequest(config_key="square6_2p"), timeout=10)
+    # Refreshed: the wait for the agents cached their manifests before these files were written.
+    manifests = await stub.CollectManifests(
+        sync_pb2.CollectManifestsRequest(config_key="square6_2p", refresh=True), timeout=10
+    )
     assert not manifests.partial and {m.node_id for m in manifests.manifests} == {"trainer", "player-1", "player-2"}
     assert sum(f.game_count for m in manifests.manifests for f in m.files) == 5 * 5
 
