@@ -43,7 +43,7 @@ def _service(name: str, rules: dict[str, AbstractSet[str]]) -> dict[str, frozens
 STATE_READS = (
     "GetClusterStats", "GetClusterEpoch", "LoadState", "GetJob", "ListJobs", "CountJobsOnNodes", "ListNodesSeen",
     "ListModels", "GetBestModels", "ListMatches", "ListRatings", "ListConfigStats", "ListSyncTransfers", "ListEvents",
-    "WatchEvents",
+    "WatchEvents", "GetEventHead",
 )  # fmt: skip
 
 TABLE: dict[str, frozenset[str]] = {

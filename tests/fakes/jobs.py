@@ -4,8 +4,9 @@ and passes the same contract tests as the real store (tests/integration/jobs).""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -32,6 +33,14 @@ class FakeJobStore:
         self._ids = itertools.count(1)
         self.highest_epoch = 0
         self.transitions: list[Transition] = []
+        self._events: list[tuple[int, str]] = []  # (sequence, job id) of each event appended
+        self._appended = asyncio.Event()  # set (and replaced) at each event appended
+
+    def _event(self, job_id: str) -> None:
+        """StateService appends an event for each job created and each transition applied."""
+        self._events.append((len(self._events) + 1, job_id))
+        self._appended.set()
+        self._appended = asyncio.Event()
 
     def _fence(self, epoch: int) -> None:
         """StateService's rule: a write below the registered epoch is refused (0: not on
@@ -59,6 +68,7 @@ class FakeJobStore:
             self._records[job_id] = _Record(job, attempts={1: AttemptView(1, "", None)})
             if key:
                 self._keys[key] = job_id
+            self._event(job_id)
             created.append((self._view(self._records[job_id]), True))
         return created
 
@@ -136,11 +146,25 @@ class FakeJobStore:
             if decision.next_attempt:
                 record.attempts[decision.next_attempt] = AttemptView(decision.next_attempt, "", None)
                 record.not_before = changes.get("not_before")  # type: ignore[assignment]
+            self._event(t.job_id)
             outcomes.append(Outcome(t.job_id, True, "", self._view(record) if with_jobs else None))
         return outcomes
 
     async def epoch(self) -> int:
         return self.highest_epoch
+
+    async def event_head(self) -> int:
+        return len(self._events)
+
+    async def job_events(self, job_id: str, after: int) -> AsyncGenerator[int, None]:
+        last = after
+        while True:
+            for sequence, subject in self._events[last:]:
+                if subject == job_id:
+                    yield sequence
+                last = sequence
+            if len(self._events) <= last:
+                await self._appended.wait()
 
 
 class FakePlacement:

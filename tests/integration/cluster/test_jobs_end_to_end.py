@@ -310,3 +310,24 @@ async def test_a_submission_is_dispatched_at_once_not_at_the_next_round(cluster:
                     break
                 assert time.monotonic() - started < 60, f"job {job.job_id} still {C.JobState.Name(job.state)}"
                 await asyncio.sleep(0.05)
+
+
+async def test_following_a_job_no_node_can_run_yet_streams_its_output_once_it_is_placed(cluster: LocalCluster) -> None:
+    """`logs --follow` right after a submission, before any agent has joined: JobService
+    waits on the job's events for its placement (it used to answer NOT_FOUND, and the CLI
+    asked GetJob again every 0.1 s), then streams the attempt's output to its end."""
+    await start_control_plane(cluster)
+    await cluster.wait_for_leader()
+    async with gateway_client(cluster.pki, cluster.processes["gw-a"].address) as gateway:
+        submitted = await gateway.submit_job(spec=spec("sleep"))
+
+        async def output() -> bytes:
+            return b"".join([chunk async for chunk in gateway.logs(submitted.job.job_id, follow=True)])
+
+        following = asyncio.create_task(output())
+        await asyncio.sleep(1)
+        assert not following.done(), following  # no node: still waiting, not refused
+        assert (await gateway.get_job(job_id=submitted.job.job_id)).job.state == C.JOB_STATE_PENDING
+        await cluster.start_agent("cpu-only", **CPU)
+        assert b"sleeping 0.05s" in await asyncio.wait_for(following, 60)
+        assert (await gateway.get_job(job_id=submitted.job.job_id)).job.state == C.JOB_STATE_SUCCEEDED

@@ -4,6 +4,7 @@ as a process over gRPC) and the in-memory fake the lifecycle's unit tests use.""
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -87,6 +88,30 @@ async def test_created_jobs_are_pending_and_an_idempotency_key_returns_the_first
     assert (await jobs.get(plain.job_id)).spec.kind == "echo"
     with pytest.raises(NotFound):
         await jobs.get("NO-SUCH-JOB")
+
+
+async def test_the_events_about_a_job_after_the_head_are_watched_and_no_others(store) -> None:
+    jobs, _ = store
+    (watched, _), (other, _) = await jobs.create([(spec(), ""), (spec(), "")])
+    head = await jobs.event_head()
+    assert head >= 2  # a creation appends an event
+    seen: list[int] = []
+
+    async def watch() -> None:
+        async with aclosing(jobs.job_events(watched.job_id, head)) as events:
+            async for sequence in events:
+                seen.append(sequence)
+                if len(seen) == 2:
+                    return
+
+    watching = asyncio.create_task(watch())
+    await jobs.transition([Transition(other.job_id, 1, S.SCHEDULED, from_state=S.PENDING, node_id="n1")])
+    await jobs.transition([Transition(watched.job_id, 1, S.SCHEDULED, from_state=S.PENDING, node_id="n1")])
+    await jobs.transition([Transition(watched.job_id, 1, S.STARTING, from_state=S.SCHEDULED)])
+    await asyncio.wait_for(watching, 10)
+    assert seen == [head + 2, head + 3] and await jobs.event_head() == head + 3  # not the other job's
+    async with aclosing(jobs.job_events(watched.job_id, 0)) as events:  # from the start: its creation too
+        assert await anext(events) <= head
 
 
 async def test_dispatchable_jobs_are_the_pending_ones_up_to_the_limit(store) -> None:

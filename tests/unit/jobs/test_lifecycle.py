@@ -12,9 +12,10 @@ from ringrift_contracts.jobparams import ParamSpec
 from ringrift_contracts.jobs import JobState
 from ringrift_jobs.domain.lifecycle import LOOK_AHEAD, LOOK_AHEAD_MIN, JobLifecycle
 from ringrift_jobs.domain.model import Node, Report, Spec
-from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, StaleEpoch
+from ringrift_runtime.errors import DependencyUnavailable, InvalidArgument, NotFound, StaleEpoch
 from ringrift_settings import JobSettings
 from tests.fakes.jobs import FakeAgents, FakeJobStore, FakeMembers, FakePlacement
+from tests.polling import until
 
 TEMPLATES = {"echo": {"message": ParamSpec("message", required=True)}, "sleep": {}}
 
@@ -62,6 +63,19 @@ def count_listings(store) -> list[int]:
 
     store.dispatchable = counted
     return asked
+
+
+def count_reads(store) -> list[str]:
+    """The job id of every job read ``store`` answers from now on."""
+    read: list[str] = []
+    get = store.get
+
+    async def counted(job_id: str):
+        read.append(job_id)
+        return await get(job_id)
+
+    store.get = counted
+    return read
 
 
 async def test_submission_is_checked_against_the_templates_and_queues_nothing_when_bad() -> None:
@@ -353,6 +367,29 @@ async def test_logs_come_from_the_node_that_ran_the_attempt() -> None:
     await jobs.dispatch(10, epoch=1)
     chunks = [c.data async for c in jobs.logs(job.job_id, 0, follow=False)]
     assert chunks == [f"a:{job.job_id}:1".encode()]
+
+
+async def test_following_a_pending_job_waits_until_its_agent_holds_it_without_asking_again_and_again() -> None:
+    jobs, store, *_ = _cluster(node("a"))
+    ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
+    reads = count_reads(store)
+    following = asyncio.create_task(anext(jobs.logs(job.job_id, 0, follow=True)))
+    await until("the follower waits on the job's events", lambda: len(reads) == 2)
+    await jobs.submit([(Spec("sleep"), "")])  # another job's event: looked at by nobody
+    await asyncio.sleep(0.01)
+    assert not following.done() and len(reads) == 2
+    await jobs.dispatch(10, epoch=1)  # placed on "a" and handed to it: the node's output follows
+    assert (await asyncio.wait_for(following, 5)).data == f"a:{job.job_id}:1".encode()
+    assert len(reads) == 4  # the first read, the read after the event head, one at each event: SCHEDULED, STARTING
+
+    ((other, _),) = await jobs.submit([(Spec("sleep"), "")])
+    waiting = asyncio.create_task(anext(jobs.logs(other.job_id, 0, follow=True)))
+    await asyncio.sleep(0.01)
+    await jobs.cancel(other.job_id, "operator")  # ended without a node: nothing to follow
+    with pytest.raises(NotFound, match="has not been placed"):
+        await asyncio.wait_for(waiting, 5)
+    with pytest.raises(NotFound, match="has not been placed"):  # not following: no wait
+        await anext(jobs.logs((await jobs.submit([(Spec("sleep"), "")]))[0][0].job_id, 0, follow=False))
 
 
 def test_selfplay_games_are_split_evenly_over_the_runners() -> None:

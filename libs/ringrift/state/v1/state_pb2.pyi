@@ -1996,6 +1996,45 @@ class PublishEventResponse(_message.Message):
 Global___PublishEventResponse: _TypeAlias = PublishEventResponse  # noqa: Y015
 
 @_typing.final
+class GetEventHeadRequest(_message.Message):
+    """Request of GetEventHead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEventHeadRequest: _TypeAlias = GetEventHeadRequest  # noqa: Y015
+
+@_typing.final
+class GetEventHeadResponse(_message.Message):
+    """Response of GetEventHead."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The sequence of the last event appended; 0 when none was."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEventHeadResponse: _TypeAlias = GetEventHeadResponse  # noqa: Y015
+
+@_typing.final
 class ListEventsRequest(_message.Message):
     """Request of ListEvents."""
 

@@ -180,6 +180,11 @@ class StateServiceStub:
                 request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.GetEventHead = channel.unary_unary(
+                '/ringrift.state.v1.StateService/GetEventHead',
+                request_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.GetEventHeadRequest.SerializeToString,
+                response_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.GetEventHeadResponse.FromString,
+                _registered_method=True)
 
 
 class StateServiceServicer:
@@ -403,6 +408,15 @@ class StateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEventHead(self, request, context):
+        """The sequence of the last event appended (0 when none): a watch from it sees every
+        event appended after this answer, so a caller reads what it waits on after asking
+        and then watches from here, missing nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -550,6 +564,11 @@ def add_StateServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.WatchEventsRequest.FromString,
                     response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'GetEventHead': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEventHead,
+                    request_deserializer=ringrift_dot_state_dot_v1_dot_state__pb2.GetEventHeadRequest.FromString,
+                    response_serializer=ringrift_dot_state_dot_v1_dot_state__pb2.GetEventHeadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1336,6 +1355,33 @@ class StateService:
             '/ringrift.state.v1.StateService/WatchEvents',
             ringrift_dot_state_dot_v1_dot_state__pb2.WatchEventsRequest.SerializeToString,
             ringrift_dot_state_dot_v1_dot_state__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEventHead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ringrift.state.v1.StateService/GetEventHead',
+            ringrift_dot_state_dot_v1_dot_state__pb2.GetEventHeadRequest.SerializeToString,
+            ringrift_dot_state_dot_v1_dot_state__pb2.GetEventHeadResponse.FromString,
             options,
             channel_credentials,
             insecure,

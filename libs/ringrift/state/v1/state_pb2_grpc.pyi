@@ -117,6 +117,11 @@ class StateServiceStub:
     """Stream events from a sequence on, then live, without gaps or duplicates; from a
     deleted sequence (or falling behind a compaction) it ends OUT_OF_RANGE as ListEvents.
     """
+    GetEventHead: _grpc.UnaryUnaryMultiCallable[_state_pb2.GetEventHeadRequest, _state_pb2.GetEventHeadResponse]
+    """The sequence of the last event appended (0 when none): a watch from it sees every
+    event appended after this answer, so a caller reads what it waits on after asking
+    and then watches from here, missing nothing.
+    """
 
 @_typing.type_check_only
 class StateServiceAsyncStub(StateServiceStub):
@@ -203,6 +208,11 @@ class StateServiceAsyncStub(StateServiceStub):
     WatchEvents: _aio.UnaryStreamMultiCallable[_state_pb2.WatchEventsRequest, _state_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """Stream events from a sequence on, then live, without gaps or duplicates; from a
     deleted sequence (or falling behind a compaction) it ends OUT_OF_RANGE as ListEvents.
+    """
+    GetEventHead: _aio.UnaryUnaryMultiCallable[_state_pb2.GetEventHeadRequest, _state_pb2.GetEventHeadResponse]  # type: ignore[assignment]
+    """The sequence of the last event appended (0 when none): a watch from it sees every
+    event appended after this answer, so a caller reads what it waits on after asking
+    and then watches from here, missing nothing.
     """
 
 class StateServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -461,6 +471,17 @@ class StateServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_state_pb2.WatchEventsResponse], _abc.AsyncIterator[_state_pb2.WatchEventsResponse]]:
         """Stream events from a sequence on, then live, without gaps or duplicates; from a
         deleted sequence (or falling behind a compaction) it ends OUT_OF_RANGE as ListEvents.
+        """
+
+    @_abc_1.abstractmethod
+    def GetEventHead(
+        self,
+        request: _state_pb2.GetEventHeadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_state_pb2.GetEventHeadResponse, _abc.Awaitable[_state_pb2.GetEventHeadResponse]]:
+        """The sequence of the last event appended (0 when none): a watch from it sees every
+        event appended after this answer, so a caller reads what it waits on after asking
+        and then watches from here, missing nothing.
         """
 
 def add_StateServiceServicer_to_server(servicer: StateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 
 import typer
@@ -242,25 +240,11 @@ def job(
         console.print("result: " + j.result_json[:2000], highlight=False)
 
 
-# How often `logs --follow` looks again whether a job just submitted has been placed (a
-# dispatch takes milliseconds; the CLI has no cursor into the event stream to wait on).
-PLACEMENT_CHECK_SECONDS = 0.1
-
-
-async def _placed(client, job_id: str, timeout: float) -> None:
-    """Until the job has left PENDING (placed on a node, or ended without one): following
-    a job submitted a moment ago waits for its dispatch instead of failing NOT_FOUND."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = (await client.get_job(orchestrator_pb2.GetJobRequest(job_id=job_id), timeout=timeout)).job
-        if job.state != common_pb2.JOB_STATE_PENDING or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(PLACEMENT_CHECK_SECONDS)
-
-
 def logs(
     job_id: str = typer.Argument(..., help="the job"),
-    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing until the job ends"),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="keep printing until the job ends (a job not yet started: from its start)"
+    ),
     attempt: int = typer.Option(0, help="attempt number (default: the latest)"),
     gateway: str = GATEWAY,
     directory: Path = DIRECTORY,
@@ -270,8 +254,7 @@ def logs(
     request = orchestrator_pb2.StreamJobLogsRequest(job_id=job_id, attempt=attempt, follow=follow)
 
     async def stream(client, t):
-        if follow and not attempt:
-            await _placed(client, job_id, t)
+        # Following a job not placed yet waits in JobService for its placement.
         async for chunk in client.stream_job_logs(request, timeout=None if follow else t):
             target = sys.stderr.buffer if chunk.stderr else sys.stdout.buffer
             target.write(chunk.data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import grpc
 
 from ringrift.common.v1 import common_pb2
@@ -11,7 +13,7 @@ from ringrift_contracts.limits import MAX_PAGE_SIZE
 from ringrift_contracts.paging import read_all
 from ringrift_jobs.adapters import wire
 from ringrift_jobs.domain.model import Job, Outcome, Spec, Transition
-from ringrift_runtime.grpc.calls import call
+from ringrift_runtime.grpc.calls import call, stream
 
 ON_NODE_STATES = sorted(int(s) for s in ON_NODE)
 
@@ -72,6 +74,14 @@ class StateJobStore:
 
     async def epoch(self) -> int:
         return (await call(self._stub.GetClusterEpoch(state_pb2.GetClusterEpochRequest()))).epoch
+
+    async def event_head(self) -> int:
+        return (await call(self._stub.GetEventHead(state_pb2.GetEventHeadRequest()))).sequence
+
+    async def job_events(self, job_id: str, after: int) -> AsyncGenerator[int, None]:
+        request = state_pb2.WatchEventsRequest(from_sequence=after, filter=common_pb2.EventFilter(subject=job_id))
+        async for item in stream(self._stub.WatchEvents(request)):
+            yield item.event.sequence
 
     def watch(self, from_sequence: int, types: list[int]):
         request = state_pb2.WatchEventsRequest(from_sequence=from_sequence, filter=common_pb2.EventFilter(types=types))

@@ -10,6 +10,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from datetime import UTC, datetime
 
 from ringrift_contracts.check import Check
@@ -34,6 +35,8 @@ log = logging.getLogger("ringrift.jobs")
 
 MAX_PARAMS, MAX_TIMEOUT, MAX_ATTEMPTS = 64, 7 * 86400, 20
 RUN_CONCURRENCY = 64
+# A job not yet handed to its agent (waiting for a node, or placed and being sent to it).
+UNSTARTED = frozenset({JobState.PENDING, JobState.SCHEDULED})
 REPORTED_STATES = frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
 
 
@@ -476,8 +479,12 @@ class JobLifecycle:
 
     # -- logs -------------------------------------------------------------------------------
     async def logs(self, job_id: str, attempt: int, follow: bool) -> AsyncIterator[LogChunk]:
-        """The output of one attempt (0: the current one), from the node that ran it."""
+        """The output of one attempt (0: the current one), from the node that ran it.
+        Following the current attempt of a job its agent does not hold yet waits until it
+        does (a job followed right after its submission), woken by the job's events."""
         job = await self.store.get(job_id)
+        if follow and not attempt and job.state in UNSTARTED:
+            job = await self._placed(job_id)
         view = job.attempt_view(attempt)
         if view is None or not view.node_id:
             raise NotFound(f"job {job.job_id} attempt {attempt or job.attempt} has not been placed on a node")
@@ -486,3 +493,18 @@ class JobLifecycle:
             raise NotFound(f"node {view.node_id} is not a member any more; its logs are gone with it")
         async for chunk in self._agents.logs(node, job.job_id, view.attempt, follow):
             yield chunk
+
+    async def _placed(self, job_id: str) -> Job:
+        """The job once its agent holds it (STARTING or later) or it ended without one.
+        The event head is taken before the job is read again, so a change after that read
+        is among the events watched from it."""
+        head = await self.store.event_head()
+        job = await self.store.get(job_id)
+        if job.state not in UNSTARTED:
+            return job
+        async with aclosing(self.store.job_events(job_id, head)) as events:  # the watch ends with the wait
+            async for _sequence in events:
+                job = await self.store.get(job_id)
+                if job.state not in UNSTARTED:
+                    return job
+        return job

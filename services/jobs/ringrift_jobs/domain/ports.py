@@ -4,7 +4,7 @@ InvalidArgument, DependencyUnavailable, ...)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Protocol
 
 from ringrift_contracts.jobparams import ParamSpec
@@ -38,6 +38,15 @@ class JobStore(Protocol):
     ) -> list[Outcome]: ...
 
     async def epoch(self) -> int: ...
+
+    async def event_head(self) -> int:
+        """The sequence of the last event appended (0: none)."""
+        ...
+
+    def job_events(self, job_id: str, after: int) -> AsyncGenerator[int, None]:
+        """The sequence of every event about ``job_id`` appended after ``after``, then of
+        each one appended later, until the caller stops."""
+        ...
 
 
 class Placement(Protocol):

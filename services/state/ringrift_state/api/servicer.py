@@ -138,6 +138,9 @@ class StateServicer(RegistryRpcs, state_pb2_grpc.StateServiceServicer):
         async for stored in self._use_cases.watch(after, event_filter):
             yield state_pb2.WatchEventsResponse(event=mapping.event_message(stored))
 
+    async def GetEventHead(self, request, context):
+        return state_pb2.GetEventHeadResponse(sequence=await self._use_cases.event_head())
+
     async def PersistState(self, request, context):
         version = await self._use_cases.persist_state(*mapping.persist_state(request))
         return state_pb2.PersistStateResponse(version=version)

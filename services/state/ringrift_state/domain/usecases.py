@@ -183,6 +183,10 @@ class StateUseCases:
         self._check_kept(after)
         return await self._repository.list_events(after, event_filter, min(limit or self._batch_size, self._batch_size))
 
+    async def event_head(self) -> int:
+        """The sequence of the last event appended (0: none)."""
+        return await self._repository.last_sequence()
+
     def _check_kept(self, after: int) -> None:
         """Reading after a compacted sequence would miss events: OUT_OF_RANGE, naming the
         oldest one kept. 0 means "from the oldest kept"."""
