@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench._common import machine, table
 from bench._security import BenchSecurity
@@ -55,12 +56,10 @@ def etcd_window(scale: float) -> tuple[str, ...]:
 def _etcd_db_bytes(metrics_port: int) -> tuple[int, int]:
     """(bytes of etcd's database in use, bytes of its file): the file grows in steps and
     only a defragmentation shrinks it; pages freed by compaction are reused."""
-    found = {}
+    wanted = ("etcd_mvcc_db_total_size_in_use_in_bytes", "etcd_mvcc_db_total_size_in_bytes")
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
-        for line in reply.read().decode().splitlines():
-            name, _, value = line.partition(" ")
-            if name in ("etcd_mvcc_db_total_size_in_use_in_bytes", "etcd_mvcc_db_total_size_in_bytes"):
-                found[name] = int(float(value))
+        families = text_string_to_metric_families(reply.read().decode())
+        found = {f.name: int(f.samples[0].value) for f in families if f.name in wanted and f.samples}
     return found.get("etcd_mvcc_db_total_size_in_use_in_bytes", 0), found.get("etcd_mvcc_db_total_size_in_bytes", 0)
 
 
