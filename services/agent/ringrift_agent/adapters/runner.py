@@ -288,6 +288,7 @@ class JobRunner:
         self._keep_standby = standby_wrapper
         self._standby: Child | None = None  # a wrapper waiting for a job
         self._standby_starting: asyncio.Task[None] | None = None
+        self._jobs_dir_made = False  # the standby wrapper's working directory exists
         self._base_env = base_env
         self.jobs_dir = data_dir / "jobs"
         self.node_id = node_id
@@ -492,7 +493,9 @@ class JobRunner:
         if self._standby is not None and self._standby.returncode is None:
             return
         try:
-            await asyncio.to_thread(self.jobs_dir.mkdir, parents=True, exist_ok=True)
+            if not self._jobs_dir_made:  # once: a thread hop per job otherwise
+                await asyncio.to_thread(self.jobs_dir.mkdir, parents=True, exist_ok=True)
+                self._jobs_dir_made = True
             self._standby = Child.spawn(
                 [*self._wrapper, "--standby"],
                 stdin=PIPE,
@@ -501,6 +504,7 @@ class JobRunner:
                 start_new_session=True,  # it leads the job's process group
             )
         except OSError as exc:
+            self._jobs_dir_made = False  # made again next time, in case it went
             log.warning("could not start a standby job wrapper (%s); jobs start their own", exc)
 
     def prepare(self) -> None:
