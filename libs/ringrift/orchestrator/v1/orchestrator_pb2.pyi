@@ -608,7 +608,10 @@ class StreamJobLogsRequest(_message.Message):
     attempt: _builtins.int
     """Attempt; 0 for the current one."""
     follow: _builtins.bool
-    """Keep streaming while the job runs."""
+    """Keep streaming while the job runs. Following the current attempt of a job not yet
+    started (PENDING, or SCHEDULED and not yet with its agent) waits for its start; a
+    job that ends without one is NOT_FOUND.
+    """
     def __init__(
         self,
         *,
