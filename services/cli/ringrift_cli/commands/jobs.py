@@ -254,7 +254,7 @@ def logs(
     request = orchestrator_pb2.StreamJobLogsRequest(job_id=job_id, attempt=attempt, follow=follow)
 
     async def stream(client, t):
-        # Following a job not placed yet waits in JobService for its placement.
+        # Following a job not started yet waits in JobService (on its events) for its start.
         async for chunk in client.stream_job_logs(request, timeout=None if follow else t):
             target = sys.stderr.buffer if chunk.stderr else sys.stdout.buffer
             target.write(chunk.data)
