@@ -99,8 +99,8 @@ def _mle(p_hat: np.ndarray, x: np.ndarray, s: float) -> np.ndarray:
     whose mean is ``s``: p_hat / (1 + λ(x − s)) with λ solving Σ p_hat (x − s)/(1 + λ(x − s)) = 0
     (decreasing in λ; bisection, vectorised over rows)."""
     d = x - s  # (K,)
-    low = np.full(p_hat.shape[0], -1.0 / d.max() + 1e-12)
-    high = np.full(p_hat.shape[0], -1.0 / d.min() - 1e-12)
+    low = np.full(p_hat.shape[0], -1.0 / np.max(d) + 1e-12)
+    high = np.full(p_hat.shape[0], -1.0 / np.min(d) - 1e-12)
     for _ in range(BISECTIONS):
         mid = 0.5 * (low + high)
         value = (p_hat * d / (1.0 + mid[:, None] * d)).sum(axis=1)
