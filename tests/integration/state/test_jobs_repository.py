@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from ringrift.common.v1 import common_pb2
 from ringrift_runtime.db import Database, migrate
@@ -102,6 +103,13 @@ async def test_starting_and_the_end_of_a_short_job_in_one_call_record_both_in_or
     assert [o.applied for o in both] == [True, True] and both[1].job.state == OK
     (attempt,) = both[1].job.attempts
     assert attempt.started_at is not None and attempt.finished_at is not None and attempt.cpu_seconds == 0.5
+    if jobs._db.dialect == "sqlite":  # the attempt's times in SQLAlchemy's format, as the job's (not sqlite3's)
+        stored = await jobs._db.read(
+            lambda c: c.execute(
+                text("SELECT a.started_at, a.finished_at, j.created_at FROM job_attempts a JOIN jobs j USING (job_id)")
+            ).one()
+        )
+        assert {len(value) for value in stored} == {len(stored.created_at)} and "+" not in stored.started_at, stored
     types = [e.event.type for e in await state.list_events(0, EventFilter(subject=job_id), 100)]
     assert types[2:] == [common_pb2.EVENT_TYPE_JOB_STARTED, common_pb2.EVENT_TYPE_JOB_SUCCEEDED]
 

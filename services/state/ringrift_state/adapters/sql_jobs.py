@@ -418,12 +418,21 @@ _ATTEMPT_UPDATE = (
     .where(job_attempts.c.job_id == bindparam("b_job_id"), job_attempts.c.attempt == bindparam("b_attempt"))
     .values(
         state=bindparam("b_state"),
-        node_id=func.coalesce(bindparam("b_node_id"), job_attempts.c.node_id),
+        # Typed as their columns: a value inside coalesce() is not, and a datetime would
+        # reach SQLite through sqlite3's own adapter (another text format; deprecated
+        # since Python 3.12) instead of SQLAlchemy's.
+        node_id=func.coalesce(bindparam("b_node_id", type_=job_attempts.c.node_id.type), job_attempts.c.node_id),
         exit_code=bindparam("b_exit_code"),
         error=bindparam("b_error"),
-        cpu_seconds=func.coalesce(bindparam("b_cpu_seconds"), job_attempts.c.cpu_seconds),
-        started_at=func.coalesce(bindparam("b_started"), job_attempts.c.started_at),
-        finished_at=func.coalesce(bindparam("b_finished"), job_attempts.c.finished_at),
+        cpu_seconds=func.coalesce(
+            bindparam("b_cpu_seconds", type_=job_attempts.c.cpu_seconds.type), job_attempts.c.cpu_seconds
+        ),
+        started_at=func.coalesce(
+            bindparam("b_started", type_=job_attempts.c.started_at.type), job_attempts.c.started_at
+        ),
+        finished_at=func.coalesce(
+            bindparam("b_finished", type_=job_attempts.c.finished_at.type), job_attempts.c.finished_at
+        ),
     )
 )
 _JOB_UPDATE = (
