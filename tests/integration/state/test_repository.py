@@ -55,7 +55,7 @@ async def test_migrate_twice_is_harmless(repository, database_url: str) -> None:
 async def test_the_upgrade_to_per_node_counts_marks_the_unfinished_gpu_jobs(database_url: str) -> None:
     """Migration 0007 adds needs_gpu and fills it in from the stored spec for jobs not yet
     ended, so GPU jobs running across the upgrade are still counted on their nodes."""
-    from sqlalchemy import text
+    from sqlalchemy import DateTime, bindparam, text
 
     from ringrift.common.v1 import common_pb2
     from ringrift_state.adapters.sql_jobs import SqlJobRepository
@@ -74,7 +74,7 @@ async def test_the_upgrade_to_per_node_counts_marks_the_unfinished_gpu_jobs(data
                         "INSERT INTO jobs (job_id, kind, config_key, spec, state, attempt, node_id, created_at,"
                         " updated_at, error, permanent, result_json, priority, max_attempts) VALUES (:id, :kind,"
                         " '', :spec, :state, 1, :node, :now, :now, '', false, '', 0, 3)"
-                    ),
+                    ).bindparams(bindparam("now", type_=DateTime(timezone=True))),
                     {"id": job_id, "kind": spec.kind, "spec": spec.SerializeToString(), "state": state,
                      "node": node_id, "now": datetime.now(UTC)},
                 )  # fmt: skip
