@@ -52,30 +52,18 @@ def node(name: str, slots: int = 2, gpus: int = 0) -> Node:
     return Node(name, f"{name}:1", frozenset({"echo", "sleep"}), slots, gpus)
 
 
-def count_listings(store) -> list[int]:
-    """The limit of every listing of dispatchable jobs ``store`` answers from now on."""
-    asked: list[int] = []
-    listing = store.dispatchable
+def record_calls(store, method: str) -> list:
+    """The first argument of every call of ``store``'s ``method`` from now on (the limit
+    of a listing of dispatchable jobs, the id of a job read)."""
+    seen: list = []
+    answer = getattr(store, method)
 
-    async def counted(limit: int):
-        asked.append(limit)
-        return await listing(limit)
+    async def recorded(first, *rest):
+        seen.append(first)
+        return await answer(first, *rest)
 
-    store.dispatchable = counted
-    return asked
-
-
-def count_reads(store) -> list[str]:
-    """The job id of every job read ``store`` answers from now on."""
-    read: list[str] = []
-    get = store.get
-
-    async def counted(job_id: str):
-        read.append(job_id)
-        return await get(job_id)
-
-    store.get = counted
-    return read
+    setattr(store, method, recorded)
+    return seen
 
 
 async def test_submission_is_checked_against_the_templates_and_queues_nothing_when_bad() -> None:
@@ -165,7 +153,7 @@ async def test_a_round_looks_at_what_its_free_slots_could_take_and_further_only_
     assert await jobs.dispatch(10, epoch=1) == (1, 0)  # b is full now
     await jobs.submit([(Spec("echo", params={"message": "m"}, group=b"echo"), "") for _ in range(40)])
     await jobs.submit([(Spec("sleep", group=b"sleep"), "") for _ in range(2)])
-    asked = count_listings(store)
+    asked = record_calls(store, "dispatchable")
     assert (await jobs.dispatch(1000, epoch=1))[0] == 2  # the two that fit, behind the forty
     assert asked == [LOOK_AHEAD_MIN, 1000]
     assert sorted(node_id for node_id, *_ in agents.runs) == ["a", "a", "b"]
@@ -180,7 +168,7 @@ async def test_a_round_lists_the_backlog_beside_the_jobs_on_nodes_and_more_only_
     when the free slots could take more than it holds, and the backlog has more, is the
     longer look-ahead listed."""
     jobs, store, _, _, _ = _cluster(node("a", slots=20))
-    asked = count_listings(store)
+    asked = record_calls(store, "dispatchable")
     await jobs.submit([(Spec("sleep"), "")])
     assert await jobs.dispatch(1000, epoch=1) == (1, 0)
     assert asked == [LOOK_AHEAD_MIN]  # one job pending: nothing more to list
@@ -372,7 +360,7 @@ async def test_logs_come_from_the_node_that_ran_the_attempt() -> None:
 async def test_following_a_pending_job_waits_until_its_agent_holds_it_without_asking_again_and_again() -> None:
     jobs, store, *_ = _cluster(node("a"))
     ((job, _),) = await jobs.submit([(Spec("sleep"), "")])
-    reads = count_reads(store)
+    reads = record_calls(store, "get")
     following = asyncio.create_task(anext(jobs.logs(job.job_id, 0, follow=True)))
     await until("the follower waits on the job's events", lambda: len(reads) == 2)
     await jobs.submit([(Spec("sleep"), "")])  # another job's event: looked at by nobody
