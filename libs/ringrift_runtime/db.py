@@ -1,11 +1,13 @@
 """Database plumbing without business meaning: a Database that runs transactions as
 plain functions (SQLite with WAL in worker threads, or PostgreSQL by URL over asyncpg)
-and Alembic migrations run as one of them."""
+and Alembic migrations run as one of them, in a child process when a long-running
+service starts (``upgrade``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -13,8 +15,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import sqlalchemy
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -55,6 +55,7 @@ class Database:
         except Exception:
             raise SettingsError("state.database_url is not a database URL (e.g. sqlite:///state.db)") from None
         backend = parsed.get_backend_name()
+        self.url = url  # holds the password, if any: never logged
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._writer: ThreadPoolExecutor | None = None
@@ -170,9 +171,12 @@ def _sqlite_pragmas(synchronous: str, dbapi_connection, _record) -> None:
 
 
 async def migrate(db: Database, script_location: Path, target: str = "head") -> None:
-    """Upgrade the schema to ``target`` with the Alembic scripts at ``script_location``.
+    """Upgrade the schema to ``target`` with the Alembic scripts at ``script_location``,
+    in this process (Alembic is imported here; a long-running service calls ``upgrade``).
 
     On PostgreSQL an advisory lock serialises replicas migrating at the same time."""
+    from alembic import command
+    from alembic.config import Config
 
     def upgrade(connection: Connection) -> None:
         config = Config()
@@ -184,3 +188,60 @@ async def migrate(db: Database, script_location: Path, target: str = "head") -> 
 
     await db.write(upgrade)
     log.info("database schema at %s", target)
+
+
+async def schema_version(db: Database) -> str | None:
+    """The Alembic revision the database is at (None: not migrated yet, or several heads)."""
+
+    def read(connection: Connection) -> str | None:
+        if not sqlalchemy.inspect(connection).has_table("alembic_version"):
+            return None
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        return versions[0] if len(versions) == 1 else None
+
+    return await db.read(read)
+
+
+# What a failed migration's child wrote that its error quotes (its last characters).
+CHILD_ERROR_CHARS = 2_000
+
+
+class MigrationFailed(RuntimeError):
+    """The migrations' child process failed; the message ends with what it wrote."""
+
+
+async def upgrade(db: Database, script_location: Path, head: str) -> bool:
+    """Bring the schema to ``head``, the newest revision at ``script_location``: nothing
+    but one read when it is there already, else the migrations run in a child process
+    (``python -m ringrift_runtime.db_migrate``) and this one waits for it. A long-running
+    service so never loads Alembic (with Mako and Pygments, ~11 MiB resident that only
+    the migrations use); the price is an interpreter's start (~0.5 s of CPU) at a start
+    on a database not at the head. The URL goes to the child on its standard input, never
+    in its arguments (it may hold a password). Returns whether the child ran.
+
+    A cancelled caller kills the child: its migration's transaction rolls back."""
+    if await schema_version(db) == head:
+        log.info("database schema at %s", head)
+        return False
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ringrift_runtime.db_migrate",
+        str(script_location),
+        head,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, errors = await child.communicate(db.url.encode())
+    except BaseException:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        raise
+    if child.returncode != 0:
+        said = errors.decode(errors="replace").strip()[-CHILD_ERROR_CHARS:]
+        raise MigrationFailed(f"the database migrations failed (exit {child.returncode}): {said}")
+    log.info("database schema migrated to %s", head)
+    return True

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ringrift_contracts import access
 from ringrift_runtime.aio import cancel_and_wait
-from ringrift_runtime.db import Database, migrate
+from ringrift_runtime.db import Database, upgrade
 from ringrift_runtime.grpc.contracts import SERVICE_BY_PROCESS
 from ringrift_runtime.grpc.server import Bound, registration
 from ringrift_runtime.process import run_service
@@ -18,6 +18,7 @@ from ringrift_runtime.security.context import Security
 from ringrift_runtime.security.identity import Kind
 from ringrift_settings import RingriftSettings
 from ringrift_state.adapters.leaders import EtcdLeaderKeys
+from ringrift_state.adapters.migrations import HEAD
 from ringrift_state.adapters.sql import EVENTS_CHANNEL, SqlStateRepository
 from ringrift_state.adapters.sql_jobs import SqlJobRepository
 from ringrift_state.adapters.sql_registry import SqlRegistry
@@ -56,7 +57,7 @@ class StateApp:
         self._listening: asyncio.Task[None] | None = None
 
     async def start(self, bound: Bound) -> None:
-        await migrate(self._db, MIGRATIONS)
+        await upgrade(self._db, MIGRATIONS, HEAD)  # in a child process: Alembic is never loaded here
         await check_loaded_state(self._db)
         await self.use_cases.load_floor()
         self._compaction = asyncio.create_task(self._compact_forever(), name="event-compaction")

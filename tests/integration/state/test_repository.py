@@ -4,14 +4,18 @@ log in commit order, idempotent publishing and optimistic state versions."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
-from ringrift_runtime.db import Database, migrate
+from ringrift_runtime.db import Database, MigrationFailed, migrate, schema_version, upgrade
 from ringrift_runtime.errors import Conflict, StaleEpoch, WrongState
+from ringrift_state.adapters.migrations import HEAD
 from ringrift_state.adapters.sql import SqlStateRepository
 from ringrift_state.adapters.tables import metadata
 from ringrift_state.domain.model import EventFilter, NewEvent
@@ -50,6 +54,99 @@ async def test_migrate_twice_is_harmless(repository, database_url: str) -> None:
     finally:
         await db.dispose()
     assert (await repository.get_epoch()).epoch == 0
+
+
+def test_the_head_the_service_starts_at_is_alembic_s_head() -> None:
+    """StateService compares the database's revision with HEAD to skip the migrations'
+    child: a new migration that does not move HEAD fails here."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
+
+
+async def test_upgrade_migrates_in_a_child_once_and_then_only_reads(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        assert await schema_version(db) is None
+        assert await upgrade(db, MIGRATIONS, HEAD) is True  # the child ran
+        assert await schema_version(db) == HEAD
+        assert await upgrade(db, MIGRATIONS, HEAD) is False  # at the head: one read, no child
+        await SqlStateRepository(db).persist_state("n", "k", b"v", 0, 0)  # the tables are there
+    finally:
+        await db.dispose()
+
+
+async def test_a_failed_migration_says_why_and_changes_nothing(database_url: str, tmp_path: Path) -> None:
+    db = Database(database_url)
+    try:
+        with pytest.raises(MigrationFailed, match=r"exit 1.*Path doesn't exist"):
+            await upgrade(db, tmp_path / "no-migrations", HEAD)
+        assert await schema_version(db) is None
+        assert db.url not in str(await _raised(upgrade(db, tmp_path / "none", HEAD)))  # it may hold a password
+    finally:
+        await db.dispose()
+
+
+async def _raised(call) -> BaseException:
+    try:
+        await call
+    except BaseException as exc:
+        return exc
+    raise AssertionError("did not raise")
+
+
+def _migration_children() -> list[int]:
+    """Our children running the migrations."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"ringrift_runtime.db_migrate" in (entry / "cmdline").read_bytes():
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    found.append(int(entry.name))
+        except OSError:  # it ended meanwhile
+            continue
+    return found
+
+
+async def test_a_cancelled_upgrade_kills_its_child_and_a_later_one_migrates(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        task = asyncio.create_task(upgrade(db, MIGRATIONS, HEAD))
+        while not _migration_children():
+            assert not task.done(), "the upgrade ended before its child was seen"
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _migration_children() == []  # killed and reaped, not left running
+        assert await upgrade(db, MIGRATIONS, HEAD) is True
+        assert await schema_version(db) == HEAD
+    finally:
+        await db.dispose()
+
+
+def test_a_started_state_service_has_not_loaded_alembic(tmp_path: Path) -> None:
+    """Alembic, Mako and Pygments (~11 MiB resident) stay out of a running StateService
+    and the co-host: its composition root does not import them and its migrations run in
+    a child."""
+    code = f"""
+import asyncio, sys
+import ringrift_cohost.main
+from ringrift_runtime.db import Database, upgrade
+from ringrift_state.adapters.migrations import HEAD
+from ringrift_state.main import MIGRATIONS
+async def main():
+    db = Database({f"sqlite:///{tmp_path / 'state.db'}"!r})
+    print(await upgrade(db, MIGRATIONS, HEAD))
+    await db.dispose()
+asyncio.run(main())
+print(sorted(name for name in sys.modules if name.split(".")[0] in ("alembic", "mako", "pygments")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.splitlines() == ["True", "[]"], out.stdout + out.stderr
 
 
 async def test_the_upgrade_to_per_node_counts_marks_the_unfinished_gpu_jobs(database_url: str) -> None:
