@@ -12,14 +12,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ringrift_runtime.settings import SettingsError
+
+if TYPE_CHECKING:  # imported when a PostgreSQL URL is opened: with the ORM it pulls in, ~6 MiB
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("ringrift.db")
 
@@ -82,6 +84,8 @@ class Database:
         elif backend == "postgresql":
             if parsed.drivername != "postgresql+asyncpg":
                 raise SettingsError("state.database_url: use the async driver, e.g. postgresql+asyncpg://user@host/db")
+            from sqlalchemy.ext.asyncio import create_async_engine
+
             self._async = create_async_engine(parsed, pool_pre_ping=True)
             self.dialect = "postgresql"
         else:

@@ -128,10 +128,11 @@ async def test_a_cancelled_upgrade_kills_its_child_and_a_later_one_migrates(tmp_
         await db.dispose()
 
 
-def test_a_started_state_service_has_not_loaded_alembic(tmp_path: Path) -> None:
+def test_a_started_state_service_on_sqlite_has_not_loaded_alembic_nor_the_async_engine(tmp_path: Path) -> None:
     """Alembic, Mako and Pygments (~11 MiB resident) stay out of a running StateService
     and the co-host: its composition root does not import them and its migrations run in
-    a child."""
+    a child. On SQLite, SQLAlchemy's asyncio extension (with the ORM and greenlet, ~6 MiB)
+    stays out too: only PostgreSQL uses it."""
     code = f"""
 import asyncio, sys
 import ringrift_cohost.main
@@ -143,7 +144,8 @@ async def main():
     print(await upgrade(db, MIGRATIONS, HEAD))
     await db.dispose()
 asyncio.run(main())
-print(sorted(name for name in sys.modules if name.split(".")[0] in ("alembic", "mako", "pygments")))
+print(sorted(name for name in sys.modules if name.split(".")[0] in ("alembic", "mako", "pygments", "greenlet")
+             or name.startswith(("sqlalchemy.ext.asyncio", "sqlalchemy.orm"))))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.splitlines() == ["True", "[]"], out.stdout + out.stderr
