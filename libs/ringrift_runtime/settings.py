@@ -356,9 +356,25 @@ def _check_env_names(settings_class: type[BaseModel], environ: Mapping[str, str]
     for name in environ:
         upper = name.upper()
         if upper.startswith(ENV_PREFIX) and upper not in known and not upper.startswith(JOB_ENV_PREFIX):
-            close = difflib.get_close_matches(upper, sorted(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise SettingsError(f"unknown setting {name}{hint}")
+            raise SettingsError(unknown_setting(name, known))
+
+
+def unknown_setting(name: str, known: set[str]) -> str:
+    """What to say of a variable that is not among the ``known`` settings' names."""
+    close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown setting {name}{hint}"
+
+
+def setting_names(settings_class: type[BaseModel]) -> set[str]:
+    """Every RINGRIFT_* variable ``settings_class`` reads (sections and their fields)."""
+    return _known_env_names(settings_class)
+
+
+def settings_in_environment() -> dict[str, str]:
+    """This process's RINGRIFT_* variables, for a launcher that hands the user's settings
+    on to the processes it starts (``ringrift up``)."""
+    return {name: value for name, value in os.environ.items() if name.upper().startswith(ENV_PREFIX)}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

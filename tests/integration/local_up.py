@@ -4,6 +4,7 @@ on the way out."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -19,15 +20,16 @@ READY = "press Ctrl-C to stop"
 
 @contextmanager
 def local_cluster(
-    directory: Path, agents: int = 2, *options: str, timeout: float = 90
+    directory: Path, agents: int = 2, *options: str, timeout: float = 90, env: dict[str, str] | None = None
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """The running launcher (more ``options`` of `ringrift up` given) and what it printed
-    up to its prompt."""
+    """The running launcher (more ``options`` of `ringrift up` given, ``env`` added to its
+    environment) and what it printed up to its prompt."""
     up = subprocess.Popen(
         [str(BIN / "ringrift"), "up", "--dir", str(directory), "--agents", str(agents), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         deadline = time.monotonic() + timeout

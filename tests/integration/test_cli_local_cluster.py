@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ringrift_cli.local_cluster import admin_of
+from ringrift_cli.local_cluster import DEMO_ENV, admin_of, launcher_sets
 from ringrift_runtime.security.directory import CertificateDirectory
 from ringrift_runtime.security.identity import service
 from ringrift_runtime.security.tls import CertFiles, channel_credentials
@@ -35,9 +35,29 @@ def _ringrift(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
     return subprocess.run([str(BIN / "ringrift"), *args], capture_output=True, text=True, timeout=timeout)
 
 
+# A user's settings in the environment of `ringrift up`, and a variable that is not one.
+USER_ENV = {"RINGRIFT_JOBS__MAX_ATTEMPTS": "7", "RINGRIFT_TRAINING__GAUNTLET_MODE": "nonregression"}
+NOT_A_SETTING = {"RINGRIFT_IMAGE": "ringrift:not-passed-on"}  # compose's
+
+
+def _ringrift_environment(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    pairs = (entry.decode().split("=", 1) for entry in entries if entry.startswith(b"RINGRIFT_"))
+    return {name: value for name, value in pairs}
+
+
 def test_up_status_down(tmp_path: Path) -> None:
     directory = tmp_path / "cluster"
-    with local_cluster(directory) as (up, _):
+    with local_cluster(directory, env={**USER_ENV, **NOT_A_SETTING}) as (up, printed):
+        assert "settings from the environment: RINGRIFT_JOBS__MAX_ATTEMPTS, RINGRIFT_TRAINING__GAUNTLET_MODE" in printed
+        for process in json.loads((directory / "cluster.json").read_text())["processes"]:
+            environment = _ringrift_environment(process["pid"])
+            assert environment.items() >= USER_ENV.items(), process  # every process has the user's settings
+            assert "RINGRIFT_IMAGE" not in environment
+            # Everything else is the demo profile or what the launcher sets (and refuses from a user).
+            others = set(environment) - set(USER_ENV) - set(DEMO_ENV)
+            assert all(launcher_sets(name) for name in others), (process["name"], others)
+
         status = _ringrift("status", "--dir", str(directory), "--json")
         assert status.returncode == 0, status.stderr
         reply = json.loads(status.stdout)

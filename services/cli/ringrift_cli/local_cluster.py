@@ -30,6 +30,7 @@ from ringrift_runtime.security.directory import CertificateDirectory, security_e
 from ringrift_runtime.security.identity import Identity, Kind, Role, agent, any_gateway, gateway, user
 from ringrift_runtime.security.identity import service as identity_service
 from ringrift_runtime.security.tokens import TokenStore
+from ringrift_runtime.settings import SettingsError, setting_names, unknown_setting
 
 MANAGERS = ("nodes", "sync", "jobs", "selfplay", "training")
 COHOST = "managers"  # the co-hosting process's name (StateService and the managers in one)
@@ -85,6 +86,57 @@ DEMO_ENV = {
 }
 
 
+# What `ringrift up` sets for each process itself (its address, files, identity and
+# wiring): a user's variable for one of these is refused, never silently overridden.
+LAUNCHER_SETS_PREFIXES = (
+    "RINGRIFT_SERVER__",
+    "RINGRIFT_ETCD__",
+    "RINGRIFT_ENDPOINTS__",
+    "RINGRIFT_SECURITY__",
+    "RINGRIFT_AGENT__GPU__",
+    "RINGRIFT_GATEWAY__AUTOSCALING_",
+)
+LAUNCHER_SETS = {
+    "RINGRIFT_CONFIG",  # the co-host reads a file of its own per service
+    "RINGRIFT_INSTANCE_ID",
+    "RINGRIFT_METRICS__PORT",
+    "RINGRIFT_LOGGING__FILE",
+    "RINGRIFT_AGENT__NODE_ID",
+    "RINGRIFT_AGENT__DATA_DIR",
+    "RINGRIFT_AGENT__ROLES",
+    "RINGRIFT_STATE__DATABASE_URL",
+}
+
+
+def launcher_sets(name: str) -> bool:
+    upper = name.upper()
+    return upper in LAUNCHER_SETS or upper.startswith(LAUNCHER_SETS_PREFIXES)
+
+
+def settings_to_pass_on(environ: dict[str, str]) -> dict[str, str]:
+    """The settings among the user's RINGRIFT_* variables (``environ``) that every
+    process of the local cluster gets, over the demo profile. Refused (SettingsError,
+    every problem named): a variable `ringrift up` sets itself, and a name with a
+    section (``__``) that is no setting (a typo, with the closest name). Passed over in
+    silence: RINGRIFT_* variables that are not settings (the command line's
+    RINGRIFT_CLI_*, compose's RINGRIFT_IMAGE and the like)."""
+    from ringrift_settings import RingriftSettings  # the services' settings, when starting them
+
+    known = setting_names(RingriftSettings)
+    passed, problems = {}, []
+    for name, value in sorted(environ.items()):
+        upper = name.upper()
+        if launcher_sets(upper):
+            problems.append(f"{name}: ringrift up sets it for each process itself; unset it")
+        elif upper in known:
+            passed[name] = value
+        elif "__" in upper:
+            problems.append(unknown_setting(name, known))
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return passed
+
+
 @dataclass
 class LocalCluster:
     root: Path
@@ -93,7 +145,8 @@ class LocalCluster:
     cluster_name: str = "local"
     # Let the leader add up to this many agents (local-process provider); 0: no autoscaling.
     autoscale_extra: int = 0
-    # Extra settings for every process (DEMO_ENV by default).
+    # Extra settings for every process (DEMO_ENV by default; `ringrift up` adds the user's,
+    # settings_to_pass_on).
     settings_env: dict[str, str] = field(default_factory=lambda: dict(DEMO_ENV))
     etcd: EtcdServer | None = None
     processes: list[tuple[str, ServiceProcess]] = field(default_factory=list)

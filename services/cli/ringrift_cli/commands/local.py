@@ -15,10 +15,11 @@ from ringrift.orchestrator.v1 import orchestrator_pb2
 from ringrift_cli import credentials
 from ringrift_cli.console import console, err, fail
 from ringrift_cli.gateway import DEFAULT_DIR, fetch_status
-from ringrift_cli.local_cluster import LocalCluster, read_cluster_file, stop_from_file
+from ringrift_cli.local_cluster import LocalCluster, read_cluster_file, settings_to_pass_on, stop_from_file
 from ringrift_cli.render import render_status
 from ringrift_client import AsyncClient, RingriftError
 from ringrift_runtime.local.etcd import EtcdNotFound, find_etcd, install_etcd
+from ringrift_runtime.settings import SettingsError, settings_in_environment
 
 
 def wait_for_cluster(
@@ -118,6 +119,11 @@ def up(
 
     directory = directory.resolve()
     try:
+        passed_on = settings_to_pass_on(settings_in_environment())
+    except SettingsError as exc:
+        err.print(f"cannot start the local cluster: {exc}")
+        raise typer.Exit(2) from None
+    try:
         read_cluster_file(directory)
         err.print(f"a local cluster already runs in {directory}: stop it with `ringrift down --dir {directory}`")
         raise typer.Exit(1)
@@ -132,6 +138,9 @@ def up(
             except EtcdNotFound as exc:
                 fail(str(exc))
     cluster = LocalCluster(directory, agents=agents, gateways=gateways, autoscale_extra=autoscale, cohost=cohost)
+    cluster.settings_env |= passed_on  # the user's RINGRIFT_* settings, over the demo profile
+    if passed_on:
+        console.print(f"settings from the environment: {', '.join(passed_on)}", soft_wrap=True, highlight=False)
     if traces is not None:
         cluster.settings_env |= {
             "RINGRIFT_TRACING__EXPORTER": "file",
