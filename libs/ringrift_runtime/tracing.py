@@ -1,8 +1,9 @@
 """Traces with OpenTelemetry: W3C trace context (``traceparent``) on every call, one
 server span per served call, and the trace id as the request id of logs.
 
-The process always has an SDK tracer provider, so every call has a trace id to log and
-pass on; spans are exported only when ``tracing.exporter`` says where (settings.py).
+Every call has a trace id to log and pass on; spans are recorded and exported only when
+``tracing.exporter`` says where (settings.py), and only then is OpenTelemetry's SDK loaded
+(~1.8 MiB resident in every process that does not export).
 Work that continues after the call that started it (a job dispatched by a loop, run by an
 agent, reported later) keeps the trace in the job's ``traceparent`` and resumes it with
 ``resumed``."""
@@ -15,25 +16,32 @@ import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    INVALID_SPAN_ID,
+    INVALID_TRACE_ID,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ringrift_runtime.logs import RotatingLog
 from ringrift_runtime.settings import RotatedFile, SettingsError, TracingSettings
 
+if TYPE_CHECKING:  # the SDK is imported when spans are recorded (an exporter is set)
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+
 TRACEPARENT = "traceparent"
 TRACEPARENT_PATTERN = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _PROPAGATOR = TraceContextTextMapPropagator()
-_IDS = RandomIdGenerator()
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer | None = None
 # Spans are recorded only when they go somewhere; without an exporter a call's span is a
@@ -69,10 +77,20 @@ class RotatingLines:
         self._handler.close()
 
 
-def configure_tracing(settings: TracingSettings, service: str, instance: str) -> TracerProvider:
-    """Install this process's tracer provider (once, at start) with the configured exporter."""
+def configure_tracing(settings: TracingSettings, service: str, instance: str) -> TracerProvider | None:
+    """Install this process's tracer provider (once, at start) with the configured
+    exporter; none without one (calls then carry bare span contexts, and the SDK stays
+    unloaded)."""
     global _provider, _tracer, _exporting, _sample_ratio
     _exporting, _sample_ratio = settings.exporter != "none", settings.sample_ratio
+    _provider, _tracer = None, None
+    if not _exporting:
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"ringrift-{service}", "service.instance.id": instance}),
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
@@ -115,6 +133,8 @@ def tracer() -> trace.Tracer:
     global _provider, _tracer
     if _tracer is None:
         if _provider is None:
+            from opentelemetry.sdk.trace import TracerProvider
+
             _provider = TracerProvider()
         _tracer = _provider.get_tracer("ringrift")
     return _tracer
@@ -144,9 +164,18 @@ def _bare_span(parent: SpanContext | None) -> Span:
     if parent is not None:
         trace_id, flags = parent.trace_id, parent.trace_flags
     else:
-        trace_id = _IDS.generate_trace_id()
+        trace_id = _random_id(128, INVALID_TRACE_ID)
         flags = TraceFlags(TraceFlags.SAMPLED if random.random() < _sample_ratio else TraceFlags.DEFAULT)
-    return NonRecordingSpan(SpanContext(trace_id, _IDS.generate_span_id(), is_remote=False, trace_flags=flags))
+    span_id = _random_id(64, INVALID_SPAN_ID)
+    return NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags))
+
+
+def _random_id(bits: int, invalid: int) -> int:
+    """A random trace or span id, never the invalid one (as the SDK's RandomIdGenerator)."""
+    while True:
+        value = random.getrandbits(bits)
+        if value != invalid:
+            return value
 
 
 def inject(metadata: MutableMapping[str, str] | Any) -> None:

@@ -70,3 +70,33 @@ def test_the_file_exporter_keeps_its_files_within_their_retention(tmp_path) -> N
         names += [json.loads(line)["name"] for line in path.read_text().splitlines()]
     assert "a.B/Call119" in names and "a.B/Call0" not in names  # the newest kept, the oldest gone
     assert len(names) == len(set(names))
+
+
+def test_opentelemetry_s_sdk_is_loaded_only_by_a_process_that_exports(tmp_path) -> None:
+    """Without an exporter a process serves and resumes traces on the API alone (~1.8 MiB
+    less in every process); with one it loads the SDK and records spans."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+import ringrift_agent.main, ringrift_gateway.main, ringrift_cohost.main
+from ringrift_runtime import tracing
+from ringrift_runtime.settings import TracingSettings
+def sdk():
+    return any(name.startswith("opentelemetry.sdk") for name in sys.modules)
+tracing.configure_tracing(TracingSettings(), "test", "t1")
+span, token = tracing.start_server_span("/a.B/C", [])
+tracing.end_server_span(span, token, "OK")
+with tracing.resumed("later", tracing.current_traceparent()):
+    pass
+print(sdk(), len(tracing.trace_id_of(span)))
+tracing.configure_tracing(TracingSettings(exporter="file", directory={str(tmp_path)!r}), "test", "t1")
+span, token = tracing.start_server_span("/a.B/C", [])
+tracing.end_server_span(span, token, "OK")
+tracing.shutdown_tracing()
+print(sdk(), span.is_recording() is False and len(tracing.trace_id_of(span)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.splitlines() == ["False 32", "True 32"], out.stdout + out.stderr
+    assert [span["name"] for span in tracing.read_spans(tmp_path)] == ["a.B/C"]
