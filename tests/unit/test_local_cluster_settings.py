@@ -31,6 +31,7 @@ def test_a_setting_the_launcher_sets_and_a_misspelt_one_are_refused_by_name() ->
         "RINGRIFT_SERVER__PORT": "50051",
         "RINGRIFT_STATE__DATABASE_URL": "postgresql+asyncpg://u:hunter2@h/db",
         "RINGRIFT_JOBS__MAX_ATTEMPTS": "5",
+        "RINGRIFT_CONFIG": "mine.toml",
     }
     with pytest.raises(SettingsError) as raised:
         settings_to_pass_on(environ)
@@ -38,6 +39,7 @@ def test_a_setting_the_launcher_sets_and_a_misspelt_one_are_refused_by_name() ->
     assert "unknown setting RINGRIFT_JOBS__MAX_ATEMPTS (did you mean RINGRIFT_JOBS__MAX_ATTEMPTS?)" in said
     assert "RINGRIFT_SERVER__PORT: ringrift up sets it" in said
     assert "RINGRIFT_STATE__DATABASE_URL: ringrift up sets it" in said
+    assert "RINGRIFT_CONFIG: ringrift up takes settings as RINGRIFT_* variables, not a file" in said
     assert "hunter2" not in said and "50051" not in said  # names, never values
 
 

@@ -30,7 +30,7 @@ from ringrift_runtime.security.directory import CertificateDirectory, security_e
 from ringrift_runtime.security.identity import Identity, Kind, Role, agent, any_gateway, gateway, user
 from ringrift_runtime.security.identity import service as identity_service
 from ringrift_runtime.security.tokens import TokenStore
-from ringrift_runtime.settings import SettingsError, setting_names, unknown_setting
+from ringrift_runtime.settings import CONFIG_FILE_ENV, SettingsError, setting_names, unknown_setting
 
 MANAGERS = ("nodes", "sync", "jobs", "selfplay", "training")
 COHOST = "managers"  # the co-hosting process's name (StateService and the managers in one)
@@ -97,7 +97,7 @@ LAUNCHER_SETS_PREFIXES = (
     "RINGRIFT_GATEWAY__AUTOSCALING_",
 )
 LAUNCHER_SETS = {
-    "RINGRIFT_CONFIG",  # the co-host reads a file of its own per service
+    "RINGRIFT_CONFIG",  # a file: the co-host reads one of its own per service
     "RINGRIFT_INSTANCE_ID",
     "RINGRIFT_METRICS__PORT",
     "RINGRIFT_LOGGING__FILE",
@@ -126,7 +126,9 @@ def settings_to_pass_on(environ: dict[str, str]) -> dict[str, str]:
     passed, problems = {}, []
     for name, value in sorted(environ.items()):
         upper = name.upper()
-        if launcher_sets(upper):
+        if upper == CONFIG_FILE_ENV:
+            problems.append(f"{name}: ringrift up takes settings as RINGRIFT_* variables, not a file; unset it")
+        elif launcher_sets(upper):
             problems.append(f"{name}: ringrift up sets it for each process itself; unset it")
         elif upper in known:
             passed[name] = value
