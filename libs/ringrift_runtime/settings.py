@@ -21,7 +21,7 @@ import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -369,6 +369,25 @@ def unknown_setting(name: str, known: set[str]) -> str:
 def setting_names(settings_class: type[BaseModel]) -> set[str]:
     """Every RINGRIFT_* variable ``settings_class`` reads (sections and their fields)."""
     return _known_env_names(settings_class)
+
+
+def path_setting_names(settings_class: type[BaseModel]) -> set[str]:
+    """The RINGRIFT_* variables of ``settings_class`` that hold a file or folder (a Path,
+    optional or not): a launcher resolves a relative one before its processes, which
+    run elsewhere, read it."""
+    names: set[str] = set()
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for field_name, field in model.model_fields.items():
+            name = f"{prefix}{field_name}".upper()
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, name + ENV_NESTED_DELIMITER)
+            elif annotation is Path or Path in get_args(annotation):
+                names.add(name)
+
+    walk(settings_class, ENV_PREFIX)
+    return names
 
 
 def settings_in_environment() -> dict[str, str]:

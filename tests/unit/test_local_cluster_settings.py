@@ -25,6 +25,19 @@ def test_the_user_s_settings_are_passed_on_and_other_variables_are_not() -> None
     }
 
 
+def test_a_relative_file_is_passed_on_as_absolute_from_where_up_runs(tmp_path, monkeypatch) -> None:
+    """Each process runs in a folder of its own: `my-templates.toml` means the one beside
+    the user, and a setting that is no file is passed on as written."""
+    monkeypatch.chdir(tmp_path)
+    passed = settings_to_pass_on(
+        {"RINGRIFT_AGENT__TEMPLATES_FILE": "my-templates.toml", "RINGRIFT_JOBS__MAX_ATTEMPTS": "5"}
+    )
+    assert passed == {
+        "RINGRIFT_AGENT__TEMPLATES_FILE": str(tmp_path / "my-templates.toml"),
+        "RINGRIFT_JOBS__MAX_ATTEMPTS": "5",
+    }
+
+
 def test_a_setting_the_launcher_sets_and_a_misspelt_one_are_refused_by_name() -> None:
     environ = {
         "RINGRIFT_JOBS__MAX_ATEMPTS": "5",

@@ -30,7 +30,13 @@ from ringrift_runtime.security.directory import CertificateDirectory, security_e
 from ringrift_runtime.security.identity import Identity, Kind, Role, agent, any_gateway, gateway, user
 from ringrift_runtime.security.identity import service as identity_service
 from ringrift_runtime.security.tokens import TokenStore
-from ringrift_runtime.settings import CONFIG_FILE_ENV, SettingsError, setting_names, unknown_setting
+from ringrift_runtime.settings import (
+    CONFIG_FILE_ENV,
+    SettingsError,
+    path_setting_names,
+    setting_names,
+    unknown_setting,
+)
 
 MANAGERS = ("nodes", "sync", "jobs", "selfplay", "training")
 COHOST = "managers"  # the co-hosting process's name (StateService and the managers in one)
@@ -119,10 +125,11 @@ def settings_to_pass_on(environ: dict[str, str]) -> dict[str, str]:
     every problem named): a variable `ringrift up` sets itself, and a name with a
     section (``__``) that is no setting (a typo, with the closest name). Passed over in
     silence: RINGRIFT_* variables that are not settings (the command line's
-    RINGRIFT_CLI_*, compose's RINGRIFT_IMAGE and the like)."""
+    RINGRIFT_CLI_*, compose's RINGRIFT_IMAGE and the like). A relative file or folder is
+    made absolute from here: each process runs in a folder of its own."""
     from ringrift_settings import RingriftSettings  # the services' settings, when starting them
 
-    known = setting_names(RingriftSettings)
+    known, paths = setting_names(RingriftSettings), path_setting_names(RingriftSettings)
     passed, problems = {}, []
     for name, value in sorted(environ.items()):
         upper = name.upper()
@@ -131,7 +138,7 @@ def settings_to_pass_on(environ: dict[str, str]) -> dict[str, str]:
         elif launcher_sets(upper):
             problems.append(f"{name}: ringrift up sets it for each process itself; unset it")
         elif upper in known:
-            passed[name] = value
+            passed[name] = str(Path(value).resolve()) if upper in paths and value else value
         elif "__" in upper:
             problems.append(unknown_setting(name, known))
     if problems:
