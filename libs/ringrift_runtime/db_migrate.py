@@ -16,8 +16,6 @@ from pathlib import Path
 
 from ringrift_runtime.db import Database, migrate
 
-log = logging.getLogger("ringrift.db")
-
 
 async def _run(url: str, script_location: Path, target: str) -> None:
     db = Database(url)

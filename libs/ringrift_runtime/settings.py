@@ -18,7 +18,7 @@ import ipaddress
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar, get_args
@@ -332,19 +332,35 @@ class ProcessSettings(BaseSettings):
 _TOML_DATA: ContextVar[dict[str, Any] | None] = ContextVar("ringrift_toml_data", default=None)
 
 
-def _known_env_names(settings_class: type[BaseModel]) -> set[str]:
-    names = {CONFIG_FILE_ENV}
+def _setting_fields(settings_class: type[BaseModel]) -> Iterator[tuple[str, Any]]:
+    """Every RINGRIFT_* variable ``settings_class`` reads (sections and their fields),
+    with its field's annotation."""
 
-    def walk(model: type[BaseModel], prefix: str) -> None:
+    def walk(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, Any]]:
         for field_name, field in model.model_fields.items():
             name = f"{prefix}{field_name}".upper()
-            names.add(name)
             annotation = field.annotation
+            yield name, annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                walk(annotation, name + ENV_NESTED_DELIMITER)
+                yield from walk(annotation, name + ENV_NESTED_DELIMITER)
 
-    walk(settings_class, ENV_PREFIX)
-    return names
+    return walk(settings_class, ENV_PREFIX)
+
+
+def setting_names(settings_class: type[BaseModel]) -> set[str]:
+    """Every RINGRIFT_* variable ``settings_class`` reads, and RINGRIFT_CONFIG."""
+    return {CONFIG_FILE_ENV, *(name for name, _ in _setting_fields(settings_class))}
+
+
+def path_setting_names(settings_class: type[BaseModel]) -> set[str]:
+    """The RINGRIFT_* variables of ``settings_class`` that hold a file or folder (a Path,
+    optional or not): a launcher resolves a relative one before its processes, which
+    run elsewhere, read it."""
+    return {
+        name
+        for name, annotation in _setting_fields(settings_class)
+        if annotation is Path or Path in get_args(annotation)
+    }
 
 
 # Variables the agent sets for job processes; they are not settings.
@@ -352,7 +368,7 @@ JOB_ENV_PREFIX = "RINGRIFT_JOB_"
 
 
 def _check_env_names(settings_class: type[BaseModel], environ: Mapping[str, str]) -> None:
-    known = _known_env_names(settings_class)
+    known = setting_names(settings_class)
     for name in environ:
         upper = name.upper()
         if upper.startswith(ENV_PREFIX) and upper not in known and not upper.startswith(JOB_ENV_PREFIX):
@@ -364,30 +380,6 @@ def unknown_setting(name: str, known: set[str]) -> str:
     close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"unknown setting {name}{hint}"
-
-
-def setting_names(settings_class: type[BaseModel]) -> set[str]:
-    """Every RINGRIFT_* variable ``settings_class`` reads (sections and their fields)."""
-    return _known_env_names(settings_class)
-
-
-def path_setting_names(settings_class: type[BaseModel]) -> set[str]:
-    """The RINGRIFT_* variables of ``settings_class`` that hold a file or folder (a Path,
-    optional or not): a launcher resolves a relative one before its processes, which
-    run elsewhere, read it."""
-    names: set[str] = set()
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for field_name, field in model.model_fields.items():
-            name = f"{prefix}{field_name}".upper()
-            annotation = field.annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                walk(annotation, name + ENV_NESTED_DELIMITER)
-            elif annotation is Path or Path in get_args(annotation):
-                names.add(name)
-
-    walk(settings_class, ENV_PREFIX)
-    return names
 
 
 def settings_in_environment() -> dict[str, str]:

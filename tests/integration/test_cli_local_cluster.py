@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -41,9 +42,7 @@ NOT_A_SETTING = {"RINGRIFT_IMAGE": "ringrift:not-passed-on"}  # compose's
 
 
 def _ringrift_environment(pid: int) -> dict[str, str]:
-    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    pairs = (entry.decode().split("=", 1) for entry in entries if entry.startswith(b"RINGRIFT_"))
-    return {name: value for name, value in pairs}
+    return {name: value for name, value in psutil.Process(pid).environ().items() if name.startswith("RINGRIFT_")}
 
 
 def test_up_status_down(tmp_path: Path) -> None:

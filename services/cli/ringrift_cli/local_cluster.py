@@ -103,7 +103,6 @@ LAUNCHER_SETS_PREFIXES = (
     "RINGRIFT_GATEWAY__AUTOSCALING_",
 )
 LAUNCHER_SETS = {
-    "RINGRIFT_CONFIG",  # a file: the co-host reads one of its own per service
     "RINGRIFT_INSTANCE_ID",
     "RINGRIFT_METRICS__PORT",
     "RINGRIFT_LOGGING__FILE",
@@ -133,7 +132,7 @@ def settings_to_pass_on(environ: dict[str, str]) -> dict[str, str]:
     passed, problems = {}, []
     for name, value in sorted(environ.items()):
         upper = name.upper()
-        if upper == CONFIG_FILE_ENV:
+        if upper == CONFIG_FILE_ENV:  # a file: the co-host reads one of its own per service
             problems.append(f"{name}: ringrift up takes settings as RINGRIFT_* variables, not a file; unset it")
         elif launcher_sets(upper):
             problems.append(f"{name}: ringrift up sets it for each process itself; unset it")

@@ -121,8 +121,7 @@ def up(
     try:
         passed_on = settings_to_pass_on(settings_in_environment())
     except SettingsError as exc:
-        err.print(f"cannot start the local cluster: {exc}")
-        raise typer.Exit(2) from None
+        fail(f"cannot start the local cluster: {exc}", code=2)
     try:
         read_cluster_file(directory)
         err.print(f"a local cluster already runs in {directory}: stop it with `ringrift down --dir {directory}`")
