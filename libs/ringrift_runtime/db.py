@@ -106,16 +106,23 @@ class Database:
         """Other processes may write to this database (PostgreSQL: replicas share it)."""
         return self._async is not None
 
-    async def listen(self, channel: str, on_notify: Callable[[], None], retry_seconds: float = 1.0) -> None:
+    async def listen(
+        self, channel: str, on_notify: Callable[[], None], retry_seconds: float = 1.0, check_seconds: float = 10.0
+    ) -> None:
         """Call ``on_notify`` at every NOTIFY on ``channel`` (a commit of another process
         that says so), until cancelled: on PostgreSQL over a connection of its own, taken
         again after it is lost (``on_notify`` once each time it listens, for what was
-        committed meanwhile). On SQLite it returns at once: one process writes."""
+        committed meanwhile). Every ``check_seconds`` the connection is asked a query;
+        one that does not answer within ``check_seconds`` is taken as lost too: a
+        NAT or firewall that forgot the connection drops its packets in silence, and
+        nothing would tell this side until TCP gave up (many minutes). The query also
+        keeps such a mapping from idling out. On SQLite it returns at once: one process
+        writes."""
         if self._async is None:
             return
         while True:
             try:
-                await self._listen_once(self._async, channel, on_notify)
+                await self._listen_once(self._async, channel, on_notify, check_seconds)
                 log.warning("the connection listening on %s was lost; listening again", channel)
             except asyncio.CancelledError:
                 raise
@@ -124,8 +131,10 @@ class Database:
             await asyncio.sleep(retry_seconds)
 
     @staticmethod
-    async def _listen_once(engine: AsyncEngine, channel: str, on_notify: Callable[[], None]) -> None:
-        """Listen over one connection until it is lost."""
+    async def _listen_once(
+        engine: AsyncEngine, channel: str, on_notify: Callable[[], None], check_seconds: float
+    ) -> None:
+        """Listen over one connection until it is lost or stops answering."""
         lost = asyncio.Event()
         async with engine.connect() as connection:
             try:
@@ -134,7 +143,19 @@ class Database:
                 raw.add_termination_listener(lambda _connection: lost.set())
                 await raw.add_listener(channel, lambda *_notification: on_notify())
                 on_notify()
-                await lost.wait()
+                while True:
+                    try:
+                        await asyncio.wait_for(lost.wait(), check_seconds)
+                        return
+                    except TimeoutError:
+                        pass
+                    try:
+                        await asyncio.wait_for(raw.fetchval("SELECT 1"), check_seconds)
+                    except TimeoutError:
+                        log.warning(
+                            "the connection listening on %s did not answer within %.0f s", channel, check_seconds
+                        )
+                        return
             finally:
                 # Never back into the pool still listening (nor one that was lost).
                 await asyncio.shield(connection.invalidate())

@@ -16,6 +16,11 @@ class StateSettings(Section):
     # Watchers are woken at least this often to poll for events written by other replicas
     # (on PostgreSQL those wake them at their commit too, by NOTIFY: this is the safety net).
     event_poll_seconds: float = Field(default=1.0, gt=0)
+    # PostgreSQL: the connection that listens for those NOTIFYs is asked a query this often,
+    # and taken again when it does not answer within as long: a NAT or firewall that dropped
+    # it in silence costs at most twice this, not TCP's many minutes (and the queries keep
+    # an idle mapping from being dropped).
+    listen_check_seconds: float = Field(default=10.0, gt=0)
     # Maximum events per ListEvents page / WatchEvents catch-up batch.
     event_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Retention: events recorded more than this many days ago are deleted (checked every

@@ -2,7 +2,8 @@
 process and a server (etcd, a service) without touching either. Bytes pass through
 unchanged, so TLS is end to end. Cutting closes every open connection and refuses new
 ones (the client sees a reset, as after a partition its keep-alives time out); healing
-accepts again."""
+accepts again. Silencing leaves the open connections open and drops what they carry (a NAT
+or firewall that forgot them: nobody is told), while new connections pass."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._cut = False
         self._connections: set[asyncio.StreamWriter] = set()
+        self._silenced: set[asyncio.StreamWriter] = set()  # what is written to these is dropped
         self._pipes: set[asyncio.Task[None]] = set()
 
     @property
@@ -44,6 +46,11 @@ class TcpProxy:
             pipe.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
+    def silence(self) -> None:
+        """From now on drop what every open connection carries, both ways, and keep it open;
+        connections made later pass."""
+        self._silenced |= self._connections
+
     def heal(self) -> None:
         self._cut = False
 
@@ -65,11 +72,14 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if writer in self._silenced:
+                    continue
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
         finally:
             self._connections.discard(writer)
+            self._silenced.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()

@@ -62,7 +62,10 @@ class StateApp:
         await self.use_cases.load_floor()
         self._compaction = asyncio.create_task(self._compact_forever(), name="event-compaction")
         if self._db.shared:  # another replica's events wake this one's watches at its commit
-            self._listening = asyncio.create_task(self._db.listen(EVENTS_CHANNEL, self.use_cases.notify), name="events")
+            listening = self._db.listen(
+                EVENTS_CHANNEL, self.use_cases.notify, check_seconds=self._settings.listen_check_seconds
+            )
+            self._listening = asyncio.create_task(listening, name="events")
 
     async def _compact_forever(self) -> None:
         """Event retention: every event_compaction_seconds, delete what is older than the window."""
