@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, TypeVar
 import sqlalchemy
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from ringrift_runtime.errors import DependencyUnavailable
 from ringrift_runtime.settings import SettingsError
 
 if TYPE_CHECKING:  # imported when a PostgreSQL URL is opened: with the ORM it pulls in, ~6 MiB
@@ -33,6 +35,10 @@ SQLITE_READERS = 3
 T = TypeVar("T")
 # Any constant works; it only has to be the same for every replica of the service.
 MIGRATION_LOCK_KEY = 0x52494E47
+# What says the database could not be reached or did not answer in time (a refused or lost
+# connection, a statement past its timeout, SQLite's busy timeout, a full disk), not that
+# the request was wrong: DependencyUnavailable (UNAVAILABLE to a caller, who may try again).
+UNREACHABLE = (OperationalError, InterfaceError, OSError)
 
 
 class Database:
@@ -51,7 +57,7 @@ class Database:
     (or rolls back) as the function decides, as when a reply is lost on the way back;
     what a client retries is idempotent or fenced."""
 
-    def __init__(self, url: str, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, sqlite_synchronous: str = "FULL", timeout_seconds: float | None = None) -> None:
         try:
             parsed = make_url(url)
         except Exception:
@@ -86,7 +92,11 @@ class Database:
                 raise SettingsError("state.database_url: use the async driver, e.g. postgresql+asyncpg://user@host/db")
             from sqlalchemy.ext.asyncio import create_async_engine
 
-            self._async = create_async_engine(parsed, pool_pre_ping=True)
+            # A statement (the pool's ping too) not answered within timeout_seconds is given
+            # up: over a connection a NAT or firewall forgot in silence it would wait until
+            # TCP gives up, many minutes.
+            connect_args = {"command_timeout": timeout_seconds} if timeout_seconds else {}
+            self._async = create_async_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
             self.dialect = "postgresql"
         else:
             raise SettingsError(
@@ -170,12 +180,27 @@ class Database:
             await self._async.dispose()
 
     async def _run(self, fn: Callable[[Connection], T], commit: bool) -> T:
-        if self._sync is not None:  # SQLite: writes in the writer thread, reads beside it
-            threads = self._writer if commit else self._readers
-            return await asyncio.get_running_loop().run_in_executor(threads, self._run_sync, fn, commit)
-        assert self._async is not None
-        async with self._async.begin() if commit else self._async.connect() as connection:
-            return await connection.run_sync(fn)
+        try:
+            if self._sync is not None:  # SQLite: writes in the writer thread, reads beside it
+                threads = self._writer if commit else self._readers
+                return await asyncio.get_running_loop().run_in_executor(threads, self._run_sync, fn, commit)
+            assert self._async is not None
+            async with self._async.begin() if commit else self._async.connect() as connection:
+                return await connection.run_sync(fn)
+        except UNREACHABLE as exc:
+            raise await self._unreachable(exc) from exc
+
+    async def _unreachable(self, exc: BaseException) -> DependencyUnavailable:
+        """What to raise for ``exc``, said without the statement or its values. A statement
+        that timed out drops the pool: its other connections went through the same network
+        (closing them could wait as long again), and the next call connects afresh."""
+        cause = getattr(exc, "orig", None) or exc
+        log.warning("database call failed: %s: %.200s", type(cause).__name__, cause)
+        if isinstance(cause, TimeoutError):
+            if self._async is not None:
+                await self._async.dispose(close=False)
+            return DependencyUnavailable("the database did not answer in time")
+        return DependencyUnavailable(f"the database is unavailable ({type(cause).__name__})")
 
     def _run_sync(self, fn: Callable[[Connection], T], commit: bool) -> T:
         assert self._sync is not None

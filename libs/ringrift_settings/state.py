@@ -21,6 +21,11 @@ class StateSettings(Section):
     # it in silence costs at most twice this, not TCP's many minutes (and the queries keep
     # an idle mapping from being dropped).
     listen_check_seconds: float = Field(default=10.0, gt=0)
+    # PostgreSQL: a statement not answered within this is given up (UNAVAILABLE to the
+    # caller) and the pool's connections dropped, the next call connecting afresh; over a
+    # connection a NAT or firewall forgot in silence it would wait until TCP gives up. No
+    # unary call waits longer anyway (client.deadline_seconds).
+    database_timeout_seconds: float = Field(default=10.0, gt=0)
     # Maximum events per ListEvents page / WatchEvents catch-up batch.
     event_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Retention: events recorded more than this many days ago are deleted (checked every

@@ -38,7 +38,9 @@ class StateApp:
         self.security = Security.of(settings)
         self.access = access  # who may call what (ringrift_contracts.access)
         self.security.require(Kind.SERVICE, NAME)
-        self._db = Database(settings.state.database_url, settings.state.sqlite_synchronous)
+        self._db = Database(
+            settings.state.database_url, settings.state.sqlite_synchronous, settings.state.database_timeout_seconds
+        )
         self.repository = SqlStateRepository(self._db)
         self.leaders = EtcdLeaderKeys(settings.etcd)
         self.use_cases = StateUseCases(

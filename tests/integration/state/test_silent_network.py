@@ -1,6 +1,8 @@
-"""The connection over which a StateService instance listens for the others' commits
-(PostgreSQL NOTIFY) against a network that forgets it in silence: it is taken again,
-not only when the server closes it."""
+"""StateService's database connections (PostgreSQL) against a network that forgets them in
+silence, as a NAT or firewall does: nothing waits on them until TCP gives up. The one that
+listens for the other instances' commits (NOTIFY) is taken again; a statement over a
+pooled one is given up as unavailable and the next call connects afresh. A database that
+cannot be reached at all is unavailable too, not an internal error."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ import asyncio
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from ringrift_runtime.db import Database
+from ringrift_runtime.errors import DependencyUnavailable
+from ringrift_runtime.local.ports import free_port
 from ringrift_runtime.testing.proxy import TcpProxy
 
 CHANNEL = "ringrift_test"
@@ -77,4 +82,37 @@ async def test_a_listening_connection_that_goes_silent_is_taken_again(proxied) -
     finally:
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
+        await db.dispose()
+
+
+def select(value: int):
+    return lambda connection: connection.execute(
+        text("SELECT CAST(:v AS integer), pg_sleep(0.05)"), {"v": value}
+    ).scalar()
+
+
+async def test_a_statement_over_a_silent_connection_is_given_up_and_the_next_call_connects_afresh(proxied) -> None:
+    """Several pooled connections go silent at once: the first call over one of them is
+    DependencyUnavailable within its timeout (twice: the ping, then the rollback), and the
+    next call answers at once (the pool was dropped, so no other silent one is tried)."""
+    proxy, url, _direct = proxied
+    db = await asyncio.to_thread(Database, url, "FULL", CHECK_SECONDS)
+    try:
+        assert await asyncio.gather(*(db.read(select(n)) for n in range(4))) == [0, 1, 2, 3]  # four in the pool
+        proxy.silence()
+        async with asyncio.timeout(4 * CHECK_SECONDS + 5):
+            with pytest.raises(DependencyUnavailable, match="did not answer in time"):
+                await db.read(select(5))
+        async with asyncio.timeout(CHECK_SECONDS):
+            assert await db.read(select(6)) == 6
+    finally:
+        await db.dispose()
+
+
+async def test_a_database_that_cannot_be_reached_is_unavailable() -> None:
+    db = await asyncio.to_thread(Database, f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/ringrift")
+    try:
+        with pytest.raises(DependencyUnavailable, match="unavailable"):
+            await db.read(select(1))
+    finally:
         await db.dispose()
