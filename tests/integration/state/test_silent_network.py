@@ -19,7 +19,9 @@ from ringrift_runtime.local.ports import free_port
 from ringrift_runtime.testing.proxy import TcpProxy
 
 CHANNEL = "ringrift_test"
-CHECK_SECONDS = 1.0
+# The check period of the listening connection and the statement timeout: well above what a
+# healthy local query takes on a loaded machine, so only the silenced connection misses it.
+CHECK_SECONDS = 2.0
 
 
 class Calls:
@@ -96,7 +98,7 @@ async def test_a_statement_over_a_silent_connection_is_given_up_and_the_next_cal
     DependencyUnavailable within its timeout (twice: the ping, then the rollback), and the
     next call answers at once (the pool was dropped, so no other silent one is tried)."""
     proxy, url, _direct = proxied
-    db = await asyncio.to_thread(Database, url, "FULL", CHECK_SECONDS)
+    db = await asyncio.to_thread(Database, url, "FULL", CHECK_SECONDS)  # the statement timeout
     try:
         assert await asyncio.gather(*(db.read(select(n)) for n in range(4))) == [0, 1, 2, 3]  # four in the pool
         proxy.silence()
